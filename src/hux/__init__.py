@@ -1,0 +1,3 @@
+"""Mr Hux Alpha Bot and its monitoring stack."""
+
+__version__ = "0.1.0"

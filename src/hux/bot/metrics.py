@@ -1,0 +1,307 @@
+"""The bot's metric catalogue: every series the bot exports, in one place.
+
+This module is the contract between the bot and the monitoring stack. Alert
+rules, recording rules and dashboards (``hux.monitoring``) refer to these names;
+change a name here and the render tests tell you what else must follow.
+
+Rules for this file:
+
+* one prefix (``hux_``), base units (seconds, bytes), counters end in ``_total``;
+* every label is bounded: API name, endpoint, stage, outcome, channel, source,
+  reason, kind, operation and ``group`` (capped at ``group_label_limit``
+  distinct values, the rest reported as ``other``). Never a token address, a
+  message id or a user id;
+* latency histograms carry a bucket edge at 10 s (the "High latency" alert);
+* token scores are a histogram over 0..100, not a gauge per token.
+
+There is no module-level registry: a process (or a test, or a benchmark) makes
+its own ``BotMetrics`` with its own ``CollectorRegistry``.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from hux import __version__
+
+PREFIX = "hux"
+
+# Bucket edges. Each latency set includes 10 s, the seed's "High latency" line.
+DECISION_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SCORE_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
+
+# Closed vocabularies for labels. Code that records a value outside these sets
+# is a bug; ``BotMetrics`` maps unknown values to "other" rather than letting a
+# label grow without bound.
+STAGES = ("intake", "extract", "dedupe", "enrich", "score", "persist", "notify")
+STAGE_OUTCOMES = ("success", "failure")
+API_OUTCOMES = (
+    "success",          # 2xx with a usable body
+    "client_error",     # 4xx other than 429
+    "rate_limited",     # 429
+    "server_error",     # 5xx
+    "timeout",          # connect/read timeout
+    "connection_error", # refused, reset, DNS
+    "invalid_response", # not JSON, missing fields, wrong types
+    "circuit_open",     # not sent: breaker open
+)
+API_ERROR_OUTCOMES = ("client_error", "server_error", "timeout", "connection_error", "invalid_response")
+TOKEN_OUTCOMES = (
+    "alerted",           # score cleared the threshold and an alert was sent
+    "below_threshold",   # scored, no alert
+    "no_market_data",    # the market APIs know no pair for it
+    "cooldown",          # seen recently, skipped
+    "failed",            # enrichment/persist failed after retries (kept for retry)
+)
+CANDIDATE_KINDS = ("solana", "evm", "pumpfun_link", "dexscreener_link")
+REJECT_REASONS = ("empty", "too_large", "decode_error", "malformed")
+ALERT_OUTCOMES = ("success", "failure")
+OTHER = "other"
+
+
+@dataclass
+class GroupLabeler:
+    """Maps chat group names to a bounded label set.
+
+    The first ``limit`` distinct groups keep their own name; any later group is
+    reported as ``other``. Bounded memory, stable labels for the busy groups.
+    """
+
+    limit: int = 50
+    _known: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, group: str) -> str:
+        group = (group or "unknown")[:64]
+        if group in self._known:
+            return group
+        with self._lock:
+            if group in self._known:
+                return group
+            if len(self._known) < self.limit:
+                self._known.add(group)
+                return group
+        return OTHER
+
+
+class BotMetrics:
+    """Creates and owns every bot metric on one registry.
+
+    ``BotMetrics(registry)`` registers the catalogue plus the default process,
+    platform and GC collectors. ``BotMetrics.noop()`` gives the same attributes
+    on a throw-away registry, used by the instrumentation-overhead benchmark's
+    baseline.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        group_label_limit: int = 50,
+        mode: str = "demo",
+        process_metrics: bool = True,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.group_label = GroupLabeler(group_label_limit)
+        if process_metrics:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+
+        # --- identity -----------------------------------------------------
+        self.build_info = Info(
+            f"{PREFIX}_build", "Bot version, Python version and run mode (demo or live).", registry=r
+        )
+        self.build_info.info(
+            {"version": __version__, "python_version": platform.python_version(), "mode": mode}
+        )
+        self.demo_mode = Gauge(
+            f"{PREFIX}_demo_mode", "1 when the bot runs on the sample feed and local doubles.", registry=r
+        )
+        self.demo_mode.set(1 if mode == "demo" else 0)
+        self.start_time = Gauge(
+            f"{PREFIX}_start_time_seconds", "Unix time the bot process started.", registry=r
+        )
+        self.start_time.set_to_current_time()
+
+        # --- intake / group activity ---------------------------------------
+        self.messages_received = Counter(
+            f"{PREFIX}_messages_received_total",
+            "Chat messages accepted into the intake queue, by source and group (capped).",
+            ["source", "group"],
+            registry=r,
+        )
+        self.messages_rejected = Counter(
+            f"{PREFIX}_messages_rejected_total",
+            "Chat messages refused at intake, by source and reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.queue_length = Gauge(
+            f"{PREFIX}_queue_length", "Messages waiting in the intake queue.", registry=r
+        )
+        self.queue_capacity = Gauge(
+            f"{PREFIX}_queue_capacity", "Maximum messages the intake queue holds before back-pressure.", registry=r
+        )
+        self.queue_blocked_seconds = Counter(
+            f"{PREFIX}_queue_blocked_seconds_total",
+            "Time sources spent waiting because the intake queue was full (back-pressure).",
+            registry=r,
+        )
+        self.workers_busy = Gauge(
+            f"{PREFIX}_workers_busy", "Pipeline workers currently handling a message.", registry=r
+        )
+        self.workers = Gauge(f"{PREFIX}_workers", "Pipeline workers configured.", registry=r)
+
+        # --- pipeline -------------------------------------------------------
+        self.stage_results = Counter(
+            f"{PREFIX}_pipeline_stage_total",
+            "Pipeline stage executions, by stage and outcome (success or failure).",
+            ["stage", "outcome"],
+            registry=r,
+        )
+        self.token_candidates = Counter(
+            f"{PREFIX}_token_candidates_total",
+            "Token candidates extracted from messages, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.tokens_processed = Counter(
+            f"{PREFIX}_tokens_processed_total",
+            "Token decisions, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.token_processing_seconds = Histogram(
+            f"{PREFIX}_token_processing_seconds",
+            "Time to process one token: enrich, score, persist and notify.",
+            buckets=PROCESSING_BUCKETS,
+            registry=r,
+        )
+        self.decision_latency_seconds = Histogram(
+            f"{PREFIX}_message_decision_latency_seconds",
+            "Time from a message being accepted to the decision on its last token.",
+            buckets=DECISION_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.token_score = Histogram(
+            f"{PREFIX}_token_score",
+            "Distribution of token scores (0-100).",
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.last_processed = Gauge(
+            f"{PREFIX}_last_message_processed_timestamp_seconds",
+            "Unix time the pipeline last finished a message.",
+            registry=r,
+        )
+        self.alert_threshold = Gauge(
+            f"{PREFIX}_alert_score_threshold", "Configured score at or above which a token is alerted.", registry=r
+        )
+
+        # --- market-data APIs ------------------------------------------------
+        self.api_requests = Counter(
+            f"{PREFIX}_api_requests_total",
+            "Requests to external APIs, by API, endpoint and outcome.",
+            ["api", "endpoint", "outcome"],
+            registry=r,
+        )
+        self.api_request_seconds = Histogram(
+            f"{PREFIX}_api_request_duration_seconds",
+            "Latency of external API requests (each attempt), by API and endpoint.",
+            ["api", "endpoint"],
+            buckets=API_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.api_retries = Counter(
+            f"{PREFIX}_api_retries_total",
+            "Retried API attempts, by API and the outcome that caused the retry.",
+            ["api", "reason"],
+            registry=r,
+        )
+        self.api_rate_limit = Gauge(
+            f"{PREFIX}_api_rate_limit_requests_per_second",
+            "Configured request-rate limit per API (the provider's documented limit).",
+            ["api"],
+            registry=r,
+        )
+        self.api_circuit_state = Gauge(
+            f"{PREFIX}_api_circuit_state",
+            "Circuit breaker state per API: 0 closed, 1 half-open, 2 open.",
+            ["api"],
+            registry=r,
+        )
+        self.api_cache = Counter(
+            f"{PREFIX}_api_cache_requests_total",
+            "API response-cache lookups, by API and result (hit or miss).",
+            ["api", "result"],
+            registry=r,
+        )
+
+        # --- outputs --------------------------------------------------------
+        self.alerts_sent = Counter(
+            f"{PREFIX}_alerts_sent_total",
+            "Token alerts delivered to output channels, by channel and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+
+        # --- database ---------------------------------------------------------
+        self.database_up = Gauge(
+            f"{PREFIX}_database_up", "1 when the last database probe succeeded, else 0.", registry=r
+        )
+        self.database_errors = Counter(
+            f"{PREFIX}_database_errors_total",
+            "Database operations that failed, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.database_probe_seconds = Histogram(
+            f"{PREFIX}_database_probe_duration_seconds",
+            "Duration of the periodic database probe.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.database_pending_writes = Gauge(
+            f"{PREFIX}_database_pending_writes",
+            "Accepted results held in memory while the database is unreachable.",
+            registry=r,
+        )
+
+    @classmethod
+    def noop(cls, **kwargs) -> "BotMetrics":
+        """Same attributes, private registry, no process collectors (benchmark baseline)."""
+        return cls(CollectorRegistry(), process_metrics=False, **kwargs)
+
+
+#: Families a healthy demo bot must export with non-zero samples. The stack's
+#: health check ("an expected metric family missing") and the tests use this.
+EXPECTED_FAMILIES = (
+    "hux_build_info",
+    "hux_messages_received_total",
+    "hux_queue_length",
+    "hux_queue_capacity",
+    "hux_pipeline_stage_total",
+    "hux_token_candidates_total",
+    "hux_tokens_processed_total",
+    "hux_token_processing_seconds",
+    "hux_message_decision_latency_seconds",
+    "hux_token_score",
+    "hux_api_requests_total",
+    "hux_api_request_duration_seconds",
+    "hux_api_rate_limit_requests_per_second",
+    "hux_alerts_sent_total",
+    "hux_database_up",
+    "hux_database_errors_total",
+    "process_resident_memory_bytes",
+)
