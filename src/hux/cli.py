@@ -2,7 +2,7 @@
 
 Each area registers its own sub-commands (``register(subparsers)``) so the
 dispatcher stays small: the bot (``hux.bot.cli``), monitoring-as-code
-(``hux.monitoring.cli``), running the stack (``hux.stack.cli``) and operator
+(``hux.monitoring.cli``), the local API doubles (``hux.doubles.cli``), running the stack (``hux.stack.cli``) and operator
 tasks such as backup and maintenance (``hux.ops.cli``).
 """
 
@@ -15,7 +15,7 @@ import sys
 from hux import __version__
 from hux.config import ConfigError
 
-AREAS = ("hux.bot.cli", "hux.monitoring.cli", "hux.stack.cli", "hux.ops.cli")
+AREAS = ("hux.bot.cli", "hux.doubles.cli", "hux.monitoring.cli", "hux.stack.cli", "hux.ops.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
