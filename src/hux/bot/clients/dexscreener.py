@@ -1,0 +1,200 @@
+"""DexScreener market data: the trading pairs of up to 30 tokens per request.
+
+Documented endpoint (https://docs.dexscreener.com/api/reference):
+``GET /latest/dex/tokens/{tokenAddresses}``, one or more comma-separated
+addresses (at most 30), rate limit 300 requests per minute. The answer is
+``{"schemaVersion": "1.0.0", "pairs": [pair, ...] | null}``.
+
+Pair objects are read leniently: numbers may come as numbers or numeric
+strings (``priceUsd`` is a string), and a missing or malformed optional field
+falls back to a neutral value (no liquidity, no volume, unknown age). A pair
+without its identity (chain, pair address, base token address) is skipped.
+A body that is not that shape at all is an ``invalid_response``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from hux.bot.clients.http import ApiClient
+from hux.bot.metrics import BotMetrics
+
+API = "dexscreener"
+DEFAULT_BASE_URL = "https://api.dexscreener.com"
+#: Documented limit on the token endpoints.
+RATE_LIMIT_PER_MINUTE = 300
+#: Documented maximum of comma-separated addresses per token request.
+MAX_ADDRESSES_PER_REQUEST = 30
+#: Market data moves; a short cache only absorbs bursts of mentions of the same token.
+DEFAULT_CACHE_TTL = 15.0
+
+# Base58 (Solana) or hex (EVM) characters only: an address becomes part of the URL path.
+_ADDRESS_RE = re.compile(r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$")
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    chain_id: str
+    dex_id: str
+    pair_address: str
+    base_address: str
+    base_symbol: str
+    price_usd: float | None
+    liquidity_usd: float
+    volume_h24: float
+    volume_h1: float
+    price_change_h1: float
+    price_change_h24: float
+    pair_created_at: datetime | None
+    url: str
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a JSON number or numeric string; ``None`` otherwise (bools are not numbers)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return result if math.isfinite(result) else None
+
+
+def _field(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _text(value: Any, limit: int = 200) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _created_at(value: Any) -> datetime | None:
+    millis = _number(value)
+    if millis is None or millis <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_pair(raw: Any) -> PairInfo | None:
+    """One DexScreener pair object, or ``None`` when it lacks its identity fields."""
+    if not isinstance(raw, dict):
+        return None
+    chain_id = raw.get("chainId")
+    pair_address = raw.get("pairAddress")
+    base_address = _field(raw, "baseToken", "address")
+    if not all(isinstance(v, str) and v for v in (chain_id, pair_address, base_address)):
+        return None
+    price = _number(raw.get("priceUsd"))
+    return PairInfo(
+        chain_id=chain_id[:32],
+        dex_id=_text(raw.get("dexId"), 64),
+        pair_address=pair_address[:128],
+        base_address=base_address[:128],
+        base_symbol=_text(_field(raw, "baseToken", "symbol"), 32),
+        price_usd=price if price is None or price >= 0 else None,
+        liquidity_usd=max(0.0, _number(_field(raw, "liquidity", "usd")) or 0.0),
+        volume_h24=max(0.0, _number(_field(raw, "volume", "h24")) or 0.0),
+        volume_h1=max(0.0, _number(_field(raw, "volume", "h1")) or 0.0),
+        price_change_h1=_number(_field(raw, "priceChange", "h1")) or 0.0,
+        price_change_h24=_number(_field(raw, "priceChange", "h24")) or 0.0,
+        pair_created_at=_created_at(raw.get("pairCreatedAt")),
+        url=_text(raw.get("url"), 300),
+    )
+
+
+def parse_token_pairs(body: Any) -> list[PairInfo]:
+    """The ``/latest/dex/tokens`` body → parsed pairs. Raises ValueError when the body is not that shape."""
+    if not isinstance(body, dict):
+        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+    if "pairs" not in body:
+        raise ValueError("the 'pairs' field is missing")
+    raw_pairs = body["pairs"]
+    if raw_pairs is None:  # the documented answer for tokens DexScreener does not know
+        return []
+    if not isinstance(raw_pairs, list):
+        raise ValueError(f"'pairs' should be a list or null, got {type(raw_pairs).__name__}")
+    pairs = [pair for pair in map(parse_pair, raw_pairs) if pair is not None]
+    if raw_pairs and not pairs:
+        raise ValueError(f"none of the {len(raw_pairs)} pair objects has chainId, pairAddress and baseToken.address")
+    return pairs
+
+
+def _key(address: str) -> str:
+    """EVM addresses compare case-insensitively (DexScreener answers in checksum case); base58 exactly."""
+    return address.lower() if address.startswith("0x") else address
+
+
+def validate_address(address: str) -> str:
+    if not isinstance(address, str) or not _ADDRESS_RE.match(address):
+        shown = repr(address)[:60]
+        raise ValueError(f"{shown} is not a Solana (base58) or EVM (0x + 40 hex) address: pass extracted addresses only")
+    return address
+
+
+class DexScreenerClient:
+    """Looks up token pairs in batches of up to 30 addresses per request."""
+
+    def __init__(self, http: ApiClient) -> None:
+        self.http = http
+
+    @classmethod
+    def create(
+        cls,
+        metrics: BotMetrics,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        rate_limit_per_minute: float = RATE_LIMIT_PER_MINUTE,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        **http_options: Any,
+    ) -> "DexScreenerClient":
+        """A client with its own ``ApiClient`` at the documented rate (``http_options`` go to ApiClient)."""
+        http = ApiClient(
+            API, base_url, metrics,
+            rate_limit_per_second=rate_limit_per_minute / 60.0 if rate_limit_per_minute else None,
+            cache_ttl=cache_ttl,
+            **http_options,
+        )
+        return cls(http)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def token_pairs(self, addresses: Sequence[str]) -> dict[str, list[PairInfo]]:
+        """Pairs where each address is the base token, keyed by the address as given.
+
+        Every requested address is a key (an empty list: DexScreener knows no
+        pair for it). Duplicates are looked up once. Raises ``ValueError`` for
+        a string that is not an address and ``ApiError`` when a batch fails.
+        """
+        wanted: dict[str, str] = {}
+        for address in addresses:
+            wanted.setdefault(_key(validate_address(address)), address)
+        result: dict[str, list[PairInfo]] = {address: [] for address in wanted.values()}
+        keys = list(wanted)
+        for start in range(0, len(keys), MAX_ADDRESSES_PER_REQUEST):
+            batch = [wanted[k] for k in keys[start : start + MAX_ADDRESSES_PER_REQUEST]]
+            pairs = await self.http.get_json(
+                "tokens", f"/latest/dex/tokens/{','.join(batch)}", parse=parse_token_pairs
+            )
+            for pair in pairs:
+                requested = wanted.get(_key(pair.base_address))
+                if requested is not None:
+                    result[requested].append(pair)
+        return result

@@ -1,0 +1,597 @@
+"""The resilient JSON-over-HTTP client every external API call goes through.
+
+One ``ApiClient`` per API (DexScreener, RugCheck, Telegram, a webhook). Each
+request passes, in order:
+
+1. the response cache (GET only, when ``cache_ttl > 0``);
+2. a server-imposed pause (a ``Retry-After`` seen earlier applies to every
+   caller of this API, not only to the request that received it);
+3. the circuit breaker (open: fail fast with outcome ``circuit_open``);
+4. the token-bucket rate limiter (the provider's documented request rate);
+5. the request itself, bounded by ``timeout`` end to end.
+
+Each attempt is counted in ``hux_api_requests_total{api,endpoint,outcome}`` and
+timed in ``hux_api_request_duration_seconds``. 429, 5xx, timeouts and
+connection errors are retried with exponential backoff and jitter (a
+``Retry-After`` header, or Telegram's ``parameters.retry_after``, replaces the
+computed delay); other failures raise ``ApiError`` at once.
+
+Secrets (the Telegram token sits inside Bot API URLs) never reach an error
+message, a log line or a metric label: messages are built from the API name,
+the bounded endpoint label and redacted provider text only, httpx exceptions
+are not chained, and httpx's own request log lines are redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from hux import __version__
+from hux.bot.metrics import BotMetrics
+
+log = logging.getLogger("hux.bot.clients")
+
+#: Outcomes worth another attempt; everything else fails at once.
+RETRYABLE_OUTCOMES = frozenset({"rate_limited", "server_error", "timeout", "connection_error"})
+#: Outcomes that say the service is unhealthy (they count towards opening the breaker).
+BREAKER_FAILURES = frozenset({"server_error", "timeout", "connection_error", "invalid_response"})
+
+#: What the operator can do about each outcome; appended to ApiError messages.
+_ADVICE = {
+    "client_error": "the request was refused: check the configured base_url, credentials and the input",
+    "rate_limited": "the provider is rate limiting: lower the request rate or wait for the Retry-After period",
+    "server_error": "the provider is failing: it is retried automatically, check the provider's status if it persists",
+    "timeout": "no answer in time: check network reachability of the base_url or raise the timeout",
+    "connection_error": "could not connect: check the base_url, DNS and network reachability",
+    "invalid_response": "the body is not the documented shape: check that base_url points at the real API",
+    "circuit_open": "too many consecutive failures, calls are paused: they resume automatically after the reset time",
+}
+
+# Any Telegram-style bot token in a URL ("bot123456:AA...") even when it was not registered as a secret.
+_BOT_TOKEN_RE = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+_REDACTED = "***"
+_MISS = object()  # cache sentinel: None is a valid cached answer ("unknown token")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret and anything shaped like a bot token replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return _BOT_TOKEN_RE.sub("bot" + _REDACTED, text)
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites httpx/httpcore log records so request URLs never carry a secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is not ours to fix; drop its args
+            message = str(record.msg)
+        record.msg = redact(message, self.secrets)
+        record.args = ()
+        return True
+
+
+_LOG_REDACTOR = _RedactingFilter()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_LOG_REDACTOR)
+
+
+class ApiError(Exception):
+    """An API call failed after the client's own retries.
+
+    ``outcome`` is one of ``hux.bot.metrics.API_OUTCOMES``; ``status`` the last
+    HTTP status (``None`` when no response arrived); ``retry_after`` the
+    seconds the provider (or the open breaker) asks to wait, when known. The
+    message names the API and endpoint, says what happened and what to do, and
+    never contains a secret.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        endpoint: str,
+        outcome: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        advice = _ADVICE.get(outcome, "")
+        message = f"{api} {endpoint}: {detail} ({outcome} after {attempts} attempt{'s' if attempts != 1 else ''})"
+        if advice:
+            message += f"; {advice}"
+        super().__init__(message)
+        self.api = api
+        self.endpoint = endpoint
+        self.outcome = outcome
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.args[0]!r}, status={self.status!r}, retry_after={self.retry_after!r})"
+
+
+class RateLimiter:
+    """Token bucket: ``rate_per_second`` sustained, up to ``burst`` at once.
+
+    ``acquire()`` waits for a token; waiters are served in arrival order
+    (``asyncio.Lock`` is FIFO), so one busy caller cannot starve the others.
+    """
+
+    def __init__(self, rate_per_second: float, burst: int = 5, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not rate_per_second > 0 or not math.isfinite(rate_per_second):
+            raise ValueError(f"rate_per_second must be a positive number, got {rate_per_second!r}")
+        self.rate = float(rate_per_second)
+        self.burst = max(1, int(burst))
+        self._clock = clock
+        self._tokens = float(self.burst)
+        self._updated = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self) -> float:
+        """Take one token, waiting as needed. Returns the seconds waited."""
+        waited = 0.0
+        async with self._lock:
+            while True:
+                self._refill()
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return waited
+                delay = (1.0 - self._tokens) / self.rate
+                waited += delay
+                await asyncio.sleep(delay)
+
+
+class CircuitBreaker:
+    """Closed → open after ``failure_threshold`` consecutive failed attempts;
+    open → half-open after ``reset_seconds``; half-open lets one trial through:
+    success closes, failure re-opens.
+
+    ``on_change(code)`` gets 0 (closed), 1 (half-open) or 2 (open), the values
+    of ``hux_api_circuit_state``.
+    """
+
+    CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+    _NAMES = {CLOSED: "closed", HALF_OPEN: "half_open", OPEN: "open"}
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        reset_seconds: float = 30.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        if failure_threshold < 1:
+            raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
+        self.failure_threshold = failure_threshold
+        self.reset_seconds = max(0.0, float(reset_seconds))
+        self._clock = clock
+        self._on_change = on_change
+        self._code = self.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> str:
+        """"closed", "half_open" or "open" (an open breaker past its reset time reports "half_open")."""
+        if self._code == self.OPEN and self._clock() - self._opened_at >= self.reset_seconds:
+            return "half_open"
+        return self._NAMES[self._code]
+
+    def _set(self, code: int) -> None:
+        if code != self._code:
+            self._code = code
+            if self._on_change is not None:
+                self._on_change(code)
+
+    def retry_in(self) -> float:
+        """Seconds until an open breaker lets a trial request through (0 when not open)."""
+        if self._code != self.OPEN:
+            return 0.0
+        return max(0.0, self.reset_seconds - (self._clock() - self._opened_at))
+
+    def allow(self) -> bool:
+        """May a request go out now? In half-open state only one trial at a time."""
+        if self._code == self.OPEN:
+            if self._clock() - self._opened_at < self.reset_seconds:
+                return False
+            self._set(self.HALF_OPEN)
+        if self._code == self.HALF_OPEN:
+            if self._trial_in_flight:
+                return False
+            self._trial_in_flight = True
+        return True
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._trial_in_flight = False
+        self._set(self.CLOSED)
+
+    def record_failure(self) -> None:
+        self._trial_in_flight = False
+        if self._code == self.HALF_OPEN:
+            self._open()
+            return
+        self._failures += 1
+        if self._failures >= self.failure_threshold:
+            self._open()
+
+    def record_neutral(self) -> None:
+        """An attempt that says nothing about the service's health (429, cancelled): free the trial slot."""
+        self._trial_in_flight = False
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self._failures = 0
+        self._set(self.OPEN)
+
+
+@dataclass
+class _Attempt:
+    outcome: str
+    value: Any = None
+    status: int | None = None
+    retry_after: float | None = None
+    detail: str = ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _body_retry_after(body: Any) -> float | None:
+    """Telegram puts the wait in the body: ``{"parameters": {"retry_after": N}}``."""
+    if isinstance(body, dict) and isinstance(body.get("parameters"), dict):
+        value = body["parameters"].get("retry_after")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return max(0.0, float(value))
+    return None
+
+
+def _provider_message(body: Any) -> str:
+    """The provider's own error text, if its error body has one (Telegram: ``description``)."""
+    if isinstance(body, dict):
+        for key in ("description", "message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value[:200]
+    return ""
+
+
+class ApiClient:
+    """Resilient JSON client for one API. See the module docstring for the request path.
+
+    ``endpoint`` arguments are metric labels: pass a fixed name per API method
+    ("tokens", "report_summary", "sendMessage"), never anything derived from
+    input. ``secrets`` are strings (tokens) to scrub from every message and
+    from httpx's log records.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        base_url: str,
+        metrics: BotMetrics,
+        *,
+        timeout: float = 5.0,
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 10.0,
+        rate_limit_per_second: float | None = None,
+        burst: int = 5,
+        breaker_failures: int = 5,
+        breaker_reset_seconds: float = 30.0,
+        cache_ttl: float = 0.0,
+        cache_size: int = 1024,
+        secrets: Sequence[str] = (),
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"{api}: timeout must be positive, got {timeout}")
+        if max_retries < 0:
+            raise ValueError(f"{api}: max_retries must be 0 or more, got {max_retries}")
+        self.api = api
+        self.metrics = metrics
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.backoff_base = max(0.0, float(backoff_base))
+        self.backoff_max = max(self.backoff_base, float(backoff_max))
+        self.secrets = tuple(s for s in secrets if s)
+        _LOG_REDACTOR.secrets.update(self.secrets)
+
+        self.limiter = RateLimiter(rate_limit_per_second, burst) if rate_limit_per_second else None
+        if rate_limit_per_second:
+            metrics.api_rate_limit.labels(api=api).set(rate_limit_per_second)
+        state_gauge = metrics.api_circuit_state.labels(api=api)
+        state_gauge.set(CircuitBreaker.CLOSED)
+        self.breaker = CircuitBreaker(breaker_failures, breaker_reset_seconds, on_change=state_gauge.set)
+
+        self.cache_ttl = max(0.0, float(cache_ttl))
+        self.cache_size = max(1, int(cache_size))
+        self._cache: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        # A server-imposed pause (Retry-After) shared by every caller of this API.
+        self._not_before = 0.0
+
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(self.timeout),
+            headers={
+                "User-Agent": f"mr-hux-alpha-bot/{__version__}",
+                "Accept": "application/json",
+                **(headers or {}),
+            },
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:  # base_url may hold a token: never show it
+        return f"ApiClient(api={self.api!r}, breaker={self.breaker.state!r})"
+
+    async def __aenter__(self) -> "ApiClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ public
+    async def get_json(
+        self,
+        endpoint: str,
+        path: str,
+        params: dict | None = None,
+        *,
+        parse: Callable[[Any], Any] | None = None,
+        timeout: float | None = None,
+        missing_ok: bool = False,
+        cache: bool = True,
+    ) -> Any:
+        """GET ``path`` and return the decoded JSON (or ``parse(json)``).
+
+        ``parse`` validates and converts the body; ValueError, TypeError,
+        KeyError or AttributeError from it make the outcome
+        ``invalid_response``. ``missing_ok``: a 404 returns ``None`` (a valid
+        "unknown" answer). ``timeout`` overrides the client's for this call
+        (long polling). ``cache=False`` bypasses the response cache.
+        """
+        key = None
+        if cache and self.cache_ttl > 0:
+            key = (path, tuple(sorted((str(k), str(v)) for k, v in (params or {}).items())))
+            hit = self._cache_get(key)
+            if hit is not _MISS:
+                self.metrics.api_cache.labels(api=self.api, result="hit").inc()
+                return hit
+            self.metrics.api_cache.labels(api=self.api, result="miss").inc()
+        value = await self._call("GET", endpoint, path, params, None, parse, timeout, missing_ok, True)
+        if key is not None:
+            self._cache_put(key, value)
+        return value
+
+    async def post_json(
+        self,
+        endpoint: str,
+        path: str,
+        payload: Any,
+        *,
+        parse: Callable[[Any], Any] | None = None,
+        timeout: float | None = None,
+        expect_json: bool = True,
+    ) -> Any:
+        """POST ``payload`` as JSON; return the decoded JSON reply (``None`` when ``expect_json`` is false)."""
+        return await self._call("POST", endpoint, path, None, payload, parse, timeout, False, expect_json)
+
+    # ----------------------------------------------------------------- cache
+    def _cache_get(self, key: tuple) -> Any:
+        entry = self._cache.get(key)
+        if entry is None:
+            return _MISS
+        expires, value = entry
+        if time.monotonic() >= expires:
+            del self._cache[key]
+            return _MISS
+        self._cache.move_to_end(key)
+        return value
+
+    def _cache_put(self, key: tuple, value: Any) -> None:
+        self._cache[key] = (time.monotonic() + self.cache_ttl, value)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    # ------------------------------------------------------------ the request
+    def _count(self, endpoint: str, outcome: str) -> None:
+        self.metrics.api_requests.labels(api=self.api, endpoint=endpoint, outcome=outcome).inc()
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random, capped at backoff_max."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2**retry))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        params: dict | None,
+        payload: Any,
+        parse: Callable[[Any], Any] | None,
+        timeout: float | None,
+        missing_ok: bool,
+        expect_json: bool,
+    ) -> Any:
+        attempts = 0
+        while True:
+            # A Retry-After from the provider holds every caller back, not just the one that got it.
+            wait = self._not_before - time.monotonic()
+            if wait > 0:
+                if wait > self.backoff_max:
+                    self._count(endpoint, "rate_limited")
+                    raise ApiError(
+                        self.api, endpoint, "rate_limited",
+                        f"provider asked to pause for {wait:.1f}s (Retry-After), longer than backoff_max",
+                        status=429, retry_after=wait, attempts=max(1, attempts),
+                    )
+                await asyncio.sleep(wait)
+            if not self.breaker.allow():
+                self._count(endpoint, "circuit_open")
+                raise ApiError(
+                    self.api, endpoint, "circuit_open",
+                    f"circuit breaker open, next trial in {self.breaker.retry_in():.1f}s",
+                    retry_after=self.breaker.retry_in(), attempts=max(1, attempts),
+                )
+            attempts += 1
+            result: _Attempt | None = None
+            try:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                result = await self._attempt(
+                    method, endpoint, path, params, payload, parse, timeout, missing_ok, expect_json
+                )
+            finally:
+                if result is None:  # cancelled: says nothing about the service
+                    self.breaker.record_neutral()
+            self._count(endpoint, result.outcome)
+            if result.outcome in ("success", "client_error"):
+                self.breaker.record_success()  # the service answered sensibly
+            elif result.outcome in BREAKER_FAILURES:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_neutral()
+            if result.outcome == "success":
+                return result.value
+
+            if result.retry_after is not None:
+                self._not_before = max(self._not_before, time.monotonic() + result.retry_after)
+            retry = attempts - 1
+            can_retry = result.outcome in RETRYABLE_OUTCOMES and retry < self.max_retries
+            if can_retry and result.retry_after is not None and result.retry_after > self.backoff_max:
+                can_retry = False  # the provider wants a longer pause than we wait inline: hand it to the caller
+            if not can_retry:
+                raise ApiError(
+                    self.api, endpoint, result.outcome, result.detail,
+                    status=result.status, retry_after=result.retry_after, attempts=attempts,
+                )
+            self.metrics.api_retries.labels(api=self.api, reason=result.outcome).inc()
+            # With a Retry-After the shared pause above does the waiting; add only a little jitter.
+            delay = random.uniform(0, self.backoff_base / 4) if result.retry_after is not None else self._backoff(retry)
+            log.debug("%s %s: %s, retry %d in %.2fs", self.api, endpoint, result.outcome, attempts, delay)
+            await asyncio.sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        params: dict | None,
+        payload: Any,
+        parse: Callable[[Any], Any] | None,
+        timeout: float | None,
+        missing_ok: bool,
+        expect_json: bool,
+    ) -> _Attempt:
+        limit = self.timeout if timeout is None else float(timeout)
+        started = time.perf_counter()
+        try:
+            # httpx's timeouts bound each phase; this bounds the whole exchange (a slow drip of bytes too).
+            async with asyncio.timeout(limit):
+                response = await self._client.request(
+                    method, path, params=params, json=payload, timeout=httpx.Timeout(limit)
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            return _Attempt("timeout", detail=f"no complete response within {limit:g}s")
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return _Attempt("connection_error", detail=redact(f"{type(exc).__name__}: {exc}", self.secrets)[:300])
+        finally:
+            self.metrics.api_request_seconds.labels(api=self.api, endpoint=endpoint).observe(
+                time.perf_counter() - started
+            )
+        return self._classify(response, parse, missing_ok, expect_json)
+
+    def _classify(
+        self, response: httpx.Response, parse: Callable[[Any], Any] | None, missing_ok: bool, expect_json: bool
+    ) -> _Attempt:
+        status = response.status_code
+        body: Any = None
+        try:
+            body = json.loads(response.content) if response.content else None
+            json_ok = True
+        except (ValueError, UnicodeDecodeError):
+            json_ok = False
+
+        if 200 <= status < 300:
+            if not expect_json:
+                return _Attempt("success", status=status)
+            if not json_ok or body is None:
+                snippet = redact(response.content[:60].decode("utf-8", "replace"), self.secrets)
+                return _Attempt("invalid_response", status=status, detail=f"HTTP {status} body is not JSON: {snippet!r}")
+            if parse is None:
+                return _Attempt("success", body, status=status)
+            try:
+                return _Attempt("success", parse(body), status=status)
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+                detail = redact(f"HTTP {status} body has an unexpected shape: {exc}", self.secrets)[:300]
+                return _Attempt("invalid_response", status=status, detail=detail)
+
+        provider = redact(_provider_message(body), self.secrets)
+        detail = f"HTTP {status}" + (f" {provider}" if provider else "")
+        if status == 404 and missing_ok:
+            return _Attempt("success", None, status=status)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is None:
+            retry_after = _body_retry_after(body)
+        if status == 429:
+            return _Attempt("rate_limited", status=status, retry_after=retry_after, detail=detail)
+        if status >= 500:
+            return _Attempt("server_error", status=status, retry_after=retry_after, detail=detail)
+        if 400 <= status < 500:
+            return _Attempt("client_error", status=status, detail=detail)
+        return _Attempt("invalid_response", status=status, detail=f"unexpected HTTP {status}")

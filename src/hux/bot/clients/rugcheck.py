@@ -1,0 +1,107 @@
+"""RugCheck risk summaries for Solana mints.
+
+Endpoint (https://api.rugcheck.xyz/swagger): ``GET /v1/tokens/{mint}/report/summary``
+answers ``{"tokenProgram", "tokenType", "risks": [{"name", "value",
+"description", "score", "level"}], "score", "score_normalised", "lpLockedPct"}``.
+RugCheck covers Solana only: EVM addresses get ``None`` without a request.
+
+RugCheck publishes no request limit for its public endpoints; the client keeps
+to a conservative 60 requests per minute and caches summaries for five
+minutes (a token's risk profile changes slowly).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hux.bot.clients.http import ApiClient
+from hux.bot.metrics import BotMetrics
+
+API = "rugcheck"
+DEFAULT_BASE_URL = "https://api.rugcheck.xyz"
+#: Not documented by RugCheck: a conservative value that keeps one bot well clear of throttling.
+RATE_LIMIT_PER_MINUTE = 60
+DEFAULT_CACHE_TTL = 300.0
+RISK_LEVELS = ("good", "warn", "danger")
+
+_MINT_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    score_normalised: float  # 0 (clean) .. 100 (risky), as RugCheck normalises it
+    risk_level: str  # "good" | "warn" | "danger": the worst level among the risks
+    risks: tuple[str, ...]
+    rugged: bool
+
+
+def parse_summary(body: Any) -> RiskReport:
+    """The summary body → ``RiskReport``. Raises ValueError/TypeError when it is not that shape."""
+    if not isinstance(body, dict):
+        raise TypeError(f"expected a JSON object, got {type(body).__name__}")
+    score = body.get("score_normalised")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise ValueError(f"'score_normalised' should be a number, got {type(score).__name__}")
+    raw_risks = body.get("risks")
+    if raw_risks is None:
+        raw_risks = []
+    if not isinstance(raw_risks, list):
+        raise TypeError(f"'risks' should be a list, got {type(raw_risks).__name__}")
+    names: list[str] = []
+    worst = 0
+    for risk in raw_risks:
+        if not isinstance(risk, dict) or not isinstance(risk.get("name"), str):
+            continue  # one malformed entry does not spoil the summary
+        names.append(risk["name"][:80])
+        level = risk.get("level")
+        if level == "danger":
+            worst = 2
+        elif level == "warn":
+            worst = max(worst, 1)
+    rugged = body.get("rugged") is True
+    if rugged:
+        worst = 2
+    return RiskReport(
+        score_normalised=min(100.0, max(0.0, float(score))),
+        risk_level=RISK_LEVELS[worst],
+        risks=tuple(names[:20]),
+        rugged=rugged,
+    )
+
+
+class RugCheckClient:
+    def __init__(self, http: ApiClient) -> None:
+        self.http = http
+
+    @classmethod
+    def create(
+        cls,
+        metrics: BotMetrics,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        rate_limit_per_minute: float = RATE_LIMIT_PER_MINUTE,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        **http_options: Any,
+    ) -> "RugCheckClient":
+        http = ApiClient(
+            API, base_url, metrics,
+            rate_limit_per_second=rate_limit_per_minute / 60.0 if rate_limit_per_minute else None,
+            burst=http_options.pop("burst", 3),
+            cache_ttl=cache_ttl,
+            **http_options,
+        )
+        return cls(http)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def report_summary(self, mint: str) -> RiskReport | None:
+        """The risk summary, or ``None`` when the address is not a Solana mint or RugCheck does not know it."""
+        if not isinstance(mint, str) or not _MINT_RE.match(mint):
+            return None
+        return await self.http.get_json(
+            "report_summary", f"/v1/tokens/{mint}/report/summary", parse=parse_summary, missing_ok=True
+        )

@@ -1,0 +1,252 @@
+"""DexScreener API double: the token endpoints over a deterministic, drifting market.
+
+Routes (documented shapes, https://docs.dexscreener.com/api/reference):
+
+``GET /latest/dex/tokens/{tokenAddresses}``  → ``{"schemaVersion": "1.0.0", "pairs": [...] | null}``
+``GET /tokens/v1/{chainId}/{tokenAddresses}`` → ``[pair, ...]``
+
+Up to 30 comma-separated addresses. Every address gets its own market,
+seeded by a hash of the address: about one in ten is unknown (no pairs), the
+rest have one or two pairs whose price, liquidity and volume drift over time
+(sums of slow sine waves), so repeated lookups see moving values while the
+same address always describes the same token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from hux.doubles.faults import FaultInjector, add_control_routes, json_error
+
+MAX_ADDRESSES = 30
+SCHEMA_VERSION = "1.0.0"
+_ADDRESS_RE = re.compile(r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$")
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_SYLLABLES = ("mo", "on", "ka", "zu", "pe", "do", "ge", "wi", "fi", "bo", "nk", "ra", "tz", "lu", "xi", "hu")
+
+# Quote tokens and a rough USD price for priceNative.
+_QUOTES = {
+    "solana": ({"address": "So11111111111111111111111111111111111111112", "name": "Wrapped SOL", "symbol": "SOL"}, 150.0),
+    "ethereum": ({"address": "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2", "name": "Wrapped Ether", "symbol": "WETH"}, 3000.0),
+    "base": ({"address": "0x4200000000000000000000000000000000000006", "name": "Wrapped Ether", "symbol": "WETH"}, 3000.0),
+    "bsc": ({"address": "0xbb4CdB9CBd36B01bD1cBaEBF2De08d9173bc095c", "name": "Wrapped BNB", "symbol": "WBNB"}, 600.0),
+}
+_USDC = {
+    "solana": {"address": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "name": "USD Coin", "symbol": "USDC"},
+    "ethereum": {"address": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", "name": "USD Coin", "symbol": "USDC"},
+    "base": {"address": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", "name": "USD Coin", "symbol": "USDC"},
+    "bsc": {"address": "0x8AC76a51cc950d9822D68b83fE1Ad97B32Cd580d", "name": "USD Coin", "symbol": "USDC"},
+}
+_DEXES = {
+    "solana": ("raydium", "pumpswap", "orca", "meteora"),
+    "ethereum": ("uniswap",),
+    "base": ("aerodrome", "uniswap"),
+    "bsc": ("pancakeswap",),
+}
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("|".join(parts).encode()).digest()
+
+
+def _unit(digest: bytes, index: int) -> float:
+    """A float in [0, 1) from two bytes of the digest."""
+    return int.from_bytes(digest[index : index + 2], "big") / 65536.0
+
+
+def _b58(digest: bytes, length: int = 44) -> str:
+    number = int.from_bytes(digest, "big")
+    chars = []
+    while len(chars) < length:
+        number, rem = divmod(number, 58)
+        chars.append(_B58[rem])
+        if number == 0:
+            number = int.from_bytes(hashlib.sha256(digest + bytes(chars[-1], "ascii")).digest(), "big")
+    return "".join(chars)
+
+
+def decimal_string(value: float) -> str:
+    """A price the way DexScreener writes it: a plain decimal string with about 5 significant digits."""
+    if value <= 0:
+        return "0"
+    digits = max(2, 4 - int(math.floor(math.log10(value))))
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits > 0 else f"{value:.0f}"
+
+
+@dataclass(frozen=True)
+class _Token:
+    address: str
+    chain: str
+    symbol: str
+    name: str
+    known: bool
+    base_price: float
+    base_liquidity: float
+    turnover: float  # 24 h volume / liquidity
+    age_seconds: float
+    phases: tuple[float, float, float]
+    periods: tuple[float, float]
+    amplitudes: tuple[float, float]
+    pair_count: int
+    digest: bytes
+
+
+class Market:
+    """The double's market: deterministic per address, moving with ``clock()``."""
+
+    def __init__(self, *, seed: str = "hux", clock: Callable[[], float] = time.time, unknown_share: float = 0.1) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.started = clock()
+        self.unknown_share = unknown_share
+
+    def token(self, address: str) -> _Token:
+        evm = address.startswith("0x")
+        digest = _digest(self.seed, address.lower() if evm else address)
+        chain = ("ethereum", "base", "bsc")[digest[1] % 3] if evm else "solana"
+        length = 3 + digest[2] % 3
+        symbol = "".join(_SYLLABLES[b % len(_SYLLABLES)] for b in digest[3 : 3 + length])[: 3 + digest[2] % 5].upper()
+        return _Token(
+            address=address,
+            chain=chain,
+            symbol=symbol,
+            name=f"{symbol.title()} Coin",
+            known=_unit(digest, 4) >= self.unknown_share,
+            base_price=10 ** (-8 + 8 * _unit(digest, 6)),
+            base_liquidity=10 ** (3 + 3.3 * _unit(digest, 8)),
+            turnover=0.2 + 8 * _unit(digest, 10) ** 2,
+            age_seconds=60 * 10 ** (0.5 + 4 * _unit(digest, 12)),
+            phases=tuple(2 * math.pi * _unit(digest, i) for i in (14, 16, 18)),  # type: ignore[arg-type]
+            periods=(300 + 1500 * _unit(digest, 20), 3600 + 20000 * _unit(digest, 22)),
+            amplitudes=(0.02 + 0.1 * _unit(digest, 24), 0.1 + 0.6 * _unit(digest, 26)),
+            pair_count=1 + digest[28] % 2,
+            digest=digest,
+        )
+
+    def _price(self, token: _Token, t: float) -> float:
+        (p1, p2), (a1, a2) = token.periods, token.amplitudes
+        wave = a1 * math.sin(2 * math.pi * t / p1 + token.phases[0]) + a2 * math.sin(2 * math.pi * t / p2 + token.phases[1])
+        return token.base_price * math.exp(wave)
+
+    def _activity(self, token: _Token, t: float) -> float:
+        """A multiplier around 1 that makes volume breathe over ~10 minutes."""
+        return 1.0 + 0.6 * math.sin(2 * math.pi * t / 600.0 + token.phases[2])
+
+    def pairs(self, address: str) -> list[dict[str, Any]]:
+        token = self.token(address)
+        if not token.known:
+            return []
+        now = self.clock()
+        return [self._pair(token, index, now) for index in range(token.pair_count)]
+
+    def _pair(self, token: _Token, index: int, now: float) -> dict[str, Any]:
+        chain = token.chain
+        quote, quote_usd = _QUOTES[chain] if index == 0 else (_USDC[chain], 1.0)
+        share = 1.0 if index == 0 else 0.15  # the second pair is the small USDC pool
+        pair_digest = _digest(token.digest.hex(), str(index))
+        pair_address = _b58(pair_digest) if chain == "solana" else "0x" + pair_digest[:20].hex()
+        dex = _DEXES[chain][pair_digest[0] % len(_DEXES[chain])]
+
+        price = self._price(token, now)
+        liquidity = token.base_liquidity * share * math.sqrt(price / token.base_price)
+        activity = self._activity(token, now)
+        volume_h24 = liquidity * token.turnover
+        volume = {
+            "h24": round(volume_h24, 2),
+            "h6": round(volume_h24 / 4 * activity, 2),
+            "h1": round(volume_h24 / 24 * activity, 2),
+            "m5": round(volume_h24 / 288 * activity * activity, 2),
+        }
+        avg_trade = 40 + 400 * _unit(pair_digest, 2)
+        txns = {}
+        for window, key in (("m5", "m5"), ("h1", "h1"), ("h6", "h6"), ("h24", "h24")):
+            count = int(volume[key] / avg_trade)
+            buy_share = 0.5 + 0.15 * math.sin(2 * math.pi * now / 900.0 + token.phases[0])
+            txns[window] = {"buys": int(count * buy_share), "sells": count - int(count * buy_share)}
+        price_change = {
+            window: round((price / self._price(token, now - seconds) - 1) * 100, 2)
+            for window, seconds in (("m5", 300), ("h1", 3600), ("h6", 21600), ("h24", 86400))
+        }
+        supply = 1e9
+        created_ms = int((self.started - token.age_seconds) * 1000) + index * 60_000
+        return {
+            "chainId": chain,
+            "dexId": dex,
+            "url": f"https://dexscreener.com/{chain}/{pair_address.lower()}",
+            "pairAddress": pair_address,
+            "baseToken": {"address": token.address, "name": token.name, "symbol": token.symbol},
+            "quoteToken": dict(quote),
+            "priceNative": decimal_string(price / quote_usd),
+            "priceUsd": decimal_string(price),
+            "txns": txns,
+            "volume": volume,
+            "priceChange": price_change,
+            "liquidity": {
+                "usd": round(liquidity, 2),
+                "base": round(liquidity / 2 / price, 2),
+                "quote": round(liquidity / 2 / quote_usd, 6),
+            },
+            "fdv": round(price * supply),
+            "marketCap": round(price * supply * 0.92),
+            "pairCreatedAt": created_ms,
+        }
+
+
+def _error_response(status: int, retry_after: float | None) -> web.Response:
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    message = "Too Many Requests" if status == 429 else "Service Unavailable" if status == 503 else "Error"
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+MALFORMED_BODIES: list[tuple[bytes, str]] = [
+    (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+    (b'{"schemaVersion":"1.0.0","pairs":[{"chainId":"solana","pairAddr', "application/json"),
+    (b'{"schemaVersion":"1.0.0","pairs":"temporarily unavailable"}', "application/json"),
+    (b'{"schemaVersion":"1.0.0","pairs":[{"chainId":7,"baseToken":"x"}]}', "application/json"),
+]
+
+
+def _split_addresses(raw: str) -> list[str] | web.Response:
+    addresses = [a for a in raw.split(",") if a]
+    if not addresses:
+        return json_error(400, "tokenAddresses is empty")
+    if len(addresses) > MAX_ADDRESSES:
+        return json_error(400, f"at most {MAX_ADDRESSES} token addresses per request, got {len(addresses)}")
+    return addresses
+
+
+def build_app(*, market: Market | None = None, seed: int | None = None) -> web.Application:
+    """The DexScreener double as an aiohttp app (``app["market"]``, ``app["faults"]``)."""
+    market = market or Market()
+    faults = FaultInjector("dexscreener", _error_response, MALFORMED_BODIES, seed=seed)
+    app = web.Application()
+    app["market"] = market
+    app["faults"] = faults
+
+    async def latest_tokens(request: web.Request) -> web.Response:
+        addresses = _split_addresses(request.match_info["addresses"])
+        if isinstance(addresses, web.Response):
+            return addresses
+        pairs = [pair for a in addresses if _ADDRESS_RE.match(a) for pair in market.pairs(a)]
+        return web.json_response({"schemaVersion": SCHEMA_VERSION, "pairs": pairs or None})
+
+    async def tokens_v1(request: web.Request) -> web.Response:
+        addresses = _split_addresses(request.match_info["addresses"])
+        if isinstance(addresses, web.Response):
+            return addresses
+        chain = request.match_info["chain"]
+        pairs = [p for a in addresses if _ADDRESS_RE.match(a) for p in market.pairs(a) if p["chainId"] == chain]
+        return web.json_response(pairs)
+
+    app.router.add_get("/latest/dex/tokens/{addresses}", faults.wrap("tokens", latest_tokens))
+    app.router.add_get("/tokens/v1/{chain}/{addresses}", faults.wrap("tokens_v1", tokens_v1))
+    add_control_routes(app, faults)
+    return app

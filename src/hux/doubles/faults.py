@@ -1,0 +1,209 @@
+"""Runtime fault injection and request statistics shared by every double.
+
+Each double API has one ``FaultInjector``. Its settings are changed over HTTP
+while the double runs:
+
+``GET /_double/faults``     current settings
+``PUT /_double/faults``     replace them (fields left out take their default)
+``DELETE /_double/faults``  back to no faults
+``GET /_double/stats``      requests served, by endpoint and HTTP status
+
+Settings (JSON object, all optional)::
+
+    {"error_rate": 0.0,             # fraction of requests answered with error_status
+     "error_status": 503,           # 400..599
+     "latency_seconds": 0.0,        # added before every answer (0..120)
+     "rate_limit_status_rate": 0.0, # fraction answered 429
+     "retry_after": null,           # seconds sent with 429/5xx answers (null: none)
+     "malformed_rate": 0.0,         # fraction answered 200 with a broken body
+     "hang": false}                 # accept requests and never answer (until hang is cleared)
+
+For each request, in order: hang, latency, 429 draw, error draw, malformed
+draw, then the real answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from aiohttp import web
+
+#: A hanging request is released after this long at most, so a forgotten fault cannot pin a server forever.
+MAX_HANG_SECONDS = 300.0
+MAX_LATENCY_SECONDS = 120.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Builds the API's own error answer: (status, retry_after) -> response.
+ErrorResponder = Callable[[int, "float | None"], web.Response]
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    error_rate: float = 0.0
+    error_status: int = 503
+    latency_seconds: float = 0.0
+    rate_limit_status_rate: float = 0.0
+    retry_after: float | None = None
+    malformed_rate: float = 0.0
+    hang: bool = False
+
+    @classmethod
+    def from_json(cls, data: Any, *, where: str = "faults") -> "FaultSettings":
+        """Validate a settings object; ValueError names the bad key and the accepted values."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a JSON object of fault settings, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for key in ("error_rate", "rate_limit_status_rate", "malformed_rate"):
+            if key in data:
+                values[key] = _number(data[key], f"{where}.{key}", 0.0, 1.0)
+        if "latency_seconds" in data:
+            values["latency_seconds"] = _number(data["latency_seconds"], f"{where}.latency_seconds", 0.0, MAX_LATENCY_SECONDS)
+        if "retry_after" in data and data["retry_after"] is not None:
+            values["retry_after"] = _number(data["retry_after"], f"{where}.retry_after", 0.0, 86400.0)
+        if "error_status" in data:
+            status = data["error_status"]
+            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+                raise ValueError(f"{where}.error_status: expected an HTTP error status 400..599, got {status!r}")
+            values["error_status"] = status
+        if "hang" in data:
+            if not isinstance(data["hang"], bool):
+                raise ValueError(f"{where}.hang: expected true or false, got {data['hang']!r}")
+            values["hang"] = data["hang"]
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name}: expected a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class FaultInjector:
+    """Holds one API's fault settings and statistics and applies them to its routes."""
+
+    def __init__(
+        self,
+        api: str,
+        error_responder: ErrorResponder,
+        malformed_bodies: list[tuple[bytes, str]],
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.api = api
+        self.settings = FaultSettings()
+        self._error_responder = error_responder
+        self._malformed = malformed_bodies
+        self._rng = random.Random(seed)
+        self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._changed: asyncio.Event | None = None
+        self.stopping = False
+
+    # -------------------------------------------------------------- settings
+    def _event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def set(self, settings: FaultSettings) -> None:
+        self.settings = settings
+        if self._changed is not None:  # wake hanging requests so they re-read the settings
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def reset(self) -> None:
+        self.set(FaultSettings())
+
+    def stop(self) -> None:
+        """Release every hanging request (server shutdown)."""
+        self.stopping = True
+        self.set(self.settings)
+
+    def stats_json(self) -> dict[str, Any]:
+        by_endpoint = {endpoint: dict(statuses) for endpoint, statuses in sorted(self.stats.items())}
+        return {"requests": by_endpoint, "total": sum(sum(s.values()) for s in by_endpoint.values())}
+
+    # ------------------------------------------------------------ per request
+    def wrap(self, endpoint: str, handler: Handler) -> Handler:
+        """``handler`` with faults applied first and its answer counted under ``endpoint``."""
+
+        async def faulted(request: web.Request) -> web.StreamResponse:
+            response = await self._inject(request)
+            if response is None:
+                try:
+                    response = await handler(request)
+                except web.HTTPException as exc:
+                    response = exc
+            self.stats[endpoint][str(response.status)] += 1
+            return response
+
+        return faulted
+
+    async def _inject(self, request: web.Request) -> web.Response | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_HANG_SECONDS
+        while self.settings.hang and not self.stopping and loop.time() < deadline:
+            try:
+                await asyncio.wait_for(self._event().wait(), timeout=min(5.0, deadline - loop.time()))
+            except TimeoutError:
+                pass
+        settings = self.settings
+        if settings.latency_seconds > 0 and not self.stopping:
+            await asyncio.sleep(settings.latency_seconds)
+        if settings.rate_limit_status_rate > 0 and self._rng.random() < settings.rate_limit_status_rate:
+            return self._error_responder(429, settings.retry_after)
+        if settings.error_rate > 0 and self._rng.random() < settings.error_rate:
+            return self._error_responder(settings.error_status, settings.retry_after)
+        if settings.malformed_rate > 0 and self._rng.random() < settings.malformed_rate and self._malformed:
+            body, content_type = self._rng.choice(self._malformed)
+            return web.Response(status=200, body=body, content_type=content_type)
+        return None
+
+
+def add_control_routes(app: web.Application, injector: FaultInjector) -> None:
+    """``/_double/faults`` and ``/_double/stats`` for one API's app."""
+
+    async def get_faults(_: web.Request) -> web.Response:
+        return web.json_response(injector.settings.to_json())
+
+    async def put_faults(request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            settings = FaultSettings.from_json(data)
+        except ValueError as exc:  # includes JSONDecodeError
+            return json_error(400, str(exc))
+        injector.set(settings)
+        return web.json_response(settings.to_json())
+
+    async def delete_faults(_: web.Request) -> web.Response:
+        injector.reset()
+        return web.json_response(injector.settings.to_json())
+
+    async def get_stats(_: web.Request) -> web.Response:
+        return web.json_response(injector.stats_json())
+
+    app.router.add_get("/_double/faults", get_faults)
+    app.router.add_put("/_double/faults", put_faults)
+    app.router.add_delete("/_double/faults", delete_faults)
+    app.router.add_get("/_double/stats", get_stats)
+
+    async def release_hangs(_: web.Application) -> None:
+        injector.stop()
+
+    app.on_shutdown.append(release_hangs)
