@@ -1,0 +1,188 @@
+"""Output channels: where token alerts go (a Telegram chat, a generic JSON webhook).
+
+Each channel retries through its ``ApiClient`` (429/5xx/timeouts, with
+backoff) and raises ``ApiError`` when it gives up. ``deliver()`` sends one
+alert to every channel at once, counts each outcome in
+``hux_alerts_sent_total{channel,outcome}``, and never raises: one channel that
+rejects everything does not stop the others, nor the pipeline.
+
+Delivery is at least once: a retry after a timeout may repeat a message the
+provider did receive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import httpx
+
+from hux.bot.clients.http import ApiClient, ApiError, RateLimiter, redact
+from hux.bot.clients.telegram import GROUP_MESSAGES_PER_MINUTE, TelegramBotApi
+from hux.bot.metrics import OTHER, BotMetrics
+
+log = logging.getLogger("hux.bot.outputs")
+
+#: Values of the ``channel`` label.
+OUTPUT_CHANNELS = ("telegram", "webhook")
+WEBHOOK_PAYLOAD_TYPE = "token_alert"
+WEBHOOK_PAYLOAD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TokenAlert:
+    address: str
+    chain: str
+    symbol: str
+    score: float
+    price_usd: float | None
+    liquidity_usd: float
+    volume_h24: float
+    price_change_h1: float
+    risk_level: str | None
+    groups: tuple[str, ...]
+    url: str
+    reasons: tuple[str, ...]
+
+
+class OutputChannel(Protocol):
+    name: str  # "telegram" | "webhook": the metric label
+
+    async def send(self, alert: TokenAlert) -> None:
+        """Deliver ``alert``; raise (ApiError) when the channel's own retries are exhausted."""
+        ...
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value >= 1:
+        return f"${value:,.2f}"
+    if value <= 0:
+        return "$0"
+    return f"${value:.10f}".rstrip("0")
+
+
+def format_telegram(alert: TokenAlert) -> str:
+    """The alert as Telegram HTML (parse_mode=HTML): every value escaped, only b/code/a tags."""
+    e = html.escape
+    symbol = e(alert.symbol or "?")
+    lines = [
+        f"🚨 <b>{symbol}</b> scored <b>{alert.score:.0f}</b>/100",
+        f"Chain: {e(alert.chain)} · Risk: {e(alert.risk_level or 'unknown')}",
+        f"Price: {_money(alert.price_usd)} · Liquidity: {_money(alert.liquidity_usd)}",
+        f"Volume 24h: {_money(alert.volume_h24)} · 1h change: {alert.price_change_h1:+.1f}%",
+        f"<code>{e(alert.address)}</code>",
+    ]
+    if alert.groups:
+        shown = ", ".join(alert.groups[:5]) + (f" +{len(alert.groups) - 5} more" if len(alert.groups) > 5 else "")
+        lines.append(f"Mentioned in: {e(shown)}")
+    if alert.reasons:
+        lines.append("Why: " + e("; ".join(alert.reasons[:6])))
+    if alert.url.startswith(("https://", "http://")):
+        lines.append(f'<a href="{e(alert.url, quote=True)}">Chart</a>')
+    return "\n".join(lines)
+
+
+def webhook_payload(alert: TokenAlert) -> dict[str, Any]:
+    """The JSON body the webhook receives (documented in the README)."""
+    body = asdict(alert)
+    body["groups"] = list(alert.groups)
+    body["reasons"] = list(alert.reasons)
+    return {
+        "type": WEBHOOK_PAYLOAD_TYPE,
+        "version": WEBHOOK_PAYLOAD_VERSION,
+        "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "alert": body,
+    }
+
+
+class TelegramOutput:
+    """Posts alerts to one chat with ``sendMessage``, at most ``rate_limit_per_minute`` per minute.
+
+    Telegram asks bots to stay under about 20 messages per minute per group;
+    the pacing here is the channel's own, so a ``TelegramBotApi`` shared with
+    the long-polling source keeps its polls unthrottled.
+    """
+
+    name = "telegram"
+
+    def __init__(
+        self,
+        api: TelegramBotApi,
+        chat_id: int | str,
+        *,
+        rate_limit_per_minute: float | None = GROUP_MESSAGES_PER_MINUTE,
+        burst: int = 3,
+    ) -> None:
+        if chat_id in (None, ""):
+            raise ValueError("Telegram output needs a chat id: set alert_chat_id in [bot.telegram]")
+        self.api = api
+        self.chat_id = chat_id
+        self._limiter = RateLimiter(rate_limit_per_minute / 60.0, burst) if rate_limit_per_minute else None
+
+    async def send(self, alert: TokenAlert) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        await self.api.send_message(self.chat_id, format_telegram(alert), parse_mode="HTML")
+
+
+class WebhookOutput:
+    """POSTs each alert as JSON to one URL; any 2xx answer counts as delivered."""
+
+    name = "webhook"
+
+    def __init__(self, http: ApiClient, path: str = "") -> None:
+        self.http = http
+        self.path = path
+
+    @classmethod
+    def create(cls, url: str, metrics: BotMetrics, **http_options: Any) -> "WebhookOutput":
+        """A webhook output for ``url``. The URL's path and query are treated as secrets (they often are tokens)."""
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"webhook url must be http(s)://host/path, got {redact(url)[:80]!r}: fix [bot.webhook] url")
+        origin = str(parsed.copy_with(path="/", query=None, fragment=None)).rstrip("/")
+        path = parsed.raw_path.decode("ascii") or "/"
+        secrets = tuple(http_options.pop("secrets", ()))
+        if path != "/":
+            secrets += (path, parsed.path)
+        http = ApiClient("webhook", origin, metrics, secrets=secrets, **http_options)
+        return cls(http, path)
+
+    async def send(self, alert: TokenAlert) -> None:
+        await self.http.post_json("alert", self.path, webhook_payload(alert), expect_json=False)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _channel_label(name: str) -> str:
+    return name if name in OUTPUT_CHANNELS else OTHER
+
+
+async def deliver(alert: TokenAlert, channels: Sequence[OutputChannel], metrics: BotMetrics) -> dict[str, bool]:
+    """Send ``alert`` to every channel concurrently; ``{channel name: delivered}``. Never raises (except cancellation)."""
+
+    async def one(channel: OutputChannel) -> bool:
+        try:
+            await channel.send(alert)
+            delivered = True
+        except asyncio.CancelledError:
+            raise
+        except ApiError as exc:  # already redacted, names the API and what to do
+            log.warning("alert not delivered to %s: %s", channel.name, exc)
+            delivered = False
+        except Exception as exc:  # a channel bug must not take the pipeline down
+            log.error("alert not delivered to %s: unexpected %s: %s", channel.name, type(exc).__name__, redact(str(exc))[:300])
+            delivered = False
+        metrics.alerts_sent.labels(channel=_channel_label(channel.name), outcome="success" if delivered else "failure").inc()
+        return delivered
+
+    results = await asyncio.gather(*(one(channel) for channel in channels))
+    return {channel.name: ok for channel, ok in zip(channels, results)}
