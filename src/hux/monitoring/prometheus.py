@@ -1,0 +1,122 @@
+"""The Prometheus configuration: global intervals, Alertmanager, rule files and scrape jobs.
+
+The same builder serves both modes; only the addresses differ (``Targets``).
+The output loads on Prometheus 2.42 (Debian) and 3.x (images): no
+``scrape_protocols``, no retention in the file (retention is a command-line
+flag, see ``prometheus_flags``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hux.monitoring.settings import Settings
+
+#: container-internal ports of the docker services (host ports come from stack.ports)
+DOCKER_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node_exporter": 9100, "grafana": 3000,
+                "cadvisor": 8080, "bot": 8000}
+#: docker-compose service names
+DOCKER_SERVICES = {"prometheus": "prometheus", "alertmanager": "alertmanager", "node_exporter": "node-exporter",
+                   "grafana": "grafana", "cadvisor": "cadvisor", "bot": "bot"}
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where Prometheus finds each component in one deployment mode."""
+
+    prometheus: str
+    alertmanager: str
+    node: str
+    grafana: str | None
+    cadvisor: str | None
+    bot_static: list[str] = field(default_factory=list)
+    #: docker: the bot service name resolved through DNS (one A record per replica)
+    bot_dns: tuple[str, int] | None = None
+
+    @classmethod
+    def native(cls, settings: Settings, *, grafana: bool | None = None) -> "Targets":
+        host = settings.stack.loopback_host
+        ports = settings.stack.ports
+        with_grafana = settings.grafana.native_enabled() if grafana is None else grafana
+        return cls(
+            prometheus=f"{host}:{ports.prometheus}",
+            alertmanager=f"{host}:{ports.alertmanager}",
+            node=f"{host}:{ports.node_exporter}",
+            grafana=f"{host}:{ports.grafana}" if with_grafana else None,
+            cadvisor=None,
+            bot_static=settings.stack.resolved_bot_targets(),
+        )
+
+    @classmethod
+    def docker(cls) -> "Targets":
+        def at(name: str) -> str:
+            return f"{DOCKER_SERVICES[name]}:{DOCKER_PORTS[name]}"
+
+        return cls(
+            prometheus=at("prometheus"),
+            alertmanager=at("alertmanager"),
+            node=at("node_exporter"),
+            grafana=at("grafana"),
+            cadvisor=at("cadvisor"),
+            bot_dns=(DOCKER_SERVICES["bot"], DOCKER_PORTS["bot"]),
+        )
+
+
+def _static_job(name: str, targets: list[str]) -> dict[str, Any]:
+    return {"job_name": name, "static_configs": [{"targets": targets}]}
+
+
+def prometheus_config(settings: Settings, targets: Targets) -> dict[str, Any]:
+    p = settings.prometheus
+    global_: dict[str, Any] = {
+        "scrape_interval": p.scrape_interval,
+        "scrape_timeout": p.resolved_scrape_timeout,
+        "evaluation_interval": p.evaluation_interval,
+    }
+    if p.external_labels:
+        global_["external_labels"] = dict(p.external_labels)
+    jobs = [
+        _static_job("prometheus", [targets.prometheus]),
+        _static_job("alertmanager", [targets.alertmanager]),
+        _static_job("node", [targets.node]),
+    ]
+    if targets.cadvisor:
+        jobs.append(_static_job("cadvisor", [targets.cadvisor]))
+    if targets.grafana:
+        jobs.append(_static_job("grafana", [targets.grafana]))
+    if targets.bot_dns:
+        name, port = targets.bot_dns
+        # One A record per replica: `docker compose up --scale bot=3` adds targets, each its own instance.
+        jobs.append({
+            "job_name": "bot",
+            "dns_sd_configs": [{"names": [name], "type": "A", "port": port, "refresh_interval": "30s"}],
+        })
+    else:
+        jobs.append(_static_job("bot", list(targets.bot_static)))
+    return {
+        "global": global_,
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [targets.alertmanager]}]}]},
+        # Relative to this file's directory, so a config checked in a staging directory checks its own rules.
+        "rule_files": ["rules/*.yml"],
+        "scrape_configs": jobs,
+    }
+
+
+def prometheus_flags(settings: Settings, config_file: Path | str, storage_dir: Path | str, *,
+                     listen: str | None = None) -> list[str]:
+    """Command-line flags that belong with the rendered config (retention is a flag, not a config key)."""
+    p = settings.prometheus
+    listen = listen or f"{settings.stack.bind_address}:{settings.stack.ports.prometheus}"
+    flags = [
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={storage_dir}",
+        f"--storage.tsdb.retention.time={p.retention_time}",
+        f"--web.listen-address={listen}",
+        "--web.enable-lifecycle",
+        "--web.enable-admin-api",
+    ]
+    if p.retention_size:
+        flags.append(f"--storage.tsdb.retention.size={p.retention_size}")
+    return flags

@@ -1,0 +1,244 @@
+"""Rendering the settings into runtime configs: the native run directory and the docker tree.
+
+``render_native`` writes ``data/run`` for the local processes; ``render_docker``
+writes the committed ``docker/`` tree and ``docker-compose.yml``. Both come
+from the same builders (``prometheus``, ``rules``, ``alertmanager``,
+``grafana``, ``dashboards``, ``compose``), so a threshold changes in one place.
+
+Rendering is all-or-nothing: files are written into a staging directory next
+to the target, checked with ``promtool`` and ``amtool``, and only then moved
+into place. A bad setting raises ``ConfigError`` and leaves the target as it
+was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from hux.config import ConfigError
+from hux.monitoring import alertmanager as am
+from hux.monitoring import grafana, prometheus, rules
+from hux.monitoring.settings import Settings
+from hux.monitoring.yamlout import GENERATED, dump
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+CHECK_TIMEOUT = 60
+
+#: native secret files (run_dir/secrets/<name>), each 0600
+SECRET_SMTP_PASSWORD = "smtp_auth_password"
+SECRET_SLACK_API_URL = "slack_api_url"
+#: docker secrets (docker/secrets/<name>, mounted at /run/secrets/<name>)
+DOCKER_SECRETS = {
+    "smtp_password": "hux_smtp_password",
+    "slack_api_url": "hux_slack_api_url",
+    "webhook_url": "hux_webhook_url",
+    "heartbeat_url": "hux_heartbeat_url",
+    "grafana_admin_password": "hux_grafana_admin_password",
+    "postgres_password": "hux_postgres_password",
+}
+
+
+@dataclass(frozen=True)
+class RenderedNative:
+    """Paths of a rendered native run directory and the command lines that go with it."""
+
+    run_dir: Path
+    prometheus_config: Path
+    rules_dir: Path
+    alertmanager_config: Path
+    templates_dir: Path
+    secrets_dir: Path
+    grafana_provisioning_dir: Path
+    grafana_dashboards_dir: Path
+    grafana_enabled: bool
+    prometheus_args: list[str] = field(default_factory=list)
+    alertmanager_args: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def rule_files(self) -> list[Path]:
+        return sorted(self.rules_dir.glob("*.yml"))
+
+
+# --- building the file set -----------------------------------------------------------
+
+
+def _dashboards(settings: Settings) -> dict[str, dict[str, Any]]:
+    from hux.monitoring.dashboards import build_dashboards  # the SDK import is slow; only when rendering
+
+    return build_dashboards(settings)
+
+
+def _common_files(settings: Settings, targets: prometheus.Targets, secrets: am.ReceiverSecrets) -> dict[str, str]:
+    """Relative path -> text, shared by both modes (the callers add their own extras)."""
+    files: dict[str, str] = {}
+    files["prometheus.yml"] = dump(prometheus.prometheus_config(settings, targets), GENERATED)
+    for name, document in rules.rule_files(settings).items():
+        files[f"rules/{name}"] = dump(document, GENERATED)
+    files["alertmanager.yml"] = dump(am.alertmanager_config(settings, secrets), GENERATED)
+    for name in am.TEMPLATE_FILES:
+        files[f"templates/{name}"] = (TEMPLATES_DIR / name).read_text(encoding="utf-8")
+    return files
+
+
+def _dashboard_files(settings: Settings) -> dict[str, str]:
+    return {f"{uid}.json": json.dumps(board, indent=2, sort_keys=False) + "\n"
+            for uid, board in _dashboards(settings).items()}
+
+
+def native_secrets(settings: Settings, run_dir: Path, environ: os._Environ[str] | dict[str, str] | None = None
+                   ) -> tuple[am.ReceiverSecrets, dict[str, str]]:
+    """The receiver references for the native config and the secret files' contents (name -> value)."""
+    environ = os.environ if environ is None else environ
+    r = settings.receivers
+    enabled = tuple(settings.enabled_receivers())
+    contents: dict[str, str] = {}
+    smtp_file = slack_file = None
+    if r.email.enabled and r.email.auth_username:
+        password = r.email.password(environ)
+        if not password:
+            raise ConfigError("receivers.email needs its SMTP password: set "
+                              f"{r.email.auth_password_env} or receivers.email.auth_password_file")
+        contents[SECRET_SMTP_PASSWORD] = password
+        smtp_file = str(run_dir / "secrets" / SECRET_SMTP_PASSWORD)
+    if r.slack.enabled:
+        url = r.slack.api_url(environ)
+        if not url:
+            raise ConfigError(f"receivers.slack needs its webhook URL: set {r.slack.api_url_env} "
+                              "or receivers.slack.api_url_file")
+        contents[SECRET_SLACK_API_URL] = url
+        slack_file = str(run_dir / "secrets" / SECRET_SLACK_API_URL)
+    # Alertmanager 0.25 has no webhook url_file: the URL goes into alertmanager.yml (written 0600).
+    webhook_url = r.webhook.resolved_url(environ) if r.webhook.enabled else None
+    heartbeat_url = r.heartbeat.resolved_url(environ) if r.heartbeat.enabled else None
+    refs = am.ReceiverSecrets(
+        receivers=enabled,
+        smtp_password_file=smtp_file,
+        slack_api_url_file=slack_file,
+        webhook_url=webhook_url,
+        heartbeat_url=heartbeat_url,
+    )
+    return refs, contents
+
+
+def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | None = None,
+                 environ: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(config files, secret files) of a native run directory, as relative path -> text."""
+    with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
+    targets = prometheus.Targets.native(settings, grafana=with_grafana)
+    refs, secrets = native_secrets(settings, run_dir, environ)
+    files = _common_files(settings, targets, refs)
+    files["grafana/provisioning/datasources/hux.yml"] = dump(
+        grafana.datasource_provisioning(settings, settings.url("prometheus")), GENERATED)
+    files["grafana/provisioning/dashboards/hux.yml"] = dump(
+        grafana.dashboard_provisioning(str(run_dir / "grafana" / "dashboards")), GENERATED)
+    for name, text in _dashboard_files(settings).items():
+        files[f"grafana/dashboards/{name}"] = text
+    return files, {f"secrets/{name}": value + "\n" for name, value in secrets.items()}
+
+
+# --- checks -----------------------------------------------------------------------------
+
+
+def _run_check(argv: list[str]) -> str | None:
+    """None when the check passes, else its complaint."""
+    binary = shutil.which(argv[0])
+    if binary is None:
+        return (f"{argv[0]} is not installed, so the rendered configs cannot be checked: install it "
+                "(Debian: apt-get install prometheus prometheus-alertmanager) or run scripts/setup_monitoring.py")
+    try:
+        proc = subprocess.run([binary, *argv[1:]], capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(argv)} did not finish within {CHECK_TIMEOUT}s"
+    if proc.returncode != 0:
+        output = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+        return f"{' '.join(argv)} failed:\n{output}"
+    return None
+
+
+def validate_native(run_dir: Path) -> list[str]:
+    """Check a rendered directory with promtool and amtool; the problems found ([] = all good)."""
+    run_dir = Path(run_dir)
+    checks = [
+        ["promtool", "check", "config", str(run_dir / "prometheus.yml")],
+        ["promtool", "check", "rules", *(str(p) for p in sorted((run_dir / "rules").glob("*.yml")))],
+        ["amtool", "check-config", str(run_dir / "alertmanager.yml")],
+    ]
+    return [problem for problem in (_run_check(argv) for argv in checks) if problem]
+
+
+# --- atomic writing -----------------------------------------------------------------------
+
+
+def _write_tree(root: Path, files: dict[str, str], *, mode: int = 0o644, private: Iterable[str] = ()) -> None:
+    private = set(private)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600 if rel in private else mode)
+
+
+def _swap_in(staging: Path, target: Path, entries: Iterable[str]) -> None:
+    """Move each top-level entry of staging over the same entry of target (each move atomic)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        new, old = staging / entry, target / entry
+        if new.is_dir() and old.exists():
+            trash = target / f".{entry}.old"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(old, trash)
+            os.replace(new, old)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            if old.is_dir() and not new.is_dir():
+                shutil.rmtree(old)
+            os.replace(new, old)
+
+
+def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_enabled: bool | None = None,
+                  environ: dict[str, str] | None = None) -> RenderedNative:
+    """Write the native run directory (validated first; on any problem ConfigError and nothing changes)."""
+    run_dir = Path(run_dir).resolve()
+    data_dir = Path(data_dir).resolve()
+    with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
+    files, secrets = native_files(settings, run_dir, grafana_enabled=with_grafana, environ=environ)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.render-", dir=run_dir.parent))
+    try:
+        # alertmanager.yml may hold the webhook URL (see hux.monitoring.alertmanager): private.
+        _write_tree(staging, files, private={"alertmanager.yml"})
+        (staging / "secrets").mkdir(mode=0o700, exist_ok=True)
+        (staging / "secrets").chmod(0o700)
+        _write_tree(staging, secrets, private=secrets.keys())
+        problems = validate_native(staging)
+        if problems:
+            raise ConfigError("the rendered configuration does not pass its checks, nothing was written:\n  "
+                              + "\n  ".join(problems))
+        entries = sorted({Path(rel).parts[0] for rel in files} | {"secrets"})
+        _swap_in(staging, run_dir, entries)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    prometheus_config = run_dir / "prometheus.yml"
+    alertmanager_config = run_dir / "alertmanager.yml"
+    return RenderedNative(
+        run_dir=run_dir,
+        prometheus_config=prometheus_config,
+        rules_dir=run_dir / "rules",
+        alertmanager_config=alertmanager_config,
+        templates_dir=run_dir / "templates",
+        secrets_dir=run_dir / "secrets",
+        grafana_provisioning_dir=run_dir / "grafana" / "provisioning",
+        grafana_dashboards_dir=run_dir / "grafana" / "dashboards",
+        grafana_enabled=with_grafana,
+        prometheus_args=prometheus.prometheus_flags(settings, prometheus_config, data_dir / "prometheus"),
+        alertmanager_args=am.alertmanager_flags(settings, str(alertmanager_config), str(data_dir / "alertmanager")),
+        files=[run_dir / rel for rel in (*files, *secrets)],
+    )

@@ -1,0 +1,563 @@
+"""The monitoring stack's settings: one validated model over the one settings source.
+
+``load_settings`` reads the merged settings (embedded ``defaults/*.toml``, the
+operator's ``hux.toml``, ``HUX__*`` environment overrides, ``.env``) through
+``hux.config.load_raw`` and validates the monitoring sections strictly:
+``stack``, ``prometheus``, ``alertmanager``, ``alerts``, ``receivers``,
+``grafana`` and ``backup``. The ``bot`` section is passed through (the bot
+validates it itself). Every interval, threshold and ``for`` duration the rules,
+Alertmanager and dashboards use comes from here, so a threshold changes in one
+place and one render.
+
+Secrets (SMTP password, Slack webhook URL, webhook URLs) are never stored in
+the settings: a receiver names an environment variable or a file, and
+``Settings.secret()`` reads it when a native run directory is rendered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hux.config import ConfigError, load_raw, validation_error
+
+SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "grafana", "backup")
+
+_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+_TARGET_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``"1h30m"``; ValueError when malformed."""
+    match = _DURATION_RE.match(text or "")
+    if not text or not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration: use a Prometheus duration such as \"30s\", \"5m\", \"1h\", \"1d\"")
+    return sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS) if g)
+
+
+def _check_duration(value: str, *, allow_zero: bool = False) -> str:
+    seconds = duration_seconds(value)
+    if seconds == 0 and not allow_zero:
+        raise ValueError(f"{value!r} must be longer than zero, e.g. \"1m\"")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+Duration = str  # a Prometheus duration string, checked by the section validators below
+
+
+# --- stack -----------------------------------------------------------------
+
+
+class Ports(_Section):
+    prometheus: int = Field(9090, ge=1, le=65535)
+    alertmanager: int = Field(9093, ge=1, le=65535)
+    node_exporter: int = Field(9100, ge=1, le=65535)
+    grafana: int = Field(3000, ge=1, le=65535)
+    bot: int = Field(8000, ge=1, le=65535)
+    doubles: int = Field(8010, ge=1, le=65535)
+    cadvisor: int = Field(8080, ge=1, le=65535)
+
+
+class Images(_Section):
+    """Pinned container images of the docker path (never ``latest``)."""
+
+    prometheus: str = "prom/prometheus:v3.1.0"
+    alertmanager: str = "prom/alertmanager:v0.28.0"
+    grafana: str = "grafana/grafana:11.4.0"
+    node_exporter: str = "prom/node-exporter:v1.8.2"
+    cadvisor: str = "gcr.io/cadvisor/cadvisor:v0.49.1"
+    postgres: str = "postgres:16.6-alpine"
+    python: str = "python:3.11.11-slim-bookworm"
+
+    @field_validator("*")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        name, _, tag = value.rpartition(":")
+        if not name or not tag or "/" in tag or tag == "latest":
+            raise ValueError(f"{value!r} is not pinned: give an exact tag, e.g. \"prom/prometheus:v3.1.0\"")
+        return value
+
+
+class StackSettings(_Section):
+    mode: Literal["native", "docker"] = "native"
+    bind_address: str = "127.0.0.1"
+    ports: Ports = Ports()
+    #: every bot instance Prometheus scrapes (host:port); scale-out = more entries.
+    #: Empty: the one local bot on ``bind_address:ports.bot``.
+    bot_targets: list[str] = Field(default_factory=list)
+    images: Images = Images()
+
+    @field_validator("bind_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9.\-]+", value):
+                raise ValueError(f"{value!r} is not an IP address or host name, e.g. \"127.0.0.1\"") from None
+        return value
+
+    @field_validator("bot_targets")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for target in value:
+            if not _TARGET_RE.match(target):
+                raise ValueError(f"{target!r} is not host:port, e.g. \"127.0.0.1:8000\"")
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same target twice; each bot instance once")
+        return value
+
+    @property
+    def loopback_host(self) -> str:
+        """Where local clients connect: the bind address, or loopback when bound to all interfaces."""
+        return "127.0.0.1" if self.bind_address in ("0.0.0.0", "::") else self.bind_address
+
+    def resolved_bot_targets(self) -> list[str]:
+        return list(self.bot_targets) or [f"{self.loopback_host}:{self.ports.bot}"]
+
+
+# --- prometheus --------------------------------------------------------------
+
+
+class PrometheusSettings(_Section):
+    scrape_interval: Duration = "15s"
+    #: empty: the smaller of 10s and scrape_interval
+    scrape_timeout: Duration = ""
+    evaluation_interval: Duration = "15s"
+    retention_time: Duration = "15d"
+    #: e.g. "10GB"; empty: no size limit (retention_time alone)
+    retention_size: str = ""
+    external_labels: dict[str, str] = Field(default_factory=lambda: {"monitor": "hux"})
+
+    @field_validator("scrape_interval", "evaluation_interval", "retention_time")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("scrape_timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        return _check_duration(value) if value else value
+
+    @field_validator("retention_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if value and not re.fullmatch(r"\d+(B|KB|MB|GB|TB|PB|EB)", value):
+            raise ValueError(f"{value!r} is not a size: use e.g. \"10GB\", or \"\" for no size limit")
+        return value
+
+    @field_validator("external_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key) or key.startswith("__"):
+                raise ValueError(f"{key!r} is not a valid label name (letters, digits, _; not starting with __)")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> "PrometheusSettings":
+        if self.scrape_timeout and duration_seconds(self.scrape_timeout) > duration_seconds(self.scrape_interval):
+            raise ValueError(
+                f"scrape_timeout {self.scrape_timeout} is longer than scrape_interval {self.scrape_interval}: "
+                "shorten prometheus.scrape_timeout or leave it empty"
+            )
+        return self
+
+    @property
+    def resolved_scrape_timeout(self) -> str:
+        if self.scrape_timeout:
+            return self.scrape_timeout
+        return "10s" if duration_seconds(self.scrape_interval) >= 10 else self.scrape_interval
+
+
+# --- alertmanager --------------------------------------------------------------
+
+ReceiverName = Literal["email", "slack", "webhook"]
+
+
+class AlertmanagerSettings(_Section):
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "severity", "job"])
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
+    resolve_timeout: Duration = "5m"
+    send_resolved: bool = True
+    #: receivers that page for severity=critical (each one that is enabled)
+    critical_receivers: list[ReceiverName] = Field(default_factory=lambda: ["email", "slack", "webhook"])
+    #: receivers for severity=warning, and for anything no other route matches
+    warning_receivers: list[ReceiverName] = Field(default_factory=lambda: ["slack"])
+    #: how often the always-firing Watchdog is re-sent to the heartbeat receiver
+    heartbeat_interval: Duration = "1m"
+
+    @field_validator("group_wait", "group_interval", "repeat_interval", "resolve_timeout", "heartbeat_interval")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if label != "..." and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
+                raise ValueError(f"{label!r} is not a label name")
+        return value
+
+
+# --- alerts --------------------------------------------------------------------
+
+Ratio = float
+
+
+class AlertSettings(_Section):
+    """Every threshold, window and ``for`` duration of the alert rules (docs/runbooks.md)."""
+
+    #: where the runbook_url annotations point; set your repository's URL of the file
+    #: (e.g. "https://git.example.com/hux/blob/main/docs/runbooks.md") so links open from Slack and mail
+    runbook_base_url: str = "docs/runbooks.md"
+
+    # windows shared by the rate-based rules
+    rate_window: Duration = "5m"          # rate()/increase() window: the seed's "in 5m"
+    short_window: Duration = "1m"         # confirmation window: error alerts clear soon after recovery
+    error_rate_min_events: float = Field(5.0, ge=0)  # events in rate_window before a ratio counts
+
+    # High error rate (critical) / Increased error rates (warning)
+    error_rate_critical: Ratio = Field(0.10, gt=0, le=1)
+    error_rate_critical_for: Duration = "2m"
+    error_rate_warning: Ratio = Field(0.05, gt=0, le=1)
+    error_rate_baseline_window: Duration = "1d"
+    error_rate_baseline_factor: float = Field(3.0, ge=1, le=100)
+    error_rate_baseline_floor: Ratio = Field(0.02, gt=0, le=1)
+    error_rate_warning_for: Duration = "10m"
+
+    # High latency (warning)
+    latency_quantile: float = Field(0.95, gt=0, lt=1)
+    latency_seconds: float = Field(10.0, gt=0, le=3600)
+    latency_for: Duration = "5m"
+
+    # High API usage (warning)
+    api_usage_ratio: Ratio = Field(0.80, gt=0, le=1)
+    api_usage_for: Duration = "2m"
+
+    # Service down (critical)
+    service_down_for: Duration = "1m"
+
+    # Memory (critical)
+    memory_used_ratio: Ratio = Field(0.90, gt=0, lt=1)
+    memory_for: Duration = "5m"
+
+    # Low disk space (warning)
+    disk_free_ratio: Ratio = Field(0.10, gt=0, lt=1)
+    disk_fill_hours: float = Field(24.0, gt=0, le=24 * 365)
+    disk_predict_window: Duration = "6h"
+    disk_predict_max_free_ratio: Ratio = Field(0.40, gt=0, le=1)  # only predict for disks already this full
+    disk_for: Duration = "10m"
+    disk_fstypes_excluded: list[str] = Field(
+        default_factory=lambda: [
+            "tmpfs", "devtmpfs", "ramfs", "overlay", "squashfs", "nsfs", "fuse.lxcfs", "autofs", "iso9660",
+        ]
+    )
+
+    # Database connection failures (critical)
+    database_down_for: Duration = "1m"
+
+    # Pipeline stalled (critical), queue backlog (warning), alert delivery (warning)
+    pipeline_stall_after: Duration = "5m"
+    pipeline_stall_for: Duration = "1m"
+    queue_backlog_ratio: Ratio = Field(0.80, gt=0, le=1)
+    queue_backlog_for: Duration = "5m"
+    alert_delivery_failure_ratio: Ratio = Field(0.20, gt=0, le=1)
+    alert_delivery_for: Duration = "5m"
+
+    # Self-monitoring
+    config_reload_for: Duration = "5m"
+    rule_failures_for: Duration = "5m"
+    alertmanager_unreachable_for: Duration = "5m"
+    notifications_failing_for: Duration = "5m"
+
+    # Backups (age threshold: backup.max_age)
+    backup_too_old_for: Duration = "10m"
+
+    @field_validator("rate_window", "short_window", "error_rate_baseline_window", "disk_predict_window",
+                     "pipeline_stall_after")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _for_durations(cls, value: Any, info: Any) -> Any:
+        if info.field_name.endswith("_for"):
+            return _check_duration(value, allow_zero=True)
+        return value
+
+    @field_validator("disk_fstypes_excluded")
+    @classmethod
+    def _fstypes(cls, value: list[str]) -> list[str]:
+        for fstype in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]+", fstype):
+                raise ValueError(f"{fstype!r} is not a filesystem type name, e.g. \"tmpfs\"")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AlertSettings":
+        if self.error_rate_warning >= self.error_rate_critical:
+            raise ValueError(
+                f"error_rate_warning ({self.error_rate_warning}) must be below error_rate_critical "
+                f"({self.error_rate_critical}): lower alerts.error_rate_warning"
+            )
+        if duration_seconds(self.short_window) > duration_seconds(self.rate_window):
+            raise ValueError(
+                f"short_window ({self.short_window}) must not be longer than rate_window ({self.rate_window})"
+            )
+        return self
+
+
+# --- receivers -------------------------------------------------------------------
+
+
+class _SecretSource(_Section):
+    def _secret(self, env_name: str, file_name: str, environ: Mapping[str, str]) -> str | None:
+        if env_name and environ.get(env_name):
+            return environ[env_name]
+        if file_name:
+            try:
+                return Path(file_name).expanduser().read_text(encoding="utf-8").strip() or None
+            except OSError:
+                return None
+        return None
+
+
+class EmailReceiver(_SecretSource):
+    enabled: bool = False
+    smtp_smarthost: str = "localhost:25"
+    from_: str = Field("hux-alerts@localhost", alias="from")
+    to: str = "ops@localhost"
+    auth_username: str = ""
+    auth_password_env: str = "HUX_SMTP_PASSWORD"
+    auth_password_file: str = ""
+    require_tls: bool = True
+
+    @field_validator("smtp_smarthost")
+    @classmethod
+    def _smarthost(cls, value: str) -> str:
+        if not _TARGET_RE.match(value):
+            raise ValueError(f"{value!r} is not host:port, e.g. \"smtp.example.com:587\"")
+        return value
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        for part in value.split(","):
+            if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", part.strip()):
+                raise ValueError(f"{value!r} is not an e-mail address (several: comma-separated)")
+        return value
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        return self._secret(self.auth_password_env, self.auth_password_file, environ)
+
+
+class SlackReceiver(_SecretSource):
+    enabled: bool = False
+    api_url_env: str = "HUX_SLACK_WEBHOOK_URL"
+    api_url_file: str = ""
+    channel: str = "#hux-alerts"
+
+    def api_url(self, environ: Mapping[str, str]) -> str | None:
+        return self._secret(self.api_url_env, self.api_url_file, environ)
+
+
+class WebhookReceiver(_SecretSource):
+    enabled: bool = False
+    #: a URL that is not secret (e.g. a local receiver); otherwise use url_env / url_file
+    url: str = ""
+    url_env: str = "HUX_ALERT_WEBHOOK_URL"
+    url_file: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    def resolved_url(self, environ: Mapping[str, str]) -> str | None:
+        return self._secret(self.url_env, self.url_file, environ) or self.url or None
+
+
+class HeartbeatReceiver(WebhookReceiver):
+    url_env: str = "HUX_HEARTBEAT_URL"
+
+
+class Receivers(_Section):
+    email: EmailReceiver = EmailReceiver()
+    slack: SlackReceiver = SlackReceiver()
+    webhook: WebhookReceiver = WebhookReceiver()
+    #: dead man's switch: receives the always-firing Watchdog
+    heartbeat: HeartbeatReceiver = HeartbeatReceiver()
+
+
+# --- grafana / backup ------------------------------------------------------------
+
+
+class GrafanaSettings(_Section):
+    #: native mode: "auto" runs (and scrapes) Grafana when a grafana binary is on PATH
+    enabled: bool | Literal["auto"] = "auto"
+    admin_user: str = "admin"
+    #: empty: the stack generates one at first start (data/run/secrets/grafana_admin_password)
+    admin_password_file: str = ""
+    datasource_uid: str = "hux-prometheus"
+    datasource_name: str = "Prometheus"
+    dashboard_refresh: Duration = "30s"
+    dashboard_time_from: str = "now-3h"
+
+    @field_validator("datasource_uid")
+    @classmethod
+    def _uid(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,40}", value):
+            raise ValueError(f"{value!r} is not a Grafana uid (letters, digits, - and _, at most 40)")
+        return value
+
+    @field_validator("dashboard_refresh")
+    @classmethod
+    def _refresh(cls, value: str) -> str:
+        return _check_duration(value)
+
+    def native_enabled(self) -> bool:
+        if self.enabled == "auto":
+            return grafana_binary() is not None
+        return bool(self.enabled)
+
+
+class BackupSettings(_Section):
+    dir: str = "data/backups"
+    keep: int = Field(7, ge=1, le=1000)
+    keep_days: int = Field(30, ge=1, le=3650)
+    #: the BackupTooOld alert fires when the last successful backup is older
+    max_age: Duration = "26h"
+
+    @field_validator("max_age")
+    @classmethod
+    def _age(cls, value: str) -> str:
+        return _check_duration(value)
+
+
+def grafana_binary() -> str | None:
+    return shutil.which("grafana") or shutil.which("grafana-server")
+
+
+# --- the whole -------------------------------------------------------------------
+
+
+class Settings(_Section):
+    bot: dict[str, Any] = Field(default_factory=dict)
+    stack: StackSettings = StackSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    alerts: AlertSettings = AlertSettings()
+    receivers: Receivers = Receivers()
+    grafana: GrafanaSettings = GrafanaSettings()
+    backup: BackupSettings = BackupSettings()
+
+    def url(self, component: str) -> str:
+        """Where a local client reaches a component, e.g. ``url("prometheus")`` -> ``http://127.0.0.1:9090``."""
+        try:
+            port = getattr(self.stack.ports, component)
+        except AttributeError:
+            known = ", ".join(Ports.model_fields)
+            raise KeyError(f"unknown component {component!r}; known: {known}") from None
+        return f"http://{self.stack.loopback_host}:{port}"
+
+    def enabled_receivers(self) -> list[str]:
+        return [name for name in ("email", "slack", "webhook") if getattr(self.receivers, name).enabled]
+
+
+def _check_receiver_secrets(settings: Settings, environ: Mapping[str, str]) -> None:
+    """An enabled receiver must find its secret now, not when the first page is due."""
+    problems = []
+    email = settings.receivers.email
+    if email.enabled and email.auth_username and not email.password(environ):
+        problems.append(
+            "receivers.email is enabled with auth_username but no password: set the environment variable "
+            f"{email.auth_password_env or '(receivers.email.auth_password_env)'} (e.g. in .env) or "
+            "receivers.email.auth_password_file"
+        )
+    slack = settings.receivers.slack
+    if slack.enabled and not slack.api_url(environ):
+        problems.append(
+            "receivers.slack is enabled but has no webhook URL: set the environment variable "
+            f"{slack.api_url_env or '(receivers.slack.api_url_env)'} (e.g. in .env) or receivers.slack.api_url_file"
+        )
+    for name in ("webhook", "heartbeat"):
+        hook = getattr(settings.receivers, name)
+        if hook.enabled and not hook.resolved_url(environ):
+            problems.append(
+                f"receivers.{name} is enabled but has no URL: set receivers.{name}.url, the environment variable "
+                f"{hook.url_env or f'(receivers.{name}.url_env)'}, or receivers.{name}.url_file"
+            )
+    for name in ("email", "slack", "webhook"):
+        in_routes = name in settings.alertmanager.critical_receivers or name in settings.alertmanager.warning_receivers
+        if getattr(settings.receivers, name).enabled and not in_routes:
+            problems.append(
+                f"receivers.{name} is enabled but no route uses it: add \"{name}\" to "
+                "alertmanager.critical_receivers or alertmanager.warning_receivers"
+            )
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
+                      source: str = "settings") -> Settings:
+    """Validate an already merged settings dict (see ``load_settings``)."""
+    environ = os.environ if environ is None else environ
+    data = {key: raw[key] for key in ("bot", *SECTIONS) if key in raw}
+    for key, value in data.items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a table ([{key}]); fix the settings file")
+    # The stack scrapes the bot where the bot listens, unless told otherwise.
+    bot_port = data.get("bot", {}).get("port")
+    stack = dict(data.get("stack", {}))
+    ports = dict(stack.get("ports", {}))
+    if "bot" not in ports and isinstance(bot_port, int) and not isinstance(bot_port, bool) and bot_port > 0:
+        ports["bot"] = bot_port
+        stack["ports"] = ports
+        data["stack"] = stack
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, source=source) from None
+    _check_bot_section(data.get("bot", {}), source)
+    _check_receiver_secrets(settings, environ)
+    return settings
+
+
+def _check_bot_section(section: Mapping[str, Any], source: str) -> None:
+    try:
+        from hux.bot.config import BotConfig  # the bot validates its own section
+    except ImportError:
+        return
+    try:
+        BotConfig.model_validate(dict(section))
+    except ValidationError as exc:
+        raise validation_error(exc, section="bot", source=source) from None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """The validated settings; ``ConfigError`` naming the bad key and the fix otherwise.
+
+    ``environ`` replaces ``os.environ`` (and ``.env``) for overrides and secrets,
+    which keeps tests independent of the caller's environment.
+    """
+    raw = load_raw(path, environ=environ)
+    return settings_from_raw(raw, environ=environ, source=str(path) if path else "settings")
