@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hux.doubles.faults import FaultInjector, add_control_routes, json_error
+from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_error
 
 MAX_ADDRESSES = 30
 SCHEMA_VERSION = "1.0.0"
@@ -223,13 +223,16 @@ def _split_addresses(raw: str) -> list[str] | web.Response:
     return addresses
 
 
+MARKET: web.AppKey[Market] = web.AppKey("market")
+
+
 def build_app(*, market: Market | None = None, seed: int | None = None) -> web.Application:
-    """The DexScreener double as an aiohttp app (``app["market"]``, ``app["faults"]``)."""
+    """The DexScreener double as an aiohttp app (``app[MARKET]``, ``app[FAULTS]``)."""
     market = market or Market()
     faults = FaultInjector("dexscreener", _error_response, MALFORMED_BODIES, seed=seed)
     app = web.Application()
-    app["market"] = market
-    app["faults"] = faults
+    app[MARKET] = market
+    app[FAULTS] = faults
 
     async def latest_tokens(request: web.Request) -> web.Response:
         addresses = _split_addresses(request.match_info["addresses"])

@@ -176,6 +176,10 @@ class FaultInjector:
         return None
 
 
+#: Where each double's app keeps its injector.
+FAULTS: web.AppKey["FaultInjector"] = web.AppKey("faults")
+
+
 def add_control_routes(app: web.Application, injector: FaultInjector) -> None:
     """``/_double/faults`` and ``/_double/stats`` for one API's app."""
 

@@ -21,31 +21,35 @@ Each mounted API keeps its own ``/_double/faults`` and ``/_double/stats``
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from hux.doubles import dexscreener, rugcheck, telegram, webhook
-from hux.doubles.faults import FaultInjector, FaultSettings, json_error
+from hux.doubles.faults import FAULTS, FaultInjector, FaultSettings, json_error
 
 APIS = ("dexscreener", "rugcheck", "telegram", "webhook")
 #: Seconds a stopping server waits for in-flight requests (hanging ones are released first).
 SHUTDOWN_TIMEOUT = 2.0
 
 
+SUBAPPS: web.AppKey[dict[str, web.Application]] = web.AppKey("subapps")
+INJECTORS: web.AppKey[dict[str, FaultInjector]] = web.AppKey("injectors")
+
+
 def build_app(*, telegram_state: telegram.TelegramState | None = None, seed: int | None = None) -> web.Application:
-    """The combined app. ``app["apps"][name]`` is each API's sub-app, ``app["faults"][name]`` its injector."""
+    """The combined app. ``app[SUBAPPS][name]`` is each API's sub-app, ``app[INJECTORS][name]`` its injector."""
     subapps = {
         "dexscreener": dexscreener.build_app(seed=seed),
         "rugcheck": rugcheck.build_app(seed=seed),
         "telegram": telegram.build_app(telegram_state, seed=seed),
         "webhook": webhook.build_app(seed=seed),
     }
-    injectors: dict[str, FaultInjector] = {name: sub["faults"] for name, sub in subapps.items()}
+    injectors: dict[str, FaultInjector] = {name: sub[FAULTS] for name, sub in subapps.items()}
     app = web.Application()
-    app["apps"] = subapps
-    app["faults"] = injectors
-    app["telegram"] = subapps["telegram"]["telegram"]
+    app[SUBAPPS] = subapps
+    app[INJECTORS] = injectors
 
     async def get_faults(_: web.Request) -> web.Response:
         return web.json_response({name: inj.settings.to_json() for name, inj in injectors.items()})
@@ -111,11 +115,22 @@ class RunningDoubles:
 
     @property
     def telegram(self) -> telegram.TelegramState:
-        return self.app["telegram"]
+        """Pending updates (``inject_message``) and sent messages (``sent``) of the Telegram double."""
+        return self.app[SUBAPPS]["telegram"][telegram.TELEGRAM]
 
     @property
     def faults(self) -> dict[str, FaultInjector]:
-        return self.app["faults"]
+        """Each API's fault injector (``.set(FaultSettings(...))``, ``.reset()``, ``.stats``)."""
+        return self.app[INJECTORS]
+
+    @property
+    def market(self) -> dexscreener.Market:
+        return self.app[SUBAPPS]["dexscreener"][dexscreener.MARKET]
+
+    @property
+    def webhook_received(self) -> "deque[dict]":
+        """What the webhook receiver got: ``{"name", "payload"}``, oldest first."""
+        return self.app[SUBAPPS]["webhook"][webhook.RECEIVED]
 
     async def stop(self) -> None:
         for injector in self.faults.values():

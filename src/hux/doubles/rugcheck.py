@@ -15,7 +15,7 @@ import re
 
 from aiohttp import web
 
-from hux.doubles.faults import FaultInjector, add_control_routes, json_error
+from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_error
 
 _MINT_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -81,7 +81,7 @@ MALFORMED_BODIES: list[tuple[bytes, str]] = [
 def build_app(*, seed: int | None = None, market_seed: str = "hux") -> web.Application:
     faults = FaultInjector("rugcheck", _error_response, MALFORMED_BODIES, seed=seed)
     app = web.Application()
-    app["faults"] = faults
+    app[FAULTS] = faults
 
     async def report_summary(request: web.Request) -> web.Response:
         mint = request.match_info["mint"]

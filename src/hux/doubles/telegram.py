@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hux.doubles.faults import FaultInjector, add_control_routes, json_error
+from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_error
 
 BOT_USER = {
     "id": 7000000001,
@@ -222,13 +222,16 @@ def _int(value: Any, name: str, default: int | None) -> int | None:
         raise ValueError(f"Bad Request: field \"{name}\" must be a number") from None
 
 
+TELEGRAM: web.AppKey[TelegramState] = web.AppKey("telegram")
+
+
 def build_app(state: TelegramState | None = None, *, seed: int | None = None) -> web.Application:
-    """The Telegram double (``app["telegram"]`` is its ``TelegramState``, ``app["faults"]`` its injector)."""
+    """The Telegram double (``app[TELEGRAM]`` is its ``TelegramState``, ``app[FAULTS]`` its injector)."""
     state = state or TelegramState()
     faults = FaultInjector("telegram", _fault_response, MALFORMED_BODIES, seed=seed)
     app = web.Application()
-    app["telegram"] = state
-    app["faults"] = faults
+    app[TELEGRAM] = state
+    app[FAULTS] = faults
 
     def authorised(request: web.Request) -> bool:
         token = request.match_info["token"]

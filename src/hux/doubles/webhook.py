@@ -13,7 +13,7 @@ from collections import deque
 
 from aiohttp import web
 
-from hux.doubles.faults import FaultInjector, add_control_routes, json_error
+from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_error
 
 MAX_RECEIVED = 5_000
 MAX_BODY = 1 << 20
@@ -27,12 +27,16 @@ def _error_response(status: int, retry_after: float | None) -> web.Response:
 MALFORMED_BODIES: list[tuple[bytes, str]] = [(b"<html>maintenance</html>", "text/html")]
 
 
+#: The payloads received, oldest first: ``{"name": ..., "payload": ...}``.
+RECEIVED: web.AppKey["deque[dict]"] = web.AppKey("received")
+
+
 def build_app(*, seed: int | None = None) -> web.Application:
     faults = FaultInjector("webhook", _error_response, MALFORMED_BODIES, seed=seed)
     received: deque[dict] = deque(maxlen=MAX_RECEIVED)
     app = web.Application(client_max_size=MAX_BODY)
-    app["faults"] = faults
-    app["received"] = received
+    app[FAULTS] = faults
+    app[RECEIVED] = received
 
     async def hook(request: web.Request) -> web.Response:
         try:
