@@ -21,6 +21,7 @@ Each mounted API keeps its own ``/_double/faults`` and ``/_double/stats``
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import deque
 from dataclasses import dataclass
 
@@ -165,7 +166,14 @@ async def serve_forever(host: str, port: int, *, ready: "asyncio.Event | None" =
     print(f"  faults       {doubles.base_url}/_double/faults", flush=True)
     if ready is not None:
         ready.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:  # SIGTERM (supervisors, docker stop) ends as cleanly as Ctrl-C
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals on this platform
+        pass
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await doubles.stop()
+    print("doubles stopped", flush=True)
