@@ -1,0 +1,477 @@
+"""What `hux up / down / status / restart / reload / health` do, for both paths.
+
+Native (default): render the run directory, start the supervisor detached,
+wait until every component is ready, print the URLs and log files. A second
+`up` applies configuration changes to the running stack instead (validate,
+swap, hot-reload; restart only what needs new flags). Docker
+(``stack.mode = "docker"`` or ``--docker``): the same verbs through
+``docker compose`` with the committed files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from hux.config import ConfigError
+from hux.stack import binaries, docker, probe
+from hux.stack.components import (
+    LOG_FILES,
+    MONITORING,
+    build_plan,
+    decide_grafana,
+    grafana_password_file,
+    is_loopback,
+)
+from hux.stack.grafana import ensure_admin_password
+from hux.stack.health import HealthReport, run_health
+from hux.stack.logs import tail
+from hux.stack.native import NativeStack, StackError
+from hux.stack.output import duration, megabytes, paint, table, use_colour
+from hux.stack.plan import StackPaths, StackPlan
+from hux.stack.supervisor import Supervisor
+
+DEFAULT_UP_TIMEOUT = 60.0
+CRASH_LOOP_RESTARTS = 3   # `up` stops waiting for a component restarted this often
+
+
+def load(config: str | None) -> Any:
+    from hux.monitoring.settings import load_settings
+
+    return load_settings(config)
+
+
+def resolve_mode(settings: Any, forced: str | None) -> str:
+    return forced or settings.stack.mode
+
+
+@dataclass
+class Console:
+    out: TextIO = sys.stdout
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+
+def _rel(path: str | Path, home: Path) -> str:
+    path = Path(path)
+    try:
+        return str(path.relative_to(home))
+    except ValueError:
+        return str(path)
+
+
+# ----- rendering and applying configuration ---------------------------------------------------------
+
+
+def render(settings: Any, paths: StackPaths, *, grafana: bool) -> Any:
+    """Render + validate into a staging dir, then swap into data/run (the renderer's contract).
+
+    A config that fails promtool/amtool raises ConfigError and leaves data/run untouched.
+    """
+    try:
+        from hux.monitoring.render import render_native
+    except ImportError as exc:
+        raise StackError(f"the monitoring renderer is not available ({exc}); reinstall the project") from None
+    try:
+        return render_native(settings, paths.run_dir, data_dir=paths.data, grafana_enabled=grafana)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}\nThe configuration was refused; nothing changed (a running stack keeps its current "
+                          "configuration). Fix the settings and run the command again.") from None
+
+
+def hot_reload(settings: Any, stack: NativeStack) -> list[str]:
+    """Ask Prometheus and Alertmanager to re-read their (already validated) files."""
+    messages = []
+    children = stack.recorded_children()
+    for name in ("prometheus", "alertmanager"):
+        url = settings.url(name) + "/-/reload"
+        lifecycle = name == "alertmanager" or is_loopback(settings.stack.bind_address)
+        if not lifecycle:
+            ident = children.get(name)
+            if ident is None or not ident.signal(signal.SIGHUP):
+                raise StackError(f"{name} is not running: cannot reload it (`hux status`)")
+            messages.append(f"{name}: sent SIGHUP (pid {ident.pid})")
+            continue
+        try:
+            response = httpx.post(url, timeout=10)
+        except httpx.HTTPError as exc:
+            raise StackError(f"{name} did not answer {url} ({type(exc).__name__}): is it running? `hux status`") from None
+        if response.status_code != 200:
+            raise StackError(f"{name} refused the new configuration (HTTP {response.status_code}: "
+                             f"{response.text.strip()[:300]}); it keeps running the previous one. "
+                             f"See logs/{LOG_FILES[name]}")
+        messages.append(f"{name}: configuration reloaded")
+    return messages
+
+
+def apply_changes(settings: Any, paths: StackPaths, stack: NativeStack, new_plan: StackPlan, con: Console) -> None:
+    """On a running stack: hot-reload configs, restart components whose command line changed."""
+    for message in hot_reload(settings, stack):
+        con.say(f"  {message}")
+    old_plan = stack.plan()
+    old = {s.name: s.launch_key() for s in old_plan.components} if old_plan else {}
+    new = {s.name: s.launch_key() for s in new_plan.components}
+    changed = sorted(n for n in new if old.get(n) != new[n]) + sorted(n for n in old if n not in new)
+    if changed:
+        new_plan.save(paths.plan_file)
+        stack.replan()
+        con.say(f"  command line changed for {', '.join(changed)}: the supervisor restarts "
+                f"{'it' if len(changed) == 1 else 'them'} now")
+
+
+# ----- native up -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    settings: Any
+    paths: StackPaths
+    plan: StackPlan
+    grafana_note: str
+
+
+def prepare(config: str | None, con: Console, *, quiet: bool = False) -> Prepared:
+    settings = load(config)
+    paths = StackPaths.current()
+    stack = NativeStack(paths)
+    stack.prepare_dirs()
+    password_file = grafana_password_file(settings, paths)
+    try:
+        _, created = ensure_admin_password(password_file)
+    except (OSError, ValueError) as exc:
+        raise StackError(f"Grafana admin password: {exc}") from None
+    if created and not quiet:
+        con.say(f"  generated the Grafana admin password in {_rel(password_file, paths.home)} (mode 0600)")
+    try:
+        grafana = decide_grafana(settings)
+        rendered = render(settings, paths, grafana=grafana.run)
+        plan = build_plan(settings, paths, rendered, config_path=config, grafana=grafana)
+    except binaries.MissingBinary as exc:
+        raise StackError(str(exc)) from None
+    if not quiet:
+        con.say(f"  rendered and validated the configuration in {_rel(paths.run_dir, paths.home)}/ "
+                "(promtool check config, amtool check-config)")
+    return Prepared(settings, paths, plan, grafana.reason)
+
+
+def _crash_loop_reason(stack: NativeStack, name: str) -> str | None:
+    comp = ((stack.state() or {}).get("components") or {}).get(name) or {}
+    if comp.get("error"):
+        return comp["error"]
+    if comp.get("restarts", 0) >= CRASH_LOOP_RESTARTS:
+        return f"keeps exiting ({comp.get('last_exit')}; {comp['restarts']} restarts)"
+    return None
+
+
+def wait_until_ready(prep: Prepared, stack: NativeStack | None, timeout: float, con: Console) -> dict[str, probe.Probe]:
+    urls = {spec.name: spec.ready_url for spec in prep.plan.components}
+    started = time.monotonic()
+
+    def progress(name: str, result: probe.Probe) -> None:
+        con.say(f"  {name:<14} ready after {time.monotonic() - started:.1f} s")
+
+    give_up = (lambda name: _crash_loop_reason(stack, name)) if stack is not None else None
+    return asyncio.run(probe.wait_ready(urls, timeout=timeout, give_up=give_up, progress=progress))
+
+
+def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, supervisor_pid: int | None) -> None:
+    home = prep.paths.home
+    rows = []
+    for name in ("grafana", "prometheus", "alertmanager", "node_exporter", "bot"):
+        try:
+            spec = prep.plan.component(name)
+        except KeyError:
+            rows.append([name, prep.settings.url(name), "skipped", "not installed (see below)"])
+            continue
+        result = results.get(name)
+        state = "ready" if result and result.ok else "NOT READY"
+        log = _rel(spec.log_file, home)
+        if spec.extra_logs:
+            log = f"{_rel(spec.extra_logs[0], home)} (stdout/stderr: {log})"
+        rows.append([name, spec.url, state, log])
+    con.say()
+    con.say(table(["COMPONENT", "URL", "STATE", "LOG"], rows))
+    con.say(f"supervisor     pid {supervisor_pid}, log {_rel(prep.paths.supervisor_log, home)}, "
+            f"state {_rel(prep.paths.state_file, home)}")
+    if "grafana" not in prep.plan.names:
+        con.say()
+        con.say(f"Grafana: {prep.grafana_note}")
+    else:
+        con.say(f"Grafana login: {prep.settings.grafana.admin_user} / the password in "
+                f"{_rel(grafana_password_file(prep.settings, prep.paths), home)}")
+
+
+def up_native(config: str | None, *, timeout: float, foreground: bool, con: Console) -> int:
+    paths = StackPaths.current()
+    stack = NativeStack(paths)
+    con.say(f"hux up: native stack, home {paths.home}")
+    if stack.running():
+        if foreground:
+            raise StackError("the stack already runs for this home (`hux status`); stop it first: `hux down`")
+        prep = prepare(config, con)
+        con.say("  the stack is already running: applying the configuration")
+        apply_changes(prep.settings, paths, stack, prep.plan, con)
+        con.say()
+        return status_native(prep.settings, paths, con, as_json=False)
+    prep = prepare(config, con)
+    busy = NativeStack.busy_ports(prep.plan, {"bot demo doubles": (prep.settings.stack.loopback_host,
+                                                                   prep.settings.stack.ports.doubles)})
+    if busy:
+        raise StackError(
+            "ports already in use by another program: " + "; ".join(busy) + ". Stop that program, or choose "
+            "other ports in hux.toml ([stack.ports]) or with HUX__STACK__PORTS__<NAME>=<port>."
+        )
+    prep.plan.save(paths.plan_file)
+    if foreground:
+        return _run_foreground(prep, timeout, con)
+    ident = stack.start_detached()
+    con.say(f"  supervisor started (pid {ident.pid}); waiting for the components to be ready")
+    results = wait_until_ready(prep, stack, timeout, con)
+    summary(prep, results, con, ident.pid)
+    not_ready = [n for n in prep.plan.names if not results.get(n) or not results[n].ok]
+    if not_ready:
+        con.say()
+        for name in not_ready:
+            spec = prep.plan.component(name)
+            con.say(f"{name} is not ready: {results[name].detail if name in results else 'no answer'}")
+            for line in tail(Path(spec.log_file), 8):
+                con.say(f"    {line}")
+        con.say("The stack keeps running (the supervisor retries with backoff). `hux status` shows it; "
+                "`hux down` stops it.")
+        return 1
+    con.say()
+    con.say("All components are ready. Prometheus scrapes every "
+            f"{prep.settings.prometheus.scrape_interval}: run `hux health` (or scripts/run_monitoring_health.sh) "
+            "for the deep check; `hux status`; `hux down` to stop.")
+    return 0
+
+
+def _run_foreground(prep: Prepared, timeout: float, con: Console) -> int:
+    """Containers and systemd: the supervisor in this process, printing the summary once ready."""
+
+    def announce() -> None:
+        results = wait_until_ready(prep, None, timeout, con)
+        summary(prep, results, con, os.getpid())
+
+    threading.Thread(target=announce, name="announce-ready", daemon=True).start()
+    return Supervisor(prep.paths, prep.plan, echo=True).run()
+
+
+# ----- native down / status / restart / reload ---------------------------------------------------------
+
+
+def down_native(paths: StackPaths, con: Console, timeout: float = 60.0) -> int:
+    stack = NativeStack(paths)
+    report = stack.stop(timeout=timeout)
+    if not report.was_running:
+        con.say(f"hux down: nothing is running for {paths.home}")
+        return 0
+    if report.stopped:
+        con.say("hux down: stopped " + ", ".join(report.stopped))
+    if report.forced:
+        con.say("  had to stop directly (verified by pid and start time): " + ", ".join(report.forced))
+    if report.left:
+        con.say("  STILL RUNNING: " + ", ".join(report.left) + " — stop them by hand (kill <pid>)")
+        return 1
+    return 0
+
+
+def status_data(settings: Any, paths: StackPaths) -> dict[str, Any]:
+    stack = NativeStack(paths)
+    state = stack.state() or {}
+    sup = stack.supervisor()
+    plan = stack.plan()
+    components = state.get("components") or {}
+    running = sup is not None
+    urls = {}
+    if running and plan is not None:
+        urls = {spec.name: spec.ready_url for spec in plan.components}
+    probes = probe.probe_all_sync(urls, timeout=1.0) if urls else {}
+    now = time.time()
+    rows = []
+    names = plan.names if plan else list(components)
+    for name in names:
+        comp = components.get(name) or {}
+        alive = running and comp.get("state") == "running"
+        spec = plan.component(name) if plan else None
+        rows.append({
+            "name": name,
+            "state": comp.get("state", "stopped") if running else "stopped",
+            "ready": bool(probes.get(name) and probes[name].ok),
+            "ready_detail": probes[name].detail if name in probes else None,
+            "pid": comp.get("pid") if alive else None,
+            "restarts": comp.get("restarts", 0),
+            "uptime_seconds": (now - comp["started_at"]) if alive and comp.get("started_at") else None,
+            "last_exit": comp.get("last_exit"),
+            "next_start_in": comp.get("next_start_in"),
+            "url": spec.url if spec else comp.get("url"),
+            "log_file": spec.log_file if spec else comp.get("log_file"),
+            "extra_logs": list(spec.extra_logs) if spec else [],
+        })
+    memory = stack.memory() if running else {}
+    grafana_note = ""
+    if "grafana" not in names:
+        try:
+            grafana_note = decide_grafana(settings).reason
+        except binaries.MissingBinary as exc:
+            grafana_note = str(exc)
+    return {
+        "mode": "native",
+        "home": str(paths.home),
+        "running": running,
+        "supervisor": {"pid": sup.pid if sup else None, "log_file": str(paths.supervisor_log)},
+        "components": rows,
+        "memory_rss_bytes": memory,
+        "memory_rss_total_bytes": sum(memory.values()),
+        "grafana_skipped": grafana_note or None,
+    }
+
+
+def status_native(settings: Any, paths: StackPaths, con: Console, *, as_json: bool) -> int:
+    data = status_data(settings, paths)
+    if as_json:
+        con.say(json.dumps(data, indent=2))
+        return 0 if data["running"] else 3
+    if not data["running"]:
+        con.say(f"native stack: not running (home {paths.home}); start it with `hux up`")
+        return 3
+    colour = use_colour(con.out)
+    rows = []
+    for row in data["components"]:
+        state = row["state"]
+        if state == "backoff" and row["next_start_in"] is not None:
+            state = f"backoff ({row['next_start_in']:.0f}s)"
+        rows.append([
+            row["name"],
+            paint(state.ljust(9), row["state"], colour),
+            "yes" if row["ready"] else "NO",
+            str(row["pid"] or "-"),
+            str(row["restarts"]),
+            duration(row["uptime_seconds"]),
+            row["url"] or "-",
+            _rel((row["extra_logs"] or [row["log_file"]])[0], paths.home) if row["log_file"] else "-",
+        ])
+    con.say(f"native stack, home {paths.home}: supervisor pid {data['supervisor']['pid']}, "
+            f"memory (RSS) {megabytes(data['memory_rss_total_bytes'])}")
+    con.say(table(["COMPONENT", "STATE    ", "READY", "PID", "RESTARTS", "UPTIME", "URL", "LOG"], rows))
+    for row in data["components"]:
+        if row["last_exit"] and row["restarts"]:
+            con.say(f"  {row['name']}: last exit: {row['last_exit']}")
+    if data["grafana_skipped"]:
+        con.say(f"  grafana: skipped: {data['grafana_skipped'].split('. ')[0]}")
+    return 0 if all(r["ready"] for r in data["components"]) else 1
+
+
+def restart_native(config: str | None, components: list[str], *, timeout: float, con: Console) -> int:
+    paths = StackPaths.current()
+    stack = NativeStack(paths)
+    if not components:
+        if stack.running():
+            down_native(paths, con)
+        return up_native(config, timeout=timeout, foreground=False, con=con)
+    plan = stack.plan()
+    if not stack.running() or plan is None:
+        raise StackError("the stack is not running: start it with `hux up`")
+    unknown = [c for c in components if c not in plan.names]
+    if unknown:
+        raise StackError(f"unknown component(s) {', '.join(unknown)}; running: {', '.join(plan.names)}")
+    old = {n: ((stack.state() or {}).get("components") or {}).get(n, {}).get("pid") for n in components}
+    stack.request_restart(components)
+    if not stack.wait_new_pids(components, old, timeout=max(30.0, max(plan.component(c).stop_timeout for c in components) + 10)):
+        raise StackError(f"the supervisor did not restart {', '.join(components)} in time; see {paths.supervisor_log}")
+    urls = {c: plan.component(c).ready_url for c in components}
+    results = asyncio.run(probe.wait_ready(urls, timeout=timeout))
+    for name in components:
+        result = results[name]
+        con.say(f"{name}: restarted, {'ready' if result.ok else 'NOT READY: ' + result.detail}")
+    return 0 if all(r.ok for r in results.values()) else 1
+
+
+def reload_native(config: str | None, con: Console) -> int:
+    paths = StackPaths.current()
+    stack = NativeStack(paths)
+    if not stack.running():
+        raise StackError("the stack is not running: start it with `hux up` (which renders the configuration)")
+    prep = prepare(config, con)
+    apply_changes(prep.settings, paths, stack, prep.plan, con)
+    return 0
+
+
+# ----- docker ------------------------------------------------------------------------------------------
+
+
+def _docker_urls(settings: Any, project: docker.ComposeProject) -> dict[str, str]:
+    from hux.stack.components import READY_PATHS
+
+    services = set(project.services())
+    return {name: settings.url(name) + path for name, path in READY_PATHS.items() if name in services}
+
+
+def up_docker(settings: Any, con: Console, *, timeout: float, compose_file: Path | None) -> int:
+    project = docker.ComposeProject.detect(compose_file)
+    paths = StackPaths.current()
+    try:
+        ensure_admin_password(grafana_password_file(settings, paths))
+    except (OSError, ValueError) as exc:
+        raise StackError(f"Grafana admin password: {exc}") from None
+    con.say(f"hux up: docker path ({' '.join(project.frontend)}, {project.file})")
+    result = project.run(project.up_command())
+    if result.returncode != 0:
+        raise StackError(f"`{' '.join(project.up_command())}` failed with code {result.returncode}")
+    urls = _docker_urls(settings, project)
+    results = asyncio.run(probe.wait_ready(urls, timeout=timeout))
+    rows = [[n, settings.url(n), "ready" if r.ok else f"NOT READY ({r.detail})"] for n, r in results.items()]
+    con.say(table(["SERVICE", "URL", "STATE"], rows))
+    con.say("Logs: `docker compose logs <service>`; stop: `hux down`.")
+    return 0 if all(r.ok for r in results.values()) else 1
+
+
+def docker_simple(settings: Any, verb: str, con: Console, *, compose_file: Path | None,
+                  services: list[str] | None = None) -> int:
+    project = docker.ComposeProject.detect(compose_file)
+    if verb == "down":
+        argv = project.down_command()
+    elif verb == "status":
+        argv = project.status_command()
+    elif verb == "restart":
+        argv = project.restart_command(project.check_services(services or []))
+    else:
+        raise ValueError(verb)
+    return project.run(argv).returncode
+
+
+# ----- health ------------------------------------------------------------------------------------------
+
+
+def health_report(settings: Any, mode: str) -> HealthReport:
+    return asyncio.run(run_health(settings, StackPaths.current(), mode=mode))
+
+
+def print_health(report: HealthReport, con: Console, *, as_json: bool) -> None:
+    if as_json:
+        con.say(json.dumps(report.to_dict(), indent=2))
+        return
+    colour = use_colour(con.out)
+    width = int(os.environ.get("COLUMNS", "0") or 0) or 120
+    rows = []
+    for check in report.checks:
+        detail = check.reason + (f" → fix: {check.fix}" if check.fix and check.status != "pass" else "")
+        rows.append([check.name, paint(check.status.upper().ljust(4), check.status, colour), detail])
+    con.say(table(["CHECK", "STATUS", "DETAIL"], rows, max_width=width))
+    counts = report.counts()
+    con.say()
+    con.say(f"health: {paint(report.status.upper(), report.status, colour)} — {counts['fail']} failing, "
+            f"{counts['warn']} warning, {counts['pass']} passing ({report.duration:.2f} s)")
+    if report.failing():
+        con.say("failing: " + ", ".join(report.failing()))

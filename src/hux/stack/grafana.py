@@ -1,0 +1,89 @@
+"""Native Grafana: the generated admin password and the server's ini file.
+
+The admin password is generated on first run (never ``admin/admin``) into
+``data/grafana/admin_password`` (or ``grafana.admin_password_file``), mode
+0600. Grafana reads it through ``$__file{...}`` expansion in the ini we write,
+so it never appears on a command line, in the environment or in a log.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+PASSWORD_BYTES = 24
+
+
+def ensure_admin_password(path: Path) -> tuple[str, bool]:
+    """Return (password, created). Creates the file 0600 if missing; tightens loose permissions."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+        password = path.read_text(encoding="utf-8").strip()
+        if not password or password == "admin":
+            raise ValueError(
+                f"{path} holds an empty or default Grafana password; delete the file (and data/grafana/grafana.db "
+                "if Grafana already ran with it) and run `hux up` to generate a new one"
+            )
+        return password, False
+    password = secrets.token_urlsafe(PASSWORD_BYTES)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(password + "\n")
+    return password, True
+
+
+def write_ini(
+    path: Path,
+    *,
+    bind_address: str,
+    port: int,
+    data_dir: Path,
+    provisioning_dir: Path,
+    admin_user: str,
+    password_file: Path,
+) -> Path:
+    """The ini Grafana starts with (``--config``); values override the install's defaults.ini."""
+    text = f"""; Written by `hux up` for the native stack; regenerated on every start.
+[paths]
+data = {data_dir}
+plugins = {data_dir / "plugins"}
+provisioning = {provisioning_dir}
+
+[server]
+http_addr = {bind_address}
+http_port = {port}
+root_url = http://{bind_address}:{port}/
+
+[security]
+admin_user = {admin_user}
+admin_password = $__file{{{password_file}}}
+disable_gravatar = true
+
+[users]
+allow_sign_up = false
+
+[auth.anonymous]
+enabled = false
+
+[analytics]
+reporting_enabled = false
+check_for_updates = false
+check_for_plugin_updates = false
+
+[log]
+; stdout is captured by the supervisor into logs/grafana.log (rotated)
+mode = console
+"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path

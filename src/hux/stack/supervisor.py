@@ -1,0 +1,416 @@
+"""The native process supervisor: ``python -m hux.stack.supervisor``.
+
+One supervisor per home. It holds an exclusive ``flock`` on
+``data/supervisor/supervisor.lock`` for its lifetime (so "is it running?" has
+one honest answer), reads ``data/supervisor/plan.json`` and then:
+
+* starts every component in its own process group (terminal signals reach the
+  supervisor only, which then shuts down in order) with the kernel told to
+  SIGTERM it if the supervisor dies (``PR_SET_PDEATHSIG``), stdout/stderr
+  piped into the component's rotating log;
+* restarts a component that exits, after a backoff that doubles from
+  ``initial_backoff`` up to ``max_backoff`` and resets once the component has
+  stayed up ``stable_after`` seconds; every restart is counted;
+* records pids, process start times, restart counts and last exit in
+  ``data/supervisor/state.json`` (atomic writes) and ``<name>.pid`` files;
+* SIGTERM/SIGINT: graceful shutdown (SIGTERM to each child, newest first,
+  SIGKILL after its ``stop_timeout``), then exits 0;
+* SIGHUP: re-reads the plan and restarts only components whose command line
+  or environment changed (starting new ones, stopping removed ones);
+* SIGUSR1: handles restart requests dropped in ``data/supervisor/requests/``
+  (``hux restart <component>``); those restarts are not counted as crashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from hux.stack.logs import LogPump, RotatingLog
+from hux.stack.plan import ComponentSpec, StackPaths, StackPlan, write_json_atomic
+from hux.stack.procs import ProcessIdentity
+
+PR_SET_PDEATHSIG = 1
+LOOP_INTERVAL = 0.2
+REQUEST_POLL_INTERVAL = 1.0
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:  # not Linux/glibc: children just won't get the parent-death signal
+    _LIBC = None
+
+
+def _child_setup(parent_pid: int) -> None:
+    """Runs in the child between fork and exec: die with the supervisor."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+        os._exit(1)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "could not be started"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+@dataclass
+class Child:
+    spec: ComponentSpec
+    log: RotatingLog
+    proc: subprocess.Popen | None = None
+    identity: ProcessIdentity | None = None
+    pump: LogPump | None = None
+    state: str = "starting"          # starting | running | backoff | stopping | stopped
+    restarts: int = 0                 # restarts after a crash (not requested ones)
+    started_at: float | None = None   # wall clock
+    started_mono: float = 0.0
+    last_exit: str | None = None
+    last_exit_at: float | None = None
+    next_start: float = 0.0           # monotonic
+    backoff: float = 0.0
+    pending_crash_restart: bool = False
+    error: str | None = None
+
+    def to_state(self) -> dict:
+        return {
+            "name": self.spec.name,
+            "state": self.state,
+            "pid": self.identity.pid if self.identity and self.state in ("running", "stopping") else None,
+            "identity": self.identity.to_dict() if self.identity and self.state in ("running", "stopping") else None,
+            "restarts": self.restarts,
+            "started_at": self.started_at,
+            "last_exit": self.last_exit,
+            "last_exit_at": self.last_exit_at,
+            "next_start_in": round(max(0.0, self.next_start - time.monotonic()), 1) if self.state == "backoff" else None,
+            "error": self.error,
+            "log_file": self.spec.log_file,
+            "url": self.spec.url,
+            "port": self.spec.port,
+        }
+
+
+@dataclass
+class Supervisor:
+    paths: StackPaths
+    plan: StackPlan
+    echo: bool = False                       # also print events to stdout (foreground mode)
+    children: dict[str, Child] = field(default_factory=dict)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop_requested: bool = False
+    _replan_requested: bool = False
+    _requests_pending: bool = False
+    _lock_fh: IO | None = None
+    _log: RotatingLog | None = None
+
+    # ----- bookkeeping -------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        if self._log is not None:
+            self._log.note(message)
+        if self.echo:
+            print(f"[supervisor] {message}", flush=True)
+
+    def acquire_lock(self) -> bool:
+        self.paths.supervisor_dir.mkdir(parents=True, exist_ok=True)
+        fh = self.paths.lock_file.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._lock_fh = fh
+        return True
+
+    def write_state(self, running: bool = True) -> None:
+        me = ProcessIdentity.of(os.getpid())
+        state = {
+            "supervisor": {
+                "running": running,
+                "pid": os.getpid() if running else None,
+                "identity": me.to_dict() if me and running else None,
+                "home": str(self.paths.home),
+                "updated_at": time.time(),
+            },
+            "components": {name: child.to_state() for name, child in self.children.items()},
+            "order": list(self.children),
+        }
+        write_json_atomic(self.paths.state_file, state)
+
+    def _write_pid_file(self, name: str, pid: int | None) -> None:
+        path = self.paths.supervisor_dir / f"{name}.pid"
+        if pid is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(f"{pid}\n")
+
+    # ----- signals -----------------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        def stop(signum, _frame):
+            self._stop_requested = True
+            self._wake.set()
+
+        def replan(_signum, _frame):
+            self._replan_requested = True
+            self._wake.set()
+
+        def requests(_signum, _frame):
+            self._requests_pending = True
+            self._wake.set()
+
+        def child(_signum, _frame):
+            self._wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, replan)
+        signal.signal(signal.SIGUSR1, requests)
+        signal.signal(signal.SIGCHLD, child)
+
+    # ----- one child ---------------------------------------------------------------------------
+    def _new_child(self, spec: ComponentSpec) -> Child:
+        log = RotatingLog(Path(spec.log_file), self.plan.log_max_bytes, self.plan.log_backups)
+        return Child(spec=spec, log=log, backoff=self.plan.restart.initial_backoff)
+
+    def _start(self, child: Child) -> None:
+        spec = child.spec
+        env = dict(os.environ)
+        env.update(spec.env)
+        child.error = None
+        try:
+            proc = subprocess.Popen(
+                list(spec.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=spec.cwd or str(self.paths.home),
+                close_fds=True,
+                process_group=0,
+                preexec_fn=lambda parent=os.getpid(): _child_setup(parent),
+            )
+        except OSError as exc:
+            child.error = f"cannot start {spec.argv[0]}: {exc.strerror or exc}"
+            child.log.note(child.error)
+            self.say(f"{spec.name}: {child.error}")
+            self._schedule_restart(child, None)
+            return
+        child.proc = proc
+        child.identity = ProcessIdentity.of(proc.pid) or ProcessIdentity(proc.pid, -1, spec.argv[0])
+        child.pump = LogPump(spec.name, proc.stdout, child.log)  # type: ignore[arg-type]
+        child.pump.start()
+        child.state = "running"
+        child.started_at = time.time()
+        child.started_mono = time.monotonic()
+        self._write_pid_file(spec.name, proc.pid)
+        child.log.note(f"started {spec.name} (pid {proc.pid})")
+        self.say(f"{spec.name}: started, pid {proc.pid}")
+
+    def _schedule_restart(self, child: Child, code: int | None) -> None:
+        policy = self.plan.restart
+        now = time.monotonic()
+        if child.started_mono and now - child.started_mono >= policy.stable_after:
+            child.backoff = policy.initial_backoff
+        delay = child.backoff
+        child.backoff = min(max(child.backoff * 2, policy.initial_backoff), policy.max_backoff)
+        child.state = "backoff"
+        child.next_start = now + delay
+        child.pending_crash_restart = True
+        child.last_exit = describe_exit(code)
+        child.last_exit_at = time.time()
+        child.proc = None
+        self._write_pid_file(child.spec.name, None)
+        message = f"{child.spec.name} {child.last_exit}; restart #{child.restarts + 1} in {delay:.1f} s"
+        child.log.note(message)
+        self.say(message)
+
+    def _reap(self, child: Child) -> None:
+        if child.proc is None or child.state != "running":
+            return
+        code = child.proc.poll()
+        if code is None:
+            return
+        if child.pump is not None:
+            child.pump.join(timeout=1.0)
+        self._schedule_restart(child, code)
+
+    def _stop(self, child: Child, *, send: bool = True) -> None:
+        """Ask one child to stop (SIGTERM) — the wait happens in _wait_stopped."""
+        if child.proc is None or child.proc.poll() is not None:
+            return
+        child.state = "stopping"
+        if send:
+            try:
+                child.proc.terminate()
+            except ProcessLookupError:
+                pass
+
+    def _wait_stopped(self, child: Child, deadline: float) -> None:
+        proc = child.proc
+        if proc is not None:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.log.note(f"{child.spec.name} did not stop within {child.spec.stop_timeout:.0f} s; sending SIGKILL")
+                proc.kill()
+                proc.wait(timeout=5)
+            child.last_exit = describe_exit(proc.returncode)
+            child.last_exit_at = time.time()
+        if child.pump is not None:
+            child.pump.join(timeout=2.0)
+        child.proc = None
+        child.state = "stopped"
+        child.pending_crash_restart = False
+        self._write_pid_file(child.spec.name, None)
+
+    def _stop_now(self, child: Child) -> None:
+        self._stop(child)
+        self._wait_stopped(child, time.monotonic() + child.spec.stop_timeout)
+        child.log.note(f"stopped {child.spec.name}")
+
+    # ----- plan changes and requests -----------------------------------------------------------
+    def _replan(self) -> None:
+        try:
+            new_plan = StackPlan.load(self.paths.plan_file)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.say(f"cannot read {self.paths.plan_file} ({exc}); keeping the running plan")
+            return
+        old = self.children
+        self.plan = new_plan
+        for name in [n for n in old if n not in new_plan.names]:
+            self.say(f"{name}: removed from the plan, stopping")
+            self._stop_now(old.pop(name))
+        fresh: dict[str, Child] = {}
+        for spec in new_plan.components:
+            child = old.get(spec.name)
+            if child is None:
+                child = self._new_child(spec)
+                self._start(child)
+            elif child.spec.launch_key() != spec.launch_key():
+                self.say(f"{spec.name}: command line changed, restarting")
+                self._stop_now(child)
+                child.spec = spec
+                self._start(child)
+            else:
+                child.spec = spec
+            fresh[spec.name] = child
+        self.children = fresh
+
+    def _handle_requests(self) -> None:
+        directory = self.paths.requests_dir
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.glob("*.json")):
+            try:
+                request = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                request = {}
+            path.unlink(missing_ok=True)
+            if request.get("action") != "restart":
+                continue
+            names = request.get("components") or list(self.children)
+            for name in names:
+                child = self.children.get(name)
+                if child is None:
+                    self.say(f"restart request for unknown component {name!r} ignored")
+                    continue
+                self.say(f"{name}: restart requested")
+                self._stop_now(child)
+                child.backoff = self.plan.restart.initial_backoff
+                self._start(child)
+
+    # ----- main loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        self._log = RotatingLog(self.paths.supervisor_log, self.plan.log_max_bytes, self.plan.log_backups)
+        if not self.acquire_lock():
+            self.say(f"another supervisor already runs for {self.paths.home}; not starting a second one")
+            return 3
+        self._install_signals()
+        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        self.say(f"supervisor started, pid {os.getpid()}, home {self.paths.home}")
+        try:
+            for spec in self.plan.components:
+                child = self._new_child(spec)
+                self.children[spec.name] = child
+                self._start(child)
+            self.write_state()
+            last_request_poll = 0.0
+            while not self._stop_requested:
+                self._wake.wait(LOOP_INTERVAL)
+                self._wake.clear()
+                if self._stop_requested:
+                    break
+                if self._replan_requested:
+                    self._replan_requested = False
+                    self._replan()
+                now = time.monotonic()
+                if self._requests_pending or now - last_request_poll >= REQUEST_POLL_INTERVAL:
+                    self._requests_pending = False
+                    last_request_poll = now
+                    self._handle_requests()
+                for child in self.children.values():
+                    self._reap(child)
+                    if child.state == "backoff" and time.monotonic() >= child.next_start:
+                        if child.pending_crash_restart:
+                            child.restarts += 1
+                        self._start(child)
+                self.write_state()
+            self.shutdown()
+            return 0
+        except Exception:  # noqa: BLE001 - last resort: log, stop children, fail loudly
+            self.say("supervisor crashed:\n" + traceback.format_exc())
+            self.shutdown()
+            return 1
+        finally:
+            self.paths.pid_file.unlink(missing_ok=True)
+            if self._log is not None:
+                self._log.close()
+
+    def shutdown(self) -> None:
+        self.say("shutting down")
+        # Newest first: the bot stops before the monitoring that watches it.
+        ordered = list(reversed(list(self.children.values())))
+        for child in ordered:
+            self._stop(child)
+        self.write_state()
+        for child in ordered:
+            self._wait_stopped(child, time.monotonic() + child.spec.stop_timeout)
+            child.log.note(f"stopped {child.spec.name}")
+            child.log.close()
+        self.write_state(running=False)
+        self.say("all components stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hux.stack.supervisor", description=__doc__.split("\n")[0])
+    parser.add_argument("--home", required=True, help="the stack's home (data/ and logs/ under it)")
+    parser.add_argument("--foreground", action="store_true", help="also print events to stdout")
+    args = parser.parse_args(argv)
+    paths = StackPaths(Path(args.home).resolve())
+    try:
+        plan = StackPlan.load(paths.plan_file)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"cannot read the stack plan {paths.plan_file}: {exc}; run `hux up` to create it", file=sys.stderr)
+        return 2
+    return Supervisor(paths, plan, echo=args.foreground).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
