@@ -1,0 +1,186 @@
+"""Typed clients for the Prometheus and Alertmanager HTTP APIs used by backup and maintenance."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from hux.ops.errors import ApiError, OpsError
+from hux.ops.http import JsonApi, require_loopback
+
+
+def _ts(value: float) -> str:
+    return f"{value:.3f}"
+
+
+class Prometheus(JsonApi):
+    """``/api/v1`` of one Prometheus server."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+        super().__init__(base_url, name="Prometheus", timeout=timeout)
+
+    def _data(self, path: str, *, params: Any = None, method: str = "GET", timeout: float | None = None) -> Any:
+        if method == "GET":
+            body = self.get_json(path, params=params, ok=(200, 400, 422, 503), timeout=timeout)
+        else:
+            body = self.post_json(path, data=params, ok=(200, 400, 422, 503), timeout=timeout)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else body
+            raise ApiError(f"Prometheus refused {path}: {error}", url=path)
+        return body.get("data")
+
+    # --- status ---------------------------------------------------------------
+    def ready(self) -> bool:
+        return self.reachable("/-/ready")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready():
+                return
+            time.sleep(0.25)
+        raise OpsError(f"Prometheus at {self.base_url} did not become ready within {timeout:.0f}s: "
+                       "check logs/prometheus.log")
+
+    def buildinfo(self) -> dict[str, Any]:
+        return self._data("/api/v1/status/buildinfo")
+
+    def flags(self) -> dict[str, str]:
+        return self._data("/api/v1/status/flags")
+
+    def runtimeinfo(self) -> dict[str, Any]:
+        return self._data("/api/v1/status/runtimeinfo")
+
+    def tsdb_status(self) -> dict[str, Any]:
+        return self._data("/api/v1/status/tsdb")
+
+    def targets(self) -> dict[str, Any]:
+        return self._data("/api/v1/targets")
+
+    def rules(self) -> list[dict[str, Any]]:
+        return self._data("/api/v1/rules").get("groups", [])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self._data("/api/v1/alerts").get("alerts", [])
+
+    def label_values(self, label: str, *, start: float | None = None, end: float | None = None,
+                     match: Iterable[str] = ()) -> list[str]:
+        params: list[tuple[str, str]] = [("match[]", m) for m in match]
+        if start is not None:
+            params.append(("start", _ts(start)))
+        if end is not None:
+            params.append(("end", _ts(end)))
+        return self._data(f"/api/v1/label/{label}/values", params=params)
+
+    def series(self, match: Iterable[str], *, start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
+        params: list[tuple[str, str]] = [("match[]", m) for m in match]
+        if start is not None:
+            params.append(("start", _ts(start)))
+        if end is not None:
+            params.append(("end", _ts(end)))
+        return self._data("/api/v1/series", params=params, method="POST")
+
+    # --- queries --------------------------------------------------------------
+    def query(self, expr: str, at: float | None = None, *, timeout: float | None = None) -> dict[str, Any]:
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = _ts(at)
+        return self._data("/api/v1/query", params=params, method="POST", timeout=timeout)
+
+    def query_range(self, expr: str, start: float, end: float, step: float, *, timeout: float | None = None) -> dict[str, Any]:
+        params = {"query": expr, "start": _ts(start), "end": _ts(end), "step": f"{max(step, 0.001):.3f}"}
+        return self._data("/api/v1/query_range", params=params, method="POST", timeout=timeout)
+
+    def scalar(self, expr: str, at: float | None = None) -> float | None:
+        """The single value of an expression that yields one sample (or a scalar); None when empty."""
+        data = self.query(expr, at)
+        result = data.get("result")
+        if data.get("resultType") == "scalar":
+            return float(result[1])
+        if not result:
+            return None
+        return float(result[0]["value"][1])
+
+    def vector(self, expr: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        data = self.query(expr, at)
+        if data.get("resultType") != "vector":
+            return []
+        return [(item["metric"], float(item["value"][1])) for item in data.get("result", [])]
+
+    # --- admin API (loopback only) ---------------------------------------------
+    def _admin(self, path: str, *, params: Any = None, allow_remote: bool = False, ok: Iterable[int] = (200, 204)) -> Any:
+        require_loopback(self.base_url, what="the Prometheus admin API", allow_remote=allow_remote)
+        try:
+            response = self.request("POST", path, params=params, ok=tuple(ok) + (404, 405, 503), timeout=600)
+        except ApiError:
+            raise
+        if response.status_code in (404, 405) or (
+            response.status_code == 503 and "admin" in response.text.lower()
+        ):
+            raise ApiError(
+                f"Prometheus at {self.base_url} has its admin API disabled ({response.status_code} on {path}): "
+                "start it with --web.enable-admin-api (the native stack does)",
+                status=response.status_code, url=path,
+            )
+        if response.status_code == 503:
+            raise self.error_for(response, f"POST {self.base_url}{path}")
+        return response.json() if response.content else None
+
+    def snapshot(self, *, skip_head: bool = False, allow_remote: bool = False) -> str:
+        body = self._admin("/api/v1/admin/tsdb/snapshot", params={"skip_head": str(skip_head).lower()},
+                           allow_remote=allow_remote)
+        try:
+            return str(body["data"]["name"])
+        except (TypeError, KeyError):
+            raise ApiError(f"Prometheus answered the snapshot request without a snapshot name: {body!r}") from None
+
+    def delete_series(self, matchers: Iterable[str], *, start: float | None = None, end: float | None = None,
+                      allow_remote: bool = False) -> None:
+        params: list[tuple[str, str]] = [("match[]", m) for m in matchers]
+        if start is not None:
+            params.append(("start", _ts(start)))
+        if end is not None:
+            params.append(("end", _ts(end)))
+        self._admin("/api/v1/admin/tsdb/delete_series", params=params, allow_remote=allow_remote)
+
+    def clean_tombstones(self, *, allow_remote: bool = False) -> None:
+        self._admin("/api/v1/admin/tsdb/clean_tombstones", allow_remote=allow_remote)
+
+
+class Alertmanager(JsonApi):
+    """``/api/v2`` of one Alertmanager."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        super().__init__(base_url, name="Alertmanager", timeout=timeout)
+
+    def ready(self) -> bool:
+        return self.reachable("/-/ready")
+
+    def status(self) -> dict[str, Any]:
+        return self.get_json("/api/v2/status")
+
+    def silences(self, states: Iterable[str] = ("active", "pending")) -> list[dict[str, Any]]:
+        wanted = set(states)
+        found = self.get_json("/api/v2/silences")
+        return [s for s in found if s.get("status", {}).get("state") in wanted]
+
+    def add_silence(self, silence: dict[str, Any]) -> str:
+        body = self.post_json("/api/v2/silences", json=silence)
+        return str(body.get("silenceID", "")) if isinstance(body, dict) else ""
+
+    def expire_silence(self, silence_id: str) -> None:
+        self.request("DELETE", f"/api/v2/silence/{silence_id}", ok=(200,))
+
+    def alerts(self, *, active: bool = True, silenced: bool = True, inhibited: bool = True,
+               filters: Iterable[str] = ()) -> list[dict[str, Any]]:
+        params: list[tuple[str, str]] = [
+            ("active", str(active).lower()), ("silenced", str(silenced).lower()), ("inhibited", str(inhibited).lower()),
+        ]
+        params += [("filter", f) for f in filters]
+        return self.get_json("/api/v2/alerts", params=params)
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        self.request("POST", "/api/v2/alerts", json=alerts, ok=(200,))
+
+    def metrics_text(self) -> str:
+        return self.request("GET", "/metrics").text
