@@ -16,10 +16,13 @@ Settings (JSON object, all optional)::
      "rate_limit_status_rate": 0.0, # fraction answered 429
      "retry_after": null,           # seconds sent with 429/5xx answers (null: none)
      "malformed_rate": 0.0,         # fraction answered 200 with a broken body
-     "hang": false}                 # accept requests and never answer (until hang is cleared)
+     "hang": false,                 # accept requests and never answer (until hang is cleared)
+     "even": false}                 # rates as exact, evenly spaced shares instead of random draws
 
 For each request, in order: hang, latency, 429 draw, error draw, malformed
-draw, then the real answer.
+draw, then the real answer. With ``"even": true`` each rate is applied as an
+exact share (0.1: every tenth request), which gives tests an exact error
+ratio and never two faults in a row for rates up to 0.5.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class FaultSettings:
     retry_after: float | None = None
     malformed_rate: float = 0.0
     hang: bool = False
+    even: bool = False
 
     @classmethod
     def from_json(cls, data: Any, *, where: str = "faults") -> "FaultSettings":
@@ -79,6 +83,10 @@ class FaultSettings:
             if not isinstance(data["hang"], bool):
                 raise ValueError(f"{where}.hang: expected true or false, got {data['hang']!r}")
             values["hang"] = data["hang"]
+        if "even" in data:
+            if not isinstance(data["even"], bool):
+                raise ValueError(f"{where}.even: expected true or false, got {data['even']!r}")
+            values["even"] = data["even"]
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -111,6 +119,7 @@ class FaultInjector:
         self._error_responder = error_responder
         self._malformed = malformed_bodies
         self._rng = random.Random(seed)
+        self._credit: dict[str, float] = defaultdict(float)  # "even" mode: accumulated share per draw kind
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._changed: asyncio.Event | None = None
         self.stopping = False
@@ -123,6 +132,7 @@ class FaultInjector:
 
     def set(self, settings: FaultSettings) -> None:
         self.settings = settings
+        self._credit.clear()
         if self._changed is not None:  # wake hanging requests so they re-read the settings
             self._changed.set()
             self._changed = asyncio.Event()
@@ -155,6 +165,18 @@ class FaultInjector:
 
         return faulted
 
+    def _draw(self, kind: str, rate: float, even: bool) -> bool:
+        """Whether this request gets the ``kind`` fault: a random draw, or the next slot of an exact share."""
+        if rate <= 0:
+            return False
+        if not even:
+            return self._rng.random() < rate
+        self._credit[kind] += rate
+        if self._credit[kind] >= 1.0 - 1e-9:
+            self._credit[kind] -= 1.0
+            return True
+        return False
+
     async def _inject(self, request: web.Request) -> web.Response | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MAX_HANG_SECONDS
@@ -166,11 +188,11 @@ class FaultInjector:
         settings = self.settings
         if settings.latency_seconds > 0 and not self.stopping:
             await asyncio.sleep(settings.latency_seconds)
-        if settings.rate_limit_status_rate > 0 and self._rng.random() < settings.rate_limit_status_rate:
+        if self._draw("rate_limit", settings.rate_limit_status_rate, settings.even):
             return self._error_responder(429, settings.retry_after)
-        if settings.error_rate > 0 and self._rng.random() < settings.error_rate:
+        if self._draw("error", settings.error_rate, settings.even):
             return self._error_responder(settings.error_status, settings.retry_after)
-        if settings.malformed_rate > 0 and self._rng.random() < settings.malformed_rate and self._malformed:
+        if self._draw("malformed", settings.malformed_rate, settings.even) and self._malformed:
             body, content_type = self._rng.choice(self._malformed)
             return web.Response(status=200, body=body, content_type=content_type)
         return None
