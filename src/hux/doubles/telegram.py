@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections import deque
 from html.parser import HTMLParser
@@ -174,7 +175,7 @@ class TelegramState:
 def _telegram_error(status: int, description: str, retry_after: float | None = None) -> web.Response:
     body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
     if retry_after is not None:
-        body["parameters"] = {"retry_after": int(round(retry_after))}
+        body["parameters"] = {"retry_after": math.ceil(retry_after)}  # Telegram speaks whole seconds
     return web.json_response(body, status=status)
 
 
@@ -184,7 +185,7 @@ _DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404:
 
 def _fault_response(status: int, retry_after: float | None) -> web.Response:
     if status == 429:
-        wait = f": retry after {int(round(retry_after))}" if retry_after is not None else ""
+        wait = f": retry after {math.ceil(retry_after)}" if retry_after is not None else ""
         return _telegram_error(429, f"Too Many Requests{wait}", retry_after)
     return _telegram_error(status, _DESCRIPTIONS.get(status, "Error"), retry_after)
 

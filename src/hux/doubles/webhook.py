@@ -21,7 +21,8 @@ MAX_BODY = 1 << 20
 
 def _error_response(status: int, retry_after: float | None) -> web.Response:
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
-    return web.json_response({"ok": False, "error": f"HTTP {status}"}, status=status, headers=headers)
+    reason = "rate limited" if status == 429 else "receiver failing" if status >= 500 else "request refused"
+    return web.json_response({"ok": False, "error": reason}, status=status, headers=headers)
 
 
 MALFORMED_BODIES: list[tuple[bytes, str]] = [(b"<html>maintenance</html>", "text/html")]

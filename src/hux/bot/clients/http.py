@@ -521,8 +521,11 @@ class ApiClient:
                     status=result.status, retry_after=result.retry_after, attempts=attempts,
                 )
             self.metrics.api_retries.labels(api=self.api, reason=result.outcome).inc()
-            # With a Retry-After the shared pause above does the waiting; add only a little jitter.
-            delay = random.uniform(0, self.backoff_base / 4) if result.retry_after is not None else self._backoff(retry)
+            # With a Retry-After the shared pause (top of the loop) waits that long; never retry sooner
+            # than the backoff either ("Retry-After: 0" from a struggling server is no reason to hammer it).
+            delay = self._backoff(retry)
+            if result.retry_after is not None:
+                delay = max(0.0, delay - result.retry_after)
             log.debug("%s %s: %s, retry %d in %.2fs", self.api, endpoint, result.outcome, attempts, delay)
             await asyncio.sleep(delay)
 
