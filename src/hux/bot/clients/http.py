@@ -93,7 +93,8 @@ class _RedactingFilter(logging.Filter):
 
 
 _LOG_REDACTOR = _RedactingFilter()
-for _name in ("httpx", "httpcore"):
+# Logger filters do not apply to child loggers: name each one httpx/httpcore log through.
+for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
     logging.getLogger(_name).addFilter(_LOG_REDACTOR)
 
 
