@@ -343,3 +343,10 @@ def test_cli_refuses_a_bad_port() -> None:
     result = subprocess.run([sys.executable, "-m", "hux.cli", "doubles", "serve", "--port", "70000"],
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 2 and "--port must be 0..65535" in result.stderr
+
+
+async def test_even_fault_spacing_gives_exact_shares(http: httpx.AsyncClient) -> None:
+    await http.put("/_double/faults", json={"rugcheck": {"error_rate": 0.25, "even": True}})
+    statuses = [(await http.get(f"/rugcheck/v1/tokens/{SOL}/report/summary")).status_code for _ in range(12)]
+    assert statuses.count(503) == 3
+    assert all(a != 503 or b != 503 for a, b in zip(statuses, statuses[1:])), "never two faults in a row at 0.25"
