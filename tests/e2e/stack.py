@@ -1,0 +1,489 @@
+"""The whole native stack for one test module: rendered from settings, run as real processes.
+
+``E2EStack`` writes a settings file into a private HUX_HOME (ephemeral ports,
+second-long intervals, the three test receivers), renders the native run
+directory with ``hux.monitoring.render.render_native`` (the same code
+``hux up`` uses), and starts node_exporter, Alertmanager, the demo bot and
+Prometheus with the command lines the renderer hands back. Only the listen
+addresses are test-specific.
+
+Test-only sources:
+
+* node_exporter runs with ``--no-collector.meminfo`` and
+  ``--no-collector.filesystem``; the harness writes ``node_memory_*`` and
+  ``node_filesystem_*`` series into its textfile directory instead, so memory
+  and disk alerts are driven by files, not by exhausting the machine;
+* the market APIs are the bot's in-process doubles, driven through
+  ``PUT /_double/faults`` on the bot's doubles port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from tests.conftest import free_port
+from tests.e2e.procs import AlertmanagerApi, Child, PrometheusApi, StackError, get_ok, http, start_child, wait_until
+from tests.e2e.receivers import Receivers
+
+REPO = Path(__file__).resolve().parents[2]
+HUX = Path(sys.executable).with_name("hux")
+
+#: Second-long intervals; every rule ``for`` short. Thresholds stay the production ones unless a
+#: scenario module overrides them (through settings only: the rule text is never edited).
+PROMETHEUS = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+ALERTMANAGER = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h", "resolve_timeout": "5m"}
+ALERTS = {
+    "rate_window": "20s",
+    "short_window": "5s",
+    "error_rate_critical_for": "2s",
+    "error_rate_warning_for": "15s",
+    "latency_for": "2s",
+    "api_usage_for": "2s",
+    "service_down_for": "2s",
+    "memory_for": "2s",
+    "disk_for": "2s",
+    "disk_predict_window": "20s",
+    "database_down_for": "2s",
+    "pipeline_stall_after": "5s",
+    "pipeline_stall_for": "2s",
+    "queue_backlog_for": "2s",
+    "alert_delivery_for": "2s",
+    "notifications_failing_for": "2s",
+    # Start-up noise (Prometheus discovering Alertmanager, first reloads) must not page in tests.
+    "alertmanager_unreachable_for": "30s",
+    "config_reload_for": "30s",
+    "rule_failures_for": "30s",
+}
+#: The demo bot: quick database probe, a small queue so a stalled pipeline shows as backlog fast,
+#: API timeouts above the slowest injected latency (a slow API must look slow, not like a timeout).
+BOT = {
+    "log_level": "INFO",
+    "db_probe_interval_seconds": 1.0,
+    "queue_capacity": 20,
+    "shutdown_grace_seconds": 2.0,
+    "dexscreener": {"timeout_seconds": 30.0},
+    "rugcheck": {"timeout_seconds": 30.0},
+}
+
+GIB = 1024 ** 3
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(data: Mapping[str, Any], prefix: str = "") -> str:
+    """Nested dicts of scalars/lists as TOML tables (enough for a settings file)."""
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, Mapping)]
+    out = []
+    if prefix and scalars:
+        out.append(f"[{prefix}]")
+    out += scalars
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.append(to_toml(value, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(part for part in out if part) + "\n"
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Filesystem:
+    """One filesystem as node_exporter's filesystem collector would report it."""
+
+    mountpoint: str
+    size_bytes: float = 100 * GIB
+    avail_bytes: float = 60 * GIB
+    device: str = "/dev/hux-test"
+    fstype: str = "ext4"
+    readonly: int = 0
+
+    def lines(self) -> list[str]:
+        labels = f'device="{self.device}",fstype="{self.fstype}",mountpoint="{self.mountpoint}"'
+        return [
+            f"node_filesystem_size_bytes{{{labels}}} {self.size_bytes:.0f}",
+            f"node_filesystem_avail_bytes{{{labels}}} {self.avail_bytes:.0f}",
+            f"node_filesystem_free_bytes{{{labels}}} {self.avail_bytes:.0f}",
+            f"node_filesystem_readonly{{{labels}}} {self.readonly}",
+            f"node_filesystem_files{{{labels}}} 1000000",
+            f"node_filesystem_files_free{{{labels}}} 900000",
+            f"node_filesystem_device_error{{{labels}}} 0",
+        ]
+
+
+class HostSource:
+    """The test-only memory and filesystem source: *.prom files in node_exporter's textfile directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, name: str, lines: Iterable[str]) -> None:
+        # Atomic: node_exporter must never read half a file.
+        tmp = self.directory / f".{name}.tmp"
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, self.directory / name)
+
+    def memory(self, used_ratio: float, total_bytes: float = 16 * GIB) -> None:
+        available = total_bytes * (1.0 - used_ratio)
+        self._write("memory.prom", [
+            "# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.",
+            "# TYPE node_memory_MemTotal_bytes gauge",
+            f"node_memory_MemTotal_bytes {total_bytes:.0f}",
+            "# HELP node_memory_MemAvailable_bytes Memory information field MemAvailable_bytes.",
+            "# TYPE node_memory_MemAvailable_bytes gauge",
+            f"node_memory_MemAvailable_bytes {available:.0f}",
+        ])
+
+    def filesystems(self, filesystems: Iterable[Filesystem]) -> None:
+        lines: list[str] = []
+        for fs in filesystems:
+            lines += fs.lines()
+        self._write("filesystem.prom", lines)
+
+    def healthy(self) -> None:
+        self.memory(0.40)
+        self.filesystems([Filesystem("/"), Filesystem("/var/lib/hux")])
+
+
+@dataclass
+class Timing:
+    """An alert's detection-latency envelope under the running settings (all seconds)."""
+
+    alertname: str
+    for_s: float
+    group_wait_s: float
+    scrape_s: float
+    eval_s: float
+    window_s: float = 0.0          # what the expression needs to see the fault (rate window, probe period...)
+    window_note: str = ""
+
+    @property
+    def floor(self) -> float:
+        return self.for_s + self.group_wait_s
+
+    @property
+    def bound(self) -> float:
+        return self.floor + self.scrape_s + self.eval_s + self.window_s
+
+
+def env_overrides(section: Mapping[str, Any], prefix: str = "HUX__BOT") -> dict[str, str]:
+    """``{"dexscreener": {"timeout_seconds": 30}}`` -> ``{"HUX__BOT__DEXSCREENER__TIMEOUT_SECONDS": "30"}``."""
+    out: dict[str, str] = {}
+    for key, value in section.items():
+        name = f"{prefix}__{key.upper()}"
+        if isinstance(value, Mapping):
+            out.update(env_overrides(value, name))
+        else:
+            out[name] = _toml_value(value)
+    return out
+
+
+@dataclass
+class Bot:
+    """One demo bot the stack scrapes: its own HUX_HOME, ports and settings on top of ``BOT``."""
+
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    doubles_port: int = field(default_factory=free_port)
+    child: Child | None = None
+
+    @property
+    def instance(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def doubles_url(self) -> str:
+        return f"http://127.0.0.1:{self.doubles_port}"
+
+    def faults(self, api: str, **settings: Any) -> float:
+        """Replace one market API's fault settings; returns the monotonic time they took effect."""
+        status, body = http("PUT", f"{self.doubles_url}/_double/faults", {api: settings})
+        if status != 200:
+            raise StackError(f"PUT /_double/faults {api}={settings} answered {status}: {body}")
+        return time.monotonic()
+
+    def clear_faults(self) -> float:
+        status, body = http("DELETE", f"{self.doubles_url}/_double/faults")
+        if status != 200:
+            raise StackError(f"DELETE /_double/faults answered {status}: {body}")
+        return time.monotonic()
+
+    def double_stats(self) -> dict:
+        status, body = http("GET", f"{self.doubles_url}/_double/stats")
+        if status != 200:
+            raise StackError(f"GET /_double/stats answered {status}: {body}")
+        return body
+
+    def metrics_text(self) -> str:
+        status, body = http("GET", f"{self.url}/metrics")
+        if status != 200:
+            raise StackError(f"bot {self.name} /metrics answered {status}")
+        return str(body)
+
+
+@dataclass
+class E2EStack:
+    home: Path
+    receivers: Receivers
+    bots: Iterable[Bot] = ()
+    alerts: Mapping[str, Any] = field(default_factory=dict)
+    alertmanager: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bots = {bot.name: bot for bot in (self.bots or [Bot("main")])}
+        self.ports = {name: free_port() for name in ("prometheus", "alertmanager", "node_exporter")}
+        self.children: dict[str, Child] = {}
+        self.logs = self.home / "logs"
+        self.data = self.home / "data"
+        self.run_dir = self.data / "run"
+        self.config_file = self.home / "hux.toml"
+        self.host = HostSource(self.data / "node_exporter" / "textfile")
+        self.prom = PrometheusApi(f"http://127.0.0.1:{self.ports['prometheus']}")
+        self.am = AlertmanagerApi(f"http://127.0.0.1:{self.ports['alertmanager']}")
+        self.settings_doc = self._settings_document()
+        self.settings: Any = None
+        self.rendered: Any = None
+
+    # ------------------------------------------------------------------ settings and render
+
+    def _settings_document(self) -> dict[str, Any]:
+        secrets = self.home / "secrets"
+        secrets.mkdir(parents=True, exist_ok=True)
+        slack_url_file = secrets / "slack_url"
+        slack_url_file.write_text(self.receivers.slack.url + "\n", encoding="utf-8")
+        slack_url_file.chmod(0o600)
+        first = next(iter(self.bots.values()))
+        return {
+            "bot": deep_merge(BOT, {"demo": {"enabled": True}}),
+            "stack": {
+                "bind_address": "127.0.0.1",
+                "ports": {**self.ports, "bot": first.port, "doubles": first.doubles_port,
+                          "grafana": free_port(), "cadvisor": free_port()},
+                "bot_targets": [bot.instance for bot in self.bots.values()],
+            },
+            "prometheus": PROMETHEUS,
+            "alertmanager": deep_merge(ALERTMANAGER, self.alertmanager),
+            "alerts": deep_merge(ALERTS, self.alerts),
+            "grafana": {"enabled": False},
+            "receivers": {
+                "email": {"enabled": True, "smtp_smarthost": self.receivers.email.smarthost,
+                          "from": "hux-alerts@example.org", "to": "oncall@example.org", "require_tls": False},
+                # An unused variable name: the URL comes from the file, never from the caller's environment.
+                "slack": {"enabled": True, "api_url_env": "HUX_E2E_UNSET_SLACK_URL",
+                          "api_url_file": str(slack_url_file), "channel": "#hux-e2e"},
+                "webhook": {"enabled": True, "url_env": "HUX_E2E_UNSET_WEBHOOK_URL", "url": self.receivers.webhook.url},
+            },
+        }
+
+    def child_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUX")}
+        env.update({
+            "HUX_HOME": str(self.home),
+            "HUX_CONFIG": str(self.config_file),
+            "HUX_ENV_FILE": str(self.home / "no.env"),  # never pick up an operator's .env
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(extra or {})
+        return env
+
+    def render(self) -> None:
+        from hux.monitoring.render import render_native
+        from hux.monitoring.settings import load_settings
+
+        self.config_file.write_text(to_toml(self.settings_doc), encoding="utf-8")
+        environ = {"HUX_HOME": str(self.home)}
+        self.settings = load_settings(self.config_file, environ=environ)
+        self.rendered = render_native(self.settings, self.run_dir, data_dir=self.data, grafana_enabled=False,
+                                      environ=environ)
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self) -> "E2EStack":
+        self.render()
+        self.host.healthy()
+        node = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+        if node is None:
+            raise StackError("node_exporter is not installed: run `python3 scripts/run_tests.py`")
+        self.children["node_exporter"] = start_child("node_exporter", [
+            node, f"--web.listen-address=127.0.0.1:{self.ports['node_exporter']}",
+            f"--collector.textfile.directory={self.host.directory}",
+            "--no-collector.meminfo", "--no-collector.filesystem",
+        ], self.logs)
+        self.children["alertmanager"] = start_child(
+            "alertmanager", [_binary("prometheus-alertmanager", "alertmanager"), *self.rendered.alertmanager_args],
+            self.logs, cwd=self.run_dir)
+        for bot in self.bots.values():
+            self.start_bot(bot)
+        self.children["prometheus"] = start_child(
+            "prometheus", [_binary("prometheus"), *self.rendered.prometheus_args], self.logs, cwd=self.run_dir)
+        self._wait_http("node_exporter", f"http://127.0.0.1:{self.ports['node_exporter']}/metrics")
+        self._wait_http("alertmanager", f"{self.am.base_url}/-/ready")
+        self._wait_http("prometheus", f"{self.prom.base_url}/-/ready")
+        self.wait_targets_up(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        prometheus = self.children.pop("prometheus", None)
+        if prometheus is not None:
+            prometheus.stop()
+        for bot in self.bots.values():
+            if bot.child is not None:
+                bot.child.stop()
+        for name in ("alertmanager", "node_exporter"):
+            child = self.children.pop(name, None)
+            if child is not None:
+                child.stop()
+
+    def _wait_http(self, name: str, url: str, timeout: float = 30.0, child: Child | None = None) -> None:
+        child = child or self.children[name]
+
+        def ready() -> bool:
+            if not child.alive():
+                raise StackError(f"{name} exited with {child.popen.returncode}:\n{child.log_tail()}")
+            return get_ok(url)
+
+        try:
+            wait_until(ready, timeout, f"{name} at {url}")
+        except StackError as exc:
+            raise StackError(f"{exc}\n--- {name} log ---\n{child.log_tail()}") from None
+
+    @property
+    def bot(self) -> Bot:
+        """The stack's first (usually only) bot."""
+        return next(iter(self.bots.values()))
+
+    @property
+    def node_instance(self) -> str:
+        return f"127.0.0.1:{self.ports['node_exporter']}"
+
+    def start_bot(self, bot: Bot | None = None, timeout: float = 40.0) -> Bot:
+        bot = bot or self.bot
+        if bot.child is not None and bot.child.alive():
+            return bot
+        home = self.home / "bots" / bot.name
+        home.mkdir(parents=True, exist_ok=True)
+        env = self.child_env({
+            "HUX_HOME": str(home),
+            **env_overrides({**bot.settings, "port": bot.port, "demo": {"doubles_port": bot.doubles_port}}),
+            **bot.env,
+        })
+        argv = [str(HUX), "--config", str(self.config_file), "bot", "run"]
+        bot.child = start_child(f"bot-{bot.name}", argv, self.logs, env=env, cwd=home)
+        self._wait_http(f"bot {bot.name}", f"{bot.url}/ready", timeout, child=bot.child)
+        self._wait_http(f"bot {bot.name}", f"{bot.doubles_url}/_double/health", timeout, child=bot.child)
+        return bot
+
+    def kill_bot(self, bot: Bot | None = None) -> float:
+        """SIGKILL a bot (a crash); returns the monotonic time of the kill."""
+        bot = bot or self.bot
+        assert bot.child is not None, f"bot {bot.name} is not running"
+        t = time.monotonic()
+        bot.child.kill()
+        return t
+
+    def wait_targets_up(self, timeout: float = 30.0) -> None:
+        def all_up() -> bool:
+            targets = self.prom.targets()
+            return bool(targets) and all(t["health"] == "up" for t in targets)
+
+        wait_until(all_up, timeout, "every Prometheus target to be up")
+
+    # ------------------------------------------------------------------ alerts
+
+    def active_alerts(self, *, ignore: Iterable[str] = ("Watchdog",)) -> list[dict]:
+        skip = set(ignore)
+        return [a for a in self.prom.alerts() if a["labels"].get("alertname") not in skip]
+
+    def wait_quiet(self, timeout: float = 90.0, *, ignore: Iterable[str] = ("Watchdog",)) -> None:
+        """Until no alert but ``ignore`` is pending or firing in Prometheus."""
+        ignore = tuple(ignore)
+
+        def quiet() -> bool:
+            return not self.active_alerts(ignore=ignore)
+
+        try:
+            wait_until(quiet, timeout, "no pending or firing alerts", interval=0.5)
+        except StackError as exc:
+            names = sorted({(a["labels"]["alertname"], a["state"]) for a in self.active_alerts(ignore=ignore)})
+            raise StackError(f"{exc}; still active: {names}") from None
+
+    def wait_alert_state(self, alertname: str, state: str, timeout: float, **labels: str) -> dict:
+        def find() -> dict | None:
+            for alert in self.prom.alerts():
+                if alert["labels"].get("alertname") == alertname and alert["state"] == state and all(
+                    alert["labels"].get(k) == v for k, v in labels.items()
+                ):
+                    return alert
+            return None
+
+        return wait_until(find, timeout, f"{alertname}{labels or ''} to be {state} in Prometheus", interval=0.25)
+
+    @property
+    def eval_s(self) -> float:
+        from hux.monitoring.settings import duration_seconds
+
+        return duration_seconds(self.settings.prometheus.evaluation_interval)
+
+    @property
+    def scrape_s(self) -> float:
+        from hux.monitoring.settings import duration_seconds
+
+        return duration_seconds(self.settings.prometheus.scrape_interval)
+
+    def timing(self, alertname: str, *, for_key: str, window_s: float = 0.0, window_note: str = "") -> Timing:
+        from hux.monitoring.settings import duration_seconds
+
+        a = self.settings.alerts
+        am = self.settings.alertmanager
+        return Timing(
+            alertname=alertname,
+            for_s=duration_seconds(getattr(a, for_key)),
+            group_wait_s=duration_seconds(am.group_wait),
+            scrape_s=duration_seconds(self.settings.prometheus.scrape_interval),
+            eval_s=duration_seconds(self.settings.prometheus.evaluation_interval),
+            window_s=window_s,
+            window_note=window_note,
+        )
+
+    def seconds(self, key: str) -> float:
+        from hux.monitoring.settings import duration_seconds
+
+        return duration_seconds(getattr(self.settings.alerts, key))
+
+
+def _binary(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise StackError(f"{names[0]} is not installed: run `python3 scripts/run_tests.py`, which installs it")
