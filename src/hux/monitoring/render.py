@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +25,7 @@ from typing import Any, Iterable
 
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
-from hux.monitoring import grafana, prometheus, rules
+from hux.monitoring import compose, grafana, prometheus, rules
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
 
@@ -34,15 +35,26 @@ CHECK_TIMEOUT = 60
 #: native secret files (run_dir/secrets/<name>), each 0600
 SECRET_SMTP_PASSWORD = "smtp_auth_password"
 SECRET_SLACK_API_URL = "slack_api_url"
-#: docker secrets (docker/secrets/<name>, mounted at /run/secrets/<name>)
-DOCKER_SECRETS = {
-    "smtp_password": "hux_smtp_password",
-    "slack_api_url": "hux_slack_api_url",
-    "webhook_url": "hux_webhook_url",
-    "heartbeat_url": "hux_heartbeat_url",
-    "grafana_admin_password": "hux_grafana_admin_password",
-    "postgres_password": "hux_postgres_password",
-}
+#: top-level paths of the docker tree that rendering owns (relative to the repository root)
+DOCKER_MANAGED_DIRS = ("docker/prometheus", "docker/alertmanager", "docker/grafana")
+DOCKER_SECRETS_README = """# Alertmanager secrets for the docker path
+
+One file per secret, never committed (this directory ignores everything but
+this README and its .gitignore). `docker compose` mounts them at
+/run/secrets/<name>; docker/alertmanager/alertmanager.yml reads them through
+its *_file settings.
+
+| file | holds | needed |
+|---|---|---|
+| smtp_password | SMTP password of receivers.email.auth_username | when auth_username is set |
+| slack_api_url | Slack incoming-webhook URL | always (empty: Slack notifications fail) |
+| webhook_url | generic webhook URL | always (empty: webhook notifications fail) |
+| heartbeat_url | dead man's switch URL for the Watchdog | when receivers.heartbeat.enabled |
+
+Create them with `umask 077; printf %s 'https://hooks.slack.com/services/...' > slack_api_url`.
+A receiver whose file is empty or wrong fails its notifications, and the
+AlertmanagerNotificationsFailing alert says so through the other receivers.
+"""
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,120 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
     return files, {f"secrets/{name}": value + "\n" for name, value in secrets.items()}
 
 
+def docker_secret_refs(settings: Settings) -> tuple[am.ReceiverSecrets, list[str]]:
+    """Receiver references of the docker tree and the docker secrets Alertmanager needs.
+
+    The docker tree always wires email, Slack and the webhook (the operator fills
+    docker/secrets/); the heartbeat only when receivers.heartbeat is enabled.
+    """
+    r = settings.receivers
+    needed = ["hux_slack_api_url", "hux_webhook_url"]
+    if r.email.auth_username:
+        needed.insert(0, "hux_smtp_password")
+    if r.heartbeat.enabled:
+        needed.append("hux_heartbeat_url")
+    refs = am.ReceiverSecrets(
+        receivers=("email", "slack", "webhook"),
+        smtp_password_file=compose.secret_path("hux_smtp_password") if r.email.auth_username else None,
+        slack_api_url_file=compose.secret_path("hux_slack_api_url"),
+        webhook_url_file=compose.secret_path("hux_webhook_url"),
+        heartbeat_url_file=compose.secret_path("hux_heartbeat_url") if r.heartbeat.enabled else None,
+    )
+    return refs, needed
+
+
+def docker_files(settings: Settings) -> dict[str, str]:
+    """The committed docker tree and docker-compose.yml, as path relative to the repository root -> text."""
+    refs, needed = docker_secret_refs(settings)
+    common = _common_files(settings, prometheus.Targets.docker(), refs)
+    files: dict[str, str] = {}
+    for rel, text in common.items():
+        if rel == "prometheus.yml" or rel.startswith("rules/"):
+            files[f"docker/prometheus/{rel}"] = text
+        else:
+            files[f"docker/alertmanager/{rel}"] = text
+    prometheus_url = f"http://{prometheus.DOCKER_SERVICES['prometheus']}:{prometheus.DOCKER_PORTS['prometheus']}"
+    files["docker/grafana/provisioning/datasources/hux.yml"] = dump(
+        grafana.datasource_provisioning(settings, prometheus_url), GENERATED)
+    files["docker/grafana/provisioning/dashboards/hux.yml"] = dump(
+        grafana.dashboard_provisioning("/var/lib/grafana/dashboards"), GENERATED)
+    for name, text in _dashboard_files(settings).items():
+        files[f"docker/grafana/dashboards/{name}"] = text
+    files["docker/secrets/.gitignore"] = "*\n!.gitignore\n!README.md\n"
+    files["docker/secrets/README.md"] = DOCKER_SECRETS_README
+    files["docker-compose.yml"] = dump(compose.compose_document(settings, needed), GENERATED)
+    return files
+
+
+def _stale_docker_files(root: Path, rendered: Iterable[str]) -> list[str]:
+    """Files under the managed docker directories that rendering no longer produces."""
+    rendered = set(rendered)
+    stale = []
+    for managed in DOCKER_MANAGED_DIRS:
+        base = root / managed
+        if base.is_dir():
+            stale += [p.relative_to(root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and p.relative_to(root).as_posix() not in rendered]
+    return sorted(stale)
+
+
+def check_docker(settings: Settings, root: Path) -> list[str]:
+    """Differences between the committed docker tree under root and a fresh render ([] = up to date)."""
+    root = Path(root)
+    files = docker_files(settings)
+    problems = []
+    for rel, text in sorted(files.items()):
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{rel}: differs from a fresh render")
+    problems += [f"{rel}: no longer rendered (stale)" for rel in _stale_docker_files(root, files)]
+    return problems
+
+
+def validate_docker(stage: Path) -> list[str]:
+    """promtool/amtool checks of a rendered docker tree.
+
+    The docker Alertmanager is newer than the Debian amtool (0.25), which has no
+    webhook ``url_file``; the check reads a copy with those lines swapped for a URL.
+    """
+    problems = [p for p in (
+        _run_check(["promtool", "check", "config", str(stage / "docker/prometheus/prometheus.yml")]),
+    ) if p]
+    am_config = stage / "docker/alertmanager/alertmanager.yml"
+    checked = am_config.with_name("alertmanager.amtool-0.25.yml")
+    checked.write_text(re.sub(r"(?m)^(\s*-?\s*)url_file: .*$", r"\1url: http://127.0.0.1:9/placeholder",
+                              am_config.read_text(encoding="utf-8")), encoding="utf-8")
+    try:
+        problem = _run_check(["amtool", "check-config", str(checked)])
+    finally:
+        checked.unlink()
+    return problems + ([problem] if problem else [])
+
+
+def render_docker(settings: Settings, root: Path) -> list[Path]:
+    """Write the docker tree and docker-compose.yml under root (checked first; ConfigError changes nothing)."""
+    root = Path(root).resolve()
+    files = docker_files(settings)
+    staging = Path(tempfile.mkdtemp(prefix=".hux-docker-render-", dir=root))
+    try:
+        _write_tree(staging, files)
+        problems = validate_docker(staging)
+        if problems:
+            raise ConfigError("the rendered docker configuration does not pass its checks, nothing was written:\n  "
+                              + "\n  ".join(problems))
+        for rel in _stale_docker_files(root, files):
+            (root / rel).unlink()
+        for rel in files:
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [root / rel for rel in files]
+
+
 # --- checks -----------------------------------------------------------------------------
 
 
@@ -172,6 +298,15 @@ def validate_native(run_dir: Path) -> list[str]:
         ["amtool", "check-config", str(run_dir / "alertmanager.yml")],
     ]
     return [problem for problem in (_run_check(argv) for argv in checks) if problem]
+
+
+def check_native(settings: Settings) -> list[str]:
+    """Render the native configuration into a temporary directory and check it; the problems found."""
+    with tempfile.TemporaryDirectory(prefix="hux-render-check-") as tmp:
+        run_dir = Path(tmp) / "run"
+        files, secrets = native_files(settings, run_dir)
+        _write_tree(run_dir, {**files, **secrets}, private={*secrets, "alertmanager.yml"})
+        return validate_native(run_dir)
 
 
 # --- atomic writing -----------------------------------------------------------------------

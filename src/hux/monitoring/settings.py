@@ -283,7 +283,7 @@ class AlertSettings(_Section):
     config_reload_for: Duration = "5m"
     rule_failures_for: Duration = "5m"
     alertmanager_unreachable_for: Duration = "5m"
-    notifications_failing_for: Duration = "5m"
+    notifications_failing_for: Duration = "2m"
 
     # Backups (age threshold: backup.max_age)
     backup_too_old_for: Duration = "10m"

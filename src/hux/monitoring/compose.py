@@ -1,0 +1,174 @@
+"""``docker-compose.yml``: the docker path of the stack (Compose Specification, no ``version`` key).
+
+Services: prometheus, alertmanager, grafana, node-exporter, cadvisor, the bot
+(built from the repository's Dockerfile) and PostgreSQL for the bot. Every
+service has a pinned image, a healthcheck and a restart policy; state lives
+in named volumes; host ports are published on ``stack.bind_address`` only.
+
+Secrets never appear in the file:
+
+* the Grafana admin password and the PostgreSQL password come from ``.env``
+  (``HUX_GRAFANA_ADMIN_PASSWORD``, ``HUX_POSTGRES_PASSWORD``; compose refuses
+  to start without them, there is no default);
+* Alertmanager reads the SMTP password, Slack URL and webhook URLs from docker
+  secrets (files under ``docker/secrets/``, never committed), which its
+  ``*_file`` settings point at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hux.monitoring.prometheus import DOCKER_PORTS
+from hux.monitoring.settings import Settings
+
+#: docker secret name -> file under docker/secrets/ (see .env.example)
+ALERTMANAGER_SECRETS = {
+    "hux_smtp_password": "smtp_password",
+    "hux_slack_api_url": "slack_api_url",
+    "hux_webhook_url": "webhook_url",
+    "hux_heartbeat_url": "heartbeat_url",
+}
+REQUIRED_ENV = ("HUX_GRAFANA_ADMIN_PASSWORD", "HUX_POSTGRES_PASSWORD")
+
+
+def secret_path(name: str) -> str:
+    return f"/run/secrets/{name}"
+
+
+def _wget_health(url: str) -> dict[str, Any]:
+    return {"test": ["CMD", "wget", "-q", "--spider", url], "interval": "30s", "timeout": "5s", "retries": 3,
+            "start_period": "20s"}
+
+
+def _publish(settings: Settings, component: str) -> list[str]:
+    host_port = getattr(settings.stack.ports, component)
+    return [f"{settings.stack.bind_address}:{host_port}:{DOCKER_PORTS[component]}"]
+
+
+def _required(var: str) -> str:
+    return f"${{{var}:?set {var} in .env (see .env.example)}}"
+
+
+def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dict[str, Any]:
+    images = settings.stack.images
+    prom = settings.prometheus
+    retention = [f"--storage.tsdb.retention.time={prom.retention_time}"]
+    if prom.retention_size:
+        retention.append(f"--storage.tsdb.retention.size={prom.retention_size}")
+    services: dict[str, Any] = {
+        "prometheus": {
+            "image": images.prometheus,
+            "command": [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                *retention,
+                "--web.enable-lifecycle",
+                "--web.enable-admin-api",  # TSDB snapshots for backups; the port is published on loopback only
+            ],
+            "volumes": ["./docker/prometheus:/etc/prometheus:ro", "prometheus_data:/prometheus"],
+            "ports": _publish(settings, "prometheus"),
+            "healthcheck": _wget_health("http://localhost:9090/-/healthy"),
+            "restart": "unless-stopped",
+        },
+        "alertmanager": {
+            "image": images.alertmanager,
+            "command": [
+                "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--storage.path=/alertmanager",
+                "--cluster.listen-address=",
+            ],
+            "volumes": ["./docker/alertmanager:/etc/alertmanager:ro", "alertmanager_data:/alertmanager"],
+            "secrets": list(alertmanager_secrets),
+            "ports": _publish(settings, "alertmanager"),
+            "healthcheck": _wget_health("http://localhost:9093/-/healthy"),
+            "restart": "unless-stopped",
+        },
+        "grafana": {
+            "image": images.grafana,
+            "environment": {
+                "GF_SECURITY_ADMIN_USER": settings.grafana.admin_user,
+                "GF_SECURITY_ADMIN_PASSWORD": _required("HUX_GRAFANA_ADMIN_PASSWORD"),
+                "GF_USERS_ALLOW_SIGN_UP": "false",
+                "GF_AUTH_ANONYMOUS_ENABLED": "false",
+                "GF_ANALYTICS_REPORTING_ENABLED": "false",
+                "GF_PATHS_PROVISIONING": "/etc/grafana/provisioning",
+            },
+            "volumes": [
+                "./docker/grafana/provisioning:/etc/grafana/provisioning:ro",
+                "./docker/grafana/dashboards:/var/lib/grafana/dashboards:ro",
+                "grafana_data:/var/lib/grafana",
+            ],
+            "ports": _publish(settings, "grafana"),
+            "depends_on": {"prometheus": {"condition": "service_healthy"}},
+            "healthcheck": _wget_health("http://localhost:3000/api/health"),
+            "restart": "unless-stopped",
+        },
+        "node-exporter": {
+            "image": images.node_exporter,
+            "command": [
+                "--path.rootfs=/host",
+                "--collector.textfile.directory=/textfile",
+            ],
+            "pid": "host",
+            "volumes": ["/:/host:ro,rslave", "./data/node_exporter/textfile:/textfile:ro"],
+            "ports": _publish(settings, "node_exporter"),
+            "healthcheck": _wget_health("http://localhost:9100/metrics"),
+            "restart": "unless-stopped",
+        },
+        "cadvisor": {
+            "image": images.cadvisor,
+            "privileged": True,
+            "devices": ["/dev/kmsg"],
+            "volumes": [
+                "/:/rootfs:ro",
+                "/var/run:/var/run:ro",
+                "/sys:/sys:ro",
+                "/var/lib/docker/:/var/lib/docker:ro",
+                "/dev/disk/:/dev/disk:ro",
+            ],
+            "ports": _publish(settings, "cadvisor"),
+            "healthcheck": _wget_health("http://localhost:8080/healthz"),
+            "restart": "unless-stopped",
+        },
+        "postgres": {
+            "image": images.postgres,
+            "environment": {
+                "POSTGRES_USER": "hux",
+                "POSTGRES_DB": "hux",
+                "POSTGRES_PASSWORD": _required("HUX_POSTGRES_PASSWORD"),
+            },
+            "volumes": ["postgres_data:/var/lib/postgresql/data"],
+            "healthcheck": {"test": ["CMD", "pg_isready", "-U", "hux", "-d", "hux"], "interval": "10s",
+                            "timeout": "5s", "retries": 5},
+            "restart": "unless-stopped",
+        },
+        "bot": {
+            "build": {"context": ".", "args": {"PYTHON_IMAGE": images.python}},
+            "image": "mr-hux-alpha-bot:local",
+            "environment": {
+                "HUX__BOT__HOST": "0.0.0.0",
+                "HUX__BOT__PORT": str(DOCKER_PORTS["bot"]),
+                "HUX__BOT__DATABASE_URL": "postgresql+psycopg://hux:" + _required("HUX_POSTGRES_PASSWORD")
+                                          + "@postgres:5432/hux",
+                "HUX_TELEGRAM_TOKEN": "${HUX_TELEGRAM_TOKEN:-}",
+            },
+            "volumes": ["bot_home:/var/lib/hux"],
+            # No host port: replicas (`docker compose up --scale bot=3`) would collide. Prometheus finds
+            # every replica through DNS; use `docker compose exec bot ...` to reach one.
+            "expose": [str(DOCKER_PORTS["bot"])],
+            "depends_on": {"postgres": {"condition": "service_healthy"}},
+            "healthcheck": {
+                "test": ["CMD", "python", "-c",
+                         "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3)"],
+                "interval": "30s", "timeout": "5s", "retries": 3, "start_period": "20s",
+            },
+            "restart": "unless-stopped",
+        },
+    }
+    return {
+        "services": services,
+        "volumes": {name: {} for name in ("prometheus_data", "alertmanager_data", "grafana_data", "postgres_data",
+                                          "bot_home")},
+        "secrets": {name: {"file": f"./docker/secrets/{ALERTMANAGER_SECRETS[name]}"} for name in alertmanager_secrets},
+    }

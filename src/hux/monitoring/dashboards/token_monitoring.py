@@ -1,0 +1,134 @@
+"""Token Monitoring: processing rate and duration, score distribution, success rates, group activity.
+
+Series that only appear once something happens (a rejected message, a cache
+hit) are zero-filled with ``or ... * 0``, so "nothing happened" reads as 0
+rather than "No data".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grafana_foundation_sdk.builders import heatmap
+from grafana_foundation_sdk.models import prometheus as prom_models
+
+from hux.monitoring.dashboards.common import BLUE, GREEN, RED, YELLOW, Context, to_json
+
+UID = "hux-token-monitoring"
+RATE = "$__rate_interval"
+SEL = 'job=~"$job", instance=~"$instance"'
+
+
+def _quantiles(ctx: Context, metric: str) -> list:
+    return [
+        ctx.query(f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{SEL}}}[{RATE}])))", f"p{label}",
+                  ref=ref)
+        for q, label, ref in ((0.5, "50", "A"), (0.95, "95", "B"), (0.99, "99", "C"))
+    ]
+
+
+def build(ctx: Context) -> dict[str, Any]:
+    a = ctx.settings.alerts
+    n = ctx.names
+    q = ctx.query
+    success_steps = [(0, RED), (1 - a.error_rate_critical, YELLOW), (1 - a.error_rate_warning, GREEN)]
+
+    board = (
+        ctx.dashboard(UID, "Token Monitoring",
+                      "What the bot does with the tokens it finds: how fast, how they score, how often each step "
+                      "succeeds, and which groups they come from.")
+        .with_variable(ctx.query_variable("job", "Job", "label_values(hux_build_info, job)"))
+        .with_variable(ctx.query_variable("instance", "Instance", 'label_values(hux_build_info{job=~"$job"}, instance)'))
+    )
+
+    # --- processing ---------------------------------------------------------------------------
+    board = board.with_row(ctx.row("Processing"))
+    for panel in (
+        ctx.stat("Messages / s", q(f"sum(rate(hux_messages_received_total{{{SEL}}}[{RATE}]))"),
+                 unit="suffix: msg/s", width=6),
+        ctx.stat("Token decisions / s", q(f"sum(rate(hux_tokens_processed_total{{{SEL}}}[{RATE}]))"),
+                 unit="suffix: /s", width=6),
+        ctx.stat("Tokens alerted (range)", q(
+            f'sum(increase(hux_tokens_processed_total{{{SEL}, outcome="alerted"}}[$__range]))'),
+            unit="none", decimals=0, width=6),
+        ctx.stat("Queue", q(f"sum(hux_queue_length{{{SEL}}})"), unit="none", width=6,
+                 description="Messages waiting for a worker."),
+        ctx.timeseries("Token decisions by outcome", [q(
+            f"sum by (outcome) (rate(hux_tokens_processed_total{{{SEL}}}[{RATE}]))", "{{outcome}}")],
+            unit="ops", stacked=True, minimum=0, width=12),
+        ctx.timeseries("Token candidates by kind", [q(
+            f"sum by (kind) (rate(hux_token_candidates_total{{{SEL}}}[{RATE}]))", "{{kind}}")],
+            unit="ops", stacked=True, minimum=0, width=12),
+        ctx.timeseries("Token processing time", _quantiles(ctx, "hux_token_processing_seconds"), unit="s",
+                       minimum=0, width=12, description="Enrich, score, persist and notify, per token."),
+        ctx.timeseries("Message to decision latency", [
+            q(f'{n.decision_latency}{{{SEL}}}', f"{{{{instance}}}} p{a.latency_quantile * 100:g}"),
+            q(f"histogram_quantile(0.5, sum by (le) (rate(hux_message_decision_latency_seconds_bucket{{{SEL}}}[{RATE}])))",
+              "p50", ref="B"),
+        ], unit="s", minimum=0, width=12, thresholds=[(0, GREEN), (a.latency_seconds, RED)],
+            description="Dashed: the BotHighLatency line."),
+    ):
+        board = board.with_panel(panel)
+
+    # --- scores -----------------------------------------------------------------------------------
+    board = board.with_row(ctx.row("Score distribution"))
+    score_heatmap = (
+        heatmap.Panel().id(ctx.next_id()).title("Token scores over time").datasource(ctx.datasource)
+        .span(12).height(9).unit("none")
+        .with_target(q(f"sum by (le) (increase(hux_token_score_bucket{{{SEL}}}[{RATE}]))", "{{le}}",
+                       fmt=prom_models.PromQueryFormat.HEATMAP))
+        .calculate(False)
+        .description("Tokens per score bucket (0-100) in each interval.")
+    )
+    for panel in (
+        score_heatmap,
+        ctx.bargauge("Score distribution (selected range)", q(
+            f"sum by (le) (increase(hux_token_score_bucket{{{SEL}}}[$__range]))", "{{le}}", instant=True,
+            fmt=prom_models.PromQueryFormat.HEATMAP), unit="none", width=6, height=9,
+            thresholds=[(0, BLUE)], description="Tokens per score bucket; the upper edge of each bucket is shown."),
+        ctx.timeseries("Average score and alert threshold", [
+            q(f"sum(rate(hux_token_score_sum{{{SEL}}}[{RATE}])) / sum(rate(hux_token_score_count{{{SEL}}}[{RATE}]))",
+              "average score"),
+            q(f"max(hux_alert_score_threshold{{{SEL}}})", "alert threshold", ref="B"),
+        ], unit="none", minimum=0, maximum=100, width=6, height=9),
+    ):
+        board = board.with_panel(panel)
+
+    # --- success rates ---------------------------------------------------------------------------
+    board = board.with_row(ctx.row("Success rates"))
+    for panel in (
+        ctx.timeseries("Success rate per pipeline stage", [q(
+            f"1 - max by (stage) ({n.stage_failure_ratio()}{{{SEL}}})", "{{stage}}")],
+            unit="percentunit", minimum=0, maximum=1, width=12, thresholds=success_steps,
+            description=f"Over {a.rate_window}; dashed lines: the error-rate warning and critical levels."),
+        ctx.timeseries("Success rate per API", [q(
+            f"1 - max by (api) ({n.api_error_ratio()}{{{SEL}}})", "{{api}}")],
+            unit="percentunit", minimum=0, maximum=1, width=12, thresholds=success_steps),
+        ctx.timeseries("Token alerts delivered by channel", [q(
+            f"sum by (channel, outcome) (rate(hux_alerts_sent_total{{{SEL}}}[{RATE}]))", "{{channel}} {{outcome}}")],
+            unit="ops", minimum=0, width=12),
+        ctx.timeseries("API cache hit ratio", [q(
+            f'(sum by (api) (rate(hux_api_cache_requests_total{{{SEL}, result="hit"}}[{RATE}])) '
+            f"or sum by (api) (rate(hux_api_cache_requests_total{{{SEL}}}[{RATE}])) * 0) "
+            f"/ sum by (api) (rate(hux_api_cache_requests_total{{{SEL}}}[{RATE}]))", "{{api}}")],
+            unit="percentunit", minimum=0, maximum=1, width=12),
+    ):
+        board = board.with_panel(panel)
+
+    # --- group activity --------------------------------------------------------------------------
+    board = board.with_row(ctx.row("Group activity"))
+    for panel in (
+        ctx.timeseries("Messages by group (top 10)", [q(
+            f"topk(10, sum by (group) (rate(hux_messages_received_total{{{SEL}}}[{RATE}])))", "{{group}}")],
+            unit="suffix: msg/s", minimum=0, width=12,
+            description="Groups beyond the label cap are counted as \"other\"."),
+        ctx.bargauge("Messages by group (selected range)", q(
+            f"topk(10, sum by (group) (increase(hux_messages_received_total{{{SEL}}}[$__range])))", "{{group}}",
+            instant=True), unit="none", width=6, thresholds=[(0, BLUE)]),
+        ctx.timeseries("Messages rejected by reason", [q(
+            f"sum by (reason) (rate(hux_messages_rejected_total{{{SEL}}}[{RATE}])) "
+            f'or label_replace(sum(rate(hux_messages_received_total{{{SEL}}}[{RATE}])) * 0, "reason", "none", "", "")',
+            "{{reason}}")], unit="suffix: msg/s", minimum=0, width=6),
+    ):
+        board = board.with_panel(panel)
+    return to_json(board)
