@@ -89,6 +89,12 @@ def _strip_html(text: str) -> str:
     return "".join(parts)
 
 
+def _chat_type(chat_id: int | str) -> str:
+    """Negative ids are groups, ``@name`` is a public channel, positive ids are private chats."""
+    text = str(chat_id)
+    return "supergroup" if text.startswith("-") else "channel" if text.startswith("@") else "private"
+
+
 def _chat_id(title: str) -> int:
     return -1_000_000_000_000 - int.from_bytes(hashlib.sha256(title.encode()).digest()[:4], "big")
 
@@ -283,7 +289,7 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
         message = {
             "message_id": state.next_message_id,
             "from": {k: BOT_USER[k] for k in ("id", "is_bot", "first_name", "username")},
-            "chat": {"id": chat_id, "type": "supergroup" if str(chat_id).startswith("-") else "private"},
+            "chat": {"id": chat_id, "type": _chat_type(chat_id)},
             "date": int(time.time()),
             "text": plain,
         }
