@@ -122,5 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     health = subparsers.add_parser("health", help="deep health check: pass/warn/fail per check, non-zero exit on failure")
     health.add_argument("--json", action="store_true", help="machine-readable output")
+    # Also after the command, for the wrapper scripts (`run_monitoring_health.sh --config hux.toml`).
+    health.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="settings file (as `hux --config`)")
     _mode_flags(health)
     health.set_defaults(func=_health)

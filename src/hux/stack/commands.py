@@ -123,11 +123,22 @@ def apply_changes(settings: Any, paths: StackPaths, stack: NativeStack, new_plan
     old = {s.name: s.launch_key() for s in old_plan.components} if old_plan else {}
     new = {s.name: s.launch_key() for s in new_plan.components}
     changed = sorted(n for n in new if old.get(n) != new[n]) + sorted(n for n in old if n not in new)
-    if changed:
-        new_plan.save(paths.plan_file)
-        stack.replan()
-        con.say(f"  command line changed for {', '.join(changed)}: the supervisor restarts "
-                f"{'it' if len(changed) == 1 else 'them'} now")
+    if not changed:
+        return
+    components = (stack.state() or {}).get("components") or {}
+    old_pids = {n: (components.get(n) or {}).get("pid") for n in changed}
+    new_plan.save(paths.plan_file)
+    stack.replan()
+    con.say(f"  command line changed for {', '.join(changed)}: the supervisor restarts "
+            f"{'it' if len(changed) == 1 else 'them'} now")
+    restarted = [n for n in changed if n in new]
+    if not restarted:
+        return
+    if not stack.wait_new_pids(restarted, old_pids, timeout=60):
+        raise StackError(f"the supervisor did not restart {', '.join(restarted)} in time; see {paths.supervisor_log}")
+    urls = {n: new_plan.component(n).ready_url for n in restarted}
+    for name, result in asyncio.run(probe.wait_ready(urls, timeout=60)).items():
+        con.say(f"  {name}: restarted, {'ready' if result.ok else 'NOT READY: ' + result.detail}")
 
 
 # ----- native up -------------------------------------------------------------------------------------
