@@ -124,6 +124,9 @@ class NativeStack:
 
     def start_detached(self, python: str | None = None, wait: float = 10.0) -> ProcessIdentity:
         """Start the supervisor in its own session; returns once it holds the lock and wrote its state."""
+        if self.lock_held():
+            raise StackError(f"another supervisor holds the lock for {self.paths.home}: the stack is already running "
+                             "(`hux status`)")
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         self.paths.state_file.unlink(missing_ok=True)
         argv = [python or sys.executable, "-m", "hux.stack.supervisor", "--home", str(self.paths.home)]
@@ -183,6 +186,8 @@ class NativeStack:
         """Stop the supervisor (which stops its children), then make sure every recorded pid is gone."""
         report = StopReport()
         before = self.recorded_children()
+        plan = self.plan()
+        grace = {spec.name: spec.stop_timeout for spec in plan.components} if plan else {}
         sup = self.supervisor()
         if sup is None and self.lock_held():
             # Starting up: give it a moment to record its identity.
@@ -204,7 +209,7 @@ class NativeStack:
             if ident.alive():
                 report.was_running = True
                 report.forced.append(f"{name} (pid {ident.pid})")
-                ident.terminate(timeout=15)
+                ident.terminate(timeout=grace.get(name, 15.0))
             if ident.alive():
                 report.left.append(f"{name} (pid {ident.pid})")
             else:

@@ -119,6 +119,7 @@ class Supervisor:
     _requests_pending: bool = False
     _lock_fh: IO | None = None
     _log: RotatingLog | None = None
+    _last_state: str = ""
 
     # ----- bookkeeping -------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -151,6 +152,11 @@ class Supervisor:
             "components": {name: child.to_state() for name, child in self.children.items()},
             "order": list(self.children),
         }
+        # Only when something changed (the loop runs every 0.2 s); updated_at does not count.
+        fingerprint = json.dumps({**state, "supervisor": {**state["supervisor"], "updated_at": None}}, sort_keys=True)
+        if fingerprint == self._last_state:
+            return
+        self._last_state = fingerprint
         write_json_atomic(self.paths.state_file, state)
 
     def _write_pid_file(self, name: str, pid: int | None) -> None:
@@ -267,7 +273,7 @@ class Supervisor:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.log.note(f"{child.spec.name} did not stop within {child.spec.stop_timeout:.0f} s; sending SIGKILL")
+                child.log.note(f"{child.spec.name} did not stop within {child.spec.stop_timeout:g} s; sending SIGKILL")
                 proc.kill()
                 proc.wait(timeout=5)
             child.last_exit = describe_exit(proc.returncode)
