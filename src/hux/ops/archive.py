@@ -140,7 +140,7 @@ def write_archive(
         seen.add(entry.arcname)
     created_at = created_at or utcnow()
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # archives can hold the Alertmanager webhook URL
     except OSError as exc:
         raise BackupError(f"cannot create the backup directory {dest_dir}: {exc.strerror}; fix backup.dir") from None
 
@@ -174,7 +174,7 @@ def write_archive(
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
     expected = {f["path"]: f for f in files}
     try:
-        with partial.open("xb") as raw:
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw:
             with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=int(created_at.timestamp())) as gz:
                 with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     body = json.dumps(full, indent=2, sort_keys=True).encode()

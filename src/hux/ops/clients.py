@@ -111,18 +111,16 @@ class Prometheus(JsonApi):
     def _admin(self, path: str, *, params: Any = None, allow_remote: bool = False, ok: Iterable[int] = (200, 204)) -> Any:
         require_loopback(self.base_url, what="the Prometheus admin API", allow_remote=allow_remote)
         try:
-            response = self.request("POST", path, params=params, ok=tuple(ok) + (404, 405, 503), timeout=600)
+            response = self.request("POST", path, params=params, ok=tuple(ok) + (404, 405, 500, 503), timeout=600)
         except ApiError:
             raise
-        if response.status_code in (404, 405) or (
-            response.status_code == 503 and "admin" in response.text.lower()
-        ):
+        if response.status_code in (404, 405) or "admin apis disabled" in response.text.lower():
             raise ApiError(
                 f"Prometheus at {self.base_url} has its admin API disabled ({response.status_code} on {path}): "
                 "start it with --web.enable-admin-api (the native stack does)",
                 status=response.status_code, url=path,
             )
-        if response.status_code == 503:
+        if response.status_code >= 500:
             raise self.error_for(response, f"POST {self.base_url}{path}")
         return response.json() if response.content else None
 

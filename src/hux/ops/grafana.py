@@ -284,7 +284,7 @@ def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path,
         for p in alerting["contact_points"]
         if any(v == REDACTED for v in p.get("settings", {}).values())
     ]
-    backup_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".hux-staging-", dir=backup_dir))
     try:
         documents = {"folders": folders, "datasources": datasources, **alerting}

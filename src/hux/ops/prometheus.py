@@ -6,8 +6,9 @@ Backup (``backup_prometheus``)
    the persisted blocks and writes the in-memory head as one more block;
 2. the verification answers (``hux.ops.verify``) over the range it covers;
 3. Alertmanager's active and pending silences (v2 API);
-4. the rendered configs (``data/run``; secrets excluded: files only their owner
-   may read and ``secrets/`` are re-rendered from the environment instead);
+4. the rendered configs (``data/run``; ``secrets/`` left out, it is re-rendered
+   from the environment; the archive is owner-only since ``alertmanager.yml``
+   may hold a webhook URL);
 5. one archive with a manifest (``hux.ops.archive``); the snapshot directory is
    removed whatever happens; the backup metrics are updated; old archives are
    pruned by the retention policy.
@@ -30,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +125,11 @@ def _dt(seconds: float):
 
 
 def config_entries(config_dir: Path) -> tuple[list[arc.Entry], list[str]]:
-    """Rendered config files worth archiving, and what was left out (secrets)."""
+    """Rendered config files worth archiving, and what was left out (``secrets/``: re-rendered from the environment).
+
+    Owner-only files such as ``alertmanager.yml`` (it can hold a webhook URL) are
+    archived: the archive is written owner-only too.
+    """
     entries: list[arc.Entry] = []
     excluded: list[str] = []
     if not config_dir.is_dir():
@@ -139,9 +143,6 @@ def config_entries(config_dir: Path) -> tuple[list[arc.Entry], list[str]]:
                 excluded.append(rel.as_posix())
             continue
         if not path.is_file() or path.is_symlink():
-            continue
-        if stat.S_IMODE(path.stat().st_mode) & 0o077 == 0:  # owner-only files hold secrets here
-            excluded.append(rel.as_posix())
             continue
         entries.append(arc.Entry(f"{CONFIGS_PREFIX}/{rel.as_posix()}", path))
     return entries, excluded
@@ -221,7 +222,7 @@ def _backup_prometheus(
                 start = end
             verification = verify.record(prom, start, end)
 
-            backup_dir.mkdir(parents=True, exist_ok=True)
+            backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             staging = Path(_mkdtemp(backup_dir))
             entries = arc.entries_from_dir(snapshot_dir, SNAPSHOT_PREFIX)
             am_section: dict[str, Any] = {"url": alertmanager_url}
@@ -361,6 +362,7 @@ def restore_prometheus(
     keep_old: bool = False,
     ready_timeout: float = 180.0,
     collection_timeout: float = 90.0,
+    check_collection: bool = True,
     progress: Progress | None = None,
 ) -> RestoreReport:
     """Restore a Prometheus archive; RestoreError (after rolling back) or ArchiveError when refused."""
@@ -398,7 +400,7 @@ def restore_prometheus(
         report.add("silences", "skipped", "no Alertmanager URL given")
     if config_dir is not None and restore_configs and alertmanager_url:
         _reload_alertmanager(report, alertmanager_url)
-    if control is not None:
+    if control is not None and check_collection:
         _check_collection(report, prometheus_url, collection_timeout, since=report.restarted_at)
     report.add("test notifications", "next", "run `hux notify-test` to send a test alert through every receiver")
     return report

@@ -1,0 +1,493 @@
+"""Operator commands: backup, restore, archive housekeeping, the maintenance routine, notify-test.
+
+``hux backup prometheus|grafana|all``, ``hux restore prometheus|grafana ARCHIVE``,
+``hux backups list|prune|verify``, ``hux maintain daily|weekly|monthly [--html PATH]``,
+``hux notify-test``. URLs, directories and retention come from the settings
+(``stack.ports``, ``backup.*``); every one can be overridden on the command line.
+Exit codes: 0 done, 1 failed (the message says why and what to do), 2 bad usage or
+configuration, 3 done but a follow-up check needs attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hux import paths
+from hux.ops.errors import OpsError
+
+EXIT_FAILED = 1
+EXIT_ATTENTION = 3
+
+
+@dataclass
+class OpsSettings:
+    """Where things are, from the settings with command-line overrides."""
+
+    settings: Any
+    home: Path
+    prometheus_url: str
+    alertmanager_url: str
+    grafana_url: str
+    backup_dir: Path
+    keep: int
+    keep_days: int | None
+    run_dir: Path
+    prometheus_data_dir: Path
+    textfile_dir: Path
+    log_dir: Path
+    grafana_user: str
+    grafana_password_file: Path | None
+
+
+def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
+    from hux.monitoring.settings import load_settings
+
+    settings = load_settings(getattr(args, "config", None))
+    home = paths.home()
+
+    def under_home(value: str | Path) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else home / path
+
+    password_file = settings.grafana.admin_password_file or str(home / "data" / "grafana" / "admin_password")
+    return OpsSettings(
+        settings=settings,
+        home=home,
+        prometheus_url=getattr(args, "prometheus_url", None) or settings.url("prometheus"),
+        alertmanager_url=getattr(args, "alertmanager_url", None) or settings.url("alertmanager"),
+        grafana_url=getattr(args, "grafana_url", None) or settings.url("grafana"),
+        backup_dir=under_home(getattr(args, "backup_dir", None) or settings.backup.dir),
+        keep=settings.backup.keep,
+        keep_days=settings.backup.keep_days,
+        run_dir=under_home(getattr(args, "config_dir", None) or "data/run"),
+        prometheus_data_dir=under_home(getattr(args, "data_dir", None) or "data/prometheus"),
+        textfile_dir=under_home(getattr(args, "textfile_dir", None) or "data/node_exporter/textfile"),
+        log_dir=under_home(getattr(args, "log_dir", None) or "logs"),
+        grafana_user=settings.grafana.admin_user,
+        grafana_password_file=under_home(getattr(args, "password_file", None) or password_file),
+    )
+
+
+def _fail(command: str, exc: Exception) -> int:
+    print(f"hux {command}: {exc}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _guard(command: str, func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except OpsError as exc:
+            return _fail(command, exc)
+
+    return run
+
+
+def _progress(args: argparse.Namespace):
+    from hux.ops.progress import Progress
+
+    return Progress(quiet=getattr(args, "quiet", False))
+
+
+# --- backup ------------------------------------------------------------------------------------
+
+
+def _print_backup(result: Any) -> None:
+    from hux.ops.progress import human_bytes
+
+    manifest = result.manifest
+    print(f"{result.kind} backup written: {result.path}")
+    print(f"  size {human_bytes(result.size)} in {result.duration:.1f}s, {len(manifest['files'])} files, "
+          f"{human_bytes(manifest['total_bytes'])} unpacked")
+    if result.kind == "prometheus":
+        prom = manifest["prometheus"]
+        covered = prom.get("time_range")
+        print(f"  Prometheus {prom.get('version')}: {len(prom['blocks'])} block(s), {prom['samples']:,} samples"
+              + (f", {covered['from']} .. {covered['to']}" if covered else ""))
+        am = manifest.get("alertmanager", {})
+        if "silences" in am:
+            print(f"  Alertmanager: {am['silences']} silence(s)")
+        excluded = manifest.get("configs", {}).get("excluded_secrets") or []
+        if excluded:
+            print(f"  configs: secrets left out ({', '.join(excluded)}); they are re-rendered from the environment")
+    else:
+        counts = manifest["grafana"]["counts"]
+        print("  " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+        for kind, items in manifest["grafana"]["needs_secrets"].items():
+            for item in items:
+                print(f"  note: {kind.replace('_', ' ')[:-1]} {item['name']} has secrets Grafana cannot export "
+                      f"({', '.join(item['fields'])}): re-enter them after a restore")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    for path in result.pruned:
+        print(f"  pruned old archive {path.name}")
+
+
+def backup_prometheus_cmd(args: argparse.Namespace, ops: OpsSettings | None = None) -> int:
+    from hux.ops.prometheus import backup_prometheus
+
+    ops = ops or load_ops_settings(args)
+    result = backup_prometheus(
+        prometheus_url=ops.prometheus_url,
+        backup_dir=ops.backup_dir,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        data_dir_fallback=ops.prometheus_data_dir,
+        alertmanager_url=None if args.no_silences else ops.alertmanager_url,
+        config_dir=None if args.no_configs else ops.run_dir,
+        textfile_dir=None if args.no_metrics else ops.textfile_dir,
+        keep=None if args.no_prune else ops.keep,
+        keep_days=ops.keep_days,
+        allow_remote=args.allow_remote,
+        progress=_progress(args),
+    )
+    _print_backup(result)
+    return EXIT_ATTENTION if result.warnings else 0
+
+
+def grafana_credentials(args: argparse.Namespace, ops: OpsSettings):
+    from hux.ops.grafana import GrafanaCredentials
+
+    password_file = ops.grafana_password_file
+    if password_file is not None and not password_file.exists() and not getattr(args, "password_file", None):
+        password_file = None
+    return GrafanaCredentials.from_env(user=ops.grafana_user, password_file=password_file)
+
+
+def backup_grafana_cmd(args: argparse.Namespace, ops: OpsSettings | None = None) -> int:
+    from hux.ops.grafana import backup_grafana
+
+    ops = ops or load_ops_settings(args)
+    result = backup_grafana(
+        grafana_url=ops.grafana_url,
+        credentials=grafana_credentials(args, ops),
+        backup_dir=ops.backup_dir,
+        textfile_dir=None if args.no_metrics else ops.textfile_dir,
+        keep=None if args.no_prune else ops.keep,
+        keep_days=ops.keep_days,
+        progress=_progress(args),
+    )
+    _print_backup(result)
+    return EXIT_ATTENTION if result.warnings else 0
+
+
+def backup_all_cmd(args: argparse.Namespace) -> int:
+    ops = load_ops_settings(args)
+    codes = []
+    for name, func in (("prometheus", backup_prometheus_cmd), ("grafana", backup_grafana_cmd)):
+        if name == "grafana" and not _grafana_expected(ops):
+            print("grafana backup skipped: Grafana is not part of this stack (no grafana binary, grafana.enabled)")
+            continue
+        try:
+            codes.append(func(args, ops))
+        except OpsError as exc:
+            codes.append(_fail(f"backup {name}", exc))
+    return max(codes) if codes else 0
+
+
+def _grafana_expected(ops: OpsSettings) -> bool:
+    settings = ops.settings
+    if settings.stack.mode == "docker":
+        return True
+    return bool(settings.grafana.native_enabled())
+
+
+# --- restore -----------------------------------------------------------------------------------
+
+
+def _print_steps(report: Any) -> None:
+    width = max((len(step) for step, _, _ in report.steps), default=10)
+    for step, status, detail in report.steps:
+        print(f"  {step.ljust(width)}  {status.upper():8s} {detail}")
+
+
+def _service_control(args: argparse.Namespace, ops: OpsSettings):
+    """How to stop/start Prometheus: given commands, else the native stack when it runs, else offline."""
+    from hux.ops.service import CommandControl
+
+    if args.stop_command or args.start_command:
+        if not (args.stop_command and args.start_command):
+            raise OpsError("give both --stop-command and --start-command")
+        return CommandControl.from_strings(args.stop_command, args.start_command)
+    try:
+        from hux.stack.native import NativeStack
+        from hux.stack.plan import StackPaths
+    except ImportError:
+        return None
+    if NativeStack(StackPaths(ops.home)).running():
+        prefix = [sys.executable, "-m", "hux.cli"] + (["--config", args.config] if getattr(args, "config", None) else [])
+        control = CommandControl(prefix + ["down"], prefix + ["up"], timeout=600)
+        control.description = "the native stack (`hux down`, then `hux up`)"
+        return control
+    return None
+
+
+def restore_prometheus_cmd(args: argparse.Namespace) -> int:
+    from hux.ops.prometheus import restore_prometheus
+
+    ops = load_ops_settings(args)
+    control = _service_control(args, ops)
+    stack_managed = control is not None and "native stack" in control.description
+    restore_configs = not args.no_configs and not stack_managed
+    report = restore_prometheus(
+        Path(args.archive),
+        data_dir=ops.prometheus_data_dir,
+        prometheus_url=ops.prometheus_url,
+        control=control,
+        alertmanager_url=None if args.no_silences else ops.alertmanager_url,
+        config_dir=ops.run_dir if restore_configs else None,
+        restore_configs=restore_configs,
+        keep_old=args.keep_old,
+        progress=_progress(args),
+    )
+    print(f"restored {args.archive} into {ops.prometheus_data_dir}")
+    if stack_managed and not args.no_configs:
+        report.add("restore configuration files", "skipped",
+                   "the native stack renders its configs from the settings at `hux up`")
+    _print_steps(report)
+    return 0 if report.ok else EXIT_ATTENTION
+
+
+def restore_grafana_cmd(args: argparse.Namespace) -> int:
+    from hux.ops.grafana import restore_grafana
+
+    ops = load_ops_settings(args)
+    report = restore_grafana(Path(args.archive), grafana_url=ops.grafana_url,
+                             credentials=grafana_credentials(args, ops), overwrite=not args.keep_existing,
+                             progress=_progress(args))
+    print(f"restored {args.archive} into Grafana at {ops.grafana_url}")
+    _print_steps(report)
+    return 0 if report.ok else EXIT_ATTENTION
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+
+def backups_list_cmd(args: argparse.Namespace) -> int:
+    from hux.ops import archive as arc
+    from hux.ops.progress import human_bytes
+
+    ops = load_ops_settings(args)
+    archives = arc.list_archives(ops.backup_dir)
+    if args.json:
+        print(json.dumps([{
+            "path": str(a.path), "kind": a.kind, "created_at": arc.iso(a.created_at), "size": a.size,
+            "problem": a.problem or None,
+            "time_range": (a.manifest or {}).get("prometheus", {}).get("time_range"),
+        } for a in archives], indent=2))
+        return 0
+    if not archives:
+        print(f"no backups in {ops.backup_dir}")
+        return 0
+    print(f"backups in {ops.backup_dir} (keep {ops.keep} per kind, older than {ops.keep_days} days pruned):")
+    for a in archives:
+        detail = a.problem and f"DAMAGED: {a.problem}"
+        if not detail and a.manifest:
+            if a.kind == "prometheus":
+                covered = a.manifest.get("prometheus", {}).get("time_range")
+                detail = f"{covered['from']} .. {covered['to']}" if covered else "empty TSDB"
+            else:
+                counts = a.manifest.get("grafana", {}).get("counts", {})
+                detail = f"{counts.get('dashboards', 0)} dashboards, {counts.get('folders', 0)} folders"
+        print(f"  {a.path.name:44s} {a.kind:10s} {human_bytes(a.size):>10s}  {detail}")
+    return 0
+
+
+def backups_prune_cmd(args: argparse.Namespace) -> int:
+    from hux.ops import archive as arc
+
+    ops = load_ops_settings(args)
+    keep = args.keep if args.keep is not None else ops.keep
+    keep_days = args.keep_days if args.keep_days is not None else ops.keep_days
+    doomed = arc.prune(ops.backup_dir, keep=keep, keep_days=keep_days, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for a in doomed:
+        print(f"{verb} {a.path.name}")
+    print(f"{len(doomed)} archive(s) {verb} (keep {keep} per kind, and any younger than {keep_days} days)")
+    return 0
+
+
+def backups_verify_cmd(args: argparse.Namespace) -> int:
+    from hux.ops import archive as arc
+    from hux.ops.progress import human_bytes
+
+    manifest = arc.verify_archive(Path(args.archive), progress=_progress(args))
+    print(f"{args.archive}: {manifest['kind']} backup of {manifest['created_at']}, {len(manifest['files'])} files, "
+          f"{human_bytes(manifest['total_bytes'])}: every checksum matches")
+    return 0
+
+
+# --- maintenance and notify-test ----------------------------------------------------------------
+
+
+def maintain_cmd(args: argparse.Namespace) -> int:
+    from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
+
+    ops = load_ops_settings(args)
+    ctx = MaintenanceContext(
+        prometheus_url=ops.prometheus_url, alertmanager_url=ops.alertmanager_url, log_dir=ops.log_dir,
+        backup_dir=ops.backup_dir, textfile_dir=ops.textfile_dir, run_dir=ops.run_dir,
+        prometheus_data_dir=ops.prometheus_data_dir, settings=ops.settings, allow_remote=args.allow_remote,
+    )
+    try:
+        if args.task == "daily":
+            report = daily(ctx)
+        elif args.task == "weekly":
+            report = weekly(ctx)
+        else:
+            report = monthly(ctx, clean=args.clean)
+    finally:
+        ctx.close()
+    if args.html:
+        target = Path(args.html)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_html(report), encoding="utf-8")
+    if not args.quiet:
+        sys.stdout.write(render_text(report))
+    if args.html:
+        print(f"HTML report: {args.html}")
+    return {"ok": 0, "info": 0, "warn": EXIT_ATTENTION, "fail": EXIT_FAILED}[report.status]
+
+
+def notify_test_cmd(args: argparse.Namespace) -> int:
+    from hux.ops.notify import notify_test
+
+    ops = load_ops_settings(args)
+    labels = {}
+    for item in args.label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise OpsError(f"--label {item!r}: use NAME=VALUE")
+        labels[key] = value
+    print(f"sending test alerts through Alertmanager at {ops.alertmanager_url} ...", flush=True)
+    result = notify_test(ops.alertmanager_url, severities=tuple(args.severity or ("critical", "warning")),
+                         extra_labels=labels, timeout=args.timeout, resolve=not args.no_resolve)
+    print(f"test id {result.test_id}: {result.in_alertmanager} test alert(s) in Alertmanager, waited {result.waited:.0f}s")
+    for alertname, receivers in result.routes.items():
+        print(f"  {alertname} -> {', '.join(receivers) or '(no receiver)'}")
+    if not result.integrations:
+        print("  no receiver with a notification integration is reached by the test alerts")
+    for item in result.integrations:
+        print(f"  {item.integration:10s} {item.status.upper():14s} attempts {item.attempts}, failed {item.failed} "
+              f"(expected {item.expected}; receivers: {', '.join(item.receivers)})")
+    for name in result.unreached:
+        print(f"  receiver {name} is not reached by severity-routed alerts (e.g. the Watchdog heartbeat)")
+    if result.resolved:
+        print("  test alerts resolved")
+    return 0 if result.ok else EXIT_FAILED
+
+
+# --- argument parsing --------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, *, prometheus: bool = False, alertmanager: bool = False,
+            grafana: bool = False, backups: bool = False) -> None:
+    if prometheus:
+        parser.add_argument("--prometheus-url", metavar="URL", help="default: from the settings (http://127.0.0.1:9090)")
+        parser.add_argument("--data-dir", metavar="DIR",
+                            help="Prometheus's TSDB directory (default: its --storage.tsdb.path, else data/prometheus)")
+    if alertmanager:
+        parser.add_argument("--alertmanager-url", metavar="URL", help="default: from the settings (http://127.0.0.1:9093)")
+    if grafana:
+        parser.add_argument("--grafana-url", metavar="URL", help="default: from the settings (http://127.0.0.1:3000)")
+        parser.add_argument("--password-file", metavar="FILE",
+                            help="Grafana admin password file (default: grafana.admin_password_file or "
+                                 "data/grafana/admin_password); HUX_GRAFANA_TOKEN or HUX_GRAFANA_PASSWORD win")
+    if backups:
+        parser.add_argument("--backup-dir", metavar="DIR", help="default: backup.dir (data/backups)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    backup = subparsers.add_parser("backup", help="back up Prometheus (+ silences, configs) and Grafana into archives")
+    bsub = backup.add_subparsers(dest="backup_kind", metavar="KIND")
+    for kind, helptext, func in (
+        ("prometheus", "TSDB snapshot (admin API, loopback only), Alertmanager silences, rendered configs",
+         backup_prometheus_cmd),
+        ("grafana", "folders, dashboards, datasources, alerting objects through Grafana's HTTP API", backup_grafana_cmd),
+        ("all", "both, one archive each", backup_all_cmd),
+    ):
+        p = bsub.add_parser(kind, help=helptext, description=helptext)
+        _common(p, prometheus=kind != "grafana", alertmanager=kind != "grafana", grafana=kind != "prometheus",
+                backups=True)
+        if kind != "grafana":
+            p.add_argument("--config-dir", metavar="DIR", help="rendered configs to archive (default: data/run)")
+            p.add_argument("--no-silences", action="store_true", help="do not save Alertmanager silences")
+            p.add_argument("--no-configs", action="store_true", help="do not archive the rendered configs")
+            p.add_argument("--allow-remote", action="store_true",
+                           help="allow the admin API on a non-loopback Prometheus URL (not recommended)")
+        p.add_argument("--textfile-dir", metavar="DIR",
+                       help="node_exporter textfile directory for the backup metrics (default: data/node_exporter/textfile)")
+        p.add_argument("--no-metrics", action="store_true", help="do not update the backup metrics")
+        p.add_argument("--no-prune", action="store_true", help="keep every old archive this time")
+        p.set_defaults(func=_guard(f"backup {kind}", func))
+    backup.set_defaults(func=lambda args: (backup.print_help(), 2)[1])
+
+    restore = subparsers.add_parser("restore", help="restore a backup archive (checksums verified first)")
+    rsub = restore.add_subparsers(dest="restore_kind", metavar="KIND")
+    rp = rsub.add_parser(
+        "prometheus", help="swap the snapshot in, verify queries, roll back on any mismatch",
+        description="Verify the archive, stop Prometheus, restore the configs, move the data directory aside, swap in "
+                    "the snapshot, start Prometheus and compare the verification queries recorded at backup time. "
+                    "The old data is removed only after they match; otherwise everything is rolled back.",
+    )
+    rp.add_argument("archive", metavar="ARCHIVE")
+    _common(rp, prometheus=True, alertmanager=True, backups=False)
+    rp.add_argument("--config-dir", metavar="DIR", help="where to restore the configs (default: data/run)")
+    rp.add_argument("--stop-command", metavar="CMD", help="command that stops Prometheus (default: the native stack)")
+    rp.add_argument("--start-command", metavar="CMD", help="command that starts Prometheus")
+    rp.add_argument("--no-configs", action="store_true", help="leave the config files as they are")
+    rp.add_argument("--no-silences", action="store_true", help="do not re-import Alertmanager silences")
+    rp.add_argument("--keep-old", action="store_true", help="keep the previous data directory (renamed) after success")
+    rp.set_defaults(func=_guard("restore prometheus", restore_prometheus_cmd))
+    rg = rsub.add_parser("grafana", help="recreate folders (parents first), dashboards, datasources, alerting")
+    rg.add_argument("archive", metavar="ARCHIVE")
+    _common(rg, grafana=True)
+    rg.add_argument("--keep-existing", action="store_true", help="do not overwrite dashboards that already exist")
+    rg.set_defaults(func=_guard("restore grafana", restore_grafana_cmd))
+    restore.set_defaults(func=lambda args: (restore.print_help(), 2)[1])
+
+    backups = subparsers.add_parser("backups", help="list, prune or verify backup archives")
+    asub = backups.add_subparsers(dest="backups_action", metavar="ACTION")
+    lp = asub.add_parser("list", help="archives with their kind, size and time range")
+    _common(lp, backups=True)
+    lp.add_argument("--json", action="store_true")
+    lp.set_defaults(func=_guard("backups list", backups_list_cmd))
+    pp = asub.add_parser("prune", help="apply the retention policy (backup.keep, backup.keep_days)")
+    _common(pp, backups=True)
+    pp.add_argument("--keep", type=int, metavar="N", help="newest archives kept per kind (default: backup.keep)")
+    pp.add_argument("--keep-days", type=int, metavar="D", help="also keep archives younger than D days")
+    pp.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    pp.set_defaults(func=_guard("backups prune", backups_prune_cmd))
+    vp = asub.add_parser("verify", help="check every checksum of an archive")
+    vp.add_argument("archive", metavar="ARCHIVE")
+    vp.add_argument("--quiet", "-q", action="store_true")
+    vp.set_defaults(func=_guard("backups verify", backups_verify_cmd))
+    backups.set_defaults(func=lambda args: (backups.print_help(), 2)[1])
+
+    maintain = subparsers.add_parser("maintain", help="the daily, weekly and monthly maintenance reports")
+    maintain.add_argument("task", choices=("daily", "weekly", "monthly"))
+    _common(maintain, prometheus=True, alertmanager=True, backups=True)
+    maintain.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
+    maintain.add_argument("--log-dir", metavar="DIR", help="log directory to review (default: logs)")
+    maintain.add_argument("--textfile-dir", metavar="DIR", help="default: data/node_exporter/textfile")
+    maintain.add_argument("--config-dir", metavar="DIR", help="rendered configs to check (default: data/run)")
+    maintain.add_argument("--clean", action="store_true",
+                          help="monthly: delete the series of targets that no longer exist (admin API)")
+    maintain.add_argument("--allow-remote", action="store_true", help="allow the admin API on a non-loopback URL")
+    maintain.set_defaults(func=_guard("maintain", maintain_cmd))
+
+    notify = subparsers.add_parser("notify-test", help="send a test alert through Alertmanager, report delivery")
+    _common(notify, alertmanager=True)
+    notify.add_argument("--severity", action="append", metavar="LEVEL",
+                        help="severity of a test alert (repeatable; default: critical and warning)")
+    notify.add_argument("--label", action="append", metavar="NAME=VALUE", help="extra label on the test alerts")
+    notify.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for delivery (default: the longest group_wait + 45 s)")
+    notify.add_argument("--no-resolve", action="store_true", help="leave the test alerts firing (they expire in 1 h)")
+    notify.set_defaults(func=_guard("notify-test", notify_test_cmd))
+

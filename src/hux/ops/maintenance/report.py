@@ -1,0 +1,418 @@
+"""Maintenance reports: one small model, rendered as terminal tables or one self-contained HTML file.
+
+A ``Report`` holds ``Section``s; a section holds tables, notes and charts. The
+terminal rendering uses aligned columns (trimmed to the terminal's width) and
+sparklines for charts; the HTML rendering inlines its CSS and draws charts as
+inline SVG, so the file can be mailed or archived without external assets.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence, Union
+
+OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
+_RANK = {INFO: 0, OK: 0, WARN: 1, FAIL: 2}
+_PALETTE = ("#2f6fdf", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4", "#6c8893", "#bf399e")
+
+
+def worst(statuses: Iterable[str]) -> str:
+    result = OK
+    for status in statuses:
+        if _RANK.get(status, 0) > _RANK[result]:
+            result = status
+    return result
+
+
+@dataclass
+class Note:
+    text: str
+    status: str = INFO
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    #: per-row status (ok/warn/fail) shown as colour in HTML and a marker in the terminal
+    row_status: list[str] | None = None
+    empty: str = "none"
+
+
+@dataclass
+class Series:
+    name: str
+    points: list[tuple[float, float]]  # (x, y); x is a unix time unless the chart says otherwise
+
+
+@dataclass
+class LineChart:
+    title: str
+    series: list[Series]
+    unit: str = ""                   # "", "ratio", "seconds", "bytes", "per_second"
+    x_is_time: bool = True
+    x_label: str = ""
+    thresholds: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class RangeRow:
+    label: str
+    quantiles: dict[str, float | None]  # e.g. {"p50": .., "p90": .., "p99": .., "max": ..}
+    threshold: float | None
+    op: str = ">"
+
+
+@dataclass
+class RangeChart:
+    """Each row: the observed distribution of a value (quantile band) beside its alert threshold."""
+
+    title: str
+    rows: list[RangeRow]
+
+
+Item = Union[Note, Table, LineChart, RangeChart]
+
+
+@dataclass
+class Section:
+    title: str
+    items: list[Item] = field(default_factory=list)
+    status: str = OK
+
+    def add(self, item: Item) -> Item:
+        self.items.append(item)
+        if isinstance(item, Note) and item.status in (WARN, FAIL):
+            self.status = worst([self.status, item.status])
+        return item
+
+    def note(self, text: str, status: str = INFO) -> None:
+        self.add(Note(text, status))
+
+
+@dataclass
+class Report:
+    title: str
+    sections: list[Section] = field(default_factory=list)
+    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return worst(s.status for s in self.sections)
+
+    def section(self, title: str) -> Section:
+        section = Section(title)
+        self.sections.append(section)
+        return section
+
+
+# --- value formatting -------------------------------------------------------------------------
+
+
+def fmt_value(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    if unit == "bytes":
+        for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if abs(value) < 1024 or suffix == "TiB":
+                return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
+            value /= 1024
+    if unit == "seconds":
+        if abs(value) >= 86400:
+            return f"{value / 86400:.1f}d"
+        if abs(value) >= 3600:
+            return f"{value / 3600:.1f}h"
+        if abs(value) >= 60:
+            return f"{value / 60:.1f}m"
+        if abs(value) >= 1 or value == 0:
+            return f"{value:.2f}s"
+        return f"{value * 1000:.0f}ms"
+    if unit == "per_second":
+        return f"{value:.3g}/s"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    for size, suffix in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{suffix}"
+    return f"{seconds:.0f}s"
+
+
+# --- terminal ------------------------------------------------------------------------------------
+
+_MARK = {OK: " ", INFO: " ", WARN: "!", FAIL: "✗"}
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 40) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return ""
+    if len(values) > width:  # bucket by mean
+        size = len(values) / width
+        values = [sum(values[int(i * size):max(int((i + 1) * size), int(i * size) + 1)])
+                  / len(values[int(i * size):max(int((i + 1) * size), int(i * size) + 1)]) for i in range(width)]
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return _SPARK[3] * len(values)
+    return "".join(_SPARK[min(7, int((v - lo) / (hi - lo) * 8))] for v in values)
+
+
+def _cell(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else "—"
+
+
+def render_table_text(table: Table, width: int) -> list[str]:
+    lines = [f"  {table.title}" + (f" ({len(table.rows)})" if table.rows else "")]
+    if not table.rows:
+        lines.append(f"    {table.empty}")
+        return lines
+    cells = [[_cell(c) for c in row] for row in table.rows]
+    widths = [len(c) for c in table.columns]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    budget = max(40, width - 6 - 2 * (len(widths) - 1))
+    while sum(widths) > budget and max(widths) > 12:  # shrink the widest column first
+        widths[widths.index(max(widths))] -= 1
+
+    def fit(text: str, w: int) -> str:
+        return text if len(text) <= w else text[: max(1, w - 1)] + "…"
+
+    lines.append("    " + "  ".join(fit(c, w).ljust(w) for c, w in zip(table.columns, widths)).rstrip())
+    lines.append("    " + "  ".join("-" * w for w in widths))
+    for index, row in enumerate(cells):
+        status = (table.row_status or [])[index] if table.row_status and index < len(table.row_status) else OK
+        lines.append(f"  {_MARK.get(status, ' ')} " + "  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return lines
+
+
+def render_text(report: Report, width: int | None = None) -> str:
+    width = width or min(shutil.get_terminal_size((120, 24)).columns, 160)
+    out = [f"{report.title} — {report.generated_at:%Y-%m-%d %H:%M} UTC — overall: {report.status.upper()}"]
+    for name, url in report.sources.items():
+        out.append(f"  {name}: {url}")
+    for section in report.sections:
+        out.append("")
+        out.append(f"== {section.title} [{section.status.upper()}]")
+        for item in section.items:
+            if isinstance(item, Note):
+                prefix = {WARN: "  ! ", FAIL: "  ✗ "}.get(item.status, "  ")
+                out.append(prefix + item.text)
+            elif isinstance(item, Table):
+                out.extend(render_table_text(item, width))
+            elif isinstance(item, LineChart):
+                out.append(f"  {item.title}")
+                for series in item.series:
+                    ys = [p[1] for p in series.points]
+                    finite = [y for y in ys if math.isfinite(y)]
+                    if not finite:
+                        out.append(f"    {series.name}: no data")
+                        continue
+                    out.append(f"    {series.name[:28]:28s} {sparkline(ys)}  "
+                               f"{fmt_value(min(finite), item.unit)} .. {fmt_value(max(finite), item.unit)}")
+            elif isinstance(item, RangeChart):
+                continue  # the matching table carries the numbers in the terminal
+            out.append("")
+        while out and out[-1] == "":
+            out.pop()
+    return "\n".join(out) + "\n"
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#1d2733;background:#fff}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dee4;padding-bottom:4px}
+h3{font-size:14px;margin:14px 0 6px} .meta{color:#5b6670;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:4px 0 12px} th,td{border:1px solid #d8dee4;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f5f7} tr.warn td{background:#fff6dd} tr.fail td{background:#fde6e6}
+.badge{display:inline-block;border-radius:3px;padding:1px 6px;font-size:12px;color:#fff;margin-left:6px}
+.ok{background:#19a979} .warn{background:#d89b00} .fail{background:#d9363e} .info{background:#6c8893}
+p.note{margin:4px 0;font-size:13px} p.note.warn{color:#8a6100} p.note.fail{color:#b3141c}
+svg{margin:4px 0 14px} svg text{font-size:11px;fill:#3c4650} .empty{color:#6c8893;font-size:13px}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(_cell(value))
+
+
+def _table_html(table: Table) -> str:
+    parts = [f"<h3>{_esc(table.title)}</h3>"]
+    if not table.rows:
+        return parts[0] + f'<p class="empty">{_esc(table.empty)}</p>'
+    parts.append("<table><thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in table.columns) + "</tr></thead><tbody>")
+    for index, row in enumerate(table.rows):
+        status = table.row_status[index] if table.row_status and index < len(table.row_status) else ""
+        css = f' class="{status}"' if status in (WARN, FAIL) else ""
+        parts.append(f"<tr{css}>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(lo / step) * step
+    ticks, value = [], start
+    while value <= hi + step * 0.5 and len(ticks) < 12:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _x_label(value: float, span: float, is_time: bool) -> str:
+    if not is_time:
+        return f"{value:g}"
+    moment = datetime.fromtimestamp(value, timezone.utc)
+    return moment.strftime("%H:%M" if span <= 2 * 86400 else "%m-%d")
+
+
+def line_chart_svg(chart: LineChart, width: int = 760, height: int = 240) -> str:
+    left, right, top, bottom = 64, 16, 12, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    points = [(x, y) for s in chart.series for x, y in s.points if math.isfinite(y)]
+    if not points:
+        return f'<p class="empty">{_esc(chart.title)}: no data in this period</p>'
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points] + [t[1] for t in chart.thresholds]
+    x0, x1 = min(xs), max(xs)
+    if x1 == x0:
+        x1 = x0 + 1
+    ticks = _nice_ticks(min(0.0, min(ys)) if min(ys) >= 0 else min(ys), max(ys))
+    y0, y1 = ticks[0], ticks[-1] if ticks[-1] > ticks[0] else ticks[0] + 1
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * plot_w
+
+    def sy(y: float) -> float:
+        return top + plot_h - (y - y0) / (y1 - y0) * plot_h
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_esc(chart.title)}">',
+             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafbfc" stroke="#d8dee4"/>']
+    for tick in ticks:
+        y = sy(tick)
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e6eaee"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(fmt_value(tick, chart.unit))}</text>')
+    for i in range(6):
+        xv = x0 + (x1 - x0) * i / 5
+        parts.append(f'<text x="{sx(xv):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
+                     f'{_esc(_x_label(xv, x1 - x0, chart.x_is_time))}</text>')
+    if chart.x_label:
+        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 20}" text-anchor="middle">{_esc(chart.x_label)}</text>')
+    for name, value in chart.thresholds:
+        y = sy(value)
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d9363e" '
+                     f'stroke-dasharray="6 4"/><text x="{left + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" '
+                     f'style="fill:#d9363e">{_esc(name)}</text>')
+    legend_x = left
+    for index, series in enumerate(chart.series):
+        color = _PALETTE[index % len(_PALETTE)]
+        segments, current = [], []
+        for x, y in series.points:
+            if math.isfinite(y):
+                current.append(f"{sx(x):.1f},{sy(y):.1f}")
+            elif current:
+                segments.append(current)
+                current = []
+        if current:
+            segments.append(current)
+        for segment in segments:
+            if len(segment) == 1:
+                cx, cy = segment[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}"/>')
+            else:
+                parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{" ".join(segment)}"/>')
+        label = series.name[:40]
+        parts.append(f'<rect x="{legend_x}" y="{height - 12}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{legend_x + 14}" y="{height - 3}">{_esc(label)}</text>')
+        legend_x += 24 + 6.5 * len(label)
+    parts.append("</svg>")
+    return f"<h3>{_esc(chart.title)}</h3>" + "".join(parts)
+
+
+def range_chart_svg(chart: RangeChart, width: int = 760) -> str:
+    rows = [r for r in chart.rows if any(v is not None for v in r.quantiles.values()) or r.threshold is not None]
+    if not rows:
+        return f'<p class="empty">{_esc(chart.title)}: no data</p>'
+    label_w, row_h, top = 260, 26, 24
+    plot_w = width - label_w - 24
+    height = top + row_h * len(rows) + 10
+    parts = [f'<h3>{_esc(chart.title)}</h3><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="{_esc(chart.title)}">',
+             f'<text x="{label_w}" y="14">0</text><text x="{label_w + plot_w}" y="14" text-anchor="end">'
+             'scale: each row from 0 to the larger of its max and threshold (×1.1)</text>']
+    for index, row in enumerate(rows):
+        y = top + index * row_h
+        values = [v for v in row.quantiles.values() if v is not None and math.isfinite(v)]
+        scale_max = max(values + ([row.threshold] if row.threshold is not None else []) + [1e-12]) * 1.1
+        lo = min(values + [0.0]) if values and min(values) < 0 else 0.0
+
+        def sx(v: float) -> float:
+            return label_w + (v - lo) / (scale_max - lo) * plot_w
+
+        parts.append(f'<text x="4" y="{y + 16}">{_esc(row.label[:42])}</text>')
+        parts.append(f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{y + 12}" y2="{y + 12}" stroke="#e6eaee"/>')
+        q = row.quantiles
+        if q.get("p50") is not None and q.get("p99") is not None:
+            parts.append(f'<rect x="{sx(q["p50"]):.1f}" y="{y + 5}" width="{max(1.5, sx(q["p99"]) - sx(q["p50"])):.1f}" '
+                         f'height="14" fill="#2f6fdf" opacity="0.35"><title>p50..p99</title></rect>')
+        if q.get("p90") is not None:
+            parts.append(f'<line x1="{sx(q["p90"]):.1f}" x2="{sx(q["p90"]):.1f}" y1="{y + 4}" y2="{y + 20}" '
+                         f'stroke="#2f6fdf" stroke-width="2"><title>p90</title></line>')
+        if q.get("max") is not None:
+            parts.append(f'<circle cx="{sx(q["max"]):.1f}" cy="{y + 12}" r="3.5" fill="#1d2733"><title>max</title></circle>')
+        if row.threshold is not None:
+            x = sx(row.threshold)
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 1}" y2="{y + 23}" stroke="#d9363e" '
+                         f'stroke-width="2.5"><title>threshold {row.op} {row.threshold:g}</title></line>')
+    parts.append("</svg><p class=\"note\">band: p50–p99 of the observed value; tick: p90; dot: max; "
+                 "red line: the alert threshold.</p>")
+    return "".join(parts)
+
+
+def render_html(report: Report) -> str:
+    body = [f"<h1>{_esc(report.title)} <span class=\"badge {report.status}\">{report.status.upper()}</span></h1>",
+            f'<p class="meta">generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC'
+            + "".join(f" · {_esc(k)}: {_esc(v)}" for k, v in report.sources.items()) + "</p>"]
+    for section in report.sections:
+        body.append(f'<h2>{_esc(section.title)} <span class="badge {section.status}">{section.status.upper()}</span></h2>')
+        for item in section.items:
+            if isinstance(item, Note):
+                body.append(f'<p class="note {item.status}">{_esc(item.text)}</p>')
+            elif isinstance(item, Table):
+                body.append(_table_html(item))
+            elif isinstance(item, LineChart):
+                body.append(line_chart_svg(item))
+            elif isinstance(item, RangeChart):
+                body.append(range_chart_svg(item))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_esc(report.title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,212 @@
+"""``hux notify-test``: send a synthetic alert through Alertmanager and report delivery per integration.
+
+The seed's last recovery step, "test alert notifications", and a routine check
+that every receiver still works:
+
+1. read Alertmanager's running config (``/api/v2/status``) and predict, with the
+   same routing rules Alertmanager uses, which receivers each test alert reaches;
+2. note ``alertmanager_notifications_total`` and ``..._failed_total`` per integration
+   (email, slack, webhook, ...) from Alertmanager's own ``/metrics``;
+3. post one test alert per severity (``/api/v2/alerts``) carrying a unique
+   ``hux_test_id`` label, so nothing else is confused with it;
+4. wait (group_wait plus delivery time) until each expected integration made its
+   attempts, and report delivered or failed from the counters' deltas;
+5. resolve the test alerts (``endsAt`` = now).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import yaml
+
+from hux.ops.clients import Alertmanager
+from hux.ops.errors import OpsError
+
+TEST_ALERTNAME = "HuxNotificationTest"
+_METRIC = re.compile(r'^(alertmanager_notifications(?:_failed)?_total)\{([^}]*)\}\s+(\S+)', re.M)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$')
+
+
+def _duration(text: Any, default: float) -> float:
+    if text is None:
+        return default
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(text)):
+        total += int(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}[unit]
+    return total or default
+
+
+def _matchers(route: dict[str, Any]) -> list[tuple[str, str, str]]:
+    found = [(k, "=", str(v)) for k, v in (route.get("match") or {}).items()]
+    found += [(k, "=~", str(v)) for k, v in (route.get("match_re") or {}).items()]
+    for text in route.get("matchers") or []:
+        for part in str(text).strip("{}").split(","):
+            match = _MATCHER.match(part)
+            if match:
+                value = match.group(3) if match.group(3) is not None else match.group(4)
+                found.append((match.group(1), match.group(2), value.replace('\\"', '"')))
+    return found
+
+
+def route_matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
+    for name, op, value in _matchers(route):
+        actual = labels.get(name, "")
+        if op == "=" and actual != value:
+            return False
+        if op == "!=" and actual == value:
+            return False
+        if op == "=~" and not re.fullmatch(value, actual):
+            return False
+        if op == "!~" and re.fullmatch(value, actual):
+            return False
+    return True
+
+
+def route_receivers(route: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, float]]:
+    """(receiver, group_wait seconds) pairs an alert with ``labels`` is sent to, as Alertmanager routes it."""
+
+    def walk(node: dict[str, Any], receiver: str, group_wait: float) -> list[tuple[str, float]]:
+        receiver = node.get("receiver") or receiver
+        group_wait = _duration(node.get("group_wait"), group_wait)
+        results: list[tuple[str, float]] = []
+        for child in node.get("routes") or []:
+            if route_matches(child, labels):
+                results += walk(child, receiver, group_wait)
+                if not child.get("continue", False):
+                    break
+        return results or [(receiver, group_wait)]
+
+    return walk(route, route.get("receiver", ""), _duration(route.get("group_wait"), 30.0))
+
+
+def receiver_integrations(receiver: dict[str, Any]) -> dict[str, int]:
+    """``{"email": 1, "webhook": 2}`` for a receiver's ``*_configs``."""
+    return {key[: -len("_configs")]: len(value or []) for key, value in receiver.items()
+            if key.endswith("_configs") and value}
+
+
+def read_counters(text: str) -> dict[str, dict[str, float]]:
+    """``{"webhook": {"total": 3, "failed": 1}}`` summed over any other labels."""
+    out: dict[str, dict[str, float]] = {}
+    for name, labels, value in _METRIC.findall(text):
+        integration = dict(_LABEL.findall(labels)).get("integration", "")
+        key = "failed" if "_failed_" in name else "total"
+        slot = out.setdefault(integration, {"total": 0.0, "failed": 0.0})
+        slot[key] += float(value)
+    return out
+
+
+@dataclass
+class IntegrationResult:
+    integration: str
+    receivers: list[str]
+    expected: int
+    attempts: int = 0
+    failed: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.attempts == 0:
+            return "no attempt"
+        if self.failed >= self.attempts:
+            return "failed"
+        if self.failed:
+            return "partly failed"
+        return "delivered"
+
+
+@dataclass
+class NotifyTestResult:
+    test_id: str
+    alerts: list[dict[str, str]]
+    routes: dict[str, list[str]]  # alertname -> receivers
+    integrations: list[IntegrationResult] = field(default_factory=list)
+    unreached: list[str] = field(default_factory=list)  # receivers with integrations no test alert reaches
+    waited: float = 0.0
+    resolved: bool = False
+    in_alertmanager: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.integrations) and all(i.status == "delivered" for i in self.integrations)
+
+
+def notify_test(
+    alertmanager_url: str,
+    *,
+    severities: tuple[str, ...] = ("critical", "warning"),
+    extra_labels: dict[str, str] | None = None,
+    timeout: float | None = None,
+    resolve: bool = True,
+    poll: float = 1.0,
+) -> NotifyTestResult:
+    with Alertmanager(alertmanager_url) as am:
+        status = am.status()
+        try:
+            config = yaml.safe_load(status["config"]["original"]) or {}
+        except (KeyError, TypeError, yaml.YAMLError):
+            raise OpsError(f"Alertmanager at {alertmanager_url} did not return its configuration (/api/v2/status)") from None
+        receivers = {r["name"]: r for r in config.get("receivers") or []}
+        route = config.get("route") or {}
+        test_id = uuid.uuid4().hex[:12]
+        now = datetime.now(timezone.utc)
+        alerts, routes = [], {}
+        expected: dict[str, IntegrationResult] = {}
+        longest_wait = 0.0
+        for severity in severities:
+            labels = {"alertname": f"{TEST_ALERTNAME}{severity.capitalize()}", "severity": severity,
+                      "hux_test_id": test_id, "job": "hux-notify-test", "instance": f"notify-test-{severity}",
+                      **(extra_labels or {})}
+            matched = route_receivers(route, labels)
+            routes[labels["alertname"]] = [name for name, _ in matched]
+            for name, group_wait in matched:
+                longest_wait = max(longest_wait, group_wait)
+                for integration, count in receiver_integrations(receivers.get(name, {})).items():
+                    slot = expected.setdefault(integration, IntegrationResult(integration, [], 0))
+                    slot.expected += count
+                    if name not in slot.receivers:
+                        slot.receivers.append(name)
+            alerts.append({
+                "labels": labels,
+                "annotations": {"summary": f"Test notification ({severity}) from `hux notify-test`",
+                                "description": f"Synthetic alert {test_id}: no action needed. It resolves by itself."},
+                "startsAt": now.isoformat().replace("+00:00", "Z"),
+                "endsAt": (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+            })
+        reached = {r for names in routes.values() for r in names}
+        result = NotifyTestResult(test_id, [a["labels"] for a in alerts], routes,
+                                  unreached=sorted(n for n, r in receivers.items()
+                                                   if n not in reached and receiver_integrations(r)))
+        before = read_counters(am.metrics_text())
+        am.post_alerts(alerts)
+        started = time.monotonic()
+        timeout = timeout if timeout is not None else min(600.0, longest_wait + 45.0)
+        after = before
+        while True:
+            time.sleep(poll)
+            after = read_counters(am.metrics_text())
+            done = all(_delta(before, after, i, "total") >= slot.expected for i, slot in expected.items())
+            if done or time.monotonic() - started > timeout:
+                break
+        result.waited = time.monotonic() - started
+        result.in_alertmanager = len(am.alerts(filters=[f'hux_test_id="{test_id}"']))
+        for integration, slot in sorted(expected.items()):
+            slot.attempts = int(_delta(before, after, integration, "total"))
+            slot.failed = int(_delta(before, after, integration, "failed"))
+            result.integrations.append(slot)
+        if resolve:
+            ended = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            am.post_alerts([dict(a, endsAt=ended) for a in alerts])
+            result.resolved = True
+    return result
+
+
+def _delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], integration: str, key: str) -> float:
+    return after.get(integration, {}).get(key, 0.0) - before.get(integration, {}).get(key, 0.0)
