@@ -1,0 +1,265 @@
+"""Wiring: one ``BotApp`` owns every part of a running bot and starts/stops them in order.
+
+Live mode (a Telegram token is configured): Telegram long polling (and a
+replay feed if ``bot.replay.path`` is set) against the real APIs.
+
+Demo mode (the embedded default: no token): the market doubles
+(DexScreener, RugCheck, Telegram, webhook) start in-process on
+``bot.demo.doubles_port``; the bot's clients and outputs point at them over
+real HTTP, and the sample feed replays in a loop at ``bot.demo.replay_speed``
+so every metric moves. Logs, ``/ready`` and ``hux_build_info{mode}`` say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hux.bot.clients.dexscreener import DexScreenerClient
+from hux.bot.clients.rugcheck import RugCheckClient
+from hux.bot.clients.telegram import TelegramBotApi
+from hux.bot.config import BotConfig, redact_url
+from hux.bot.dedupe import MentionTracker, TokenGate
+from hux.bot.enrich import Enricher, PairBatcher
+from hux.bot.intake import Intake, IntakeQueue
+from hux.bot.metrics import BotMetrics
+from hux.bot.outputs import OutputChannel, TelegramOutput, WebhookOutput
+from hux.bot.persistence import Persistence
+from hux.bot.pipeline import Pipeline, PipelineSettings
+from hux.bot.server import HttpServer, ReadyState, build_app
+from hux.bot.sources import Source, sleep_or_stop
+from hux.bot.sources.replay import ReplaySource
+from hux.bot.sources.telegram import TelegramSource
+from hux.bot.store import Store
+from hux.config import ConfigError
+
+log = logging.getLogger("hux.bot")
+
+#: Shaped like a Bot API token so the Telegram double accepts it; it opens nothing anywhere.
+DEMO_TELEGRAM_TOKEN = "1000000001:demo-token-for-the-local-double"
+DEMO_ALERT_CHAT = "@hux_demo_alerts"
+
+
+def sample_feed_path() -> Path:
+    return Path(str(resources.files("hux.bot") / "data" / "sample_feed.jsonl"))
+
+
+@dataclass
+class Endpoints:
+    dexscreener: str
+    rugcheck: str
+    telegram_api: str
+    webhook_url: str
+
+
+@dataclass
+class BotApp:
+    config: BotConfig
+    token: str | None = None
+    demo: bool = True
+    metrics: BotMetrics | None = None
+
+    doubles: Any = None
+    server: HttpServer | None = None
+    persistence: Persistence | None = None
+    pipeline: Pipeline | None = None
+    intake: Intake | None = None
+    sources: list[Source] = field(default_factory=list)
+    _source_tasks: list[asyncio.Task] = field(default_factory=list)
+    _closers: list[Any] = field(default_factory=list)
+    _recovery: asyncio.Task | None = None
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def mode(self) -> str:
+        return "demo" if self.demo else "live"
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server else self.config.port
+
+    # -- start -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        if not self.demo and not self.token and not cfg.replay.path:
+            raise ConfigError(
+                f"live mode needs a Telegram bot token (set ${cfg.telegram.token_env} or bot.telegram.token_file) "
+                "or a feed (bot.replay.path); or run the demo: bot.demo.enabled = \"auto\""
+            )
+        if self.metrics is None:
+            self.metrics = BotMetrics(group_label_limit=cfg.group_label_limit, mode=self.mode)
+        m = self.metrics
+        endpoints = await self._endpoints()
+
+        store = Store(cfg.resolved_database_url())
+        self.persistence = Persistence(
+            store, m,
+            spool_path=cfg.state_dir() / "spool" / "intake.jsonl",
+            probe_interval=cfg.db_probe_interval_seconds,
+            retry_max=cfg.db_retry_max_seconds,
+            max_pending=cfg.max_pending_writes,
+            inbox_retention_seconds=cfg.inbox_retention_hours * 3600,
+        )
+        await self.persistence.start()
+        queue = IntakeQueue(cfg.queue_capacity, m)
+        self.intake = Intake(queue, self.persistence, m)
+
+        dex = DexScreenerClient.create(
+            m, endpoints.dexscreener, rate_limit_per_minute=cfg.dexscreener.rate_limit_per_minute,
+            cache_ttl=cfg.dexscreener.cache_ttl_seconds, timeout=cfg.dexscreener.timeout_seconds,
+            max_retries=cfg.dexscreener.max_retries,
+        )
+        rug = RugCheckClient.create(
+            m, endpoints.rugcheck, rate_limit_per_minute=cfg.rugcheck.rate_limit_per_minute,
+            cache_ttl=cfg.rugcheck.cache_ttl_seconds, timeout=cfg.rugcheck.timeout_seconds,
+            max_retries=cfg.rugcheck.max_retries,
+        )
+        self._closers += [dex, rug]
+        telegram_token = DEMO_TELEGRAM_TOKEN if self.demo else self.token
+        telegram_api = None
+        if telegram_token:
+            telegram_api = TelegramBotApi.create(telegram_token, m, endpoints.telegram_api, timeout=10.0)
+            self._closers.append(telegram_api)
+        channels = self._channels(telegram_api, endpoints)
+
+        cooldown = cfg.demo.cooldown_seconds if self.demo else cfg.cooldown_seconds
+        gate = TokenGate(cooldown)
+        for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
+            gate.remember(key, time.time() - decided_at)
+        self.pipeline = Pipeline(
+            PipelineSettings(workers=cfg.workers, alert_threshold=cfg.alert_threshold),
+            m, queue, self.persistence,
+            Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug),
+            channels, gate, MentionTracker(cfg.mention_window_seconds),
+        )
+        self.pipeline.start()
+
+        ready = ReadyState(
+            mode=self.mode,
+            database_up=lambda: bool(self.persistence and self.persistence.database_up),
+            queue_length=lambda: len(queue),
+            queue_capacity=cfg.queue_capacity,
+            sources=lambda: [s.name for s in self.sources],
+        )
+        self.server = HttpServer(build_app(m.registry, ready), cfg.host, cfg.port)
+        await self.server.start()
+
+        recovered = await self.persistence.recover()
+        if recovered:
+            self._recovery = asyncio.create_task(self.intake.requeue(recovered), name="hux-recovery")
+
+        self.sources = self._sources(telegram_api if not self.demo else None)
+        for source in self.sources:
+            self._source_tasks.append(asyncio.create_task(self._run_source(source), name=f"hux-source-{source.name}"))
+
+        where = f"http://{cfg.host}:{self.port}"
+        if self.demo:
+            log.warning(
+                "DEMO MODE: no Telegram token configured, so the bot replays its sample feed against local market "
+                "doubles at %s (faults: PUT %s/_double/faults). Set $%s for live mode.",
+                self.doubles.base_url, self.doubles.base_url, cfg.telegram.token_env,
+                extra={"mode": "demo"},
+            )
+        log.info(
+            "bot ready on %s (/metrics /health /ready), %s mode, database %s, sources: %s, outputs: %s",
+            where, self.mode, redact_url(store.url), ", ".join(s.name for s in self.sources) or "none",
+            ", ".join(c.name for c in channels) or "none",
+            extra={"mode": self.mode, "port": self.port},
+        )
+
+    async def _endpoints(self) -> Endpoints:
+        cfg = self.config
+        if not self.demo:
+            return Endpoints(cfg.dexscreener.base_url, cfg.rugcheck.base_url, cfg.telegram.api_base, cfg.webhook.url)
+        from hux.doubles.market import start_doubles
+
+        try:
+            self.doubles = await start_doubles(cfg.demo.doubles_host, cfg.demo.doubles_port)
+        except OSError as exc:
+            raise ConfigError(f"{exc} (bot.demo.doubles_port; 0 picks a free port)") from None
+        return Endpoints(
+            self.doubles.url("dexscreener"), self.doubles.url("rugcheck"), self.doubles.url("telegram"),
+            cfg.webhook.url or f"{self.doubles.url('webhook')}/hooks/alerts",
+        )
+
+    def _channels(self, telegram_api: TelegramBotApi | None, endpoints: Endpoints) -> list[OutputChannel]:
+        cfg = self.config
+        channels: list[OutputChannel] = []
+        chat = DEMO_ALERT_CHAT if self.demo else cfg.telegram.alert_chat_id
+        if telegram_api is not None and chat:
+            # The double does not throttle per group; live Telegram does (about 20/min).
+            rate = None if self.demo else cfg.telegram.alert_rate_limit_per_minute
+            channels.append(TelegramOutput(telegram_api, chat, rate_limit_per_minute=rate))
+        if endpoints.webhook_url:
+            try:
+                webhook = WebhookOutput.create(endpoints.webhook_url, self.metrics, timeout=cfg.webhook.timeout_seconds)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            channels.append(webhook)
+            self._closers.append(webhook)
+        return channels
+
+    def _sources(self, telegram_api: TelegramBotApi | None) -> list[Source]:
+        cfg = self.config
+        sources: list[Source] = []
+        if telegram_api is not None:
+            sources.append(TelegramSource(telegram_api, poll_timeout=cfg.telegram.poll_timeout_seconds,
+                                          limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes))
+        feed = Path(cfg.replay.path) if cfg.replay.path else (sample_feed_path() if self.demo else None)
+        if feed is not None:
+            speed = cfg.demo.replay_speed if (self.demo and not cfg.replay.path) else cfg.replay.speed
+            sources.append(ReplaySource(feed, speed=speed, loop=cfg.replay.loop or self.demo,
+                                        max_gap_seconds=cfg.replay.max_gap_seconds,
+                                        max_message_bytes=cfg.max_message_bytes, checkpoint_dir=cfg.state_dir()))
+        return sources
+
+    async def _run_source(self, source: Source) -> None:
+        assert self.intake is not None
+        while not self.stop_event.is_set():
+            try:
+                await source.run(self.intake, self.stop_event)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a source bug must not end the bot; restart it
+                log.exception("source %s failed; restarting it in 5 s", source.name)
+                await sleep_or_stop(self.stop_event, 5.0)
+
+    # -- run / stop ------------------------------------------------------------------------
+    async def wait(self) -> None:
+        await self.stop_event.wait()
+
+    async def stop(self) -> None:
+        """Stop sources, let workers finish what is queued, flush writes, close everything."""
+        grace = self.config.shutdown_grace_seconds
+        self.stop_event.set()
+        log.info("stopping: sources, then queued work (up to %.0f s), then held writes", grace)
+        if self._source_tasks:
+            _, pending = await asyncio.wait(self._source_tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+        if self.pipeline is not None:
+            if not await self.pipeline.drain(grace):
+                log.warning("stopping with messages still queued; they stay pending in the inbox for the next start")
+            await self.pipeline.stop()
+        if self.persistence is not None:
+            await self.persistence.close(grace)
+        for closer in self._closers:
+            try:
+                await closer.aclose()
+            except Exception:  # noqa: BLE001
+                log.debug("closing a client failed", exc_info=True)
+        if self.server is not None:
+            await self.server.stop()
+        if self.doubles is not None:
+            await self.doubles.stop()
+        log.info("bot stopped")

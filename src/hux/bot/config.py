@@ -1,0 +1,151 @@
+"""The bot's settings: section ``[bot]`` of the one settings source.
+
+Defaults live in ``hux/defaults/bot.toml``; ``load_bot_config`` merges them with
+the operator's file and ``HUX__BOT__*`` environment overrides and validates the
+result strictly (unknown keys and wrong types are errors that name the key), so
+a bad setting stops ``hux bot run`` before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hux import paths
+from hux.config import ConfigError, load_raw, read_secret, validation_error
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TelegramSettings(_Section):
+    token_env: str = "HUX_TELEGRAM_TOKEN"
+    token_file: str = ""
+    api_base: str = "https://api.telegram.org"
+    alert_chat_id: str = ""
+    poll_timeout_seconds: int = Field(25, ge=0, le=50)
+    poll_limit: int = Field(100, ge=1, le=100)
+    alert_rate_limit_per_minute: float = Field(20.0, gt=0)
+
+    @field_validator("alert_chat_id", mode="before")
+    @classmethod
+    def _chat_id_as_text(cls, value: Any) -> Any:
+        # Chat ids are numbers (-100...) or @channel names; env overrides parse numbers as ints.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def token(self) -> str | None:
+        return read_secret(env=self.token_env or None, file=self.token_file or None)
+
+
+class ApiSettings(_Section):
+    base_url: str
+    rate_limit_per_minute: float = Field(gt=0)
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    cache_ttl_seconds: float = Field(0.0, ge=0)
+
+
+class DexScreenerSettings(ApiSettings):
+    base_url: str = "https://api.dexscreener.com"
+    rate_limit_per_minute: float = Field(300.0, gt=0)
+    cache_ttl_seconds: float = Field(30.0, ge=0)
+    batch_size: int = Field(30, ge=1, le=30)
+    batch_wait_seconds: float = Field(0.05, ge=0, le=5)
+
+
+class RugCheckSettings(ApiSettings):
+    base_url: str = "https://api.rugcheck.xyz"
+    rate_limit_per_minute: float = Field(60.0, gt=0)
+    cache_ttl_seconds: float = Field(300.0, ge=0)
+
+
+class WebhookSettings(_Section):
+    url: str = ""
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class ReplaySettings(_Section):
+    path: str = ""
+    speed: float = Field(1.0, gt=0)
+    loop: bool = True
+    max_gap_seconds: float = Field(5.0, ge=0)
+
+
+class DemoSettings(_Section):
+    enabled: Literal["auto"] | bool = "auto"
+    doubles_host: str = "127.0.0.1"
+    doubles_port: int = Field(8010, ge=0, le=65535)
+    replay_speed: float = Field(30.0, gt=0)
+    cooldown_seconds: float = Field(30.0, ge=0)
+
+
+class BotConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    database_url: str = ""
+    queue_capacity: int = Field(1000, ge=1)
+    workers: int = Field(4, ge=1, le=256)
+    alert_threshold: float = Field(70.0, ge=0, le=100)
+    cooldown_seconds: float = Field(900.0, ge=0)
+    mention_window_seconds: float = Field(3600.0, gt=0)
+    group_label_limit: int = Field(50, ge=1, le=1000)
+    max_message_bytes: int = Field(65536, ge=1)
+    log_file: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    log_backups: int = Field(5, ge=0)
+    db_probe_interval_seconds: float = Field(5.0, gt=0)
+    db_retry_max_seconds: float = Field(10.0, gt=0)
+    max_pending_writes: int = Field(20000, ge=1)
+    inbox_retention_hours: float = Field(24.0, gt=0)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    telegram: TelegramSettings = TelegramSettings()
+    dexscreener: DexScreenerSettings = DexScreenerSettings()
+    rugcheck: RugCheckSettings = RugCheckSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    replay: ReplaySettings = ReplaySettings()
+    demo: DemoSettings = DemoSettings()
+
+    # --- derived values -------------------------------------------------------
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{paths.data_dir() / 'bot' / 'hux.db'}"
+
+    def resolved_log_file(self) -> Path:
+        return Path(self.log_file) if self.log_file else paths.log_dir() / "mr_hux_alpha_bot.log"
+
+    def state_dir(self) -> Path:
+        return paths.data_dir() / "bot"
+
+    def demo_active(self, token: str | None) -> bool:
+        """Demo when asked for, or (``auto``) when no Telegram token is configured."""
+        if self.demo.enabled == "auto":
+            return not token
+        return bool(self.demo.enabled)
+
+
+def load_bot_config(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None) -> BotConfig:
+    """The validated ``[bot]`` section; ``ConfigError`` naming every bad key otherwise."""
+    raw = load_raw(path, environ=environ)
+    section = raw.get("bot", {})
+    if not isinstance(section, dict):
+        raise ConfigError("config key 'bot' must be a table ([bot]); fix the settings file")
+    try:
+        return BotConfig.model_validate(section)
+    except ValidationError as exc:
+        raise validation_error(exc, section="bot", source=str(path or "settings")) from None
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for logs: the password, if any, replaced."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown by scheme only
+        return url.split(":", 1)[0] + "://…"

@@ -1,0 +1,314 @@
+"""The asynchronous side of the store: durable intake, held writes, the DB probe.
+
+The database can go away at any moment. Nothing accepted is lost because:
+
+* **intake** writes each batch to the ``inbox`` table before sources
+  acknowledge; while the database is unreachable it appends to a local spool
+  file instead (``data/bot/spool/intake.jsonl``, fsync'ed), drained into the
+  inbox once the database is back;
+* **results** (what the workers decided) are held in memory and written in
+  batches; a failed write keeps them and retries with backoff. Beyond
+  ``max_pending_writes`` held results, workers wait (back-pressure) rather
+  than drop anything;
+* a **probe** (``SELECT 1`` every ``db_probe_interval_seconds``) keeps
+  ``hux_database_up`` current and wakes the writer as soon as the database
+  answers again.
+
+Every database call runs on one dedicated thread, so writes, spool and
+migrations never interleave; the probe has its own thread so a slow write does
+not make the database look down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+from hux.bot.messages import ChatMessage
+from hux.bot.metrics import BotMetrics
+from hux.bot.store import MessageResult, Store
+
+log = logging.getLogger("hux.bot.store")
+T = TypeVar("T")
+
+#: ``operation`` label values of ``hux_database_errors_total``.
+DB_OPERATIONS = ("probe", "migrate", "intake", "write", "recover", "prune")
+WRITE_BATCH = 500
+
+
+class Spool:
+    """Append-only JSONL of messages accepted while the database was away."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, messages: Sequence[ChatMessage]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(m.to_record(), ensure_ascii=False) + "\n" for m in messages).encode("utf-8")
+        with open(self.path, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read(self) -> list[ChatMessage]:
+        if not self.path.exists():
+            return []
+        out = []
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                try:
+                    out.append(ChatMessage.from_record(json.loads(line)))
+                except (ValueError, KeyError, TypeError):
+                    # A torn last line from a crash mid-append: that batch was never acknowledged.
+                    log.warning("spool line unreadable, skipped", extra={"spool": str(self.path)})
+        return out
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def __bool__(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+
+class Persistence:
+    def __init__(
+        self,
+        store: Store,
+        metrics: BotMetrics,
+        *,
+        spool_path: Path,
+        probe_interval: float = 5.0,
+        retry_max: float = 10.0,
+        max_pending: int = 20_000,
+        inbox_retention_seconds: float = 86_400.0,
+        flush_interval: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.spool = Spool(spool_path)
+        self.probe_interval = probe_interval
+        self.retry_max = retry_max
+        self.max_pending = max_pending
+        self.inbox_retention_seconds = inbox_retention_seconds
+        self.flush_interval = flush_interval
+        self.database_up = False
+        self.migrated = False
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-db-write")
+        self._probe_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-db-probe")
+        self._pending: list[MessageResult] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Condition()
+        self._tasks: list[asyncio.Task] = []
+        self._closing = False
+        self._stopped = False
+        self._stop_event = asyncio.Event()
+        self._last_prune = 0.0
+        for op in DB_OPERATIONS:
+            metrics.database_errors.labels(operation=op)
+        metrics.database_up.set(0)
+        metrics.database_pending_writes.set_function(lambda: len(self._pending))
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, *args)
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self.metrics.database_errors.labels(operation=operation).inc()
+        if self.database_up:
+            log.error("database unreachable: %s; holding work until it is back", _brief(exc), extra={"operation": operation})
+        self._set_up(False)
+
+    def _set_up(self, up: bool) -> None:
+        if up and not self.database_up:
+            log.info("database reachable", extra={"pending_writes": len(self._pending)})
+            self._wake.set()
+        self.database_up = up
+        self.metrics.database_up.set(1 if up else 0)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self, *, attempts: int = 3) -> None:
+        """Migrate (retrying briefly) and start the writer and probe. A database still down keeps being retried."""
+        for attempt in range(attempts):
+            if await self._try_migrate():
+                break
+            await asyncio.sleep(min(2.0, 0.5 * 2**attempt))
+        if not self.migrated:
+            log.error("database not reachable at start; accepting into the spool and retrying every %.0f s", self.probe_interval)
+        self._tasks = [
+            asyncio.create_task(self._writer_loop(), name="hux-db-writer"),
+            asyncio.create_task(self._probe_loop(), name="hux-db-probe"),
+        ]
+
+    async def _try_migrate(self) -> bool:
+        try:
+            applied = await self._on_writer(self.store.migrate)
+        except Exception as exc:  # noqa: BLE001 - any driver error means "not now"
+            self._failed("migrate", exc)
+            return False
+        if applied:
+            log.info("database schema migrated", extra={"versions": applied})
+        self.migrated = True
+        self._set_up(True)
+        return True
+
+    async def recover(self) -> list[ChatMessage]:
+        """Messages accepted earlier but never finished: the inbox's pending rows and the spool."""
+        found: dict[str, ChatMessage] = {}
+        spooled = await self._on_writer(self.spool.read)
+        if self.migrated:
+            try:
+                await self._on_writer(self._drain_spool)
+                for message in await self._on_writer(self.store.inbox_pending):
+                    found[message.key] = message
+            except Exception as exc:  # noqa: BLE001
+                self._failed("recover", exc)
+        for message in spooled:
+            found.setdefault(message.key, message)
+        if found:
+            log.info("recovering %d accepted messages not yet processed", len(found))
+        return list(found.values())
+
+    async def recent_decisions(self, since: float) -> list[tuple[str, float]]:
+        if not self.migrated:
+            return []
+        try:
+            return await self._on_writer(self.store.recent_decisions, since)
+        except Exception as exc:  # noqa: BLE001
+            self._failed("recover", exc)
+            return []
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Flush held results (up to ``timeout``) and stop. What cannot be written stays in inbox/spool."""
+        self._closing = True
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self._pending and time.monotonic() < deadline and self.database_up:
+            await asyncio.sleep(0.05)
+        # Stop the loops by flag, not by cancelling mid-write: a write in flight finishes first.
+        self._stopped = True
+        self._wake.set()
+        self._stop_event.set()
+        done, pending = await asyncio.wait(self._tasks, timeout=5.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pending:
+            log.warning("%d processed results not written; their messages will be processed again at next start", len(self._pending))
+        self._writer_thread.shutdown(wait=True)
+        self._probe_thread.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.store.dispose)
+
+    def _drain_spool(self) -> int:
+        """Spool -> inbox, then truncate; one job on the writer thread so no append slips in between."""
+        spooled = self.spool.read()
+        if spooled:
+            self.store.inbox_add(spooled)
+        self.spool.clear()
+        return len(spooled)
+
+    # -- intake --------------------------------------------------------------------------
+    async def accept(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """Make ``messages`` durable; return the new ones. Raises only if neither DB nor spool takes them."""
+        if self.database_up and self.migrated:
+            try:
+                return await self._on_writer(self.store.inbox_add, list(messages))
+            except Exception as exc:  # noqa: BLE001
+                self._failed("intake", exc)
+        await self._on_writer(self.spool.append, list(messages))
+        return list(messages)
+
+    # -- results ---------------------------------------------------------------------------
+    async def submit(self, result: MessageResult) -> None:
+        """Hand a processed message to the writer; waits while too many results are held."""
+        if len(self._pending) >= self.max_pending:
+            async with self._room:
+                await self._room.wait_for(lambda: len(self._pending) < self.max_pending)
+        self._pending.append(result)
+        if len(self._pending) >= WRITE_BATCH:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def _writer_loop(self) -> None:
+        delay = 0.0
+        while not self._stopped:
+            try:
+                async with asyncio.timeout(max(self.flush_interval, delay)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self._pending or not self.migrated:
+                continue
+            batch = self._pending[:WRITE_BATCH]
+            try:
+                await self._on_writer(self.store.write_results, batch)
+            except Exception as exc:  # noqa: BLE001
+                self._failed("write", exc)
+                self.metrics.stage_results.labels(stage="persist", outcome="failure").inc(len(batch))
+                delay = min(self.retry_max, max(0.25, delay * 2))
+                continue
+            delay = 0.0
+            del self._pending[: len(batch)]
+            self.metrics.stage_results.labels(stage="persist", outcome="success").inc(len(batch))
+            if not self.database_up:
+                self._set_up(True)
+            async with self._room:
+                self._room.notify_all()
+            if self._pending:
+                self._wake.set()
+
+    async def _probe_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(max(5.0, self.probe_interval)):
+                    await loop.run_in_executor(self._probe_thread, self.store.ping)
+                ok = True
+            except Exception as exc:  # noqa: BLE001
+                ok = False
+                self._failed("probe", exc)
+            self.metrics.database_probe_seconds.observe(time.perf_counter() - started)
+            if ok:
+                self._set_up(True)
+                await self._housekeeping()
+            try:
+                async with asyncio.timeout(self.probe_interval):
+                    await self._stop_event.wait()
+                return
+            except TimeoutError:
+                pass
+
+    async def _housekeeping(self) -> None:
+        if not self.migrated and not await self._try_migrate():
+            return
+        if self.spool:
+            try:
+                moved = await self._on_writer(self._drain_spool)
+                log.info("moved %d spooled messages into the database inbox", moved)
+            except Exception as exc:  # noqa: BLE001
+                self._failed("intake", exc)
+                return
+        if time.monotonic() - self._last_prune > 600:
+            self._last_prune = time.monotonic()
+            try:
+                removed = await self._on_writer(self.store.prune_inbox, time.time() - self.inbox_retention_seconds)
+                if removed:
+                    log.info("pruned %d processed inbox rows", removed)
+            except Exception as exc:  # noqa: BLE001
+                self._failed("prune", exc)
+
+
+def _brief(exc: BaseException) -> str:
+    """One line about a driver error, without SQL parameters (they may hold message text)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"

@@ -1,0 +1,223 @@
+"""The workers: queue -> extract -> dedupe/cooldown -> enrich -> score -> persist -> notify.
+
+Each worker takes one accepted message at a time and decides every token in
+it. Every stage counts success/failure in ``hux_pipeline_stage_total``; every
+token ends in exactly one ``hux_tokens_processed_total`` outcome; each message
+with tokens observes its accept-to-decision latency once. Results go to the
+writer (``Persistence.submit``), which holds them while the database is away.
+A failure in one message never stops a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from hux.bot.dedupe import MentionTracker, TokenGate
+from hux.bot.enrich import Enricher, MarketView
+from hux.bot.extract import Candidate, extract
+from hux.bot.intake import IntakeQueue
+from hux.bot.messages import ChatMessage
+from hux.bot.metrics import CANDIDATE_KINDS, STAGE_OUTCOMES, STAGES, TOKEN_OUTCOMES, BotMetrics
+from hux.bot.outputs import OutputChannel, TokenAlert, deliver
+from hux.bot.persistence import Persistence
+from hux.bot.scoring import ScoreInput, score
+from hux.bot.store import MessageResult, TokenResult
+
+log = logging.getLogger("hux.bot.pipeline")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    workers: int = 4
+    alert_threshold: float = 70.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        metrics: BotMetrics,
+        queue: IntakeQueue,
+        persistence: Persistence,
+        enricher: Enricher,
+        channels: Sequence[OutputChannel],
+        gate: TokenGate,
+        mentions: MentionTracker,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.queue = queue
+        self.persistence = persistence
+        self.enricher = enricher
+        self.channels = tuple(channels)
+        self.gate = gate
+        self.mentions = mentions
+        self._workers: list[asyncio.Task] = []
+        self._busy = 0
+        metrics.workers.set(settings.workers)
+        metrics.workers_busy.set_function(lambda: self._busy)
+        metrics.alert_threshold.set(settings.alert_threshold)
+        # Zero every closed-vocabulary series so ratios and rate() exist from the first scrape.
+        for stage in STAGES:
+            for outcome in STAGE_OUTCOMES:
+                metrics.stage_results.labels(stage=stage, outcome=outcome)
+        for outcome in TOKEN_OUTCOMES:
+            metrics.tokens_processed.labels(outcome=outcome)
+        for kind in CANDIDATE_KINDS:
+            metrics.token_candidates.labels(kind=kind)
+        for channel in self.channels:
+            for outcome in ("success", "failure"):
+                metrics.alerts_sent.labels(channel=channel.name, outcome=outcome)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._workers = [asyncio.create_task(self._worker(i), name=f"hux-worker-{i}") for i in range(self.settings.workers)]
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until the queue is empty and workers idle (or ``timeout``); True if drained."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.queue.join()
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            message = await self.queue.get()
+            self._busy += 1
+            try:
+                await self.process(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - log and keep the worker alive
+                log.exception("worker %d: unexpected error on a message; its inbox row stays pending for the next start", index)
+            finally:
+                self._busy -= 1
+                self.queue.task_done()
+
+    # -- one message ---------------------------------------------------------------------
+    async def process(self, message: ChatMessage) -> MessageResult:
+        m = self.metrics
+        try:
+            candidates = extract(message.text)
+        except Exception:  # noqa: BLE001 - extraction must never kill a worker
+            m.stage_results.labels(stage="extract", outcome="failure").inc()
+            log.exception("extraction failed on message %s", message.key)
+            candidates = []
+        else:
+            m.stage_results.labels(stage="extract", outcome="success").inc()
+        results: list[TokenResult] = []
+        if candidates:
+            decided = await asyncio.gather(*(self._token(message, c) for c in candidates))
+            results.extend(decided)
+            m.decision_latency_seconds.observe(time.monotonic() - message.accepted_at)
+        result = MessageResult(message, results, time.time())
+        await self.persistence.submit(result)
+        m.last_processed.set_to_current_time()
+        return result
+
+    async def _token(self, message: ChatMessage, candidate: Candidate) -> TokenResult:
+        m = self.metrics
+        m.token_candidates.labels(kind=candidate.kind).inc()
+        groups = self.mentions.mention(candidate.key, message.group)
+        claimed = self.gate.claim(candidate.key)
+        m.stage_results.labels(stage="dedupe", outcome="success").inc()
+        if not claimed:
+            return self._decide(candidate, "cooldown")
+        started = time.perf_counter()
+        try:
+            result = await self._evaluate(message, candidate, groups)
+        except BaseException:
+            self.gate.failed(candidate.key)
+            raise
+        if result.outcome == "failed":
+            self.gate.failed(candidate.key)  # no cooldown: the next mention tries again
+        else:
+            self.gate.decided(candidate.key)
+        m.token_processing_seconds.observe(time.perf_counter() - started)
+        return result
+
+    def _decide(self, candidate: Candidate, outcome: str, **fields) -> TokenResult:
+        self.metrics.tokens_processed.labels(outcome=outcome).inc()
+        return TokenResult(candidate.key, candidate.address, fields.pop("chain", candidate.chain), candidate.kind, outcome, time.time(), **fields)
+
+    async def _evaluate(self, message: ChatMessage, candidate: Candidate, groups: int) -> TokenResult:
+        m = self.metrics
+        try:
+            view: MarketView = await self.enricher.lookup(candidate)
+        except Exception as exc:  # noqa: BLE001 - ApiError and friends: decided as failed, retried on next mention
+            m.stage_results.labels(stage="enrich", outcome="failure").inc()
+            log.warning("market data unavailable for a %s token: %s", candidate.kind, exc)
+            return self._decide(candidate, "failed")
+        m.stage_results.labels(stage="enrich", outcome="success" if not view.risk_failed else "failure").inc()
+        pair = view.pair
+        if pair is None:
+            return self._decide(candidate, "no_market_data")
+
+        age = None
+        if pair.pair_created_at is not None:
+            age = max(0.0, time.time() - pair.pair_created_at.timestamp())
+        try:
+            result = score(
+                ScoreInput(
+                    liquidity_usd=pair.liquidity_usd,
+                    volume_h24=pair.volume_h24,
+                    price_change_h1=pair.price_change_h1,
+                    pair_age_seconds=age,
+                    risk_level=view.risk.risk_level if view.risk else None,
+                    rugged=bool(view.risk and view.risk.rugged),
+                    groups_mentioning=groups,
+                )
+            )
+        except Exception:  # noqa: BLE001
+            m.stage_results.labels(stage="score", outcome="failure").inc()
+            log.exception("scoring failed")
+            return self._decide(candidate, "failed")
+        m.stage_results.labels(stage="score", outcome="success").inc()
+        m.token_score.observe(result.value)
+        fields = dict(
+            chain=pair.chain_id or candidate.chain,
+            score=result.value,
+            symbol=pair.base_symbol or None,
+            price_usd=pair.price_usd,
+            liquidity_usd=pair.liquidity_usd,
+            volume_h24=pair.volume_h24,
+            price_change_h1=pair.price_change_h1,
+            risk_level=view.risk.risk_level if view.risk else None,
+            reasons=result.reasons,
+        )
+        if result.value < self.settings.alert_threshold:
+            return self._decide(candidate, "below_threshold", **fields)
+
+        alert = TokenAlert(
+            address=candidate.address,
+            chain=fields["chain"],
+            symbol=pair.base_symbol or "?",
+            score=result.value,
+            price_usd=pair.price_usd,
+            liquidity_usd=pair.liquidity_usd,
+            volume_h24=pair.volume_h24,
+            price_change_h1=pair.price_change_h1,
+            risk_level=fields["risk_level"],
+            groups=self.mentions.groups(candidate.key),
+            url=pair.url,
+            reasons=result.reasons,
+        )
+        deliveries = await deliver(alert, self.channels, m) if self.channels else {}
+        if deliveries and not any(deliveries.values()):
+            m.stage_results.labels(stage="notify", outcome="failure").inc()
+            log.warning("alert for %s (score %.1f) not delivered on any channel; retried on its next mention", alert.symbol, result.value)
+            return self._decide(candidate, "failed", deliveries=deliveries, **fields)
+        m.stage_results.labels(stage="notify", outcome="success").inc()
+        log.info("alert: %s on %s scored %.1f", alert.symbol, alert.chain, result.value, extra={"channels": deliveries})
+        return self._decide(candidate, "alerted", deliveries=deliveries, **fields)

@@ -1,0 +1,396 @@
+"""The bot's database: SQLAlchemy 2 Core on SQLite (default) or PostgreSQL (by URL).
+
+Tables:
+
+``schema_version``  one row per applied migration (``MIGRATIONS``)
+``inbox``           every accepted message until processed (``pending`` -> ``done``);
+                    what makes a crash or restart lose nothing
+``tokens``          one row per token: first/last seen, mentions, last score
+``mentions``        token x message x group
+``decisions``       the outcome (and score) of each lookup
+``alerts``          each alert delivery attempt, by channel and outcome
+
+Every write is idempotent (keyed on message and token), so a batch retried
+after a lost connection never duplicates rows. This class is synchronous; the
+pipeline calls it from a worker thread (``hux.bot.persistence``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    case,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+
+from hux.bot.messages import ChatMessage
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("group_name", String(128), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("accepted_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | done
+    Column("processed_at", Float),
+)
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("address", String(100), nullable=False),
+    Column("chain", String(32), nullable=False),
+    Column("symbol", String(64)),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("mentions", Integer, nullable=False),
+    Column("last_score", Float),
+    Column("last_outcome", String(32)),
+    Column("last_decided_at", Float),
+)
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_key", String(100), nullable=False, index=True),
+    Column("message_key", String(200), nullable=False),
+    Column("group_name", String(128), nullable=False),
+    Column("mentioned_at", Float, nullable=False),
+    UniqueConstraint("token_key", "message_key", name="uq_mentions_token_message"),
+)
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_key", String(100), nullable=False, index=True),
+    Column("message_key", String(200), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("score", Float),
+    Column("chain", String(32)),
+    Column("symbol", String(64)),
+    Column("price_usd", Float),
+    Column("liquidity_usd", Float),
+    Column("volume_h24", Float),
+    Column("price_change_h1", Float),
+    Column("risk_level", String(16)),
+    Column("reasons", Text),
+    Column("decided_at", Float, nullable=False),
+    UniqueConstraint("token_key", "message_key", name="uq_decisions_token_message"),
+)
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_key", String(100), nullable=False),
+    Column("message_key", String(200), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("sent_at", Float, nullable=False),
+    UniqueConstraint("token_key", "message_key", "channel", name="uq_alerts_token_message_channel"),
+)
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _initial_schema(conn: Connection) -> None:
+    for table in (inbox, tokens, mentions, decisions, alerts):
+        table.create(conn, checkfirst=True)
+
+
+def _time_indexes(conn: Connection) -> None:
+    Index("ix_inbox_status_accepted", inbox.c.status, inbox.c.accepted_at).create(conn, checkfirst=True)
+    Index("ix_decisions_decided_at", decisions.c.decided_at).create(conn, checkfirst=True)
+
+
+#: Append only. A migration runs in its own transaction with its version row.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "inbox, tokens, mentions, decisions, alerts", _initial_schema),
+    Migration(2, "indexes for inbox recovery/pruning and recent decisions", _time_indexes),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+# --- what the pipeline hands over ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TokenResult:
+    key: str
+    address: str
+    chain: str
+    kind: str
+    outcome: str                       # metrics.TOKEN_OUTCOMES
+    decided_at: float
+    score: float | None = None
+    symbol: str | None = None
+    price_usd: float | None = None
+    liquidity_usd: float | None = None
+    volume_h24: float | None = None
+    price_change_h1: float | None = None
+    risk_level: str | None = None
+    reasons: tuple[str, ...] = ()
+    deliveries: dict[str, bool] = field(default_factory=dict)  # channel -> delivered
+
+
+@dataclass(slots=True)
+class MessageResult:
+    message: ChatMessage
+    tokens: list[TokenResult]
+    processed_at: float
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")   # a committed accept survives power loss
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def create_db_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": connect_timeout})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_pre_ping=True,   # drop connections the server closed while it was away
+            pool_size=4,
+            max_overflow=2,
+            pool_timeout=connect_timeout,
+            connect_args={"connect_timeout": max(1, int(connect_timeout))},
+        )
+    raise ValueError(f"database_url scheme {parsed.drivername!r} is not supported: use sqlite:///path or postgresql+psycopg://...")
+
+
+class Store:
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or create_db_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    # -- schema ----------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("schema_version"):
+                return 0
+            return int(conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one())
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order; return the versions applied."""
+        with self.engine.begin() as conn:
+            schema_version.create(conn, checkfirst=True)
+        applied = []
+        for migration in MIGRATIONS:
+            with self.engine.begin() as conn:
+                done = conn.execute(select(schema_version.c.version).where(schema_version.c.version == migration.version)).first()
+                if done:
+                    continue
+                migration.apply(conn)
+                conn.execute(schema_version.insert().values(version=migration.version, description=migration.description, applied_at=time.time()))
+                applied.append(migration.version)
+        return applied
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- helpers ---------------------------------------------------------------------
+    def _insert(self, table: Table):
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+    # -- intake ----------------------------------------------------------------------
+    def inbox_add(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """Durably accept messages (pending); return the ones not seen before (redeliveries are ignored)."""
+        if not messages:
+            return []
+        unique = list({m.key: m for m in messages}.values())
+        rows = [
+            {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
+             "accepted_at": m.accepted_wall, "status": "pending", "processed_at": None}
+            for m in unique
+        ]
+        with self.engine.begin() as conn:
+            known = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_([m.key for m in unique]))).scalars())
+            fresh = [row for row in rows if row["key"] not in known]
+            if fresh:
+                conn.execute(self._insert(inbox).on_conflict_do_nothing(index_elements=["key"]), fresh)
+        return [m for m in unique if m.key not in known]
+
+    def inbox_pending(self, limit: int = 10_000) -> list[ChatMessage]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(inbox.c.key, inbox.c.source, inbox.c.group_name, inbox.c.text, inbox.c.sent_at, inbox.c.accepted_at)
+                .where(inbox.c.status == "pending")
+                .order_by(inbox.c.accepted_at)
+                .limit(limit)
+            ).all()
+        out = []
+        for row in rows:
+            msg = ChatMessage(row.key, row.source, row.group_name, row.text, row.sent_at)
+            msg.accepted_wall = row.accepted_at
+            out.append(msg)
+        return out
+
+    def prune_inbox(self, older_than: float) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(inbox.delete().where(inbox.c.status == "done", inbox.c.processed_at < older_than))
+            return int(result.rowcount or 0)
+
+    # -- results ---------------------------------------------------------------------
+    def write_results(self, results: Iterable[MessageResult]) -> int:
+        """Persist processed messages in one transaction; idempotent. Returns tokens written."""
+        inbox_rows: dict[str, dict[str, Any]] = {}
+        token_rows: dict[str, dict[str, Any]] = {}
+        mention_rows, decision_rows, alert_rows = [], [], []
+        for res in results:
+            m = res.message
+            inbox_rows[m.key] = {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
+                                 "accepted_at": m.accepted_wall, "status": "done", "processed_at": res.processed_at}
+            for t in res.tokens:
+                mention_rows.append({"token_key": t.key, "message_key": m.key, "group_name": m.group, "mentioned_at": m.sent_at})
+                row = token_rows.get(t.key)
+                if row is None:
+                    row = token_rows[t.key] = {"key": t.key, "address": t.address, "chain": t.chain, "symbol": t.symbol,
+                                               "first_seen": m.sent_at, "last_seen": m.sent_at, "mentions": 0,
+                                               "last_score": None, "last_outcome": None, "last_decided_at": None}
+                row["mentions"] += 1
+                row["first_seen"] = min(row["first_seen"], m.sent_at)
+                row["last_seen"] = max(row["last_seen"], m.sent_at)
+                if t.symbol:
+                    row["symbol"] = t.symbol
+                if t.chain not in ("evm", "solana") or row["chain"] == "evm":
+                    row["chain"] = t.chain
+                if t.outcome != "cooldown":
+                    decision_rows.append({"token_key": t.key, "message_key": m.key, "outcome": t.outcome, "score": t.score,
+                                          "chain": t.chain, "symbol": t.symbol, "price_usd": t.price_usd,
+                                          "liquidity_usd": t.liquidity_usd, "volume_h24": t.volume_h24,
+                                          "price_change_h1": t.price_change_h1, "risk_level": t.risk_level,
+                                          "reasons": json.dumps(list(t.reasons)), "decided_at": t.decided_at})
+                    if t.score is not None:
+                        row["last_score"] = t.score
+                    row["last_outcome"] = t.outcome
+                    row["last_decided_at"] = t.decided_at
+                for channel, ok in t.deliveries.items():
+                    alert_rows.append({"token_key": t.key, "message_key": m.key, "channel": channel,
+                                       "outcome": "success" if ok else "failure", "score": t.score or 0.0, "sent_at": t.decided_at})
+        with self.engine.begin() as conn:
+            if mention_rows:
+                # A batch retried after a lost commit must not count mentions twice:
+                # only tokens whose mention row is new get their counters bumped.
+                existing = set(
+                    conn.execute(
+                        select(mentions.c.token_key, mentions.c.message_key).where(
+                            mentions.c.message_key.in_(list(inbox_rows))
+                        )
+                    ).all()
+                )
+                fresh = [r for r in mention_rows if (r["token_key"], r["message_key"]) not in existing]
+                if len(fresh) != len(mention_rows):
+                    self._drop_counted(token_rows, mention_rows, existing)
+                if fresh:
+                    conn.execute(self._insert(mentions).on_conflict_do_nothing(), fresh)
+            if token_rows:
+                stmt = self._insert(tokens)
+                ex = stmt.excluded
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={
+                        "mentions": tokens.c.mentions + ex.mentions,
+                        "last_seen": func.max(tokens.c.last_seen, ex.last_seen) if self.dialect == "sqlite" else func.greatest(tokens.c.last_seen, ex.last_seen),
+                        "symbol": func.coalesce(ex.symbol, tokens.c.symbol),
+                        "chain": case((ex.chain == "evm", tokens.c.chain), else_=ex.chain),
+                        "last_score": func.coalesce(ex.last_score, tokens.c.last_score),
+                        "last_outcome": func.coalesce(ex.last_outcome, tokens.c.last_outcome),
+                        "last_decided_at": func.coalesce(ex.last_decided_at, tokens.c.last_decided_at),
+                    },
+                )
+                conn.execute(stmt, list(token_rows.values()))
+            if decision_rows:
+                conn.execute(self._insert(decisions).on_conflict_do_nothing(), decision_rows)
+            if alert_rows:
+                conn.execute(self._insert(alerts).on_conflict_do_nothing(), alert_rows)
+            stmt = self._insert(inbox)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["key"], set_={"status": "done", "processed_at": stmt.excluded.processed_at}),
+                list(inbox_rows.values()),
+            )
+        return len(decision_rows)
+
+    @staticmethod
+    def _drop_counted(token_rows: dict[str, dict[str, Any]], mention_rows: list[dict[str, Any]], existing: set) -> None:
+        for r in mention_rows:
+            if (r["token_key"], r["message_key"]) in existing:
+                token_rows[r["token_key"]]["mentions"] -= 1
+
+    # -- reads (recovery, tests, operators) -------------------------------------------
+    def recent_decisions(self, since: float) -> list[tuple[str, float]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(tokens.c.key, tokens.c.last_decided_at).where(tokens.c.last_decided_at >= since)
+            ).all()
+        return [(r.key, r.last_decided_at) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            out = {}
+            for table in (inbox, tokens, mentions, decisions, alerts):
+                out[table.name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            out["inbox_pending"] = int(
+                conn.execute(select(func.count()).select_from(inbox).where(inbox.c.status == "pending")).scalar_one()
+            )
+            return out
