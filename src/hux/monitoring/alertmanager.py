@@ -7,8 +7,9 @@ Routing (``alertmanager.*`` settings):
 * ``severity="critical"`` -> every enabled receiver in ``critical_receivers``
   (email, Slack and webhook by default), one route each with ``continue`` so
   the routing tests can prove each one is reached;
-* ``severity="warning"`` -> ``warning_receivers`` (Slack by default);
-* anything else -> the root receiver (the first enabled warning receiver).
+* ``severity="warning"`` -> ``warning_receivers`` (Slack by default; the
+  critical receivers when none of these is enabled);
+* anything else -> the root receiver (the first warning receiver).
 
 A critical alert inhibits the warning alert of the same ``alert_family`` on the
 same job/instance (and stage/api/component), e.g. ``BotHighErrorRate`` mutes
@@ -90,6 +91,19 @@ def _webhook(url: str | None, url_file: str | None, send_resolved: bool) -> dict
     return cfg
 
 
+def severity_receivers(settings: Settings, wired: list[str] | tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(critical, warning) receiver names among the wired ones.
+
+    Warnings fall back to the critical receivers when none of their own is
+    wired, rather than being dropped; with no receiver at all both go to the
+    blackhole (the stack still runs, and `hux check-config` shows it).
+    """
+    am = settings.alertmanager
+    critical = [name for name in am.critical_receivers if name in wired]
+    warning = [name for name in am.warning_receivers if name in wired] or critical
+    return critical or [BLACKHOLE], warning or [BLACKHOLE]
+
+
 def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[str, Any]:
     am = settings.alertmanager
     wired = [name for name in RECEIVER_ORDER if name in secrets.receivers]
@@ -108,8 +122,7 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
             receivers.append({"name": "webhook", "webhook_configs": [
                 _webhook(secrets.webhook_url, secrets.webhook_url_file, am.send_resolved)]})
 
-    critical = [name for name in am.critical_receivers if name in wired]
-    warning = [name for name in am.warning_receivers if name in wired]
+    critical, warning = severity_receivers(settings, wired)
     routes: list[dict[str, Any]] = [{
         "receiver": HEARTBEAT,
         "matchers": ['alertname="Watchdog"'],
@@ -119,14 +132,13 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
         "repeat_interval": am.heartbeat_interval,
     }]
     for severity, names in (("critical", critical), ("warning", warning)):
-        names = names or [BLACKHOLE]
         for index, name in enumerate(names):
             route: dict[str, Any] = {"receiver": name, "matchers": [f'severity="{severity}"']}
             if index < len(names) - 1:
                 route["continue"] = True  # every receiver of this severity gets it
             routes.append(route)
 
-    root_receiver = (warning or critical or [BLACKHOLE])[0]
+    root_receiver = warning[0]
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
         "templates": [f"templates/{name}" for name in TEMPLATE_FILES],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hux.monitoring import rules as rules_mod
-from hux.monitoring.alertmanager import BLACKHOLE, HEARTBEAT
+from hux.monitoring.alertmanager import HEARTBEAT, severity_receivers
 from hux.monitoring.settings import Settings, load_settings
 from hux.monitoring.yamlout import GENERATED, dump
 
@@ -84,10 +84,7 @@ def run_rule_tests(workdir: Path | None = None) -> CheckResult:
 
 def route_cases(settings: Settings) -> list[RouteCase]:
     """What each kind of alert must reach under these settings (enabled receivers only)."""
-    enabled = set(settings.enabled_receivers())
-    am = settings.alertmanager
-    critical = [name for name in am.critical_receivers if name in enabled] or [BLACKHOLE]
-    warning = [name for name in am.warning_receivers if name in enabled] or [BLACKHOLE]
+    critical, warning = severity_receivers(settings, settings.enabled_receivers())
     cases = [RouteCase("Watchdog goes to the heartbeat route", {"alertname": "Watchdog", "severity": "none"},
                        [HEARTBEAT])]
     for alertname, severity in rules_mod.ALERTS.items():
@@ -98,7 +95,7 @@ def route_cases(settings: Settings) -> list[RouteCase]:
                                {"alertname": alertname, "severity": severity, "job": "bot",
                                 "instance": "bot-1:8000"}, expected))
     cases.append(RouteCase("an alert without severity falls back to the root receiver",
-                           {"alertname": "Unlabelled"}, [(warning if warning != [BLACKHOLE] else critical)[0]]))
+                           {"alertname": "Unlabelled"}, [warning[0]]))
     return cases
 
 

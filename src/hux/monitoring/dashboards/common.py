@@ -192,14 +192,3 @@ def _oneline(expr: str) -> str:
 def to_json(builder: dash.Dashboard) -> dict[str, Any]:
     """The dashboard as plain JSON data (what Grafana's file provisioning reads)."""
     return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
-
-
-def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, expr) for every query of every panel, rows included."""
-    out = []
-    for panel in board.get("panels", []):
-        for inner in [panel, *panel.get("panels", [])]:
-            for target in inner.get("targets", []) or []:
-                if target.get("expr"):
-                    out.append((inner.get("title", ""), target["expr"]))
-    return out

@@ -1,0 +1,23 @@
+"""Fixtures of the monitoring tests: settings loaded from a private file, never the operator's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import pytest
+
+from hux.monitoring.settings import Settings, load_settings
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, hux_home: Path) -> Callable[..., Settings]:
+    """``make_settings('[alerts]\\nerror_rate_critical = 0.2', environ={...})``: defaults + that TOML only."""
+    counter = iter(range(1000))
+
+    def make(toml: str = "", environ: Mapping[str, str] | None = None) -> Settings:
+        path = tmp_path / f"settings-{next(counter)}.toml"
+        path.write_text(toml, encoding="utf-8")
+        return load_settings(path, environ=dict(environ or {}))
+
+    return make
