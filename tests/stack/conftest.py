@@ -130,12 +130,15 @@ def start_stack(home: Path, *, config_extra: str = "", env_extra: dict[str, str]
     stack = StackUnderTest(home=home, ports={name: free_port() for name in PORT_NAMES},
                            env=stack_env(home, env_extra), config_extra=config_extra)
     stack.write_config(config_extra)
-    result = stack.hux("up", "--timeout", "60")
+    stack.env["HUX_CONFIG"] = str(stack.config)
+    # README command one. Run with the project's virtualenv it skips the bootstrap (packages, venv)
+    # and goes straight to `hux up`; HUX_HOME and HUX_CONFIG keep it off the checkout and the fixed ports.
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "setup_monitoring.py"), "--timeout", "60"],
+                            env=stack.env, cwd=home, capture_output=True, text=True, timeout=120)
     stack.up_output = result.stdout + result.stderr
     if result.returncode != 0:
         stop_stack(stack)
-        pytest.fail(f"`hux up` failed ({result.returncode}):\n{stack.up_output}\n"
-                    + _log_tails(home))
+        pytest.fail(f"setup_monitoring.py failed ({result.returncode}):\n{stack.up_output}\n" + _log_tails(home))
     return stack
 
 

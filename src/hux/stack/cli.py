@@ -48,8 +48,9 @@ def _down(args: argparse.Namespace) -> int:
     con = commands.Console()
     paths = StackPaths.current()
     code = commands.down_native(paths, con, timeout=args.timeout)
-    if args.mode == "docker" or (args.mode is None and commands.load(args.config).stack.mode == "docker"):
-        code = commands.docker_simple(None, "down", con, compose_file=args.compose_file) or code
+    settings = commands.load(args.config)
+    if commands.resolve_mode(settings, args.mode) == "docker":
+        code = commands.docker_simple(settings, "down", con, compose_file=args.compose_file) or code
     return code
 
 

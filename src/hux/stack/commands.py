@@ -423,28 +423,42 @@ def reload_native(config: str | None, con: Console) -> int:
 
 
 def _docker_urls(settings: Any, project: docker.ComposeProject) -> dict[str, str]:
+    """Ready URLs of the services compose publishes on the host (the bot is only reachable inside)."""
+    from hux.monitoring.prometheus import DOCKER_SERVICES
     from hux.stack.components import READY_PATHS
 
-    services = set(project.services())
-    return {name: settings.url(name) + path for name, path in READY_PATHS.items() if name in services}
+    published = project.published_services()
+    return {name: settings.url(name) + path for name, path in READY_PATHS.items()
+            if DOCKER_SERVICES.get(name) in published}
+
+
+def docker_environment(settings: Any, project: docker.ComposeProject) -> dict[str, str]:
+    """Compose's environment with the generated Grafana and PostgreSQL passwords (unless .env sets them)."""
+    paths = StackPaths.current()
+    secrets = {
+        "HUX_GRAFANA_ADMIN_PASSWORD": grafana_password_file(settings, paths),
+        "HUX_POSTGRES_PASSWORD": paths.data / "docker" / "postgres_password",
+    }
+    try:
+        return docker.compose_environment(project.file.parent, secrets)
+    except (OSError, ValueError) as exc:
+        raise StackError(f"generated passwords for the docker path: {exc}") from None
 
 
 def up_docker(settings: Any, con: Console, *, timeout: float, compose_file: Path | None) -> int:
     project = docker.ComposeProject.detect(compose_file)
-    paths = StackPaths.current()
-    try:
-        ensure_admin_password(grafana_password_file(settings, paths))
-    except (OSError, ValueError) as exc:
-        raise StackError(f"Grafana admin password: {exc}") from None
+    env = docker_environment(settings, project)
     con.say(f"hux up: docker path ({' '.join(project.frontend)}, {project.file})")
-    result = project.run(project.up_command())
+    result = project.run(project.up_command(), env=env)
     if result.returncode != 0:
         raise StackError(f"`{' '.join(project.up_command())}` failed with code {result.returncode}")
     urls = _docker_urls(settings, project)
     results = asyncio.run(probe.wait_ready(urls, timeout=timeout))
     rows = [[n, settings.url(n), "ready" if r.ok else f"NOT READY ({r.detail})"] for n, r in results.items()]
     con.say(table(["SERVICE", "URL", "STATE"], rows))
-    con.say("Logs: `docker compose logs <service>`; stop: `hux down`.")
+    con.say(f"Grafana login: {settings.grafana.admin_user} / the password in "
+            f"{grafana_password_file(settings, StackPaths.current())} (unless .env sets HUX_GRAFANA_ADMIN_PASSWORD)")
+    con.say("Logs: `docker compose logs <service>`; stop: `hux down --docker`.")
     return 0 if all(r.ok for r in results.values()) else 1
 
 
@@ -459,7 +473,7 @@ def docker_simple(settings: Any, verb: str, con: Console, *, compose_file: Path 
         argv = project.restart_command(project.check_services(services or []))
     else:
         raise ValueError(verb)
-    return project.run(argv).returncode
+    return project.run(argv, env=docker_environment(settings, project)).returncode
 
 
 # ----- health ------------------------------------------------------------------------------------------

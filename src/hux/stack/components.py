@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hux import config
 from hux.stack import binaries
 from hux.stack.grafana import write_ini
 from hux.stack.plan import ComponentSpec, StackPaths, StackPlan
@@ -182,8 +183,11 @@ def build_plan(settings: Any, paths: StackPaths, rendered: Any, *, config_path: 
         )
 
     bot_cli = [python or sys.executable, "-m", "hux.cli"]
-    if config_path:
-        bot_cli += ["--config", str(Path(config_path).resolve())]
+    # The settings file in effect (--config, $HUX_CONFIG or ./hux.toml), by absolute path: the bot reads
+    # the same file however `hux up` was told about it, and the plan stays stable between runs.
+    effective = config.config_path(config_path)
+    if effective is not None:
+        bot_cli += ["--config", str(effective.resolve())]
     specs["bot"] = ComponentSpec(
         name="bot",
         argv=(*bot_cli, "bot", "run"),

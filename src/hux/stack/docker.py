@@ -14,9 +14,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import yaml
+
+from hux.config import load_dotenv
+from hux.stack.grafana import ensure_secret_file
 
 PROJECT_NAME = "hux"
 COMPOSE_FILE = "docker-compose.yml"
@@ -45,6 +48,24 @@ def compose_frontend() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     return None
+
+
+def compose_environment(project_dir: Path, secrets: Mapping[str, Path],
+                        environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for compose: the caller's, plus generated secrets compose must interpolate.
+
+    ``secrets`` maps a variable (e.g. ``HUX_GRAFANA_ADMIN_PASSWORD``) to a file; when
+    neither the environment nor the project's ``.env`` sets it, the file's content is
+    used, generated (random, 0600) on first use. No default passwords.
+    """
+    env = dict(os.environ if environ is None else environ)
+    dotenv: dict[str, str] = {}
+    load_dotenv(Path(project_dir) / ".env", dotenv)
+    for variable, path in secrets.items():
+        if env.get(variable) or dotenv.get(variable):
+            continue
+        env[variable], _ = ensure_secret_file(path)
+    return env
 
 
 def find_compose_file(start: Path | None = None) -> Path:
@@ -85,9 +106,16 @@ class ComposeProject:
         return [*self.frontend, "--project-name", self.project, "--file", str(self.file),
                 "--project-directory", str(self.file.parent)]
 
-    def services(self) -> list[str]:
+    def _services(self) -> dict:
         data = yaml.safe_load(self.file.read_text(encoding="utf-8")) or {}
-        return list((data.get("services") or {}).keys())
+        return data.get("services") or {}
+
+    def services(self) -> list[str]:
+        return list(self._services())
+
+    def published_services(self) -> set[str]:
+        """Services with ports on the host."""
+        return {name for name, service in self._services().items() if (service or {}).get("ports")}
 
     def check_services(self, names: Sequence[str]) -> list[str]:
         known = self.services()
@@ -112,6 +140,7 @@ class ComposeProject:
     def config_check_command(self) -> list[str]:
         return [*self.base(), "config", "--quiet"]
 
-    def run(self, argv: Sequence[str], *, capture: bool = False, timeout: float | None = None) -> subprocess.CompletedProcess:
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, capture: bool = False,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(list(argv), cwd=str(self.file.parent), text=True, timeout=timeout,
-                              capture_output=capture)
+                              capture_output=capture, env=dict(env) if env is not None else None)

@@ -17,7 +17,12 @@ PASSWORD_BYTES = 24
 
 
 def ensure_admin_password(path: Path) -> tuple[str, bool]:
-    """Return (password, created). Creates the file 0600 if missing; tightens loose permissions."""
+    """The Grafana admin password: see ensure_secret_file."""
+    return ensure_secret_file(path)
+
+
+def ensure_secret_file(path: Path) -> tuple[str, bool]:
+    """Return (secret, created). Generates a random one into a new 0600 file; tightens loose permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -29,8 +34,8 @@ def ensure_admin_password(path: Path) -> tuple[str, bool]:
         password = path.read_text(encoding="utf-8").strip()
         if not password or password == "admin":
             raise ValueError(
-                f"{path} holds an empty or default Grafana password; delete the file (and data/grafana/grafana.db "
-                "if Grafana already ran with it) and run `hux up` to generate a new one"
+                f"{path} holds an empty or default password; delete the file (for Grafana also data/grafana/grafana.db "
+                "if it already ran with it) and run `hux up` to generate a new one"
             )
         return password, False
     password = secrets.token_urlsafe(PASSWORD_BYTES)

@@ -391,17 +391,23 @@ class Supervisor:
 
     def shutdown(self) -> None:
         self.say("shutting down")
-        # Newest first: the bot stops before the monitoring that watches it.
+        started = time.monotonic()
+        # Newest first: the bot stops before the monitoring that watches it. All are asked at once
+        # and each gets its own stop_timeout from now, so the total is the slowest, not the sum.
         ordered = list(reversed(list(self.children.values())))
+        deadlines = {}
         for child in ordered:
             self._stop(child)
+            deadlines[child.spec.name] = time.monotonic() + child.spec.stop_timeout
         self.write_state()
         for child in ordered:
-            self._wait_stopped(child, time.monotonic() + child.spec.stop_timeout)
-            child.log.note(f"stopped {child.spec.name}")
+            self._wait_stopped(child, deadlines[child.spec.name])
+            elapsed = time.monotonic() - started
+            child.log.note(f"stopped {child.spec.name} after {elapsed:.1f} s ({child.last_exit or 'not running'})")
+            self.say(f"{child.spec.name}: stopped after {elapsed:.1f} s ({child.last_exit or 'not running'})")
             child.log.close()
         self.write_state(running=False)
-        self.say("all components stopped")
+        self.say(f"all components stopped in {time.monotonic() - started:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
