@@ -213,7 +213,7 @@ class BotApp:
         feed = Path(cfg.replay.path) if cfg.replay.path else (sample_feed_path() if self.demo else None)
         if feed is not None:
             speed = cfg.demo.replay_speed if (self.demo and not cfg.replay.path) else cfg.replay.speed
-            sources.append(ReplaySource(feed, speed=speed, loop=cfg.replay.loop or self.demo,
+            sources.append(ReplaySource(feed, speed=speed, loop=cfg.replay.loop if cfg.replay.path else True,
                                         max_gap_seconds=cfg.replay.max_gap_seconds,
                                         max_message_bytes=cfg.max_message_bytes, checkpoint_dir=cfg.state_dir()))
         return sources

@@ -27,7 +27,6 @@ from sqlalchemy import (
     Column,
     Engine,
     Float,
-    Index,
     Integer,
     MetaData,
     String,
@@ -141,8 +140,9 @@ def _initial_schema(conn: Connection) -> None:
 
 
 def _time_indexes(conn: Connection) -> None:
-    Index("ix_inbox_status_accepted", inbox.c.status, inbox.c.accepted_at).create(conn, checkfirst=True)
-    Index("ix_decisions_decided_at", decisions.c.decided_at).create(conn, checkfirst=True)
+    # Plain DDL: an Index object would attach itself to the shared Table and leak into migration 1.
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_inbox_status_accepted ON inbox (status, accepted_at)"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_decisions_decided_at ON decisions (decided_at)"))
 
 
 #: Append only. A migration runs in its own transaction with its version row.
