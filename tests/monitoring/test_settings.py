@@ -115,3 +115,9 @@ def test_hux_render_refuses_bad_settings_and_writes_nothing(tmp_path, hux_home, 
     after.pop("hux.toml")
     before.pop("hux.toml", None)
     assert after == before
+
+
+def test_docker_mode_takes_receiver_secrets_from_docker_secrets(make_settings):
+    """On the docker path Alertmanager reads docker/secrets/ files: no environment secret is demanded."""
+    s = make_settings('[stack]\nmode = "docker"\n[receivers.slack]\nenabled = true\n')
+    assert s.stack.mode == "docker" and s.enabled_receivers() == ["slack"]

@@ -51,9 +51,11 @@ def _render(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     docker_root = args.docker_root or default_docker_root()
+    # In docker mode the native run directory is only rendered when asked for explicitly.
+    native = not args.docker_only and (settings.stack.mode == "native" or args.native_only or args.native_dir)
     if args.check:
         status = 0
-        if not args.docker_only:
+        if native:
             problems = render.check_native(settings)
             for problem in problems:
                 print(f"native: {problem}", file=sys.stderr)
@@ -69,7 +71,7 @@ def _render(args: argparse.Namespace) -> int:
         if not status:
             print("rendered configuration is valid and the committed docker tree is up to date")
         return 1 if status else 0
-    if not args.docker_only:
+    if native:
         run_dir = args.native_dir or paths.data_dir() / "run"
         result = render.render_native(settings, run_dir, data_dir=paths.data_dir())
         print(f"native: wrote {len(result.files)} files to {result.run_dir}"

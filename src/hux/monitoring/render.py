@@ -26,6 +26,7 @@ from typing import Any, Iterable
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
 from hux.monitoring import compose, grafana, prometheus, rules
+from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
 
@@ -179,7 +180,7 @@ def docker_secret_refs(settings: Settings) -> tuple[am.ReceiverSecrets, list[str
 
 
 def docker_files(settings: Settings) -> dict[str, str]:
-    """The committed docker tree and docker-compose.yml, as path relative to the repository root -> text."""
+    """The committed docker tree, docker-compose.yml and docs/alerts.md: path relative to the repository root -> text."""
     refs, needed = docker_secret_refs(settings)
     common = _common_files(settings, prometheus.Targets.docker(), refs)
     files: dict[str, str] = {}
@@ -198,6 +199,7 @@ def docker_files(settings: Settings) -> dict[str, str]:
     files["docker/secrets/.gitignore"] = "*\n!.gitignore\n!README.md\n"
     files["docker/secrets/README.md"] = DOCKER_SECRETS_README
     files["docker-compose.yml"] = dump(compose.compose_document(settings, needed), GENERATED)
+    files["docs/alerts.md"] = alerts_markdown(settings)
     return files
 
 

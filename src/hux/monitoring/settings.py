@@ -537,7 +537,9 @@ def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | No
     except ValidationError as exc:
         raise validation_error(exc, source=source) from None
     _check_bot_section(data.get("bot", {}), source)
-    _check_receiver_secrets(settings, environ)
+    if settings.stack.mode == "native":
+        # The docker path reads receiver secrets from docker/secrets/ files, not from this environment.
+        _check_receiver_secrets(settings, environ)
     return settings
 
 
