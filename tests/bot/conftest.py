@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,7 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from hux.bot.app import BotApp
 from hux.bot.config import BotConfig
+from hux.bot.metrics import BotMetrics
 
 
 def pg_url(env: str) -> str:
@@ -75,6 +80,30 @@ def bot_config(**overrides: Any) -> BotConfig:
         else:
             base[key] = value
     return BotConfig.model_validate(base)
+
+
+@asynccontextmanager
+async def running_bot(config: BotConfig, *, token: str | None = None, demo: bool = True):
+    """A BotApp started in this event loop (doubles in-process in demo mode), always stopped afterwards."""
+    app = BotApp(config, token=token, demo=demo, metrics=BotMetrics(group_label_limit=config.group_label_limit,
+                                                                   mode="demo" if demo else "live"))
+    try:
+        await app.start()
+        yield app
+    finally:
+        await app.stop()
+
+
+async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` (sync or async) until true or ``timeout``; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value or time.monotonic() >= deadline:
+            return bool(value)
+        await asyncio.sleep(interval)
 
 
 def write_feed(path: Path, records: Iterable[dict | bytes | str]) -> Path:

@@ -1,0 +1,102 @@
+"""The whole pipeline in-process against the market doubles over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hux.bot import samplefeed
+from tests.bot.conftest import bot_config, metric_value, running_bot, wait_until, write_feed
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def token_feed(path: Path, count: int, *, gap: float = 1.0, tokens: int = 12, seed: int = 5) -> Path:
+    """``count`` messages, each naming one of ``tokens`` tokens (several groups mention the same ones)."""
+    import random
+
+    rng = random.Random(seed)
+    pool = [samplefeed.solana_mint(rng) for _ in range(tokens // 2)] + [samplefeed.evm_address(rng) for _ in range(tokens - tokens // 2)]
+    records = [{"ts": 1_736_500_000 + gap * i, "group": samplefeed.GROUPS[i % 10], "text": f"ca {pool[i % tokens]} 🚀"}
+               for i in range(count)]
+    return write_feed(path, records)
+
+
+async def inbox_counts(app) -> dict[str, int]:
+    return await asyncio.to_thread(app.persistence.store.counts)
+
+
+async def test_every_message_is_decided_and_persisted(hux_home: Path) -> None:
+    feed = token_feed(hux_home / "feed.jsonl", 60, gap=0.5)
+    cfg = bot_config(alert_threshold=0.0, replay={"path": str(feed), "loop": False, "speed": 100.0})
+    async with running_bot(cfg) as app:
+        reg = app.metrics.registry
+        assert await wait_until(lambda: app.sources[0].finished.is_set(), 30)
+        assert await wait_until(lambda: len(app.intake.queue) == 0 and app.persistence.pending == 0, 30)
+        assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") == 60, 10)
+        counts = await inbox_counts(app)
+        assert counts["inbox"] == 60 and counts["inbox_pending"] == 0 and counts["mentions"] == 60
+        decided = sum(metric_value(reg, "hux_tokens_processed_total", outcome=o)
+                      for o in ("alerted", "below_threshold", "no_market_data", "cooldown", "failed"))
+        assert decided == 60
+        assert metric_value(reg, "hux_tokens_processed_total", outcome="alerted") >= 1
+        assert metric_value(reg, "hux_message_decision_latency_seconds_count") == 60
+        assert metric_value(reg, "hux_alerts_sent_total", channel="telegram", outcome="success") >= 1
+        sent = app.doubles.telegram.sent
+        assert sent and "score" in str(sent[-1]).lower()
+
+
+async def test_an_output_that_rejects_everything_blocks_nothing(hux_home: Path) -> None:
+    feed = token_feed(hux_home / "feed.jsonl", 30, gap=0.5)
+    cfg = bot_config(alert_threshold=0.0, cooldown_seconds=0, replay={"path": str(feed), "loop": False, "speed": 50.0},
+                     webhook={"timeout_seconds": 1.0})
+    async with running_bot(cfg) as app:
+        async with httpx.AsyncClient() as http:
+            r = await http.put(f"{app.doubles.base_url}/_double/faults", json={"webhook": {"error_rate": 1.0, "error_status": 500}})
+            assert r.status_code == 200
+        reg = app.metrics.registry
+        assert await wait_until(lambda: app.sources[0].finished.is_set(), 40)
+        assert await wait_until(lambda: len(app.intake.queue) == 0 and app.persistence.pending == 0
+                                and app.pipeline._busy == 0, 40)  # noqa: SLF001
+        assert metric_value(reg, "hux_alerts_sent_total", channel="webhook", outcome="failure") >= 1
+        assert metric_value(reg, "hux_alerts_sent_total", channel="webhook", outcome="success") == 0
+        # the Telegram channel keeps delivering, and every message is still persisted
+        assert metric_value(reg, "hux_alerts_sent_total", channel="telegram", outcome="success") >= 1
+        assert (await inbox_counts(app))["inbox_pending"] == 0
+        assert metric_value(reg, "hux_pipeline_stage_total", stage="notify", outcome="success") >= 1
+
+
+async def test_a_full_queue_applies_back_pressure_and_drops_nothing(hux_home: Path) -> None:
+    feed = token_feed(hux_home / "feed.jsonl", 40, gap=0.0, tokens=40)
+    cfg = bot_config(queue_capacity=2, workers=1, cooldown_seconds=0, replay={"path": str(feed), "loop": False, "speed": 1000.0})
+    async with running_bot(cfg) as app:
+        async with httpx.AsyncClient() as http:  # slow market data so the single worker falls behind
+            await http.put(f"{app.doubles.base_url}/_double/faults", json={"dexscreener": {"latency_seconds": 0.05}})
+        reg = app.metrics.registry
+        assert await wait_until(lambda: app.sources[0].finished.is_set(), 40)
+        assert await wait_until(lambda: len(app.intake.queue) == 0 and app.persistence.pending == 0, 20)
+        assert metric_value(reg, "hux_queue_blocked_seconds_total") > 0
+        assert metric_value(reg, "hux_queue_capacity") == 2
+        received = metric_value(reg, "hux_messages_received_total", source="replay", group="Solana Alpha Calls")
+        assert received == 4  # 40 messages over 10 groups
+        assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") == 40, 10)
+
+
+async def test_market_api_failures_are_decided_as_failed_and_retried_later(hux_home: Path) -> None:
+    feed = token_feed(hux_home / "feed.jsonl", 20, gap=0.2, tokens=4)
+    cfg = bot_config(replay={"path": str(feed), "loop": False, "speed": 20.0},
+                     dexscreener={"max_retries": 0, "timeout_seconds": 1.0})
+    async with running_bot(cfg) as app:
+        async with httpx.AsyncClient() as http:
+            await http.put(f"{app.doubles.base_url}/_double/faults", json={"dexscreener": {"error_rate": 1.0, "error_status": 503}})
+        reg = app.metrics.registry
+        assert await wait_until(lambda: app.sources[0].finished.is_set(), 30)
+        assert await wait_until(lambda: len(app.intake.queue) == 0 and app.persistence.pending == 0, 20)
+        failed = metric_value(reg, "hux_tokens_processed_total", outcome="failed")
+        # no cooldown after a failure: later mentions of the same tokens are tried again
+        assert failed > 4
+        assert metric_value(reg, "hux_pipeline_stage_total", stage="enrich", outcome="failure") == failed
+        assert (await inbox_counts(app))["inbox_pending"] == 0
