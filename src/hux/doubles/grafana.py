@@ -143,6 +143,10 @@ class GrafanaState:
         return ds
 
 
+STATE_KEY = web.AppKey("grafana", GrafanaState)
+FAULTS_KEY = web.AppKey("faults", FaultInjector)
+
+
 def _public_folder(state: GrafanaState, folder: dict[str, Any], *, full: bool) -> dict[str, Any]:
     out = {"id": folder["id"], "uid": folder["uid"], "title": folder["title"]}
     if state.nested_folders and folder.get("parentUid"):
@@ -200,8 +204,8 @@ def build_app(state: GrafanaState | None = None, *, seed: int | None = None) -> 
         return await handler(request)
 
     app = web.Application(middlewares=[auth_and_path_faults])
-    app["grafana"] = state
-    app["faults"] = faults
+    app[STATE_KEY] = state
+    app[FAULTS_KEY] = faults
     routes = _Routes(state)
     add = lambda method, path, handler, name: app.router.add_route(method, path, faults.wrap(name, handler))  # noqa: E731
     app.router.add_get("/api/health", routes.health)
@@ -783,10 +787,10 @@ class RunningGrafana:
 
     @property
     def state(self) -> GrafanaState:
-        return self.app["grafana"]
+        return self.app[STATE_KEY]
 
     async def stop(self) -> None:
-        self.app["faults"].stop()
+        self.app[FAULTS_KEY].stop()
         await self.runner.cleanup()
 
 

@@ -13,6 +13,16 @@ def _ts(value: float) -> str:
     return f"{value:.3f}"
 
 
+def _form(params: Any) -> dict[str, Any]:
+    """Form fields for a POST; repeated keys (``match[]``) become lists."""
+    if isinstance(params, dict):
+        return params
+    form: dict[str, Any] = {}
+    for key, value in params or []:
+        form.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 and not k.endswith("[]") else v for k, v in form.items()}
+
+
 class Prometheus(JsonApi):
     """``/api/v1`` of one Prometheus server."""
 
@@ -23,7 +33,7 @@ class Prometheus(JsonApi):
         if method == "GET":
             body = self.get_json(path, params=params, ok=(200, 400, 422, 503), timeout=timeout)
         else:
-            body = self.post_json(path, data=params, ok=(200, 400, 422, 503), timeout=timeout)
+            body = self.post_json(path, data=_form(params), ok=(200, 400, 422, 503), timeout=timeout)
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else body
             raise ApiError(f"Prometheus refused {path}: {error}", url=path)

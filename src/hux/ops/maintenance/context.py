@@ -78,7 +78,8 @@ def guarded(section: Section, what: str) -> Iterator[None]:
         section.status = FAIL
 
 
-def label_text(labels: dict[str, str], keys: tuple[str, ...] = ("job", "instance")) -> str:
+def label_text(labels: dict[str, str], keys: tuple[str, ...] = ("job", "instance"),
+               hide: tuple[str, ...] = ("__name__", "alertname", "severity", "alertstate")) -> str:
     parts = [labels[k] for k in keys if labels.get(k)]
-    rest = [f"{k}={v}" for k, v in sorted(labels.items()) if k not in keys and k != "__name__"]
+    rest = [f"{k}={v}" for k, v in sorted(labels.items()) if k not in keys and k not in hide]
     return " ".join(parts + rest) or "—"

@@ -38,7 +38,7 @@ _NORMALIZE = [
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"\[[0-9a-fA-F:]+\](?::\d+)?"), "<ip>"),
     (re.compile(r"https?://\S+"), "<url>"),
-    (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<id>"),
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b", re.I), "<id>"),
     (re.compile(r"\d{4}-\d{2}-\d{2}[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?"), "<time>"),
     (re.compile(r"\b\d+(?:\.\d+)?(?:ns|µs|us|ms|s|m|h|d|%|B|KiB|MiB|GiB)?\b"), "<n>"),
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
@@ -117,7 +117,7 @@ class LogReview:
 def _component_base(path: Path) -> str:
     name = path.name
     name = re.sub(r"\.log(\.\d+)?$", "", name)
-    return {"mr_hux_alpha_bot": "bot", "mr_hux_alpha_bot.stderr": "bot (stderr)"}.get(name, name)
+    return {"mr_hux_alpha_bot": "bot", "mr_hux_alpha_bot.stderr": "bot"}.get(name, name)
 
 
 def _parse_json(line: str, base: str) -> Entry | None:

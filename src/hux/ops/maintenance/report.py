@@ -58,6 +58,7 @@ class LineChart:
     x_is_time: bool = True
     x_label: str = ""
     thresholds: list[tuple[str, float]] = field(default_factory=list)
+    x_range: tuple[float, float] | None = None  # fixed x domain, e.g. (0, 7) days
 
 
 @dataclass
@@ -142,7 +143,9 @@ def fmt_value(value: Any, unit: str = "") -> str:
     if unit == "per_second":
         return f"{value:.3g}/s"
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
+        if abs(value) >= 1000 and abs(value) < 1e15:
+            return f"{value:,.0f}"
+        if value.is_integer():
             return f"{int(value):,}"
         return f"{value:.4g}"
     if isinstance(value, int):
@@ -195,6 +198,8 @@ def render_table_text(table: Table, width: int) -> list[str]:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
     budget = max(40, width - 6 - 2 * (len(widths) - 1))
+    if sum(widths) > budget * 1.2:  # too wide to read as columns: one block per row instead
+        return lines + _vertical(table, cells)
     while sum(widths) > budget and max(widths) > 12:  # shrink the widest column first
         widths[widths.index(max(widths))] -= 1
 
@@ -206,6 +211,18 @@ def render_table_text(table: Table, width: int) -> list[str]:
     for index, row in enumerate(cells):
         status = (table.row_status or [])[index] if table.row_status and index < len(table.row_status) else OK
         lines.append(f"  {_MARK.get(status, ' ')} " + "  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return lines
+
+
+def _vertical(table: Table, cells: list[list[str]]) -> list[str]:
+    label_width = max(len(c) for c in table.columns[1:]) if len(table.columns) > 1 else 0
+    lines = []
+    for index, row in enumerate(cells):
+        status = table.row_status[index] if table.row_status and index < len(table.row_status) else OK
+        lines.append(f"  {_MARK.get(status, ' ')} {row[0]}")
+        for name, cell in zip(table.columns[1:], row[1:]):
+            if cell not in ("", "—"):
+                lines.append(f"      {name.ljust(label_width)}  {cell}")
     return lines
 
 
@@ -281,28 +298,30 @@ def _nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     start = math.floor(lo / step) * step
     ticks, value = [], start
-    while value <= hi + step * 0.5 and len(ticks) < 12:
+    while len(ticks) < 12:
         ticks.append(round(value, 12))
+        if value >= hi:
+            break
         value += step
     return ticks
 
 
 def _x_label(value: float, span: float, is_time: bool) -> str:
     if not is_time:
-        return f"{value:g}"
+        return f"{value:.1f}".rstrip("0").rstrip(".")
     moment = datetime.fromtimestamp(value, timezone.utc)
     return moment.strftime("%H:%M" if span <= 2 * 86400 else "%m-%d")
 
 
-def line_chart_svg(chart: LineChart, width: int = 760, height: int = 240) -> str:
-    left, right, top, bottom = 64, 16, 12, 46
+def line_chart_svg(chart: LineChart, width: int = 760, height: int = 250) -> str:
+    left, right, top, bottom = 64, 16, 12, 56
     plot_w, plot_h = width - left - right, height - top - bottom
     points = [(x, y) for s in chart.series for x, y in s.points if math.isfinite(y)]
     if not points:
         return f'<p class="empty">{_esc(chart.title)}: no data in this period</p>'
     xs = [p[0] for p in points]
     ys = [p[1] for p in points] + [t[1] for t in chart.thresholds]
-    x0, x1 = min(xs), max(xs)
+    x0, x1 = chart.x_range if chart.x_range else (min(xs), max(xs))
     if x1 == x0:
         x1 = x0 + 1
     ticks = _nice_ticks(min(0.0, min(ys)) if min(ys) >= 0 else min(ys), max(ys))
@@ -326,7 +345,8 @@ def line_chart_svg(chart: LineChart, width: int = 760, height: int = 240) -> str
         parts.append(f'<text x="{sx(xv):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
                      f'{_esc(_x_label(xv, x1 - x0, chart.x_is_time))}</text>')
     if chart.x_label:
-        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 20}" text-anchor="middle">{_esc(chart.x_label)}</text>')
+        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 31}" text-anchor="middle">'
+                     f'{_esc(chart.x_label)}</text>')
     for name, value in chart.thresholds:
         y = sy(value)
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d9363e" '
@@ -336,7 +356,15 @@ def line_chart_svg(chart: LineChart, width: int = 760, height: int = 240) -> str
     for index, series in enumerate(chart.series):
         color = _PALETTE[index % len(_PALETTE)]
         segments, current = [], []
+        xs_sorted = [p[0] for p in series.points]
+        gaps = sorted(b - a for a, b in zip(xs_sorted, xs_sorted[1:]))
+        max_gap = 2.5 * gaps[len(gaps) // 2] if gaps else math.inf  # a missing stretch breaks the line
+        previous_x = None
         for x, y in series.points:
+            if current and previous_x is not None and x - previous_x > max_gap:
+                segments.append(current)
+                current = []
+            previous_x = x
             if math.isfinite(y):
                 current.append(f"{sx(x):.1f},{sy(y):.1f}")
             elif current:

@@ -74,13 +74,17 @@ def trends(ctx: MaintenanceContext, report: Report) -> None:
             this = [((t - (ctx.now - WEEK)) / DAY, v) for t, v in points if t > ctx.now - WEEK]
             last = [((t - (ctx.now - 2 * WEEK)) / DAY, v) for t, v in points if t <= ctx.now - WEEK]
             section.add(LineChart(title, [Series("this week", this), Series("last week", last)], unit=unit,
-                                  x_is_time=False, x_label="days into the week"))
+                                  x_is_time=False, x_label="days into the week", x_range=(0.0, 7.0)))
 
 
 def alert_configuration(ctx: MaintenanceContext, report: Report) -> None:
     section = report.section("Alert configuration check")
     results = run_checks(ctx)
-    if results is not None:
+    if results is None:
+        section.note("promtool/amtool checks skipped: the monitoring settings are not loaded "
+                     "(run `hux check-config`)", WARN)
+        section.status = WARN
+    else:
         rows = [[name, "pass" if ok else "FAIL", detail] for name, ok, detail in results]
         statuses = [OK if ok else FAIL for _, ok, _ in results]
         section.add(Table("promtool / amtool checks, rule unit tests, routing cases", ["check", "result", "detail"],
@@ -140,7 +144,8 @@ def backup_metrics(ctx: MaintenanceContext, report: Report) -> None:
                          ("no" if kind in last_ok else "—"), fmt_value(duration.get(kind), "seconds"),
                          fmt_value(size.get(kind), "bytes")])
             statuses.append(status)
-        section.add(Table(f"As Prometheus scrapes them (backup.max_age: {ago(max_age)})",
+        shown_age = getattr(getattr(ctx.settings, "backup", None), "max_age", None) or ago(max_age)
+        section.add(Table(f"As Prometheus scrapes them (backup.max_age: {shown_age})",
                           ["kind", "last success", "last run ok", "duration", "size"], rows, statuses))
         section.status = worst([section.status, *statuses])
         if not success:
