@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -121,6 +122,25 @@ class StackUnderTest:
     def status(self) -> dict[str, Any]:
         result = self.hux("status", "--json")
         return json.loads(result.stdout)
+
+
+def kill_until_named(stack: StackUnderTest, name: str, check: str, attempts: int = 3) -> tuple[ProcessIdentity, HealthReport, int]:
+    """SIGKILL a component and run health at once; returns (victim, report naming ``check`` failing, kills).
+
+    The supervisor restarts a component about a second after it dies; on a loaded machine that can
+    beat the health run, so the kill is repeated (bounded) until a run catches the component down.
+    """
+    restarts = stack.component(name).get("restarts", 0)
+    for kills in range(1, attempts + 1):
+        victim = ProcessIdentity.from_dict(stack.component(name).get("identity"))
+        assert victim is not None and victim.alive(), f"{name} is not running"
+        assert victim.signal(signal.SIGKILL)
+        report = stack.health()
+        if check in report.failing():
+            return victim, report, kills
+        wait_for(lambda: stack.component(name).get("restarts") == restarts + kills
+                 and stack.component(name).get("state") == "running", 20, f"{name} to be restarted")
+    pytest.fail(f"no health run caught {name} down in {attempts} kills")
 
 
 def start_stack(home: Path, *, config_extra: str = "", env_extra: dict[str, str] | None = None) -> StackUnderTest:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import stat
 import sys
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from hux.stack import binaries
-from hux.stack.procs import ProcessIdentity
-from tests.stack.conftest import StackUnderTest, start_stack, stop_stack, wait_for
+from tests.stack.conftest import StackUnderTest, kill_until_named, start_stack, stop_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -91,9 +89,7 @@ def test_health_checks_grafana_and_its_datasource(grafana_stack: StackUnderTest)
 
 
 def test_a_killed_grafana_is_named_and_restarted(grafana_stack: StackUnderTest) -> None:
-    victim = ProcessIdentity.from_dict(grafana_stack.component("grafana")["identity"])
-    assert victim is not None and victim.signal(signal.SIGKILL)
-    assert "grafana ready" in grafana_stack.health().failing()
-    wait_for(lambda: grafana_stack.component("grafana").get("restarts") == 1
+    _, _, kills = kill_until_named(grafana_stack, "grafana", "grafana ready")
+    wait_for(lambda: grafana_stack.component("grafana").get("restarts") == kills
              and grafana_stack.component("grafana").get("state") == "running", 20, "Grafana restarted")
     wait_for(lambda: grafana_stack.health().status != "fail", 30, "health to pass again")

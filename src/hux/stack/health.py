@@ -106,6 +106,16 @@ class HealthContext:
     def url(self, component: str) -> str:
         return self.settings.url(component)
 
+    def rendered_dashboards_dir(self) -> Path:
+        if self.mode == "docker":
+            from hux.stack.docker import find_compose_file
+
+            try:
+                return find_compose_file().parent / "docker" / "grafana" / "dashboards"
+            except Exception:  # noqa: BLE001 - no compose file: build the dashboards instead
+                return self.paths.run_dir / "grafana" / "dashboards"
+        return self.paths.run_dir / "grafana" / "dashboards"
+
     def supervisor_state(self) -> dict[str, Any]:
         if self.mode != "native":
             return {}
@@ -477,20 +487,39 @@ async def check_metric_families(ctx: HealthContext) -> list[CheckResult]:
     return [CheckResult(name, PASS, f"all {len(EXPECTED_FAMILIES)} present (job {', '.join(jobs)})")]
 
 
-def dashboard_queries(settings: Any) -> list[tuple[str, str, str]]:
-    """(dashboard title, panel title, PromQL) for every panel target of the provisioned dashboards."""
-    from hux.monitoring import dashboards  # the monitoring area owns the dashboards
+def dashboard_queries(settings: Any, rendered_dir: Path | None = None) -> list[tuple[str, str, str]]:
+    """(dashboard title, panel title, PromQL) for every panel target of the dashboards.
 
+    The rendered JSON files (what Grafana provisions) when ``rendered_dir`` holds them;
+    otherwise the monitoring area's dashboards module builds them.
+    """
+    import json
+
+    boards: list[dict[str, Any]] = []
+    if rendered_dir is not None and rendered_dir.is_dir():
+        boards = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(rendered_dir.glob("*.json"))]
+    if not boards:
+        from hux.monitoring import dashboards  # the monitoring area owns the dashboards
+
+        boards = [b if isinstance(b, dict) else _to_dict(b) for b in dashboards.build_dashboards(settings).values()]
     out = []
-    for board in dashboards.build_dashboards(settings).values():
-        data = board if isinstance(board, dict) else _to_dict(board)
+    for data in boards:
         title = data.get("title", "?")
+        variables = {v.get("name"): v.get("allValue") or ".*" for v in (data.get("templating") or {}).get("list") or []}
         for panel in _panels(data.get("panels") or []):
             for target in panel.get("targets") or []:
                 expr = target.get("expr")
                 if expr:
-                    out.append((title, panel.get("title") or "(untitled)", expr))
+                    out.append((title, panel.get("title") or "(untitled)", _substitute(expr, variables)))
     return out
+
+
+def _substitute(expr: str, variables: dict[str, str]) -> str:
+    """Dashboard variables ($job, ${instance}) as their "All" value."""
+    def value(match: re.Match) -> str:
+        return variables.get(match.group(1), match.group(0))
+
+    return re.sub(r"\$\{?([A-Za-z][A-Za-z0-9_]*)(?::[a-z]+)?\}?", value, expr)
 
 
 def _to_dict(board: Any) -> dict[str, Any]:
@@ -525,7 +554,7 @@ async def check_dashboards(ctx: HealthContext) -> list[CheckResult]:
     from hux.monitoring.settings import duration_seconds
 
     try:
-        queries = dashboard_queries(ctx.settings)
+        queries = dashboard_queries(ctx.settings, ctx.rendered_dashboards_dir())
     except Exception as exc:  # noqa: BLE001 - the dashboards module may be absent in a partial checkout
         return [CheckResult("dashboards", WARN, f"not checked: cannot build the dashboards ({exc})",
                             "run `hux render --check`")]
