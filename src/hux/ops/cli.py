@@ -372,8 +372,8 @@ def notify_test_cmd(args: argparse.Namespace) -> int:
     if not result.integrations:
         print("  no receiver with a notification integration is reached by the test alerts")
     for item in result.integrations:
-        print(f"  {item.integration:10s} {item.status.upper():14s} attempts {item.attempts}, failed {item.failed} "
-              f"(expected {item.expected}; receivers: {', '.join(item.receivers)})")
+        print(f"  {item.integration:10s} {item.status.upper():14s} {item.delivered} delivered, {item.failed} failed "
+              f"attempt(s) (expected {item.expected}; receivers: {', '.join(item.receivers)})")
     for name in result.unreached:
         print(f"  receiver {name} is not reached by severity-routed alerts (e.g. the Watchdog heartbeat)")
     if result.resolved:

@@ -9,8 +9,10 @@ that every receiver still works:
    (email, slack, webhook, ...) from Alertmanager's own ``/metrics``;
 3. post one test alert per severity (``/api/v2/alerts``) carrying a unique
    ``hux_test_id`` label, so nothing else is confused with it;
-4. wait (group_wait plus delivery time) until each expected integration made its
-   attempts, and report delivered or failed from the counters' deltas;
+4. wait (group_wait plus delivery time) until each expected integration has
+   delivered, or shown failed attempts, and report per integration from the
+   deltas of ``alertmanager_notification_requests_total`` / ``..._failed_total``
+   (single attempts) and ``alertmanager_notifications_total`` / ``..._failed_total``;
 5. resolve the test alerts (``endsAt`` = now).
 """
 
@@ -29,7 +31,9 @@ from hux.ops.clients import Alertmanager
 from hux.ops.errors import OpsError
 
 TEST_ALERTNAME = "HuxNotificationTest"
-_METRIC = re.compile(r'^(alertmanager_notifications(?:_failed)?_total)\{([^}]*)\}\s+(\S+)', re.M)
+_METRIC = re.compile(r'^alertmanager_(notifications|notifications_failed|notification_requests|notification_requests_failed)'
+                     r'_total\{([^}]*)\}\s+(\S+)', re.M)
+_COUNTERS = ("notifications", "notifications_failed", "notification_requests", "notification_requests_failed")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$')
 
@@ -93,13 +97,17 @@ def receiver_integrations(receiver: dict[str, Any]) -> dict[str, int]:
 
 
 def read_counters(text: str) -> dict[str, dict[str, float]]:
-    """``{"webhook": {"total": 3, "failed": 1}}`` summed over any other labels."""
+    """Alertmanager's notification counters per integration, summed over any other labels.
+
+    ``notifications`` counts notifications started and ``notifications_failed``
+    those given up after every retry; ``notification_requests`` and
+    ``..._failed`` count single attempts, so a failing receiver shows at once.
+    """
     out: dict[str, dict[str, float]] = {}
     for name, labels, value in _METRIC.findall(text):
         integration = dict(_LABEL.findall(labels)).get("integration", "")
-        key = "failed" if "_failed_" in name else "total"
-        slot = out.setdefault(integration, {"total": 0.0, "failed": 0.0})
-        slot[key] += float(value)
+        slot = out.setdefault(integration, dict.fromkeys(_COUNTERS, 0.0))
+        slot[name] += float(value)
     return out
 
 
@@ -108,18 +116,28 @@ class IntegrationResult:
     integration: str
     receivers: list[str]
     expected: int
-    attempts: int = 0
-    failed: int = 0
+    notifications: int = 0      # notifications started
+    attempts: int = 0           # requests sent (with retries)
+    failed: int = 0             # requests that failed
+    given_up: int = 0           # notifications abandoned after all retries
+
+    @property
+    def delivered(self) -> int:
+        return self.attempts - self.failed
 
     @property
     def status(self) -> str:
         if self.attempts == 0:
             return "no attempt"
-        if self.failed >= self.attempts:
+        if self.delivered <= 0:
             return "failed"
-        if self.failed:
+        if self.failed or self.delivered < self.expected:
             return "partly failed"
         return "delivered"
+
+    def settled(self) -> bool:
+        """Every expected notification succeeded, or each one not yet delivered has a failed attempt."""
+        return self.delivered >= self.expected or (self.notifications >= self.expected and self.failed > 0)
 
 
 @dataclass
@@ -188,19 +206,19 @@ def notify_test(
         am.post_alerts(alerts)
         started = time.monotonic()
         timeout = timeout if timeout is not None else min(600.0, longest_wait + 45.0)
-        after = before
         while True:
             time.sleep(poll)
             after = read_counters(am.metrics_text())
-            done = all(_delta(before, after, i, "total") >= slot.expected for i, slot in expected.items())
-            if done or time.monotonic() - started > timeout:
+            for integration, slot in expected.items():
+                slot.notifications = int(_delta(before, after, integration, "notifications"))
+                slot.attempts = int(_delta(before, after, integration, "notification_requests"))
+                slot.failed = int(_delta(before, after, integration, "notification_requests_failed"))
+                slot.given_up = int(_delta(before, after, integration, "notifications_failed"))
+            if all(slot.settled() for slot in expected.values()) or time.monotonic() - started > timeout:
                 break
         result.waited = time.monotonic() - started
         result.in_alertmanager = len(am.alerts(filters=[f'hux_test_id="{test_id}"']))
-        for integration, slot in sorted(expected.items()):
-            slot.attempts = int(_delta(before, after, integration, "total"))
-            slot.failed = int(_delta(before, after, integration, "failed"))
-            result.integrations.append(slot)
+        result.integrations = [expected[name] for name in sorted(expected)]
         if resolve:
             ended = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
             am.post_alerts([dict(a, endsAt=ended) for a in alerts])
