@@ -592,8 +592,9 @@ async def check_dashboards(ctx: HealthContext) -> list[CheckResult]:
             empty = sorted(set(boards[board]))
             results.append(CheckResult(name, WARN, f"{len(boards[board])} of {totals[board]} queries return nothing: "
                                        + ", ".join(empty[:4]) + ("…" if len(empty) > 4 else ""),
-                                       "the series behind them do not exist yet (e.g. no errors so far) or a "
-                                       "target is down: see the metric and target checks"))
+                                       "right after a start, rates need two scrapes in their window: check again "
+                                       "in a minute; otherwise the series do not exist yet (e.g. no errors so far) "
+                                       "or a target is down: see the target and metric family checks"))
         else:
             results.append(CheckResult(name, PASS, f"all {totals[board]} queries return data"))
     return results
