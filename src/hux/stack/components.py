@@ -13,7 +13,7 @@ Flags worth knowing (docs/operations.md explains them):
   Alertmanager runs with ``--cluster.listen-address=`` (no gossip port) natively;
 * node_exporter reads ``data/node_exporter/textfile/*.prom`` (backup metrics);
 * a web config file (basic auth / TLS) is passed with ``--web.config.file`` when
-  ``data/run/web/<component>.yml`` exists (see docs/operations.md).
+  ``$HUX_HOME/web/<component>.yml`` exists (see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def is_loopback(address: str) -> bool:
 
 
 def web_config_file(paths: StackPaths, component: str) -> Path | None:
-    path = paths.run_dir / "web" / f"{component}.yml"
+    """The operator's web config (basic auth / TLS) for a component: ``$HUX_HOME/web/<component>.yml``."""
+    path = paths.home / "web" / f"{component}.yml"
     return path if path.is_file() else None
 
 

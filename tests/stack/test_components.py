@@ -1,0 +1,85 @@
+"""Command lines the supervisor runs: loopback-only admin endpoints, web config files honoured by the real binaries."""
+
+from __future__ import annotations
+
+import crypt  # noqa: deprecated in 3.11 but present; bcrypt hashes for the exporter-toolkit web config
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hux.monitoring.render import render_native
+from hux.monitoring.settings import load_settings
+from hux.stack.components import build_plan, decide_grafana
+from hux.stack.plan import StackPaths
+from tests.conftest import free_port, require_binary
+from tests.stack.conftest import BINARIES, base_config, stack_env, wait_for
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def plan_for(home: Path, extra: str = ""):
+    for binary in BINARIES:
+        require_binary(binary)
+    ports = {name: free_port() for name in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles")}
+    (home / "hux.toml").write_text(base_config(ports, extra))
+    env = stack_env(home)
+    settings = load_settings(home / "hux.toml", environ=env)
+    paths = StackPaths(home)
+    rendered = render_native(settings, paths.run_dir, data_dir=paths.data, grafana_enabled=False)
+    return settings, build_plan(settings, paths, rendered, config_path=str(home / "hux.toml"),
+                                grafana=decide_grafana(settings))
+
+
+def test_native_command_lines(tmp_path: Path) -> None:
+    settings, plan = plan_for(tmp_path)
+    assert plan.names[:3] == ["node_exporter", "alertmanager", "prometheus"] and plan.names[-1] == "bot"
+    prom = plan.component("prometheus").argv
+    ports = settings.stack.ports
+    assert f"--web.listen-address=127.0.0.1:{ports.prometheus}" in prom
+    assert {"--web.enable-lifecycle", "--web.enable-admin-api"} <= set(prom)
+    assert f"--storage.tsdb.path={tmp_path / 'data' / 'prometheus'}" in prom
+    assert "--storage.tsdb.retention.time=15d" in prom
+    am = plan.component("alertmanager").argv
+    assert "--cluster.listen-address=" in am and f"--web.listen-address=127.0.0.1:{ports.alertmanager}" in am
+    node = plan.component("node_exporter").argv
+    assert f"--collector.textfile.directory={tmp_path / 'data' / 'node_exporter' / 'textfile'}" in node
+    bot = plan.component("bot")
+    assert bot.argv[-2:] == ("bot", "run") and ("--config", str(tmp_path / "hux.toml")) == bot.argv[3:5]
+    assert bot.env["HUX__BOT__PORT"] == str(ports.bot) and bot.env["HUX__BOT__DEMO__DOUBLES_PORT"] == str(ports.doubles)
+    assert bot.log_file.endswith("logs/mr_hux_alpha_bot.stderr.log")
+    assert bot.extra_logs == (str(tmp_path / "logs" / "mr_hux_alpha_bot.log"),)
+
+
+def test_admin_and_lifecycle_endpoints_stay_off_beyond_loopback(tmp_path: Path) -> None:
+    _, plan = plan_for(tmp_path, '\n[stack]\nbind_address = "0.0.0.0"\n')
+    prom = plan.component("prometheus").argv
+    assert "--web.enable-lifecycle" not in prom and "--web.enable-admin-api" not in prom
+    assert any(a.startswith("--web.listen-address=0.0.0.0:") for a in prom)
+
+
+def test_a_web_config_file_puts_node_exporter_behind_basic_auth(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    password = "correct horse"
+    (tmp_path / "web" / "node_exporter.yml").write_text(
+        f"basic_auth_users:\n  hux: '{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}'\n")
+    settings, plan = plan_for(tmp_path)
+    spec = plan.component("node_exporter")
+    assert f"--web.config.file={tmp_path / 'web' / 'node_exporter.yml'}" in spec.argv
+    assert not any(a.startswith("--web.config.file") for a in plan.component("prometheus").argv)
+    (tmp_path / "data" / "node_exporter" / "textfile").mkdir(parents=True)
+    proc = subprocess.Popen(list(spec.argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def answer(auth=None):
+            try:
+                return httpx.get(spec.url + "/metrics", auth=auth, timeout=1).status_code
+            except httpx.HTTPError:
+                return None
+
+        assert wait_for(lambda: answer(), 10, "node_exporter to listen") == 401
+        assert answer(("hux", password)) == 200
+        assert answer(("hux", "wrong")) == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
