@@ -42,6 +42,7 @@ _RANK = {PASS: 0, WARN: 1, FAIL: 2}
 HTTP_TIMEOUT = 1.0          # per request
 CHECK_BUDGET = 1.7          # per check: the whole run must stay under 2 s
 DASHBOARD_CONCURRENCY = 16
+BOT_JOB = "bot"             # the bot's scrape job in the rendered prometheus.yml
 
 Check = Callable[["HealthContext"], Awaitable[list["CheckResult"]]]
 
@@ -290,6 +291,8 @@ async def check_grafana(ctx: HealthContext) -> list[CheckResult]:
 
 
 async def check_bot(ctx: HealthContext) -> list[CheckResult]:
+    if ctx.mode == "docker":
+        return []   # not published on the host there: its scrape target and metric families speak for it
     ready = await ctx.get(ctx.url("bot") + READY_PATHS["bot"], want_json=True)
     if ready.status is None:
         extra, fix = _down_fix(ctx, "bot")
@@ -465,8 +468,10 @@ async def check_metric_families(ctx: HealthContext) -> list[CheckResult]:
     except NotAnswering as exc:
         return [_not_checked(name, exc)]
     bot_addresses = set(ctx.settings.stack.resolved_bot_targets())
-    jobs = sorted({t["labels"].get("job", "") for t in targets.get("activeTargets") or []
-                   if urlsplit(t.get("scrapeUrl", "")).netloc in bot_addresses})
+    active = targets.get("activeTargets") or []
+    jobs = sorted({t["labels"].get("job", "") for t in active if urlsplit(t.get("scrapeUrl", "")).netloc in bot_addresses})
+    if not jobs:   # docker: the bot is discovered by service name, not by the host addresses
+        jobs = sorted({t["labels"].get("job", "") for t in active if t["labels"].get("job") == BOT_JOB})
     if not jobs:
         return [CheckResult(name, FAIL, f"Prometheus does not scrape the bot ({', '.join(sorted(bot_addresses))})",
                             "check stack.bot_targets and the bot job in data/run/prometheus.yml")]
