@@ -8,8 +8,10 @@ the demo bot; Grafana when installed) from nothing in a temporary HUX_HOME on
 free loopback ports — never the stack's fixed ports — through the real CLI:
 
 * ``up`` — wall time of ``hux up`` (render, validate, start, every component ready);
-* ``all-healthy`` — from the start of ``hux up`` until a health run has no failure,
-  every target has been scraped and up, and every rule group has been evaluated;
+* ``health passes`` — from the start of ``hux up`` until a health run has no failure;
+* ``settled`` — ... until, in addition, every target has been scraped and is up and
+  every rule group has been evaluated (Prometheus spreads first scrapes and
+  evaluations over one interval, so this follows the scrape interval);
 * ``health`` — wall time of ``hux health --json`` as a command (Python start-up
   included) and the in-process duration of the checks themselves;
 * ``idle RSS`` — sum of the resident memory of every process of the stack
@@ -64,16 +66,15 @@ def hux(env: dict[str, str], *args: str, timeout: float = 180) -> tuple[float, s
     return time.perf_counter() - started, result
 
 
-def all_healthy(settings, paths: StackPaths) -> bool:
+def health_state(settings, paths: StackPaths) -> tuple[bool, bool]:
+    """(health passes: nothing failing, settled: also every target scraped and up, every rule group evaluated)."""
     report = asyncio.run(run_health(settings, paths))
     if report.status == "fail":
-        return False
+        return False, False
     for check in report.checks:
-        if check.name.startswith("target ") and check.status != "pass":
-            return False
-        if check.name == "rule groups" and check.status != "pass":
-            return False
-    return True
+        if (check.name.startswith("target ") or check.name == "rule groups") and check.status != "pass":
+            return True, False
+    return True, True
 
 
 def one_run(args: argparse.Namespace, index: int) -> dict:
@@ -93,13 +94,20 @@ def one_run(args: argparse.Namespace, index: int) -> dict:
             hux(env, "down")
             raise SystemExit(f"hux up failed:\n{result.stdout}\n{result.stderr}")
         deadline = time.monotonic() + 120
-        while not all_healthy(settings, paths):
+        passes_seconds = None
+        while True:
+            passes, settled = health_state(settings, paths)
+            if passes and passes_seconds is None:
+                passes_seconds = time.perf_counter() - started
+            if settled:
+                break
             if time.monotonic() > deadline:
                 hux(env, "down")
-                raise SystemExit("the stack did not become all-healthy within 120 s")
+                raise SystemExit("the stack did not settle within 120 s")
             time.sleep(0.1)
         healthy_seconds = time.perf_counter() - started
-        out: dict = {"run": index, "up_seconds": up_seconds, "all_healthy_seconds": healthy_seconds}
+        out: dict = {"run": index, "up_seconds": up_seconds, "health_passes_seconds": passes_seconds,
+                     "all_healthy_seconds": healthy_seconds}
         if index == 0:
             cli, inproc = [], []
             for _ in range(args.health_runs):
@@ -134,7 +142,9 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> str:
         "| measure | result | target |",
         "|---|---|---|",
         f"| `hux up` (render, validate, start, all components ready) | {stats([r['up_seconds'] for r in runs])} | — |",
-        f"| `hux up` to all-healthy (no failing check, every target scraped and up, every rule group evaluated) "
+        f"| `hux up` to `hux health` passing (exit 0: no check fails) "
+        f"| {stats([r['health_passes_seconds'] for r in runs])} | ≤ 15 s |",
+        f"| `hux up` to every target scraped and up and every rule group evaluated "
         f"| {stats([r['all_healthy_seconds'] for r in runs])} | ≤ 15 s |",
         f"| `hux health --json`, whole command ({first['health_checks_count']} checks, {len(first['health_cli_seconds'])} runs) "
         f"| {stats(first['health_cli_seconds'])} | ≤ 2 s |",

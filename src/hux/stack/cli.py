@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hux.config import ConfigError
 from hux.stack import commands
 from hux.stack.binaries import MissingBinary
 from hux.stack.docker import DockerUnavailable
@@ -47,8 +48,14 @@ def _up(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     con = commands.Console()
     paths = StackPaths.current()
+    # Stopping must work even when the settings were just broken: the native stack needs none.
     code = commands.down_native(paths, con, timeout=args.timeout)
-    settings = commands.load(args.config)
+    try:
+        settings = commands.load(args.config)
+    except ConfigError:
+        if args.mode == "docker":
+            raise
+        return code
     if commands.resolve_mode(settings, args.mode) == "docker":
         code = commands.docker_simple(settings, "down", con, compose_file=args.compose_file) or code
     return code

@@ -475,6 +475,10 @@ async def check_metric_families(ctx: HealthContext) -> list[CheckResult]:
     if not jobs:
         return [CheckResult(name, FAIL, f"Prometheus does not scrape the bot ({', '.join(sorted(bot_addresses))})",
                             "check stack.bot_targets and the bot job in data/run/prometheus.yml")]
+    bot_targets = [t for t in active if t["labels"].get("job") in jobs]
+    if bot_targets and all(t.get("health") == "unknown" for t in bot_targets):
+        return [CheckResult(name, WARN, "not checked yet: Prometheus has not scraped the bot yet",
+                            "check again after one scrape interval")]
     suffixes = "(_total|_bucket|_count|_sum|_created|_info)?"
     regex = "(" + "|".join(re.escape(f.removesuffix("_total")) for f in EXPECTED_FAMILIES) + ")" + suffixes
     job_re = "|".join(re.escape(j) for j in jobs)
