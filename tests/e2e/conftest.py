@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,8 +20,9 @@ _LOG = LatencyLog()
 
 def _known_alertnames() -> tuple[str, ...]:
     from hux.monitoring.rules import ALERTS
+    from hux.ops.notify import TEST_ALERTNAME
 
-    return tuple(ALERTS)
+    return (*ALERTS, f"{TEST_ALERTNAME}Critical", f"{TEST_ALERTNAME}Warning")
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +75,11 @@ def reset_stack(stack: E2EStack, receivers: Receivers, quiet_timeout: float = 90
             stack.start_bot(bot)
         bot.clear_faults()
     stack.wait_targets_up(timeout=30)
+    started = time.monotonic()
+    leftovers = sorted({(a["labels"]["alertname"], a["state"]) for a in stack.active_alerts()})
     stack.wait_quiet(timeout=quiet_timeout)
+    if leftovers:
+        print(f"reset waited {time.monotonic() - started:.1f}s for {leftovers}")
 
 
 @pytest.fixture

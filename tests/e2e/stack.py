@@ -350,7 +350,28 @@ class E2EStack:
         self._wait_http("alertmanager", f"{self.am.base_url}/-/ready")
         self._wait_http("prometheus", f"{self.prom.base_url}/-/ready")
         self.wait_targets_up(timeout=30)
+        self.wait_warm()
         return self
+
+    def wait_warm(self, timeout: float = 60.0) -> None:
+        """Until Prometheus holds a full rate window of every bot, with market API traffic in it.
+
+        Ratios and quantiles over a half-empty window move faster than they would in production,
+        which would make the latency measurements look better than they are.
+        """
+        window = self.seconds("rate_window")
+        samples = window / self.scrape_s - 2
+
+        def warm() -> bool:
+            for bot in self.bots.values():
+                seen = self.prom.value(f'count_over_time(up{{instance="{bot.instance}"}}[{window:.0f}s])')
+                calls = self.prom.value(
+                    f'sum(rate(hux_api_requests_total{{instance="{bot.instance}",api="dexscreener"}}[{window:.0f}s]))')
+                if not seen or seen < samples or not calls:
+                    return False
+            return True
+
+        wait_until(warm, timeout, f"a full {window:.0f}s window of every bot in Prometheus", interval=0.5)
 
     def stop(self) -> None:
         prometheus = self.children.pop("prometheus", None)
@@ -394,7 +415,7 @@ class E2EStack:
         home.mkdir(parents=True, exist_ok=True)
         env = self.child_env({
             "HUX_HOME": str(home),
-            **env_overrides({**bot.settings, "port": bot.port, "demo": {"doubles_port": bot.doubles_port}}),
+            **env_overrides(deep_merge(bot.settings, {"port": bot.port, "demo": {"doubles_port": bot.doubles_port}})),
             **bot.env,
         })
         argv = [str(HUX), "--config", str(self.config_file), "bot", "run"]

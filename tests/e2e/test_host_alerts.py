@@ -8,6 +8,7 @@ the real stack.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from typing import Iterator
 
@@ -17,7 +18,7 @@ from tests.e2e.conftest import running_stack
 from tests.e2e.procs import wait_until
 from tests.e2e.receivers import Receivers
 from tests.e2e.scenario import Scenario
-from tests.e2e.stack import GIB, E2EStack, Filesystem
+from tests.e2e.stack import GIB, HUX, E2EStack, Filesystem
 
 pytestmark = pytest.mark.e2e
 
@@ -156,6 +157,28 @@ def test_failing_receivers_are_visible_and_catch_up(scenario: Scenario, stack: E
     scenario.assert_exactly_once("HostMemoryHigh", severity="critical", settle=4)
     scenario.assert_exactly_once("AlertmanagerNotificationsFailing", severity="critical")
     scenario.assert_nothing_else({"HostMemoryHigh", "AlertmanagerNotificationsFailing"})
+
+
+def test_notify_test_reaches_all_three_receivers(scenario: Scenario, stack: E2EStack) -> None:
+    from hux.ops.notify import TEST_ALERTNAME
+
+    critical, warning = f"{TEST_ALERTNAME}Critical", f"{TEST_ALERTNAME}Warning"
+    done = subprocess.run([str(HUX), "--config", str(stack.config_file), "notify-test", "--timeout", "30"],
+                          env=stack.child_env(), cwd=stack.home, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"hux notify-test failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    for integration in ("email", "slack", "webhook"):
+        assert re.search(rf"^\s*{integration}\s+DELIVERED\b", done.stdout, re.M), done.stdout
+    # The command's report is backed by what actually arrived: the critical test alert at all three,
+    # the warning one on Slack (the production routes), then both resolved.
+    firing = scenario.receivers.wait_all(critical, "firing", 10, since=scenario.started)
+    assert all(firing.values()), f"critical test alert at every receiver: {firing}"
+    assert scenario.receivers.slack.wait_for(lambda n: n.mentions(warning) and n.status == "firing", 10,
+                                             since=scenario.started)
+    scenario.expect_resolved(critical, severity="critical", timeout=20)
+    scenario.expect_resolved(warning, severity="warning", timeout=20)
+    scenario.assert_exactly_once(critical, severity="critical", settle=4)
+    scenario.assert_exactly_once(warning, severity="warning")
+    scenario.assert_nothing_else({critical, warning})
 
 
 def _record(scenario: Scenario, alertname: str, measured: float, timing):

@@ -1,0 +1,106 @@
+"""Bot alerts end to end: a crash, a slow market API, a hung market API.
+
+Two demo bots share the stack: ``main`` (many workers, so a slow API shows as
+latency rather than as a backlog) and ``narrow`` (two workers, so a hung API
+stalls the pipeline and fills the queue within seconds).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.conftest import running_stack
+from tests.e2e.procs import sum_samples
+from tests.e2e.receivers import Receivers
+from tests.e2e.scenario import Scenario
+from tests.e2e.stack import BOT, Bot, E2EStack
+
+pytestmark = pytest.mark.e2e
+
+SLOW_API_SECONDS = 12.0  # above the production threshold (alerts.latency_seconds = 10), which the suite keeps
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, receivers: Receivers) -> Iterator[E2EStack]:
+    # main: every token is looked up (no cooldown, no cache), so a slow API slows every decision.
+    main = Bot("main", {"workers": 64, "demo": {"cooldown_seconds": 0}, "dexscreener": {"cache_ttl_seconds": 0}})
+    bots = [main, Bot("narrow", {"workers": 2})]
+    with running_stack(tmp_path_factory, receivers, bots=bots) as running:
+        yield running
+
+
+def test_bot_killed_pages_service_down(scenario: Scenario, stack: E2EStack) -> None:
+    bot = stack.bots["main"]
+    timing = stack.timing("ServiceDown", for_key="service_down_for")
+    scenario.fault(stack.kill_bot(bot))
+    scenario.expect_firing("ServiceDown", timing=timing, severity="critical", instance=bot.instance,
+                           value=re.escape(bot.instance), labels={"job": "bot"})
+    stack.start_bot(bot)
+    scenario.expect_resolved("ServiceDown", severity="critical", timeout=20)
+    scenario.assert_exactly_once("ServiceDown", severity="critical", settle=4)
+    scenario.assert_nothing_else({"ServiceDown"})
+
+
+def test_slow_market_api_warns_high_latency(scenario: Scenario, stack: E2EStack) -> None:
+    bot = stack.bots["main"]
+    threshold = stack.settings.alerts.latency_seconds
+    assert SLOW_API_SECONDS > threshold
+    # A slow decision is observed only once its slow call returns; then slow ones must be more than
+    # 1 - quantile of the decisions in the rate window; the quantile is a recording rule of another group.
+    quantile_share = (1 - stack.settings.alerts.latency_quantile) * stack.seconds("rate_window")
+    timing = stack.timing("BotHighLatency", for_key="latency_for",
+                          window_s=SLOW_API_SECONDS + quantile_share + stack.eval_s,
+                          window_note=f"the {SLOW_API_SECONDS:.0f}s call returns, slow decisions pass 5% of the "
+                                      f"window ({quantile_share:.0f}s); recording rule +1 eval")
+    scenario.fault(bot.faults("dexscreener", latency_seconds=SLOW_API_SECONDS))
+    scenario.expect_firing("BotHighLatency", timing=timing, severity="warning", instance=bot.instance,
+                           value=r"\b([1-9]\d)(\.\d+)?s\b")
+    bot.clear_faults()
+    # Calls already waiting finish their 12 s, then the slow decisions must leave the rate window.
+    scenario.expect_resolved("BotHighLatency", severity="warning",
+                             timeout=SLOW_API_SECONDS + stack.seconds("rate_window") + 20)
+    scenario.assert_exactly_once("BotHighLatency", severity="warning", settle=4)
+    scenario.assert_nothing_else({"BotHighLatency"})
+
+
+def test_hung_market_api_stalls_pipeline_and_fills_queue(scenario: Scenario, stack: E2EStack) -> None:
+    bot = stack.bots["narrow"]
+    received_rate = stack.prom.value(f'sum(rate(hux_messages_received_total{{instance="{bot.instance}"}}[10s]))')
+    assert received_rate and received_rate > 0.5, f"the demo feed keeps messages coming ({received_rate})"
+    fault_wall = time.time()
+    scenario.fault(bot.faults("dexscreener", hang=True))
+
+    # The stall clock starts at the last finished message: the two workers finish what needs no API
+    # call before both block. Read that moment from the bot itself.
+    stack.wait_alert_state("BotPipelineStalled", "pending", timeout=30, instance=bot.instance)
+    last_done = float(sum_samples(bot.metrics_text(), "hux_last_message_processed_timestamp_seconds", {}))
+    drain = max(0.0, last_done - fault_wall)
+    stall_after = stack.seconds("pipeline_stall_after")
+    stall = stack.timing("BotPipelineStalled", for_key="pipeline_stall_for", window_s=stall_after + drain,
+                         window_note=f"stall_after {stall_after:.0f}s after the last finished message "
+                                     f"({drain:.1f}s after the fault)")
+    capacity = bot.settings.get("queue_capacity", BOT["queue_capacity"])
+    fill = stack.settings.alerts.queue_backlog_ratio * capacity / received_rate
+    backlog = stack.timing("BotQueueBacklog", for_key="queue_backlog_for", window_s=drain + fill + stack.eval_s,
+                           window_note=f"queue fills to {stack.settings.alerts.queue_backlog_ratio:.0%} in "
+                                       f"~{fill:.1f}s at {received_rate:.1f} msg/s; recording rule +1 eval")
+    scenario.expect_firing("BotPipelineStalled", timing=stall, severity="critical", instance=bot.instance,
+                           value=r"\b\d+(\.\d+)?s\b")
+    scenario.expect_firing("BotQueueBacklog", timing=backlog, severity="warning", instance=bot.instance,
+                           value=r"\b\d+(\.\d+)?%")
+    bot.clear_faults()
+    scenario.expect_resolved("BotPipelineStalled", severity="critical", timeout=30)
+    scenario.expect_resolved("BotQueueBacklog", severity="warning", timeout=30)
+    # The messages held during the stall are decided late once it clears: their intake-to-decision
+    # time is the stall itself, so BotHighLatency rightly follows (once) and clears with its window.
+    stack.wait_quiet(timeout=stack.seconds("rate_window") + 30)
+    time.sleep(4)
+    scenario.assert_exactly_once("BotPipelineStalled", severity="critical")
+    scenario.assert_exactly_once("BotQueueBacklog", severity="warning")
+    if scenario.delivered("BotHighLatency"):
+        scenario.assert_exactly_once("BotHighLatency", severity="warning")
+    scenario.assert_nothing_else({"BotPipelineStalled", "BotQueueBacklog", "BotHighLatency"})

@@ -1,0 +1,161 @@
+"""PostgreSQL stopped under the running bot: the page, the recovery, and not one accepted message lost.
+
+The bot runs on the fault cluster (``HUX_TEST_PG_FAULT_URL``, cluster
+``HUX_TEST_PG_FAULT_CLUSTER``, both set by ``scripts/run_tests.py``) in a
+database of its own, created for this module and dropped after it, so keys
+from earlier runs cannot make a lost message look present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.conftest import running_stack
+from tests.e2e.procs import sum_samples, wait_until
+from tests.e2e.receivers import Receivers
+from tests.e2e.scenario import Scenario
+from tests.e2e.stack import BOT, Bot, E2EStack
+
+pytestmark = pytest.mark.e2e
+
+
+def _fault_cluster() -> tuple[str, list[str]]:
+    url = os.environ.get("HUX_TEST_PG_FAULT_URL")
+    cluster = os.environ.get("HUX_TEST_PG_FAULT_CLUSTER")
+    if not url or not cluster:
+        pytest.fail("HUX_TEST_PG_FAULT_URL / HUX_TEST_PG_FAULT_CLUSTER are not set: run the suite through "
+                    "`python3 scripts/run_tests.py`, which creates and starts the PostgreSQL fault cluster",
+                    pytrace=False)
+    return url, cluster.split()
+
+
+def pg_ctl(cluster: list[str], action: str) -> None:
+    done = subprocess.run(["pg_ctlcluster", *cluster, action], capture_output=True, text=True, timeout=60)
+    said = (done.stdout + done.stderr).strip()
+    if done.returncode != 0 and not (action == "start" and "already running" in said):
+        raise AssertionError(f"pg_ctlcluster {' '.join(cluster)} {action} failed: {said}")
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[tuple[str, list[str]]]:
+    """A fresh database on the fault cluster; the cluster is running again whatever the test did."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    base_url, cluster = _fault_cluster()
+    pg_ctl(cluster, "start")
+    name = f"hux_e2e_{uuid.uuid4().hex[:10]}"
+    # NullPool: the cluster is stopped in between, so never reuse a connection.
+    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url, cluster
+    finally:
+        pg_ctl(cluster, "start")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, receivers: Receivers,
+          database: tuple[str, list[str]]) -> Iterator[E2EStack]:
+    url, _ = database
+    with running_stack(tmp_path_factory, receivers, bots=[Bot("pg", {"database_url": url})]) as running:
+        yield running
+
+
+def _inbox_keys(url: str, keys: list[str]) -> set[str]:
+    from sqlalchemy import bindparam, create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT key FROM inbox WHERE key IN :keys").bindparams(bindparam("keys", expanding=True))
+            return {row[0] for row in conn.execute(query, {"keys": keys})}
+    finally:
+        engine.dispose()
+
+
+def _inbox_count(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM inbox")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _spooled(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    keys = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            keys.append(json.loads(line)["key"])
+        except (ValueError, KeyError):
+            continue  # a torn last line was never acknowledged
+    return keys
+
+
+def test_database_stopped_pages_and_loses_nothing(scenario: Scenario, stack: E2EStack,
+                                                  database: tuple[str, list[str]]) -> None:
+    url, cluster = database
+    bot = stack.bot
+    spool = stack.home / "bots" / bot.name / "data" / "bot" / "spool" / "intake.jsonl"
+    probe = float(BOT["db_probe_interval_seconds"])
+    timing = stack.timing("BotDatabaseDown", for_key="database_down_for", window_s=probe,
+                          window_note=f"the bot's database probe runs every {probe:g}s")
+    assert _spooled(spool) == [], "nothing is spooled while the database is up"
+
+    pg_ctl(cluster, "stop")
+    scenario.fault()
+    try:
+        scenario.expect_firing("BotDatabaseDown", timing=timing, severity="critical", instance=bot.instance,
+                               value=r"database probe has failed")
+        # The bot keeps accepting: messages go to the spool, results are held in memory.
+        wait_until(lambda: len(_spooled(spool)) >= 5, 30, "messages accepted into the spool during the outage")
+        metrics = bot.metrics_text()
+        assert sum_samples(metrics, "hux_database_up", {}) == 0
+        spooled = _spooled(spool)
+    finally:
+        pg_ctl(cluster, "start")
+    recovered = time.monotonic()
+    scenario.expect_resolved("BotDatabaseDown", severity="critical", timeout=30)
+
+    # Everything accepted while the database was away reaches it once it is back.
+    def drained() -> bool:
+        text = bot.metrics_text()
+        return not _spooled(spool) and sum_samples(text, "hux_database_pending_writes", {}) == 0
+
+    wait_until(drained, 30, "the spool and the held writes to drain into PostgreSQL")
+    present = _inbox_keys(url, spooled)
+    lost = sorted(set(spooled) - present)
+    assert not lost, f"{len(lost)} of {len(spooled)} messages accepted during the outage are missing: {lost[:5]}"
+    accepted = sum_samples(bot.metrics_text(), "hux_messages_received_total", {})
+    stored = _inbox_count(url)
+    assert stored >= accepted, f"the bot accepted {accepted:.0f} messages but the inbox holds {stored}"
+    print(f"outage: {len(spooled)} messages spooled and all stored after recovery; "
+          f"{stored} inbox rows for {accepted:.0f} accepted; drained {time.monotonic() - recovered:.1f}s after restart")
+    scenario.assert_exactly_once("BotDatabaseDown", severity="critical", settle=4)
+    also_paged = [n for n in scenario.delivered("BotHighErrorRate") if "stage=persist" in n.text
+                  or any(a["labels"].get("stage") == "persist" for a in n.alerts)]
+    if also_paged:
+        # Known defect, reported to the owners: while the database is down the bot counts each held write
+        # batch as a failed "persist" stage, so BotHighErrorRate{stage="persist"} pages for the same fault
+        # (nothing inhibits it). Everything else about the scenario has been checked above.
+        pytest.xfail(f"one fault, two pages: BotHighErrorRate(stage=persist) {sorted((n.kind, n.status) for n in also_paged)}")
+    scenario.assert_nothing_else({"BotDatabaseDown"})
