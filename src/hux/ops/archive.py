@@ -89,7 +89,7 @@ def entries_from_dir(root: Path, prefix: str) -> list[Entry]:
     return out
 
 
-def _disk_full_message(dest_dir: Path, needed: int | None = None) -> str:
+def disk_full_message(dest_dir: Path, needed: int | None = None) -> str:
     try:
         free = shutil.disk_usage(dest_dir).free
         space = f"{human_bytes(free)} free"
@@ -192,7 +192,7 @@ def write_archive(
     except OSError as exc:
         partial.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise BackupError(_disk_full_message(dest_dir, total)) from None
+            raise BackupError(disk_full_message(dest_dir, total)) from None
         raise BackupError(f"could not write the archive {partial}: {exc.strerror or exc}; nothing was kept") from None
     except BaseException:
         partial.unlink(missing_ok=True)

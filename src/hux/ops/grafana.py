@@ -28,12 +28,13 @@ are never printed or logged.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -313,7 +314,7 @@ def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path,
         }
         path, full = arc.write_archive(backup_dir, KIND, entries, manifest, progress=progress)
     except OSError as exc:
-        raise BackupError(arc._disk_full_message(backup_dir) if exc.errno in (28, 122)
+        raise BackupError(arc.disk_full_message(backup_dir) if exc.errno in (errno.ENOSPC, errno.EDQUOT)
                           else f"Grafana backup failed: {exc.strerror or exc}; nothing was kept") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -28,11 +28,16 @@ Restore (``restore_prometheus``), after the seed's recovery steps:
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import shutil
+import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +45,7 @@ from hux.ops import archive as arc
 from hux.ops import silences as sil
 from hux.ops import verify
 from hux.ops.clients import Alertmanager, Prometheus
-from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
+from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
 from hux.ops.http import require_loopback
 from hux.ops.progress import Progress, human_bytes
 from hux.ops.service import LocalPrometheus, ServiceControl, tsdb_locked, wait_unlocked
@@ -118,9 +123,7 @@ def time_range(blocks: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-def _dt(seconds: float):
-    from datetime import datetime, timezone
-
+def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
@@ -276,16 +279,12 @@ def _backup_prometheus(
 
 
 def _mkdtemp(backup_dir: Path) -> str:
-    import tempfile
-
     return tempfile.mkdtemp(prefix=".hux-staging-", dir=backup_dir)
 
 
 def _os_error_message(exc: OSError, where: Path) -> str:
-    import errno
-
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return arc._disk_full_message(where)
+        return arc.disk_full_message(where)
     return f"backup failed: {exc.strerror or exc} ({exc.filename or where}); nothing was kept"
 
 
@@ -535,8 +534,6 @@ def _restore_silences(report: RestoreReport, archive_path: Path, alertmanager_ur
 
 def read_member_json(archive_path: Path, member: str, manifest: dict[str, Any]) -> Any:
     """One small JSON member of a verified archive, checked against its manifest checksum."""
-    import hashlib
-    import tarfile
 
     expected = {f["path"]: f for f in manifest["files"]}.get(member)
     if expected is None:

@@ -403,8 +403,8 @@ def range_chart_svg(chart: RangeChart, width: int = 760) -> str:
         scale_max = max(values + ([row.threshold] if row.threshold is not None else []) + [1e-12]) * 1.1
         lo = min(values + [0.0]) if values and min(values) < 0 else 0.0
 
-        def sx(v: float) -> float:
-            return label_w + (v - lo) / (scale_max - lo) * plot_w
+        def sx(v: float, lo: float = lo, top: float = scale_max) -> float:
+            return label_w + (v - lo) / (top - lo) * plot_w
 
         parts.append(f'<text x="4" y="{y + 16}">{_esc(row.label[:42])}</text>')
         parts.append(f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{y + 12}" y2="{y + 12}" stroke="#e6eaee"/>')
