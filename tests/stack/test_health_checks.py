@@ -1,0 +1,174 @@
+"""Health checks that need no running stack: receivers, backups, disk, output formats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from hux.monitoring.settings import load_settings
+from hux.stack import commands
+from hux.stack.health import (
+    CheckResult,
+    HealthReport,
+    check_backup,
+    check_disk,
+    check_receivers,
+    grafana_vars_to_promql,
+    run_health,
+)
+from hux.stack.plan import StackPaths
+from tests.conftest import free_port
+from tests.stack.conftest import stack_env
+
+
+def settings_for(home: Path, toml: str = "", env: dict[str, str] | None = None):
+    (home / "hux.toml").write_text(toml)
+    return load_settings(home / "hux.toml", environ=stack_env(home, env))
+
+
+def run(settings, home: Path, check) -> list[CheckResult]:
+    report = asyncio.run(run_health(settings, StackPaths(home), checks=[("check", check)]))
+    return report.checks
+
+
+class _Sink:
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        return "250 OK"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    def do_HEAD(self):  # noqa: N802 (http.server API)
+        self.send_response(405)   # a webhook that only takes POST still answers
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def smtp_port():
+    port = free_port()
+    controller = Controller(_Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port
+    controller.stop()
+
+
+@pytest.fixture
+def webhook_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/secret-token-123"
+    server.shutdown()
+    server.server_close()
+
+
+def test_reachable_receivers_pass_and_their_secrets_stay_out_of_the_report(tmp_path, smtp_port, webhook_url,
+                                                                          monkeypatch) -> None:
+    monkeypatch.setenv("HOOK", webhook_url)   # receiver secrets are read from the environment at check time
+    settings = settings_for(tmp_path, f'[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:{smtp_port}"\n'
+                                      f'[receivers.webhook]\nenabled = true\nurl_env = "HOOK"\n',
+                            env={"HOOK": webhook_url})
+    checks = {c.name: c for c in run(settings, tmp_path, check_receivers)}
+    assert checks["receiver email"].status == "pass" and "220" in checks["receiver email"].reason
+    assert checks["receiver webhook"].status == "pass" and "HTTP 405" in checks["receiver webhook"].reason
+    assert "secret-token-123" not in json.dumps([c.to_dict() for c in checks.values()])
+    assert "receiver slack" not in checks, "only enabled receivers are checked"
+
+
+def test_unreachable_receivers_fail_with_the_setting_to_fix(tmp_path) -> None:
+    dead = free_port()
+    settings = settings_for(tmp_path, f'[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:{dead}"\n'
+                                      f'[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:{free_port()}/x"\n')
+    checks = {c.name: c for c in run(settings, tmp_path, check_receivers)}
+    assert checks["receiver email"].status == "fail"
+    assert f"cannot connect to SMTP 127.0.0.1:{dead}" in checks["receiver email"].reason
+    assert "receivers.email.smtp_smarthost" in checks["receiver email"].fix
+    assert checks["receiver webhook"].status == "fail" and "unreachable" in checks["receiver webhook"].reason
+
+
+def _textfile(home: Path, text: str) -> None:
+    directory = home / "data" / "node_exporter" / "textfile"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hux_backup.prom").write_text(text)
+
+
+def test_backup_age_from_the_textfile_metrics(tmp_path) -> None:
+    settings = settings_for(tmp_path)
+    [none] = run(settings, tmp_path, check_backup)
+    assert none.status == "warn" and "no backup taken yet" in none.reason and "backup_monitoring.py" in none.fix
+
+    now = time.time()
+    _textfile(tmp_path, f'hux_backup_last_success{{kind="prometheus"}} 1\n'
+                        f'hux_backup_last_success_timestamp_seconds{{kind="prometheus"}} {now - 3600}\n')
+    [fresh] = run(settings, tmp_path, check_backup)
+    assert fresh.status == "pass" and "prometheus 60 min ago" in fresh.reason
+
+    _textfile(tmp_path, f'hux_backup_last_success{{kind="prometheus"}} 1\n'
+                        f'hux_backup_last_success_timestamp_seconds{{kind="prometheus"}} {now - 3 * 86400}\n')
+    [old] = run(settings, tmp_path, check_backup)
+    assert old.status == "warn" and "older than backup.max_age (26h)" in old.reason
+
+    _textfile(tmp_path, f'hux_backup_last_success{{kind="grafana"}} 0\n'
+                        f'hux_backup_last_success_timestamp_seconds{{kind="grafana"}} {now - 60}\n')
+    [failed] = run(settings, tmp_path, check_backup)
+    assert failed.status == "warn" and "last grafana backup run failed" in failed.reason
+
+
+def test_disk_check_groups_data_directories_by_filesystem(tmp_path) -> None:
+    settings = settings_for(tmp_path)
+    for name in ("prometheus", "alertmanager", "bot"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    [disk] = run(settings, tmp_path, check_disk)
+    assert "data/prometheus, data/alertmanager, data/bot" in disk.reason and "free" in disk.reason
+    strict = settings_for(tmp_path, "[alerts]\ndisk_free_ratio = 0.99\n")
+    [full] = run(strict, tmp_path, check_disk)
+    assert full.status == "fail" and "retention" in full.fix
+
+
+def test_a_stack_that_is_not_running_fails_with_how_to_start_it(tmp_path) -> None:
+    settings = settings_for(tmp_path, "[stack.ports]\n" + "".join(
+        f"{n} = {free_port()}\n" for n in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot")))
+    report = asyncio.run(run_health(settings, StackPaths(tmp_path)))
+    assert report.exit_code == 1
+    failing = {c.name: c for c in report.checks if c.status == "fail"}
+    for name in ("prometheus ready", "alertmanager ready", "node_exporter ready", "bot ready"):
+        assert "connection refused" in failing[name].reason and "hux up" in failing[name].fix
+    # every other Prometheus-backed check says it could not look, instead of piling up failures
+    assert {c.name for c in report.checks if c.reason.startswith("not checked")} >= {"prometheus config", "rule groups"}
+
+
+def test_report_formats() -> None:
+    report = HealthReport([CheckResult("a ready", "pass", "ready"), CheckResult("b", "warn", "meh", "do x"),
+                           CheckResult("c ready", "fail", "down", "start it")], duration=0.12)
+    data = report.to_dict()
+    assert data["status"] == "fail" and data["counts"] == {"pass": 1, "warn": 1, "fail": 1}
+    assert report.exit_code == 1 and report.failing() == ["c ready"]
+    out = _capture(lambda con: commands.print_health(report, con, as_json=False))
+    lines = out.splitlines()
+    assert lines[0].split() == ["CHECK", "STATUS", "DETAIL"]
+    assert "FAIL" in lines[3] and "→ fix: start it" in lines[3]
+    assert "→ fix" not in lines[1], "passing checks carry no fix"
+    assert "health: FAIL — 1 failing, 1 warning, 1 passing" in out and "failing: c ready" in out
+    warn_only = HealthReport([CheckResult("b", "warn", "meh", "do x")], duration=0.1)
+    assert warn_only.exit_code == 0
+
+
+def test_grafana_variables_become_promql() -> None:
+    expr = 'sum(rate(x_total{job=~"$job"}[$__rate_interval])) / $__interval'
+    assert grafana_vars_to_promql(expr, 15) == 'sum(rate(x_total{job=~".*"}[60s])) / 15s'
+
+
+def _capture(write) -> str:
+    import io
+
+    buffer = io.StringIO()
+    write(commands.Console(buffer))
+    return buffer.getvalue()
