@@ -216,8 +216,8 @@ def test_monthly_report_reviews_thresholds_and_cleans_old_targets(stack) -> None
     queue = review["BotQueueBacklogTest"]
     assert queue[3] == "> 20" and queue[8] == "22.5"
     assert queue[10] == 2 and queue[12] == 2  # two firing episodes, two activations
-    breached = float(queue[9].rstrip("%"))
-    assert 10 < breached < 16  # 3 of every 23 values exceed 20
+    held = float(queue[9].rstrip("%"))
+    assert 10 < held < 16  # 3 of every 23 values exceed 20
     others = table(report, "Alert threshold review", "Alerts without a numeric threshold")
     assert others.rows[0][0] == "BotDatabaseDownTest"
     storage = dict(table(report, "Retention review", "Storage").rows)

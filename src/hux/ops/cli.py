@@ -97,7 +97,14 @@ def _progress(args: argparse.Namespace):
 # --- backup ------------------------------------------------------------------------------------
 
 
+def _utc(seconds: float):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
 def _print_backup(result: Any) -> None:
+    from hux.ops import archive as arc
     from hux.ops.progress import human_bytes
 
     manifest = result.manifest
@@ -109,6 +116,12 @@ def _print_backup(result: Any) -> None:
         covered = prom.get("time_range")
         print(f"  Prometheus {prom.get('version')}: {len(prom['blocks'])} block(s), {prom['samples']:,} samples"
               + (f", {covered['from']} .. {covered['to']}" if covered else ""))
+        check = manifest["verification"]
+        if covered and check["end"] > covered["min_ms"] / 1000:
+            print(f"  verification: {len(check['queries'])} queries over {arc.iso(_utc(check['start']))} .. "
+                  f"{arc.iso(_utc(check['end']))}, answers recorded for the restore")
+        else:
+            print("  verification: no data old enough yet (the last seconds before a snapshot are not compared)")
         am = manifest.get("alertmanager", {})
         if "silences" in am:
             print(f"  Alertmanager: {am['silences']} silence(s)")
@@ -242,12 +255,11 @@ def restore_prometheus_cmd(args: argparse.Namespace) -> int:
         config_dir=ops.run_dir if restore_configs else None,
         restore_configs=restore_configs,
         keep_old=args.keep_old,
+        configs_skipped="the native stack renders its configs from the settings at `hux up`"
+        if stack_managed and not args.no_configs else "",
         progress=_progress(args),
     )
     print(f"restored {args.archive} into {ops.prometheus_data_dir}")
-    if stack_managed and not args.no_configs:
-        report.add("restore configuration files", "skipped",
-                   "the native stack renders its configs from the settings at `hux up`")
     _print_steps(report)
     return 0 if report.ok else EXIT_ATTENTION
 

@@ -32,6 +32,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -40,6 +41,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hux.ops import archive as arc
 from hux.ops import silences as sil
@@ -55,8 +58,10 @@ KIND = "prometheus"
 SNAPSHOT_PREFIX = "prometheus/snapshot"
 SILENCES_FILE = "alertmanager/silences.json"
 CONFIGS_PREFIX = "configs"
-#: only samples older than the snapshot minus this are verified (a scrape appends within its timeout)
-VERIFY_MARGIN_SECONDS = 60.0
+#: only samples older than the snapshot minus a margin are verified: a scrape appends its samples
+#: (stamped with the scrape's start) within its timeout, a rule evaluation within its run time
+MIN_VERIFY_MARGIN_SECONDS = 15.0
+MAX_VERIFY_MARGIN_SECONDS = 60.0
 
 
 @dataclass
@@ -125,6 +130,24 @@ def time_range(blocks: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _seconds(text: Any, default: float) -> float:
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d)", str(text or "")):
+        total += int(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return total or default
+
+
+def verify_margin(prom: Prometheus) -> float:
+    """The longest scrape timeout in Prometheus's running config plus 10 s (between 15 and 60 s)."""
+    try:
+        config = yaml.safe_load(prom.get_json("/api/v1/status/config")["data"]["yaml"]) or {}
+    except (ApiError, KeyError, TypeError, yaml.YAMLError):
+        return MAX_VERIFY_MARGIN_SECONDS
+    default = _seconds((config.get("global") or {}).get("scrape_timeout"), 10.0)
+    longest = max([default] + [_seconds(job.get("scrape_timeout"), default) for job in config.get("scrape_configs") or []])
+    return min(MAX_VERIFY_MARGIN_SECONDS, max(MIN_VERIFY_MARGIN_SECONDS, longest + 10.0))
 
 
 def config_entries(config_dir: Path) -> tuple[list[arc.Entry], list[str]]:
@@ -217,7 +240,7 @@ def _backup_prometheus(
                 f"snapshot {name}: {len(blocks)} block(s)"
                 + (f", {covered['from']} .. {covered['to']}" if covered else ", no data yet")
             )
-            end = requested_at - VERIFY_MARGIN_SECONDS
+            end = requested_at - verify_margin(prom)
             if covered:
                 end = min(end, covered["max_ms"] / 1000)
                 start = covered["min_ms"] / 1000
@@ -362,9 +385,13 @@ def restore_prometheus(
     ready_timeout: float = 180.0,
     collection_timeout: float = 90.0,
     check_collection: bool = True,
+    configs_skipped: str = "",
     progress: Progress | None = None,
 ) -> RestoreReport:
-    """Restore a Prometheus archive; RestoreError (after rolling back) or ArchiveError when refused."""
+    """Restore a Prometheus archive; RestoreError (after rolling back) or ArchiveError when refused.
+
+    ``configs_skipped``: why the configuration files are not restored (shown in the report), if so.
+    """
     progress = progress or Progress(quiet=True)
     archive_path, data_dir = Path(archive_path), Path(data_dir)
     manifest = arc.read_manifest(archive_path)
@@ -386,6 +413,8 @@ def restore_prometheus(
         staging.remove()
         raise
     report.add("verify archive", "ok", f"{len(manifest['files'])} files, checksums match")
+    if configs_skipped:
+        report.add("restore configuration files", "skipped", configs_skipped)
     try:
         _swap_and_verify(report, staging, data_dir=data_dir, prometheus_url=prometheus_url, control=control,
                          config_dir=config_dir if restore_configs else None, keep_old=keep_old,
@@ -573,7 +602,8 @@ def _check_collection(report: RestoreReport, prometheus_url: str, timeout: float
             if not targets and time.monotonic() > deadline:
                 report.add("verify metric collection", "skipped", "Prometheus has no scrape targets configured")
                 return
-            if targets and latest is not None and latest >= since:
+            scraped = targets and all(t.get("health") != "unknown" for t in targets)
+            if scraped and latest is not None and latest >= since:
                 up = sum(1 for t in targets if t.get("health") == "up")
                 down = [f"{t['labels'].get('job')}/{t['labels'].get('instance')}" for t in targets
                         if t.get("health") == "down"]

@@ -80,7 +80,7 @@ def error_logs(ctx: MaintenanceContext, report: Report, hours: float = 24.0) -> 
     rows, statuses = [], []
     for group in review.groups:
         rows.append([group.component, group.level, group.count, group.pattern,
-                     group.first.strftime("%H:%M") if group.first else "—",
+                     group.first.strftime("%m-%d %H:%M") if group.first else "—",
                      group.last.strftime("%m-%d %H:%M") if group.last else "—", group.example])
         statuses.append(FAIL if group.level == "CRITICAL" else WARN)
     section.add(Table("Error and critical lines, grouped by component and message pattern",
@@ -104,7 +104,8 @@ RESOURCES = (
      "", None, 2.0),
     ("resident memory", "process_resident_memory_bytes", "bytes", None, None),
     ("Prometheus head series", "prometheus_tsdb_head_series", "", None, None),
-    ("samples ingested", "rate(prometheus_tsdb_head_samples_appended_total[5m])", "per_second", None, None),
+    ("samples ingested", "sum by (job, instance) (rate(prometheus_tsdb_head_samples_appended_total[5m]))",
+     "per_second", None, None),
     ("TSDB blocks on disk", "prometheus_tsdb_storage_blocks_bytes", "bytes", None, None),
 )
 
@@ -123,8 +124,8 @@ def resource_usage(ctx: MaintenanceContext, report: Report) -> None:
             if not now:
                 missing.append(label)
                 continue
-            avg = {_key(m): v for m, v in ctx.series(f"avg_over_time(({expr})[24h:5m])")}
-            peak = {_key(m): v for m, v in ctx.series(f"max_over_time(({expr})[24h:5m])")}
+            avg = {_key(m): v for m, v in ctx.series(f"avg_over_time(({expr})[24h:1m])")}
+            peak = {_key(m): v for m, v in ctx.series(f"max_over_time(({expr})[24h:1m])")}
             for labels, value in sorted(now, key=lambda item: label_text(item[0])):
                 key = _key(labels)
                 hi = peak.get(key)

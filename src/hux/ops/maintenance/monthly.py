@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.promql import Threshold, find_threshold
@@ -13,7 +14,34 @@ from hux.ops.maintenance.report import (FAIL, OK, WARN, LineChart, RangeChart, R
 
 DAY = 86400.0
 MONTH = 30 * DAY
-REVIEW_STEP = 300.0  # 5 min: fine enough for quantiles, within Prometheus's 11 000 points per series
+MIN_STEP = 15.0
+POINTS = 2000  # subquery/range points per series: fine enough for quantiles, far below Prometheus's 11 000
+
+
+@dataclass(frozen=True)
+class Window:
+    """The review period: 30 days, or less when Prometheus holds less history."""
+
+    seconds: int
+    step: int
+
+    @property
+    def range(self) -> str:
+        return f"[{self.seconds}s:{self.step}s]"
+
+    @property
+    def label(self) -> str:
+        return ago(self.seconds)
+
+
+def review_window(ctx: MaintenanceContext, longest: float = MONTH) -> Window:
+    lowest = ctx.value("min(prometheus_tsdb_lowest_timestamp_seconds)")
+    if lowest is None:
+        lowest_ms = ctx.value("min(prometheus_tsdb_lowest_timestamp)")
+        lowest = lowest_ms / 1000 if lowest_ms else None
+    held = ctx.now - lowest if lowest else longest
+    seconds = int(max(60.0, min(longest, held)))
+    return Window(seconds, int(max(MIN_STEP, seconds / POINTS)))
 BYTES_PER_SAMPLE_FALLBACK = 1.5  # Prometheus's documented rule of thumb (1-2 bytes per sample)
 
 
@@ -159,43 +187,63 @@ def retention_review(ctx: MaintenanceContext, report: Report) -> None:
 # --- alert threshold review -------------------------------------------------------------------------
 
 
-def _setting_candidates(ctx: MaintenanceContext, threshold: float) -> str:
-    alerts = getattr(ctx.settings, "alerts", None)
-    if alerts is None:
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[a-z]+", text) if len(w) > 2}
+
+
+def _setting_for(ctx: MaintenanceContext, alertname: str, threshold: float) -> str:
+    """The settings key holding this alert's threshold: same value (numbers, or durations in seconds),
+    the one whose name shares most words with the alert's name."""
+    candidates: list[tuple[str, Any]] = []
+    for section in ("alerts", "backup"):
+        model = getattr(ctx.settings, section, None)
+        if model is not None and hasattr(model, "model_dump"):
+            candidates += [(f"{section}.{key}", value) for key, value in model.model_dump().items()]
+    matches = []
+    for key, value in candidates:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str) and value and value[0].isdigit():
+            number = _duration(value)
+        else:
+            continue
+        if number is not None and number == threshold:
+            matches.append((len(_words(key) & _words(alertname)), key))
+    if not matches:
         return ""
-    names = []
-    for name, value in alerts.model_dump().items() if hasattr(alerts, "model_dump") else []:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == threshold:
-            names.append(f"alerts.{name}")
-    return ", ".join(names[:3])
+    best = max(score for score, _ in matches)
+    return ", ".join(key for score, key in matches if score == best)
 
 
-def _firing_history(ctx: MaintenanceContext) -> tuple[dict[str, tuple[int, float]], dict[str, int]]:
+def _firing_history(ctx: MaintenanceContext, window: Window) -> tuple[dict[str, tuple[int, float]], dict[str, int]]:
     """Per alert name: (firing episodes, firing seconds) from ALERTS, activations from ALERTS_FOR_STATE."""
-    start = ctx.now - MONTH
+    start, step = ctx.now - window.seconds, window.step
     fired: dict[str, tuple[int, float]] = {}
-    for labels, points in ctx.range('ALERTS{alertstate="firing"}', start, ctx.now, REVIEW_STEP):
+    for labels, points in ctx.range('ALERTS{alertstate="firing"}', start, ctx.now, step):
         name = labels.get("alertname", "")
         episodes, seconds = fired.get(name, (0, 0.0))
         previous = None
         for t, _ in points:
-            if previous is None or t - previous > REVIEW_STEP * 1.5:
+            if previous is None or t - previous > step * 1.5:
                 episodes += 1
             previous = t
-        fired[name] = (episodes, seconds + len(points) * REVIEW_STEP)
+        fired[name] = (episodes, seconds + len(points) * step)
     activations: dict[str, set[float]] = {}
-    for labels, points in ctx.range("ALERTS_FOR_STATE", start, ctx.now, REVIEW_STEP):
+    for labels, points in ctx.range("ALERTS_FOR_STATE", start, ctx.now, step):
         activations.setdefault(labels.get("alertname", ""), set()).update(v for _, v in points)
     return fired, {name: len(values) for name, values in activations.items()}
 
 
-def _verdict(threshold: Threshold, q: dict[str, float | None], breached: float | None, fired: int) -> tuple[str, str]:
+def _verdict(threshold: Threshold, q: dict[str, float | None], breached: float | None, fired: int,
+             period: Window) -> tuple[str, str]:
     if q.get("max") is None:
-        return "no data in 30 days: check that the metric exists", WARN
+        return f"no data in {period.label}: check that the metric exists", WARN
     if breached is not None and breached >= 0.5:
-        return f"breached {breached:.0%} of the time: threshold too tight, or a standing problem to fix", FAIL
+        return f"condition held {breached:.0%} of the time: threshold too tight, or a standing problem to fix", FAIL
     if breached is not None and breached >= 0.05:
-        return f"breached {breached:.0%} of the time: consider raising the threshold or its `for`", WARN
+        return f"condition held {breached:.0%} of the time: consider raising the threshold or its `for`", WARN
     if fired == 0 and threshold.op in (">", ">=") and q["max"] is not None and threshold.value > 0 \
             and q["max"] < 0.5 * threshold.value:
         return "never came near: fine (or tighten it if real problems went unnoticed)", OK
@@ -205,7 +253,10 @@ def _verdict(threshold: Threshold, q: dict[str, float | None], breached: float |
 def threshold_review(ctx: MaintenanceContext, report: Report) -> None:
     section = report.section("Alert threshold review (30 days)")
     with guarded(section, "Prometheus"):
-        fired, activations = _firing_history(ctx)
+        period = review_window(ctx)
+        if period.seconds < MONTH:
+            section.note(f"Prometheus holds {period.label} of history: the review covers that")
+        fired, activations = _firing_history(ctx, period)
         rows, statuses, chart_rows = [], [], []
         others = []
         for group in ctx.prom.rules():
@@ -220,17 +271,21 @@ def threshold_review(ctx: MaintenanceContext, report: Report) -> None:
                                    episodes, ago(firing_seconds) if firing_seconds else "—"])
                     continue
                 lhs = threshold.expr
-                window = f"[30d:{int(REVIEW_STEP)}s]"
+                window = period.range
                 q: dict[str, float | None] = {}
                 for label, expr in (("p50", f"max(quantile_over_time(0.5, ({lhs}){window}))"),
                                     ("p90", f"max(quantile_over_time(0.9, ({lhs}){window}))"),
                                     ("p99", f"max(quantile_over_time(0.99, ({lhs}){window}))"),
                                     ("max", f"max(max_over_time(({lhs}){window}))")):
                     q[label] = ctx.value(expr)
-                breached = ctx.value(f"max(avg_over_time((({lhs}) {threshold.op} bool {threshold.value!r}){window}))")
-                verdict, status = _verdict(threshold, q, breached, episodes)
+                # the share of observed time the whole condition held (before `for`): evaluation points where
+                # the alert expression had a value, over points where the compared value had one
+                held = ctx.value(f"max(count_over_time(({rule.get('query')}){window}))") or 0.0
+                observed = ctx.value(f"max(count_over_time(({lhs}){window}))")
+                breached = min(1.0, held / observed) if observed else None
+                verdict, status = _verdict(threshold, q, breached, episodes, period)
                 rows.append([name, rule.get("labels", {}).get("severity", ""), " ".join(lhs.split())[:60],
-                             f"{threshold.op} {threshold.value:g}", _setting_candidates(ctx, threshold.value),
+                             f"{threshold.op} {threshold.value:g}", _setting_for(ctx, name, threshold.value),
                              fmt_value(q["p50"]), fmt_value(q["p90"]), fmt_value(q["p99"]), fmt_value(q["max"]),
                              f"{breached:.1%}" if breached is not None else "—", episodes,
                              ago(firing_seconds) if firing_seconds else "—", activations.get(name, 0), verdict])
@@ -238,7 +293,7 @@ def threshold_review(ctx: MaintenanceContext, report: Report) -> None:
                 chart_rows.append(RangeRow(f"{name} ({' '.join(lhs.split())[:24]})", q, threshold.value, threshold.op))
         section.add(Table("Each threshold beside what its metric did (max over series)",
                           ["alert", "severity", "value", "threshold", "setting", "p50", "p90", "p99", "max",
-                           "time breached", "fired", "firing time", "activations", "verdict"], rows, statuses,
+                           "condition held", "fired", "firing time", "activations", "verdict"], rows, statuses,
                           empty="no threshold alerts loaded"))
         section.add(RangeChart("Observed distribution against each threshold", chart_rows))
         section.add(Table("Alerts without a numeric threshold", ["alert", "severity", "expression", "fired", "firing time"],
@@ -271,12 +326,18 @@ PERFORMANCE = (
 def performance_review(ctx: MaintenanceContext, report: Report) -> None:
     section = report.section("Performance review (30 days)")
     with guarded(section, "Prometheus"):
+        period = review_window(ctx)
+        coarse = Window(period.seconds, max(period.step, int(period.seconds / 720)))
+        week = Window(min(period.seconds, int(7 * DAY)), int(max(MIN_STEP, min(period.seconds, 7 * DAY) / 720)))
+        if period.seconds < MONTH:
+            section.note(f"Prometheus holds {period.label} of history: figures cover that")
         rows, statuses = [], []
         for label, expr, unit in PERFORMANCE:
-            avg30 = ctx.value(f"avg_over_time(({expr})[30d:1h])")
-            p95 = ctx.value(f"quantile_over_time(0.95, ({expr})[30d:1h])")
-            last7 = ctx.value(f"avg_over_time(({expr})[7d:1h])")
-            first7 = ctx.value(f"avg_over_time(({expr})[7d:1h])", ctx.now - 23 * DAY)
+            avg30 = ctx.value(f"avg_over_time(({expr}){coarse.range})")
+            p95 = ctx.value(f"quantile_over_time(0.95, ({expr}){coarse.range})")
+            last7 = ctx.value(f"avg_over_time(({expr}){week.range})")
+            first7 = ctx.value(f"avg_over_time(({expr}){week.range})", ctx.now - 23 * DAY) \
+                if period.seconds >= MONTH else None
             trend, status = "—", OK
             if last7 is not None and first7:
                 delta = (last7 - first7) / abs(first7)
@@ -288,18 +349,21 @@ def performance_review(ctx: MaintenanceContext, report: Report) -> None:
         section.add(Table("Key figures", ["measure", "30 d average", "30 d p95", "last 7 d average",
                                           "last week vs first week"], rows, statuses))
         section.status = worst([section.status, *statuses])
-        jobs = ctx.series("max by (job) (max_over_time(process_resident_memory_bytes[30d]))")
-        cpu = {m.get("job"): v for m, v in ctx.series("sum by (job) (rate(process_cpu_seconds_total[30d]))")}
+        jobs = ctx.series(f"max by (job) (max_over_time(process_resident_memory_bytes[{period.seconds}s]))")
+        cpu = {m.get("job"): v
+               for m, v in ctx.series(f"sum by (job) (rate(process_cpu_seconds_total[{period.seconds}s]))")}
         section.add(Table("Processes (by job)", ["job", "peak resident memory", "average CPU cores"],
                           [[m.get("job"), fmt_value(v, "bytes"), f"{cpu.get(m.get('job'), 0):.3f}"]
                            for m, v in sorted(jobs, key=lambda item: -item[1])]))
-        step = 6 * 3600
+        step = max(MIN_STEP, period.seconds / 240)
+        start = ctx.now - period.seconds
         for title, expr, unit in (PERFORMANCE[0], PERFORMANCE[3], PERFORMANCE[4]):
-            series = ctx.range(expr, ctx.now - MONTH, ctx.now, step)
-            section.add(LineChart(f"{title}, 30 days", [Series(title, pts) for _, pts in series[:1]], unit=unit))
-        rss = ctx.range("max by (job) (process_resident_memory_bytes)", ctx.now - MONTH, ctx.now, step)
-        section.add(LineChart("Resident memory by job, 30 days", [Series(label_text(m, ("job",)), p) for m, p in rss[:8]],
-                              unit="bytes"))
+            series = ctx.range(expr, start, ctx.now, step)
+            section.add(LineChart(f"{title}, last {period.label}", [Series(title, pts) for _, pts in series[:1]],
+                                  unit=unit))
+        rss = ctx.range("max by (job) (process_resident_memory_bytes)", start, ctx.now, step)
+        section.add(LineChart(f"Resident memory by job, last {period.label}",
+                              [Series(label_text(m, ("job",)), p) for m, p in rss[:8]], unit="bytes"))
 
 
 def monthly(ctx: MaintenanceContext, *, clean: bool = False) -> Report:

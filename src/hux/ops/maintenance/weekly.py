@@ -85,7 +85,8 @@ def alert_configuration(ctx: MaintenanceContext, report: Report) -> None:
                      "(run `hux check-config`)", WARN)
         section.status = WARN
     else:
-        rows = [[name, "pass" if ok else "FAIL", detail] for name, ok, detail in results]
+        rows = [[name, "pass" if ok else "FAIL", "" if ok else " ".join(detail.split())[:400]]
+                for name, ok, detail in results]
         statuses = [OK if ok else FAIL for _, ok, _ in results]
         section.add(Table("promtool / amtool checks, rule unit tests, routing cases", ["check", "result", "detail"],
                           rows, statuses))
