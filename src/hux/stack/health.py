@@ -179,6 +179,27 @@ class HealthContext:
         return data.get("result") or []
 
 
+DISCOVERY_GRACE = 30.0      # s after Prometheus starts during which "nothing discovered yet" is not a failure
+
+
+async def _still_discovering(ctx: HealthContext) -> float | None:
+    """Seconds since Prometheus started, while that is under DISCOVERY_GRACE (service discovery syncs every 5 s)."""
+    try:
+        info = await ctx.prom("/api/v1/status/runtimeinfo")
+    except NotAnswering:
+        return None
+    started = _parse_time(info.get("startTime", ""))
+    if started is None:
+        return None
+    age = time.time() - started
+    return age if age < DISCOVERY_GRACE else None
+
+
+def _discovering(name: str, age: float, what: str) -> CheckResult:
+    return CheckResult(name, WARN, f"Prometheus started {age:.0f} s ago and has not discovered its {what} yet",
+                       "check again in a few seconds")
+
+
 def _not_checked(name: str, exc: NotAnswering) -> CheckResult:
     return CheckResult(name, WARN, f"not checked: {exc}", "fix the prometheus check first")
 
@@ -346,6 +367,8 @@ async def check_targets(ctx: HealthContext) -> list[CheckResult]:
     except NotAnswering as exc:
         return [_not_checked("prometheus targets", exc)]
     targets = data.get("activeTargets") or []
+    if not targets and (age := await _still_discovering(ctx)) is not None:
+        return [_discovering("prometheus targets", age, "targets")]
     if not targets:
         return [CheckResult("prometheus targets", FAIL, "Prometheus has no active targets",
                             "check the scrape configs in data/run/prometheus.yml (`hux render --check`)")]
@@ -411,6 +434,8 @@ async def check_prometheus_alertmanager(ctx: HealthContext) -> list[CheckResult]
     except NotAnswering as exc:
         return [_not_checked(name, exc)]
     active = [am.get("url", "") for am in data.get("activeAlertmanagers") or []]
+    if not active and (age := await _still_discovering(ctx)) is not None:
+        return [_discovering(name, age, "Alertmanager")]
     if not active:
         return [CheckResult(name, FAIL, "Prometheus has no Alertmanager to send alerts to",
                             "check the alerting section of data/run/prometheus.yml")]
@@ -472,6 +497,8 @@ async def check_metric_families(ctx: HealthContext) -> list[CheckResult]:
     jobs = sorted({t["labels"].get("job", "") for t in active if urlsplit(t.get("scrapeUrl", "")).netloc in bot_addresses})
     if not jobs:   # docker: the bot is discovered by service name, not by the host addresses
         jobs = sorted({t["labels"].get("job", "") for t in active if t["labels"].get("job") == BOT_JOB})
+    if not jobs and (age := await _still_discovering(ctx)) is not None:
+        return [_discovering(name, age, "targets")]
     if not jobs:
         return [CheckResult(name, FAIL, f"Prometheus does not scrape the bot ({', '.join(sorted(bot_addresses))})",
                             "check stack.bot_targets and the bot job in data/run/prometheus.yml")]
