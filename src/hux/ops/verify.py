@@ -22,6 +22,7 @@ taken (a scrape appends its samples within its timeout).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -40,6 +41,7 @@ PROBE_METRICS = (
     "process_resident_memory_bytes",
 )
 PROBES = 3
+INLINE_BYTES = 2048  # answers up to this size are stored verbatim, larger ones as a digest
 
 
 def normalize(data: dict[str, Any]) -> list[Any]:
@@ -92,11 +94,20 @@ def run(prom: Prometheus, query: dict[str, Any]) -> list[Any]:
     return normalize(data)
 
 
+def summarize(rows: list[Any]) -> Any:
+    """Small answers are kept as they are; large ones as a SHA-256 with their size and first rows."""
+    text = json.dumps(rows, separators=(",", ":"))
+    if len(text) <= INLINE_BYTES:
+        return rows
+    head = [[rows[0][0], rows[0][1][:3] if isinstance(rows[0][1], list) else rows[0][1]]] if rows else []
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "rows": len(rows), "head": head}
+
+
 def record(prom: Prometheus, start: float, end: float) -> dict[str, Any]:
     """Plan and answer the queries: the ``verification`` section of a manifest."""
     queries = plan(prom, start, end)
     for query in queries:
-        query["result"] = run(prom, query)
+        query["result"] = summarize(run(prom, query))
     return {"start": round(start, 3), "end": round(end, 3), "queries": queries}
 
 
@@ -109,9 +120,10 @@ def compare(prom: Prometheus, verification: dict[str, Any]) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - any failure is a verification failure
             problems.append(f"{query['expr']}: query failed ({exc})")
             continue
-        if now != query.get("result"):
+        if summarize(now) != query.get("result"):
             where = f"at {query['time']}" if query["type"] == "instant" else f"over {query['start']}..{query['end']}"
-            problems.append(f"{query['expr']} {where}: expected {_brief(query.get('result'))}, got {_brief(now)}")
+            problems.append(f"{query['expr']} {where}: expected {_brief(query.get('result'))}, "
+                            f"got {_brief(summarize(now))}")
     return problems
 
 
