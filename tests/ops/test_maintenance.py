@@ -7,6 +7,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -75,6 +76,9 @@ groups:
       - alert: BotQueueBacklogTest
         expr: hux_queue_length > 20
         labels: {severity: warning}
+      - alert: QueueIdleTest
+        expr: hux_queue_length < 1
+        labels: {severity: info}
       - alert: BotDatabaseDownTest
         expr: absent(hux_database_up)
         for: 1h
@@ -218,6 +222,7 @@ def test_monthly_report_reviews_thresholds_and_cleans_old_targets(stack) -> None
     assert queue[10] == 2 and queue[12] == 2  # two firing episodes, two activations
     held = float(queue[9].rstrip("%"))
     assert 10 < held < 16  # 3 of every 23 values exceed 20
+    assert review["QueueIdleTest"][3] == "< 1"
     others = table(report, "Alert threshold review", "Alerts without a numeric threshold")
     assert others.rows[0][0] == "BotDatabaseDownTest"
     storage = dict(table(report, "Retention review", "Storage").rows)
@@ -233,7 +238,9 @@ def test_monthly_report_reviews_thresholds_and_cleans_old_targets(stack) -> None
         assert client.series(['{job="old-exporter"}'], start=time.time() - 20 * 86400) == []
         assert client.series([f'{{job="bot",instance="{bot}"}}'], start=time.time() - 20 * 86400)  # live ones kept
     assert table(monthly(ctx), "Clean old metrics", "Targets with stored series").rows == []
-    assert "<svg" in render_html(cleaned)
+    page = render_html(cleaned)
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
+        ElementTree.fromstring(svg)  # well-formed: thresholds like "< 1" are escaped
 
 
 def test_log_patterns_hide_variable_parts() -> None:

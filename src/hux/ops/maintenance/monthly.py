@@ -290,7 +290,9 @@ def threshold_review(ctx: MaintenanceContext, report: Report) -> None:
                              f"{breached:.1%}" if breached is not None else "—", episodes,
                              ago(firing_seconds) if firing_seconds else "—", activations.get(name, 0), verdict])
                 statuses.append(status)
-                chart_rows.append(RangeRow(f"{name} ({' '.join(lhs.split())[:24]})", q, threshold.value, threshold.op))
+                same = sum(1 for r in chart_rows if r.label.split(" #")[0] == name)
+                chart_rows.append(RangeRow(f"{name} #{same + 1}" if same else name, q, threshold.value, threshold.op,
+                                           detail=" ".join(lhs.split())))
         section.add(Table("Each threshold beside what its metric did (max over series)",
                           ["alert", "severity", "value", "threshold", "setting", "p50", "p90", "p99", "max",
                            "condition held", "fired", "firing time", "activations", "verdict"], rows, statuses,

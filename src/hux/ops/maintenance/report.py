@@ -67,6 +67,7 @@ class RangeRow:
     quantiles: dict[str, float | None]  # e.g. {"p50": .., "p90": .., "p99": .., "max": ..}
     threshold: float | None
     op: str = ">"
+    detail: str = ""  # shown on hover (e.g. the compared expression)
 
 
 @dataclass
@@ -137,7 +138,9 @@ def fmt_value(value: Any, unit: str = "") -> str:
             return f"{value / 3600:.1f}h"
         if abs(value) >= 60:
             return f"{value / 60:.1f}m"
-        if abs(value) >= 1 or value == 0:
+        if value == 0:
+            return "0s"
+        if abs(value) >= 1:
             return f"{value:.2f}s"
         return f"{value * 1000:.0f}ms"
     if unit == "per_second":
@@ -406,7 +409,8 @@ def range_chart_svg(chart: RangeChart, width: int = 760) -> str:
         def sx(v: float, lo: float = lo, top: float = scale_max) -> float:
             return label_w + (v - lo) / (top - lo) * plot_w
 
-        parts.append(f'<text x="4" y="{y + 16}">{_esc(row.label[:42])}</text>')
+        label = row.label if len(row.label) <= 36 else row.label[:35] + "…"
+        parts.append(f'<text x="4" y="{y + 16}">{_esc(label)}<title>{_esc(row.detail or row.label)}</title></text>')
         parts.append(f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{y + 12}" y2="{y + 12}" stroke="#e6eaee"/>')
         q = row.quantiles
         if q.get("p50") is not None and q.get("p99") is not None:
@@ -420,7 +424,7 @@ def range_chart_svg(chart: RangeChart, width: int = 760) -> str:
         if row.threshold is not None:
             x = sx(row.threshold)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 1}" y2="{y + 23}" stroke="#d9363e" '
-                         f'stroke-width="2.5"><title>threshold {row.op} {row.threshold:g}</title></line>')
+                         f'stroke-width="2.5"><title>{_esc(f"threshold {row.op} {row.threshold:g}")}</title></line>')
     parts.append("</svg><p class=\"note\">band: p50–p99 of the observed value; tick: p90; dot: max; "
                  "red line: the alert threshold.</p>")
     return "".join(parts)
