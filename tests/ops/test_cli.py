@@ -97,3 +97,25 @@ def test_grafana_backup_without_credentials_says_what_to_set(hux_home: Path, cap
         monkeypatch.delenv(name, raising=False)
     assert main(["backup", "grafana", "--grafana-url", "http://127.0.0.1:9"]) == 1
     assert "HUX_GRAFANA_TOKEN" in capsys.readouterr().err
+
+
+def test_grafana_backup_and_restore_commands(hux_home: Path, capsys, monkeypatch) -> None:
+    from hux.doubles.grafana import GrafanaInThread, GrafanaState
+
+    monkeypatch.setenv("HUX_GRAFANA_TOKEN", "cli-token")
+    source = GrafanaState(tokens={"cli-token": "Admin"})
+    source.add_folder("ops", "Operations")
+    source.add_folder("bot", "Bot", "ops")
+    source.add_dashboard("d1", "Queue", "bot")
+    source.add_datasource("pg", "DB", "postgres", secure={"password": "x"})
+    with GrafanaInThread(source) as grafana:
+        assert main(["backup", "grafana", "--grafana-url", grafana.url, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "grafana backup written:" in out and "re-enter them after a restore" in out and "cli-token" not in out
+    archive = next((hux_home / "data" / "backups").glob("hux-grafana-*.tar.gz"))
+    target = GrafanaState(tokens={"cli-token": "Admin"})
+    with GrafanaInThread(target) as grafana:
+        assert main(["restore", "grafana", str(archive), "--grafana-url", grafana.url, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"folders\s+OK\s+2 created", out) and re.search(r"re-enter secrets\s+ACTION\s+datasource DB", out)
+    assert target.dashboards["d1"]["folderUid"] == "bot" and target.folders["bot"]["parentUid"] == "ops"
