@@ -24,9 +24,11 @@ SETTLE = 40.0   # s: bound for targets/rules to settle after a start or a restar
 
 
 def no_failures(stack: StackUnderTest):
+    """The health report once nothing fails and every target has been scraped and is up; else None."""
     report = stack.health()
-    unsettled = [c for c in report.checks if c.name.startswith("target ") and c.status != "pass"]
-    return report if report.status != "fail" and not unsettled else None
+    targets = [c for c in report.checks if c.name.startswith("target ")]
+    settled = targets and all(c.status == "pass" for c in targets)
+    return report if report.status != "fail" and settled else None
 
 
 def test_up_starts_every_component_and_reports_where_things_are(stack: StackUnderTest) -> None:

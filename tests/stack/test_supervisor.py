@@ -111,11 +111,10 @@ def test_a_pid_that_was_reused_is_never_signalled(tmp_path: Path) -> None:
     try:
         real = wait_for(lambda: ProcessIdentity.of(proc.pid), 5, "the child's identity")
         assert real.alive()
-        forged = ProcessIdentity(pid=proc.pid, start_ticks=real.start_ticks + 1, argv0=real.argv0)
-        other_program = ProcessIdentity(pid=proc.pid, start_ticks=real.start_ticks, argv0="/usr/bin/prometheus")
-        for stranger in (forged, other_program):
-            assert not stranger.alive()
-            assert not stranger.signal(signal.SIGKILL)
+        # What a reused pid looks like: the same number, a process started at another time.
+        reused = ProcessIdentity(pid=proc.pid, start_ticks=real.start_ticks + 1, argv0=real.argv0)
+        assert not reused.alive()
+        assert not reused.signal(signal.SIGKILL)
         assert proc.poll() is None, "the process the records do not match must be left alone"
     finally:
         proc.kill()
@@ -131,6 +130,21 @@ def test_a_second_supervisor_for_the_same_home_is_refused(supervised, tmp_path: 
         stack.start_detached()
     assert stack.supervisor() == first
     stack.stop()
+
+
+def test_a_wrapper_that_execs_keeps_its_identity(supervised, tmp_path: Path) -> None:
+    paths = StackPaths(tmp_path)
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(f"#!/bin/sh\nsleep 0.3\nexec {sys.executable} -c \"{SLEEPER}\"\n")
+    wrapper.chmod(0o755)
+    stack = supervised(ComponentSpec(name="wrapped", argv=(str(wrapper),), log_file=str(paths.logs / "wrapped.log"),
+                                     ready_url="http://127.0.0.1:9/", url="http://127.0.0.1:9", port=9))
+    wait_for(lambda: "sleeping" in (paths.logs / "wrapped.log").read_text(), 10, "the exec'd program")
+    wait_for(lambda: stack.recorded_children()["wrapped"].argv0 == sys.executable, 5, "the refreshed program path")
+    ident = stack.recorded_children()["wrapped"]
+    assert ident.alive()
+    report = stack.stop()
+    assert report.stopped == [f"wrapped (pid {ident.pid})"] and not ident.alive()
 
 
 def test_restart_requests_and_plan_changes(supervised, tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 A pid alone is not an identity: after a process exits the kernel may hand the
 same number to an unrelated program. We record the pid together with the
-process start time (``/proc/<pid>/stat`` field 22, clock ticks since boot) and
-the program path; a pid is ours only while both still match. ``down`` and the
-supervisor signal nothing that fails this test, and never look processes up by
-name.
+process start time (``/proc/<pid>/stat`` field 22, clock ticks since boot): a
+reused pid belongs to a process started later, so the pair names exactly one
+process for as long as the machine runs. The program path is recorded too, for
+people; it is not part of the test because a wrapper script that ``exec``\ s the
+real program (Grafana's ``bin/grafana-server``) keeps its pid and start time but
+changes its command line. ``down`` and the supervisor signal nothing that fails
+this test, and never look processes up by name.
 """
 
 from __future__ import annotations
@@ -87,12 +90,7 @@ class ProcessIdentity:
 
     def alive(self) -> bool:
         """True while the pid still names the very process we recorded (zombies count as gone)."""
-        if start_ticks(self.pid) != self.start_ticks or proc_state(self.pid) in (None, "Z", "X"):
-            return False
-        argv = cmdline(self.pid)
-        # A process may exec (e.g. a wrapper); the start time is what proves identity,
-        # the program path is a second guard when it is still readable.
-        return not argv or not self.argv0 or argv[0] == self.argv0
+        return start_ticks(self.pid) == self.start_ticks and proc_state(self.pid) not in (None, "Z", "X")
 
     def signal(self, sig: int) -> bool:
         """Send ``sig`` only if the pid is still ours. Returns whether it was sent."""

@@ -228,6 +228,16 @@ class Supervisor:
         child.log.note(f"started {spec.name} (pid {proc.pid})")
         self.say(f"{spec.name}: started, pid {proc.pid}")
 
+    @staticmethod
+    def _refresh_identity(child: Child) -> None:
+        """Keep the recorded program path current when a wrapper exec'd the real program (same pid and start)."""
+        ident = child.identity
+        if child.state != "running" or ident is None:
+            return
+        now = ProcessIdentity.of(ident.pid)
+        if now is not None and now.start_ticks == ident.start_ticks and now.argv0 != ident.argv0:
+            child.identity = now
+
     def _schedule_restart(self, child: Child, code: int | None) -> None:
         policy = self.plan.restart
         now = time.monotonic()
@@ -373,6 +383,7 @@ class Supervisor:
                     self._handle_requests()
                 for child in self.children.values():
                     self._reap(child)
+                    self._refresh_identity(child)
                     if child.state == "backoff" and time.monotonic() >= child.next_start:
                         if child.pending_crash_restart:
                             child.restarts += 1
