@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +27,6 @@ from hux.config import ConfigError
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
     LOG_FILES,
-    MONITORING,
     build_plan,
     decide_grafana,
     grafana_password_file,
@@ -57,7 +56,7 @@ def resolve_mode(settings: Any, forced: str | None) -> str:
 
 @dataclass
 class Console:
-    out: TextIO = sys.stdout
+    out: TextIO = field(default_factory=lambda: sys.stdout)
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)

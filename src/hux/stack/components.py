@@ -31,7 +31,6 @@ from hux.stack.plan import ComponentSpec, StackPaths, StackPlan
 
 # Start order; the supervisor stops in reverse (bot first).
 ORDER = ("node_exporter", "alertmanager", "prometheus", "grafana", "bot")
-MONITORING = ("prometheus", "alertmanager", "node_exporter")
 PRIVILEGED_FLAGS = ("--web.enable-lifecycle", "--web.enable-admin-api")
 
 LOG_FILES = {

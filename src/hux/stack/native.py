@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hux.stack.plan import StackPaths, StackPlan, read_json
