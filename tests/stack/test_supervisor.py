@@ -88,7 +88,7 @@ def test_children_die_with_a_killed_supervisor(supervised, tmp_path: Path) -> No
     supervisor = stack.supervisor()
     assert supervisor is not None and supervisor.signal(signal.SIGKILL)
     wait_for(lambda: not child.alive(), 10, "the child to follow its supervisor (PR_SET_PDEATHSIG)")
-    assert not stack.running()
+    wait_for(lambda: not stack.running(), 5, "the supervisor's exit to complete")
 
 
 def test_down_stops_an_orphan_by_its_recorded_identity(supervised, tmp_path: Path) -> None:
