@@ -123,10 +123,10 @@ def score(data: ScoreInput) -> Score:
         return Score(0.0, components, ("RugCheck marks it rugged",))
     value = sum(WEIGHTS[name] * factor for name, factor in components.items())
     value = round(min(100.0, max(0.0, value)), 1)
-    return Score(value, components, _reasons(data, components))
+    return Score(value, components, _reasons(data))
 
 
-def _reasons(data: ScoreInput, c: dict[str, float]) -> tuple[str, ...]:
+def _reasons(data: ScoreInput) -> tuple[str, ...]:
     reasons = [f"liquidity ${data.liquidity_usd:,.0f}", f"24h volume ${data.volume_h24:,.0f}"]
     reasons.append(f"1h change {data.price_change_h1:+.1f}%")
     if data.pair_age_seconds is not None:
