@@ -27,13 +27,23 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets: set[str] = {s for s in secrets if s and len(s) >= 4}
+        self.secrets: set[str] = set()
+        self._ordered: list[str] = []
+        self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
-        self.secrets.update(s for s in secrets if s and len(s) >= 4)
+        for secret in secrets:
+            if not secret or len(secret) < 4:
+                continue
+            self.secrets.add(secret)
+            # A Bot API token is "<bot id>:<secret>": the part after the colon alone is still the secret.
+            _, _, tail = secret.partition(":")
+            if len(tail) >= 16:
+                self.secrets.add(tail)
+        self._ordered = sorted(self.secrets, key=len, reverse=True)  # a whole token before its tail
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
+        for secret in self._ordered:
             if secret in text:
                 text = text.replace(secret, "***")
         text = _BOT_TOKEN.sub("***", text)

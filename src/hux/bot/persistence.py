@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,37 +44,62 @@ WRITE_BATCH = 500
 
 
 class Spool:
-    """Append-only JSONL of messages accepted while the database was away."""
+    """Append-only JSONL of messages accepted while the database was away.
+
+    Appends go to ``intake.jsonl``. Draining first renames it to a unique
+    ``intake.<n>.draining`` file (a quick step under the lock), then moves
+    that file's messages into the database without holding the lock, so a
+    database that hangs never blocks new appends, and an append can never
+    slip between reading and deleting.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
 
     def append(self, messages: Sequence[ChatMessage]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(json.dumps(m.to_record(), ensure_ascii=False) + "\n" for m in messages).encode("utf-8")
-        with open(self.path, "ab") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
 
-    def read(self) -> list[ChatMessage]:
-        if not self.path.exists():
-            return []
+    def _draining(self) -> list[Path]:
+        return sorted(self.path.parent.glob(f"{self.path.stem}.*.draining")) if self.path.parent.exists() else []
+
+    def files(self) -> list[Path]:
+        """Every spool file, oldest first."""
+        return self._draining() + ([self.path] if self.path.exists() else [])
+
+    def take(self) -> list[Path]:
+        """Seal the current spool for draining; returns every sealed file."""
+        with self._lock:
+            if self.path.exists() and self.path.stat().st_size > 0:
+                os.replace(self.path, self.path.with_name(f"{self.path.stem}.{time.time_ns()}.draining"))
+        return self._draining()
+
+    @staticmethod
+    def read_file(path: Path) -> list[ChatMessage]:
         out = []
-        with open(self.path, "rb") as fh:
-            for line in fh:
-                try:
-                    out.append(ChatMessage.from_record(json.loads(line)))
-                except (ValueError, KeyError, TypeError):
-                    # A torn last line from a crash mid-append: that batch was never acknowledged.
-                    log.warning("spool line unreadable, skipped", extra={"spool": str(self.path)})
+        try:
+            with open(path, "rb") as fh:
+                for line in fh:
+                    try:
+                        out.append(ChatMessage.from_record(json.loads(line)))
+                    except (ValueError, KeyError, TypeError):
+                        # A torn last line from a crash mid-append: that batch was never acknowledged.
+                        log.warning("spool line unreadable, skipped", extra={"spool": str(path)})
+        except FileNotFoundError:
+            pass
         return out
 
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+    def read(self) -> list[ChatMessage]:
+        return [m for path in self.files() for m in self.read_file(path)]
 
     def __bool__(self) -> bool:
-        return self.path.exists() and self.path.stat().st_size > 0
+        return any(p.stat().st_size > 0 for p in self.files() if p.exists())
 
 
 class Persistence:
@@ -101,11 +127,11 @@ class Persistence:
         self.migrated = False
         self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-db-write")
         self._probe_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-db-probe")
+        self._spool_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-spool")
         self._pending: list[MessageResult] = []
         self._wake = asyncio.Event()
         self._room = asyncio.Condition()
         self._tasks: list[asyncio.Task] = []
-        self._closing = False
         self._stopped = False
         self._stop_event = asyncio.Event()
         self._last_prune = 0.0
@@ -185,7 +211,6 @@ class Persistence:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Flush held results (up to ``timeout``) and stop. What cannot be written stays in inbox/spool."""
-        self._closing = True
         self._wake.set()
         deadline = time.monotonic() + timeout
         while self._pending and time.monotonic() < deadline and self.database_up:
@@ -202,15 +227,19 @@ class Persistence:
             log.warning("%d processed results not written; their messages will be processed again at next start", len(self._pending))
         self._writer_thread.shutdown(wait=True)
         self._probe_thread.shutdown(wait=False, cancel_futures=True)
+        self._spool_thread.shutdown(wait=True)
         await asyncio.get_running_loop().run_in_executor(None, self.store.dispose)
 
     def _drain_spool(self) -> int:
-        """Spool -> inbox, then truncate; one job on the writer thread so no append slips in between."""
-        spooled = self.spool.read()
-        if spooled:
-            self.store.inbox_add(spooled)
-        self.spool.clear()
-        return len(spooled)
+        """Sealed spool files -> inbox (pending), each file deleted once its messages are in."""
+        moved = 0
+        for path in self.spool.take():
+            messages = self.spool.read_file(path)
+            if messages:
+                self.store.inbox_add(messages)
+            path.unlink(missing_ok=True)
+            moved += len(messages)
+        return moved
 
     # -- intake --------------------------------------------------------------------------
     async def accept(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -220,7 +249,8 @@ class Persistence:
                 return await self._on_writer(self.store.inbox_add, list(messages))
             except Exception as exc:  # noqa: BLE001
                 self._failed("intake", exc)
-        await self._on_writer(self.spool.append, list(messages))
+        # Not on the writer thread: a database call hanging there must not hold up the spool.
+        await asyncio.get_running_loop().run_in_executor(self._spool_thread, self.spool.append, list(messages))
         return list(messages)
 
     # -- results ---------------------------------------------------------------------------

@@ -209,7 +209,12 @@ def create_db_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
             pool_size=4,
             max_overflow=2,
             pool_timeout=connect_timeout,
-            connect_args={"connect_timeout": max(1, int(connect_timeout))},
+            connect_args={
+                "connect_timeout": max(1, int(connect_timeout)),
+                # A server that vanishes from the network must fail calls, not hang them.
+                "options": "-c statement_timeout=30000",
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            },
         )
     raise ValueError(f"database_url scheme {parsed.drivername!r} is not supported: use sqlite:///path or postgresql+psycopg://...")
 
