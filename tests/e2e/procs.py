@@ -8,7 +8,6 @@ after a bounded wait). Nothing is ever looked up or killed by name.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -241,12 +240,3 @@ def _split_labels(text: str) -> list[str]:
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1000):03d}Z"
-
-
-def pid_is(child: Child) -> bool:
-    """True while the child's pid still names our child (used in assertions about restarts)."""
-    try:
-        os.kill(child.pid, 0)
-    except ProcessLookupError:
-        return False
-    return child.alive()

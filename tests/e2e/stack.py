@@ -218,6 +218,11 @@ class Bot:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def demo(self) -> bool:
+        """Demo bots run their doubles in-process and replay the sample feed; live ones use the stack's doubles."""
+        return self.settings.get("demo", {}).get("enabled", True) is not False
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -261,6 +266,8 @@ class E2EStack:
     #: "test": second-long intervals (PROMETHEUS, ALERTMANAGER, ALERTS, BOT above);
     #: "production": the embedded defaults, untouched (used by bench/e2e_alert_latency.py)
     profile: str = "test"
+    #: run `hux doubles serve` on this port, for bots in live mode (a real Telegram source against the doubles)
+    doubles_server_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.profile not in ("test", "production"):
@@ -347,6 +354,11 @@ class E2EStack:
         self.children["alertmanager"] = start_child(
             "alertmanager", [_binary("prometheus-alertmanager", "alertmanager"), *self.rendered.alertmanager_args],
             self.logs, cwd=self.run_dir)
+        if self.doubles_server_port:
+            self.children["doubles"] = start_child("doubles", [
+                str(HUX), "doubles", "serve", "--host", "127.0.0.1", "--port", str(self.doubles_server_port),
+            ], self.logs, env=self.child_env(), cwd=self.home)
+            self._wait_http("doubles", f"http://127.0.0.1:{self.doubles_server_port}/_double/health")
         for bot in self.bots.values():
             self.start_bot(bot)
         self.children["prometheus"] = start_child(
@@ -363,7 +375,8 @@ class E2EStack:
         """Until Prometheus holds a full rate window of every bot, with market API traffic in it.
 
         Ratios and quantiles over a half-empty window move faster than they would in production,
-        which would make the latency measurements look better than they are.
+        which would make the latency measurements look better than they are. (A live bot only calls the
+        APIs when a chat message comes in, so only its scrapes are waited for.)
         """
         window = self.seconds("rate_window")
         samples = window / self.scrape_s - 2
@@ -373,7 +386,7 @@ class E2EStack:
                 seen = self.prom.value(f'count_over_time(up{{instance="{bot.instance}"}}[{window:.0f}s])')
                 calls = self.prom.value(
                     f'sum(rate(hux_api_requests_total{{instance="{bot.instance}",api="dexscreener"}}[{window:.0f}s]))')
-                if not seen or seen < samples or not calls:
+                if not seen or seen < samples or (bot.demo and not calls):
                     return False
             return True
 
@@ -386,7 +399,7 @@ class E2EStack:
         for bot in self.bots.values():
             if bot.child is not None:
                 bot.child.stop()
-        for name in ("alertmanager", "node_exporter"):
+        for name in ("doubles", "alertmanager", "node_exporter"):
             child = self.children.pop(name, None)
             if child is not None:
                 child.stop()
@@ -419,15 +432,15 @@ class E2EStack:
             return bot
         home = self.home / "bots" / bot.name
         home.mkdir(parents=True, exist_ok=True)
-        env = self.child_env({
-            "HUX_HOME": str(home),
-            **env_overrides(deep_merge(bot.settings, {"port": bot.port, "demo": {"doubles_port": bot.doubles_port}})),
-            **bot.env,
-        })
+        settings = deep_merge(bot.settings, {"port": bot.port})
+        if bot.demo:
+            settings = deep_merge(settings, {"demo": {"doubles_port": bot.doubles_port}})
+        env = self.child_env({"HUX_HOME": str(home), **env_overrides(settings), **bot.env})
         argv = [str(HUX), "--config", str(self.config_file), "bot", "run"]
         bot.child = start_child(f"bot-{bot.name}", argv, self.logs, env=env, cwd=home)
         self._wait_http(f"bot {bot.name}", f"{bot.url}/ready", timeout, child=bot.child)
-        self._wait_http(f"bot {bot.name}", f"{bot.doubles_url}/_double/health", timeout, child=bot.child)
+        if bot.demo:
+            self._wait_http(f"bot {bot.name}", f"{bot.doubles_url}/_double/health", timeout, child=bot.child)
         return bot
 
     def kill_bot(self, bot: Bot | None = None) -> float:

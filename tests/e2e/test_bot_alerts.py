@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from tests.e2e.conftest import running_stack
-from tests.e2e.procs import sum_samples
+from tests.e2e.procs import sum_samples, wait_until
 from tests.e2e.receivers import Receivers
 from tests.e2e.scenario import Scenario
 from tests.e2e.stack import BOT, Bot, E2EStack
@@ -74,23 +74,31 @@ def test_hung_market_api_stalls_pipeline_and_fills_queue(scenario: Scenario, sta
     assert received_rate and received_rate > 0.5, f"the demo feed keeps messages coming ({received_rate})"
     fault_wall = time.time()
     scenario.fault(bot.faults("dexscreener", hang=True))
+    workers = bot.settings["workers"]
 
-    # The stall clock starts at the last finished message: the two workers finish what needs no API
-    # call before both block. Read that moment from the bot itself.
+    # Both clocks start inside the bot: the workers go on finishing messages that need no API call
+    # until each has picked one that hangs. The queue grows from the moment all of them are blocked;
+    # the stall clock runs from the last finished message. Read both from the bot itself.
+    def all_blocked() -> float | None:
+        busy = sum_samples(bot.metrics_text(), "hux_workers_busy", {})
+        return time.time() if busy >= workers else None
+
+    blocked = wait_until(all_blocked, 20, f"all {workers} workers blocked on the hung API", interval=0.1) - fault_wall
     stack.wait_alert_state("BotPipelineStalled", "pending", timeout=30, instance=bot.instance)
     last_done = float(sum_samples(bot.metrics_text(), "hux_last_message_processed_timestamp_seconds", {}))
     drain = max(0.0, last_done - fault_wall)
     stall_after = stack.seconds("pipeline_stall_after")
     stall = stack.timing("BotPipelineStalled", for_key="pipeline_stall_for", window_s=stall_after + drain,
-                         window_note=f"stall_after {stall_after:.0f}s after the last finished message "
+                         window_note=f"stall_after {stall_after:.0f}s from the last finished message "
                                      f"({drain:.1f}s after the fault)")
     capacity = bot.settings.get("queue_capacity", BOT["queue_capacity"])
     ratio = stack.settings.alerts.queue_backlog_ratio
     needed = math.floor(ratio * capacity) + 1  # messages waiting before length/capacity > ratio
     fill = needed / received_rate
-    backlog = stack.timing("BotQueueBacklog", for_key="queue_backlog_for", window_s=drain + fill + stack.eval_s,
-                           window_note=f"{needed} queued messages (> {ratio:.0%} of {capacity}) take ~{fill:.1f}s "
-                                       f"at {received_rate:.1f} msg/s; recording rule +1 eval")
+    backlog = stack.timing("BotQueueBacklog", for_key="queue_backlog_for", window_s=blocked + fill + stack.eval_s,
+                           window_note=f"workers all blocked {blocked:.1f}s after the fault, then {needed} messages "
+                                       f"(> {ratio:.0%} of {capacity}) at {received_rate:.1f} msg/s take ~{fill:.1f}s; "
+                                       f"recording rule +1 eval")
     scenario.expect_firing("BotPipelineStalled", timing=stall, severity="critical", instance=bot.instance,
                            value=r"\b\d+(\.\d+)?s\b")
     scenario.expect_firing("BotQueueBacklog", timing=backlog, severity="warning", instance=bot.instance,
