@@ -99,15 +99,23 @@ def _inbox_count(url: str) -> int:
         engine.dispose()
 
 
-def _spooled(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    keys = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+def _spooled(spool_dir: Path) -> list[str]:
+    """Keys of every message in the bot's spool: the open file and any sealed for draining."""
+    keys: list[str] = []
+    if not spool_dir.is_dir():
+        return keys
+    for path in sorted(spool_dir.iterdir()):
+        if not (path.name.endswith(".jsonl") or path.name.endswith(".draining")):
+            continue
         try:
-            keys.append(json.loads(line)["key"])
-        except (ValueError, KeyError):
-            continue  # a torn last line was never acknowledged
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            continue  # drained between listing and reading
+        for line in lines:
+            try:
+                keys.append(json.loads(line)["key"])
+            except (ValueError, KeyError):
+                continue  # a torn last line was never acknowledged
     return keys
 
 
@@ -115,7 +123,7 @@ def test_database_stopped_pages_and_loses_nothing(scenario: Scenario, stack: E2E
                                                   database: tuple[str, list[str]]) -> None:
     url, cluster = database
     bot = stack.bot
-    spool = stack.home / "bots" / bot.name / "data" / "bot" / "spool" / "intake.jsonl"
+    spool = stack.home / "bots" / bot.name / "data" / "bot" / "spool"
     probe = float(BOT["db_probe_interval_seconds"])
     timing = stack.timing("BotDatabaseDown", for_key="database_down_for", window_s=probe,
                           window_note=f"the bot's database probe runs every {probe:g}s")
