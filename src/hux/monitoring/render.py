@@ -286,7 +286,8 @@ def _run_check(argv: list[str]) -> str | None:
     except subprocess.TimeoutExpired:
         return f"{' '.join(argv)} did not finish within {CHECK_TIMEOUT}s"
     if proc.returncode != 0:
-        output = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+        # amtool prints the reason on stdout and a summary on stderr: keep both.
+        output = "\n".join(part for part in (proc.stdout.strip(), proc.stderr.strip()) if part)[-2000:]
         return f"{' '.join(argv)} failed:\n{output}"
     return None
 
