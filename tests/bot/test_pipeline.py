@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,6 @@ pytestmark = pytest.mark.timeout(90)
 
 def token_feed(path: Path, count: int, *, gap: float = 1.0, tokens: int = 12, seed: int = 5) -> Path:
     """``count`` messages, each naming one of ``tokens`` tokens (several groups mention the same ones)."""
-    import random
 
     rng = random.Random(seed)
     pool = [samplefeed.solana_mint(rng) for _ in range(tokens // 2)] + [samplefeed.evm_address(rng) for _ in range(tokens - tokens // 2)]
@@ -106,3 +106,25 @@ async def test_market_api_failures_are_decided_as_failed_and_retried_later(hux_h
         assert failed > 4
         assert metric_value(reg, "hux_pipeline_stage_total", stage="enrich", outcome="failure") == failed
         assert (await inbox_counts(app))["inbox_pending"] == 0
+
+
+async def test_work_accepted_before_a_crash_is_processed_after_restart(hux_home: Path) -> None:
+    """Inbox rows left pending and a spool left behind (database was down) are picked up at start."""
+    from hux.bot.messages import ChatMessage
+    from hux.bot.persistence import Spool
+    from hux.bot.store import Store
+
+    cfg = bot_config(replay={"path": str(write_feed(hux_home / "empty.jsonl", [])), "loop": False})
+    mints = [samplefeed.solana_mint(random.Random(i)) for i in range(8)]
+    store = Store(cfg.resolved_database_url())
+    store.migrate()
+    store.inbox_add([ChatMessage(f"telegram:-100:{i}", "telegram", "Alpha Hunters", f"ca {mints[i]}", 1.7e9) for i in range(5)])
+    store.dispose()
+    Spool(cfg.state_dir() / "spool" / "intake.jsonl").append(
+        [ChatMessage(f"telegram:-100:{i}", "telegram", "Alpha Hunters", f"ca {mints[i]}", 1.7e9) for i in range(5, 8)])
+
+    async with running_bot(cfg) as app:
+        assert await all_persisted(app, 8)
+        counts = await inbox_counts(app)
+        assert counts["inbox"] == 8 and counts["inbox_pending"] == 0 and counts["mentions"] == 8
+        assert not app.persistence.spool
