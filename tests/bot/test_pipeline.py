@@ -17,7 +17,6 @@ pytestmark = pytest.mark.timeout(90)
 
 def token_feed(path: Path, count: int, *, gap: float = 1.0, tokens: int = 12, seed: int = 5) -> Path:
     """``count`` messages, each naming one of ``tokens`` tokens (several groups mention the same ones)."""
-
     rng = random.Random(seed)
     pool = [samplefeed.solana_mint(rng) for _ in range(tokens // 2)] + [samplefeed.evm_address(rng) for _ in range(tokens - tokens // 2)]
     records = [{"ts": 1_736_500_000 + gap * i, "group": samplefeed.GROUPS[i % 10], "text": f"ca {pool[i % tokens]} 🚀"}
