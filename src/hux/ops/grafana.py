@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,8 +43,7 @@ from hux.ops import archive as arc
 from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
 from hux.ops.http import JsonApi
 from hux.ops.progress import Progress
-from hux.ops.prometheus import BackupResult, RestoreReport
-from hux.ops.textfile import BackupRun, record_run
+from hux.ops.prometheus import BackupResult, RestoreReport, recorded_backup
 
 KIND = "grafana"
 REDACTED = "[REDACTED]"
@@ -233,20 +231,11 @@ def backup_grafana(
     progress: Progress | None = None,
 ) -> BackupResult:
     progress = progress or Progress(quiet=True)
-    started, clock = time.time(), time.monotonic()
-    try:
-        result = _backup_grafana(grafana_url, credentials, Path(backup_dir), page_size, progress)
-    except BaseException:
-        if textfile_dir is not None:
-            record_run(Path(textfile_dir), BackupRun(KIND, started, time.monotonic() - clock, success=False))
-        raise
-    result.duration = time.monotonic() - clock
-    if textfile_dir is not None:
-        record_run(Path(textfile_dir), BackupRun(KIND, started, result.duration, success=True,
-                                                  size_bytes=result.size, finished_at=time.time()))
-    if keep is not None:
-        result.pruned = [a.path for a in arc.prune(Path(backup_dir), keep=keep, keep_days=keep_days)]
-    return result
+    return recorded_backup(
+        KIND,
+        lambda: _backup_grafana(grafana_url, credentials, Path(backup_dir), page_size, progress),
+        backup_dir=Path(backup_dir), textfile_dir=textfile_dir, keep=keep, keep_days=keep_days,
+    )
 
 
 def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path, page_size: int,

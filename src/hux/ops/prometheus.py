@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -191,21 +191,37 @@ def backup_prometheus(
 ) -> BackupResult:
     """Snapshot, silences and configs into one archive in ``backup_dir``. Raises BackupError/OpsError."""
     progress = progress or Progress(quiet=True)
-    started = time.time()
-    clock = time.monotonic()
-    try:
-        result = _backup_prometheus(
+    return recorded_backup(
+        KIND,
+        lambda: _backup_prometheus(
             prometheus_url=prometheus_url, backup_dir=Path(backup_dir), data_dir=data_dir,
             data_dir_fallback=data_dir_fallback, alertmanager_url=alertmanager_url, config_dir=config_dir,
             allow_remote=allow_remote, progress=progress, compresslevel=compresslevel,
-        )
+        ),
+        backup_dir=Path(backup_dir), textfile_dir=textfile_dir, keep=keep, keep_days=keep_days,
+    )
+
+
+def recorded_backup(
+    kind: str,
+    run: Callable[[], BackupResult],
+    *,
+    backup_dir: Path,
+    textfile_dir: Path | None,
+    keep: int | None,
+    keep_days: int | None,
+) -> BackupResult:
+    """Run one backup, record its outcome for node_exporter (success or not), then prune old archives."""
+    started, clock = time.time(), time.monotonic()
+    try:
+        result = run()
     except BaseException:
         if textfile_dir is not None:
-            record_run(Path(textfile_dir), BackupRun(KIND, started, time.monotonic() - clock, success=False))
+            record_run(Path(textfile_dir), BackupRun(kind, started, time.monotonic() - clock, success=False))
         raise
     result.duration = time.monotonic() - clock
     if textfile_dir is not None:
-        record_run(Path(textfile_dir), BackupRun(KIND, started, result.duration, success=True,
+        record_run(Path(textfile_dir), BackupRun(kind, started, result.duration, success=True,
                                                   size_bytes=result.size, finished_at=time.time()))
     if keep is not None:
         result.pruned = [a.path for a in arc.prune(Path(backup_dir), keep=keep, keep_days=keep_days)]
