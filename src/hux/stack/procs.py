@@ -5,7 +5,7 @@ same number to an unrelated program. We record the pid together with the
 process start time (``/proc/<pid>/stat`` field 22, clock ticks since boot): a
 reused pid belongs to a process started later, so the pair names exactly one
 process for as long as the machine runs. The program path is recorded too, for
-people; it is not part of the test because a wrapper script that ``exec``\ s the
+people; it is not part of the test because a wrapper script that ``exec``s the
 real program (Grafana's ``bin/grafana-server``) keeps its pid and start time but
 changes its command line. ``down`` and the supervisor signal nothing that fails
 this test, and never look processes up by name.
