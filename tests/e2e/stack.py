@@ -56,6 +56,7 @@ ALERTS = {
     "queue_backlog_for": "2s",
     "alert_delivery_for": "2s",
     "notifications_failing_for": "2s",
+    "backup_too_old_for": "2s",
     # Start-up noise (Prometheus discovering Alertmanager, first reloads) must not page in tests.
     "alertmanager_unreachable_for": "30s",
     "config_reload_for": "30s",
@@ -514,6 +515,12 @@ class E2EStack:
             window_s=window_s,
             window_note=window_note,
         )
+
+    @staticmethod
+    def seconds_of(duration: str) -> float:
+        from hux.monitoring.settings import duration_seconds
+
+        return duration_seconds(duration)
 
     def seconds(self, key: str) -> float:
         from hux.monitoring.settings import duration_seconds

@@ -87,6 +87,25 @@ def test_grouping_collapses_many_filesystems_into_one_message(scenario: Scenario
     scenario.assert_exactly_once("HostDiskSpaceLow", severity="warning", settle=4)
 
 
+def test_stale_backup_warns_backup_too_old(scenario: Scenario, stack: E2EStack) -> None:
+    from hux.ops.textfile import BackupRun, record_run  # the backup tool's own writer of these series
+
+    max_age = stack.settings.backup.max_age
+    age = stack.seconds_of(max_age) + 3600
+    timing = stack.timing("BackupTooOld", for_key="backup_too_old_for")
+    now = time.time()
+    scenario.fault()
+    record_run(stack.host.directory, BackupRun("prometheus", started_at=now - age - 60, duration_seconds=60,
+                                               success=True, finished_at=now - age))
+    scenario.expect_firing("BackupTooOld", timing=timing, severity="warning", instance=stack.node_instance,
+                           value=r"\b1d 3h", labels={"kind": "prometheus"})
+    record_run(stack.host.directory, BackupRun("prometheus", started_at=time.time() - 60, duration_seconds=60,
+                                               success=True, finished_at=time.time()))
+    scenario.expect_resolved("BackupTooOld", severity="warning", timeout=20)
+    scenario.assert_exactly_once("BackupTooOld", severity="warning", settle=4)
+    scenario.assert_nothing_else({"BackupTooOld"})
+
+
 def test_silence_suppresses_until_it_expires(scenario: Scenario, stack: E2EStack) -> None:
     silence_seconds = 12.0
     silence_id = stack.am.silence({"alertname": "HostMemoryHigh", "instance": stack.node_instance},
