@@ -118,6 +118,7 @@ def build_plan(settings: Any, paths: StackPaths, rendered: Any, *, config_path: 
             node_exporter,
             f"--web.listen-address={bind}:{ports.node_exporter}",
             f"--collector.textfile.directory={paths.textfile_dir}",
+            *_unavailable_collectors(),
             *web_flag("node_exporter"),
         ),
         log_file=str(logs / LOG_FILES["node_exporter"]),
@@ -207,3 +208,12 @@ def build_plan(settings: Any, paths: StackPaths, rendered: Any, *, config_path: 
         extra_logs=(str(logs / "mr_hux_alpha_bot.log"),),
     )
     return StackPlan(home=str(paths.home), components=tuple(specs[name] for name in ORDER if name in specs))
+
+
+def _unavailable_collectors() -> list[str]:
+    """Collectors this host cannot serve, switched off so they do not log an error on every scrape.
+
+    Debian's node_exporter enables the systemd collector by default; without
+    systemd as init (containers, WSL) it fails each scrape on the missing D-Bus socket.
+    """
+    return [] if Path("/run/systemd/system").is_dir() else ["--no-collector.systemd"]
