@@ -67,11 +67,14 @@ def run_suite(records: Path) -> tuple[list[dict], str, str]:
     records.unlink(missing_ok=True)
     env = dict(os.environ, HUX_E2E_LATENCY_FILE=str(records))
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider", "-rxX"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider", "-rfExX"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
     print(done.stdout[-4000:])
+    if done.returncode != 0:
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        raise SystemExit("the e2e suite failed; nothing written:\n" + "\n".join(failed or [done.stderr[-2000:]]))
     if not records.exists():
         raise SystemExit(f"the e2e suite wrote no latency records (exit {done.returncode}):\n{done.stderr[-2000:]}")
     return json.loads(records.read_text(encoding="utf-8")), f"{summary} (wall {elapsed / 60:.1f} min)", done.stdout

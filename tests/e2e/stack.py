@@ -478,10 +478,12 @@ class E2EStack:
             names = sorted({(a["labels"]["alertname"], a["state"]) for a in self.active_alerts(ignore=ignore)})
             raise StackError(f"{exc}; still active: {names}") from None
 
-    def wait_alert_state(self, alertname: str, state: str, timeout: float, **labels: str) -> dict:
+    def wait_alert_state(self, alertname: str, state: str | tuple[str, ...], timeout: float, **labels: str) -> dict:
+        states = (state,) if isinstance(state, str) else state
+
         def find() -> dict | None:
             for alert in self.prom.alerts():
-                if alert["labels"].get("alertname") == alertname and alert["state"] == state and all(
+                if alert["labels"].get("alertname") == alertname and alert["state"] in states and all(
                     alert["labels"].get(k) == v for k, v in labels.items()
                 ):
                     return alert

@@ -92,7 +92,7 @@ def test_hung_market_api_stalls_pipeline_and_fills_queue(scenario: Scenario, sta
         return time.time() if length / capacity > ratio else None
 
     full = wait_until(backed_up, 30, f"the queue past {ratio:.0%} of {capacity}", interval=0.1) - fault_wall
-    stack.wait_alert_state("BotPipelineStalled", "pending", timeout=30, instance=bot.instance)
+    stack.wait_alert_state("BotPipelineStalled", ("pending", "firing"), timeout=30, instance=bot.instance)
     last_done = float(sum_samples(bot.metrics_text(), "hux_last_message_processed_timestamp_seconds", {}))
     drain = max(0.0, last_done - fault_wall)
     stall_after = stack.seconds("pipeline_stall_after")
