@@ -51,7 +51,9 @@ ALERTS = {
     "disk_for": "2s",
     "disk_predict_window": "20s",
     "database_down_for": "2s",
-    "pipeline_stall_after": "5s",
+    # Not shorter than rate_window: the rule reads "messages arrived over rate_window, none finished for
+    # pipeline_stall_after", so a shorter stall_after mistakes a chat that went quiet for a stall.
+    "pipeline_stall_after": "20s",
     "pipeline_stall_for": "2s",
     "queue_backlog_for": "2s",
     "alert_delivery_for": "2s",
@@ -69,8 +71,8 @@ BOT = {
     "db_probe_interval_seconds": 1.0,
     "queue_capacity": 20,
     "shutdown_grace_seconds": 2.0,
-    "dexscreener": {"timeout_seconds": 30.0},
-    "rugcheck": {"timeout_seconds": 30.0},
+    "dexscreener": {"timeout_seconds": 60.0},
+    "rugcheck": {"timeout_seconds": 60.0},
 }
 
 GIB = 1024 ** 3
