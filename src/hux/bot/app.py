@@ -132,7 +132,10 @@ class BotApp:
         for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
             gate.remember(key, time.time() - decided_at)
         self.pipeline = Pipeline(
-            PipelineSettings(workers=cfg.workers, alert_threshold=cfg.alert_threshold),
+            PipelineSettings(
+                workers=cfg.workers,
+                alert_threshold=cfg.demo.alert_threshold if self.demo else cfg.alert_threshold,
+            ),
             m, queue, self.persistence,
             Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug),
             channels, gate, MentionTracker(cfg.mention_window_seconds),

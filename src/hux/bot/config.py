@@ -81,6 +81,8 @@ class DemoSettings(_Section):
     doubles_port: int = Field(8010, ge=0, le=65535)
     replay_speed: float = Field(30.0, gt=0)
     cooldown_seconds: float = Field(30.0, ge=0)
+    # Lower than live so the demo's first minute already shows alerts being sent.
+    alert_threshold: float = Field(60.0, ge=0, le=100)
 
 
 class BotConfig(_Section):
