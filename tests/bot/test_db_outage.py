@@ -86,6 +86,40 @@ async def test_database_outage_holds_work_and_persists_everything_after(hux_home
         assert after["inbox"] > before["inbox"]
         decided = sum(s.value for s in _samples(reg, "hux_tokens_processed_total"))
         assert decided == total_messages
+        # An outage holds writes; it is not a failing persist stage (BotDatabaseDown pages for it, once).
+        assert metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="failure") == 0
+        assert metric_value(reg, "hux_database_errors_total", operation="write") + \
+            metric_value(reg, "hux_database_errors_total", operation="probe") > 0
+
+
+async def test_a_database_that_refuses_writes_is_a_persist_failure_and_loses_nothing(hux_home: Path) -> None:
+    """SQLite answers the probe but a trigger rejects every mention: the persist stage fails, results stay held."""
+    from sqlalchemy import text
+
+    feed = token_feed(hux_home / "feed.jsonl", 40, gap=1.0, tokens=8)
+    cfg = bot_config(replay={"path": str(feed), "loop": False, "speed": 10.0})  # 4 s of traffic
+    async with running_bot(cfg) as app:
+        reg = app.metrics.registry
+        engine = app.persistence.store.engine
+
+        def sql(statement: str) -> None:
+            with engine.begin() as conn:
+                conn.execute(text(statement))
+
+        await asyncio.to_thread(sql, "CREATE TRIGGER refuse_mentions BEFORE INSERT ON mentions "
+                                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist",
+                                                     outcome="failure") > 0, 20)
+        assert metric_value(reg, "hux_database_up") == 1, "the database answers: it is up, it refuses writes"
+        assert metric_value(reg, "hux_database_errors_total", operation="write") > 0
+        assert app.persistence.pending > 0, "refused results are held, not dropped"
+
+        await asyncio.to_thread(sql, "DROP TRIGGER refuse_mentions")
+        assert await wait_until(lambda: app.sources[0].finished.is_set(), 30)
+        assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist",
+                                                     outcome="success") == 40 and app.persistence.pending == 0, 30)
+        counts = await asyncio.to_thread(app.persistence.store.counts)
+        assert counts["inbox"] == 40 and counts["mentions"] == 40 and counts["inbox_pending"] == 0
 
 
 def _samples(registry, name: str):

@@ -9,7 +9,11 @@ The database can go away at any moment. Nothing accepted is lost because:
 * **results** (what the workers decided) are held in memory and written in
   batches; a failed write keeps them and retries with backoff. Beyond
   ``max_pending_writes`` held results, workers wait (back-pressure) rather
-  than drop anything;
+  than drop anything. A failed write is followed by one probe: if the
+  database does not answer it is an outage (the results are *held*, which
+  ``hux_database_up`` and BotDatabaseDown report, not a failed ``persist``
+  stage); if it answers, it refused the write and the ``persist`` stage
+  failed (BotHighErrorRate{stage="persist"} reports that). One fault, one page;
 * a **probe** (``SELECT 1`` every ``db_probe_interval_seconds``) keeps
   ``hux_database_up`` current and wakes the writer as soon as the database
   answers again.
@@ -135,6 +139,7 @@ class Persistence:
         self._stopped = False
         self._stop_event = asyncio.Event()
         self._last_prune = 0.0
+        self._refusing = False
         for op in DB_OPERATIONS:
             metrics.database_errors.labels(operation=op)
         metrics.database_up.set(0)
@@ -149,6 +154,15 @@ class Persistence:
         if self.database_up:
             log.error("database unreachable: %s; holding work until it is back", _brief(exc), extra={"operation": operation})
         self._set_up(False)
+
+    def _refused(self, count: int, exc: BaseException) -> None:
+        """The database answers but refused a write: the results stay held, the persist stage failed."""
+        self.metrics.database_errors.labels(operation="write").inc()
+        self.metrics.stage_results.labels(stage="persist", outcome="failure").inc(count)
+        if not self._refusing:  # once per episode: retries with backoff would flood the log
+            log.error("database refused a write of %d results: %s; holding them and retrying; check the "
+                      "database's log, free space and the bot role's privileges", count, _brief(exc))
+        self._refusing = True
 
     def _set_up(self, up: bool) -> None:
         if up and not self.database_up:
@@ -282,10 +296,13 @@ class Persistence:
             try:
                 await self._on_writer(self.store.write_results, batch)
             except Exception as exc:  # noqa: BLE001
-                self._failed("write", exc)
-                self.metrics.stage_results.labels(stage="persist", outcome="failure").inc(len(batch))
+                if await self._ping() is None:
+                    self._refused(len(batch), exc)
+                else:
+                    self._failed("write", exc)
                 delay = min(self.retry_max, max(0.25, delay * 2))
                 continue
+            self._refusing = False
             delay = 0.0
             del self._pending[: len(batch)]
             self.metrics.stage_results.labels(stage="persist", outcome="success").inc(len(batch))
@@ -296,17 +313,22 @@ class Persistence:
             if self._pending:
                 self._wake.set()
 
+    async def _ping(self) -> BaseException | None:
+        """One ``SELECT 1`` on the probe thread: None when the database answers, else why not."""
+        try:
+            async with asyncio.timeout(max(5.0, self.probe_interval)):
+                await asyncio.get_running_loop().run_in_executor(self._probe_thread, self.store.ping)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+        return None
+
     async def _probe_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._stopped:
             started = time.perf_counter()
-            try:
-                async with asyncio.timeout(max(5.0, self.probe_interval)):
-                    await loop.run_in_executor(self._probe_thread, self.store.ping)
-                ok = True
-            except Exception as exc:  # noqa: BLE001
-                ok = False
-                self._failed("probe", exc)
+            error = await self._ping()
+            ok = error is None
+            if error is not None:
+                self._failed("probe", error)
             self.metrics.database_probe_seconds.observe(time.perf_counter() - started)
             if ok:
                 self._set_up(True)
