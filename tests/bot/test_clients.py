@@ -143,6 +143,32 @@ async def test_success_is_counted_and_timed(server: ScriptedServer, metrics: Bot
     assert server.arrivals[0][1] == "/x?a=1"
 
 
+async def test_every_outcome_series_exists_at_zero_before_the_first_request(metrics: BotMetrics) -> None:
+    """increase() sees no rise in a series that is born at 1: the first 429 or 5xx must have a 0 before it."""
+    from hux.bot.metrics import API_OUTCOMES
+
+    dex = DexScreenerClient.create(metrics, "http://127.0.0.1:9", rate_limit_per_minute=300, cache_ttl=0)
+    rug = RugCheckClient.create(metrics, "http://127.0.0.1:9", rate_limit_per_minute=0, cache_ttl=0)
+    try:
+        for api, endpoint in (("dexscreener", "tokens"), ("rugcheck", "report_summary")):
+            for outcome in API_OUTCOMES:
+                value = metrics.registry.get_sample_value(
+                    "hux_api_requests_total", {"api": api, "endpoint": endpoint, "outcome": outcome})
+                assert value == 0.0, f"{api}/{endpoint}/{outcome} should start at 0, is {value}"
+    finally:
+        await dex.aclose()
+        await rug.aclose()
+
+
+async def test_an_endpoint_first_seen_gets_all_its_outcome_series(server: ScriptedServer, metrics: BotMetrics) -> None:
+    server.answer(Scripted(body={"hello": "world"}))
+    async with ApiClient("dexscreener", server.url, metrics, **FAST) as client:
+        await client.get_json("other", "/x")
+    assert requests(metrics, "dexscreener", "other", "success") == 1
+    assert metrics.registry.get_sample_value(
+        "hux_api_requests_total", {"api": "dexscreener", "endpoint": "other", "outcome": "rate_limited"}) == 0.0
+
+
 @pytest.mark.parametrize(
     "body",
     [b"<html>502 Bad Gateway</html>", b'{"pairs": [', b"", "\udcff".encode("utf-8", "surrogatepass")],

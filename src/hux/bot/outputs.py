@@ -152,7 +152,7 @@ class WebhookOutput:
         secrets = tuple(http_options.pop("secrets", ()))
         if path != "/":
             secrets += (path, parsed.path)
-        http = ApiClient("webhook", origin, metrics, secrets=secrets, **http_options)
+        http = ApiClient("webhook", origin, metrics, secrets=secrets, endpoints=("alert",), **http_options)
         return cls(http, path)
 
     async def send(self, alert: TokenAlert) -> None:

@@ -165,13 +165,8 @@ class DexScreenerClient:
         **http_options: Any,
     ) -> "DexScreenerClient":
         """A client with its own ``ApiClient`` at the documented rate (``http_options`` go to ApiClient)."""
-        http = ApiClient(
-            API, base_url, metrics,
-            rate_limit_per_second=rate_limit_per_minute / 60.0 if rate_limit_per_minute else None,
-            cache_ttl=cache_ttl,
-            **http_options,
-        )
-        return cls(http)
+        return cls(ApiClient.for_provider(API, base_url, metrics, rate_limit_per_minute=rate_limit_per_minute,
+                                          cache_ttl=cache_ttl, endpoints=("tokens",), **http_options))
 
     async def aclose(self) -> None:
         await self.http.aclose()

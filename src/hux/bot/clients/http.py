@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 
 from hux import __version__
-from hux.bot.metrics import BotMetrics
+from hux.bot.metrics import API_OUTCOMES, BotMetrics
 
 log = logging.getLogger("hux.bot.clients")
 
@@ -333,6 +333,7 @@ class ApiClient:
         secrets: Sequence[str] = (),
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        endpoints: Sequence[str] = (),
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"{api}: timeout must be positive, got {timeout}")
@@ -353,6 +354,9 @@ class ApiClient:
         state_gauge = metrics.api_circuit_state.labels(api=api)
         state_gauge.set(CircuitBreaker.CLOSED)
         self.breaker = CircuitBreaker(breaker_failures, breaker_reset_seconds, on_change=state_gauge.set)
+        self._counted_endpoints: set[str] = set()
+        for endpoint in endpoints:
+            self._start_series(endpoint)
 
         self.cache_ttl = max(0.0, float(cache_ttl))
         self.cache_size = max(1, int(cache_size))
@@ -370,6 +374,16 @@ class ApiClient:
             },
             follow_redirects=False,
             transport=transport,
+        )
+
+    @classmethod
+    def for_provider(cls, api: str, base_url: str, metrics: BotMetrics, *, rate_limit_per_minute: float | None,
+                     cache_ttl: float, endpoints: Sequence[str], **http_options: Any) -> "ApiClient":
+        """A market-data client: a per-minute limit (0/None: unlimited), a response cache, known endpoints."""
+        return cls(
+            api, base_url, metrics,
+            rate_limit_per_second=rate_limit_per_minute / 60.0 if rate_limit_per_minute else None,
+            cache_ttl=cache_ttl, endpoints=endpoints, **http_options,
         )
 
     def __repr__(self) -> str:  # base_url may hold a token: never show it
@@ -449,7 +463,16 @@ class ApiClient:
             self._cache.popitem(last=False)
 
     # ------------------------------------------------------------ the request
+    def _start_series(self, endpoint: str) -> None:
+        """Every outcome series of ``endpoint`` at 0: increase() then sees the first 429 or 5xx too
+        (a series born at 1 shows no increase)."""
+        self._counted_endpoints.add(endpoint)
+        for outcome in API_OUTCOMES:
+            self.metrics.api_requests.labels(api=self.api, endpoint=endpoint, outcome=outcome)
+
     def _count(self, endpoint: str, outcome: str) -> None:
+        if endpoint not in self._counted_endpoints:
+            self._start_series(endpoint)
         self.metrics.api_requests.labels(api=self.api, endpoint=endpoint, outcome=outcome).inc()
 
     def _backoff(self, retry: int) -> float:

@@ -86,14 +86,9 @@ class RugCheckClient:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         **http_options: Any,
     ) -> "RugCheckClient":
-        http = ApiClient(
-            API, base_url, metrics,
-            rate_limit_per_second=rate_limit_per_minute / 60.0 if rate_limit_per_minute else None,
-            burst=http_options.pop("burst", 3),
-            cache_ttl=cache_ttl,
-            **http_options,
-        )
-        return cls(http)
+        http_options.setdefault("burst", 3)
+        return cls(ApiClient.for_provider(API, base_url, metrics, rate_limit_per_minute=rate_limit_per_minute,
+                                          cache_ttl=cache_ttl, endpoints=("report_summary",), **http_options))
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -75,7 +75,8 @@ class TelegramBotApi:
     ) -> "TelegramBotApi":
         """A client whose ApiClient knows the token as a secret. ``http_options`` go to ``ApiClient``."""
         secrets = tuple(http_options.pop("secrets", ())) + (token,)
-        http = ApiClient(API, bot_base_url(api_base, token), metrics, secrets=secrets, **http_options)
+        http = ApiClient(API, bot_base_url(api_base, token), metrics, secrets=secrets,
+                         endpoints=("getUpdates", "sendMessage", "getMe"), **http_options)
         return cls(http)
 
     async def aclose(self) -> None:
