@@ -64,7 +64,7 @@ def test_amtool_check_config(all_receivers):
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # receivers: blackhole, heartbeat, email, slack, webhook
-    for found in (" - 5 receivers", " - 1 inhibit rules", " - 1 templates"):
+    for found in (" - 5 receivers", " - 2 inhibit rules", " - 1 templates"):
         assert found in proc.stdout
 
 
@@ -92,6 +92,21 @@ def test_every_alert_routes_where_the_settings_say(all_receivers):
     assert len(cases) >= 20
     failures = [r for r in (amtool_route_test(rendered.alertmanager_config, c) for c in cases) if not r.ok]
     assert failures == []
+
+
+def test_pages_wait_critical_group_wait_and_warnings_group_wait(make_settings):
+    """Pages reach a person sooner (critical_group_wait) while warnings keep batching (group_wait)."""
+    from hux.monitoring.alertmanager import ReceiverSecrets, alertmanager_config
+
+    settings = make_settings("")
+    config = alertmanager_config(settings, ReceiverSecrets(receivers=("email", "slack", "webhook"),
+                                                           slack_api_url_file="/run/secrets/slack",
+                                                           webhook_url="http://127.0.0.1:9/hook"))
+    assert config["route"]["group_wait"] == "30s"
+    waits = {(r["receiver"], r["matchers"][0]): r.get("group_wait") for r in config["route"]["routes"]}
+    assert waits[("slack", 'severity="critical"')] == "10s"
+    assert waits[("webhook", 'severity="critical"')] == "10s"
+    assert waits[("slack", 'severity="warning"')] is None  # inherits the root's 30s
 
 
 def test_warnings_fall_back_to_the_critical_receivers_without_slack(make_settings, tmp_path):
@@ -219,6 +234,35 @@ def test_critical_inhibits_the_warning_of_its_family_and_instance(live_alertmana
         ("BotErrorRateIncreased", "score", "bot-1:8000"): "active",        # another stage
         ("BotErrorRateIncreased", "enrich", "bot-2:8000"): "active",       # another instance
         ("BotHighLatency", "", "bot-1:8000"): "active",                    # another family
+    }
+
+
+def test_database_down_mutes_the_persist_error_rate_of_its_bot(live_alertmanager):
+    """One fault, one page: a bot whose database is down fails its persist stage as a symptom."""
+    base, _ = live_alertmanager
+    bot1 = {"job": "bot", "instance": "bot-1:8000"}
+    persist = {"alert_family": "error_rate", "component": "pipeline", "stage": "persist"}
+    alerts = [
+        _alert("BotDatabaseDown", "critical", alert_family="database", **bot1),
+        _alert("BotHighErrorRate", "critical", **persist, **bot1),
+        _alert("BotHighErrorRate", "critical", **{**persist, "stage": "enrich"}, **bot1),
+        _alert("BotHighErrorRate", "critical", **persist, job="bot", instance="bot-2:8000"),
+    ]
+    assert httpx.post(f"{base}/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+
+    def settled():
+        got = httpx.get(f"{base}/api/v2/alerts", timeout=5).json()
+        if len(got) < len(alerts):
+            return None
+        s = {(a["labels"]["alertname"], a["labels"].get("stage", ""), a["labels"]["instance"]): a["status"]["state"]
+             for a in got}
+        return s if s[("BotHighErrorRate", "persist", "bot-1:8000")] == "suppressed" else None
+
+    assert _wait(settled, 15, "the persist error rate to be inhibited") == {
+        ("BotDatabaseDown", "", "bot-1:8000"): "active",
+        ("BotHighErrorRate", "persist", "bot-1:8000"): "suppressed",   # the symptom of the same bot's outage
+        ("BotHighErrorRate", "enrich", "bot-1:8000"): "active",        # another stage pages on its own
+        ("BotHighErrorRate", "persist", "bot-2:8000"): "active",       # another bot's database is fine
     }
 
 

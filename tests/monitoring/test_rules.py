@@ -45,7 +45,7 @@ def test_every_alert_has_a_firing_case_and_a_quiet_case():
     assert [name for name, names in quiet.items() if not names and name != "Watchdog"] == []
     for name in ALERTS:
         for case in fires[name]:
-            assert case.startswith(name), f"case {case!r} should be named after the alert it shows firing"
+            assert name in case, f"case {case!r} should name the alert it shows firing"
 
 
 def test_every_recording_rule_is_checked_by_a_promql_test():

@@ -55,6 +55,8 @@ def test_duration_parsing():
         ("[stack.ports]\nprometheus = 70000\n", {}, "stack.ports.prometheus", "less than or equal to 65535"),
         ('[stack]\nbot_targets = ["bot-without-port"]\n', {}, "stack.bot_targets", "host:port"),
         ("[alerts]\nerror_rate_warning = 0.2\n", {}, "error_rate_warning", "lower alerts.error_rate_warning"),
+        ('[alerts]\nerror_rate_warning_for = "2m"\n', {}, "error_rate_warning_for",
+         "raise alerts.error_rate_warning_for"),
         ('[stack.images]\ngrafana = "grafana/grafana:latest"\n', {}, "stack.images.grafana", "exact tag"),
         ("[receivers.slack]\nenabled = true\n", {}, "receivers.slack", "HUX_SLACK_WEBHOOK_URL"),
         ("[receivers.email]\nenabled = true\nauth_username = \"alerts\"\n", {}, "receivers.email",
@@ -64,7 +66,7 @@ def test_duration_parsing():
          "warning_receivers = [\"slack\"]\n", {}, "receivers.email", "critical_receivers"),
     ],
     ids=["unknown-key", "wrong-type", "out-of-range", "bad-duration", "bad-port", "bad-target",
-         "warning-above-critical", "unpinned-image", "slack-without-url", "email-without-password",
+         "warning-above-critical", "warning-for-shorter-than-window", "unpinned-image", "slack-without-url", "email-without-password",
          "webhook-without-url", "receiver-without-route"],
 )
 def test_bad_input_names_the_key_and_the_fix(make_settings, toml, environ, key, fix):

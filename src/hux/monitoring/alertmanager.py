@@ -6,14 +6,16 @@ Routing (``alertmanager.*`` settings):
   ``heartbeat_interval``; a receiver without configs when no heartbeat URL is set);
 * ``severity="critical"`` -> every enabled receiver in ``critical_receivers``
   (email, Slack and webhook by default), one route each with ``continue`` so
-  the routing tests can prove each one is reached;
+  the routing tests can prove each one is reached, waiting ``critical_group_wait``
+  (10 s) rather than ``group_wait`` (30 s) before a new group's first message;
 * ``severity="warning"`` -> ``warning_receivers`` (Slack by default; the
   critical receivers when none of these is enabled);
 * anything else -> the root receiver (the first warning receiver).
 
 A critical alert inhibits the warning alert of the same ``alert_family`` on the
 same job/instance (and stage/api/component), e.g. ``BotHighErrorRate`` mutes
-``BotErrorRateIncreased`` for the same stage.
+``BotErrorRateIncreased`` for the same stage. ``BotDatabaseDown`` also mutes the
+error-rate alerts of the ``persist`` stage on the same bot: one fault, one page.
 
 Secrets: Alertmanager 0.25 (Debian) reads the SMTP password
 (``auth_password_file``) and the Slack URL (``api_url_file``) from files, but
@@ -134,6 +136,8 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
     for severity, names in (("critical", critical), ("warning", warning)):
         for index, name in enumerate(names):
             route: dict[str, Any] = {"receiver": name, "matchers": [f'severity="{severity}"']}
+            if severity == "critical":
+                route["group_wait"] = am.critical_group_wait
             if index < len(names) - 1:
                 route["continue"] = True  # every receiver of this severity gets it
             routes.append(route)
@@ -150,11 +154,19 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
             "repeat_interval": am.repeat_interval,
             "routes": routes,
         },
-        "inhibit_rules": [{
-            "source_matchers": ['severity="critical"'],
-            "target_matchers": ['severity="warning"'],
-            "equal": list(INHIBIT_EQUAL),
-        }],
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": list(INHIBIT_EQUAL),
+            },
+            # One fault, one page: with the database down, a failing persist stage is its symptom.
+            {
+                "source_matchers": ['alertname="BotDatabaseDown"'],
+                "target_matchers": ['alert_family="error_rate"', 'stage="persist"'],
+                "equal": ["job", "instance"],
+            },
+        ],
         "receivers": receivers,
     }
 

@@ -141,10 +141,12 @@ class _AlertFactory:
         self.runbook_base = settings.alerts.runbook_base_url
 
     def __call__(self, name: str, expr: str, *, for_: str, family: str, summary: str, description: str,
-                 labels: dict[str, str] | None = None) -> dict[str, Any]:
+                 labels: dict[str, str] | None = None, keep_firing_for: str | None = None) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": name, "expr": _dedent(expr)}
         if duration_seconds(for_) > 0:
             rule["for"] = for_
+        if keep_firing_for and duration_seconds(keep_firing_for) > 0:
+            rule["keep_firing_for"] = keep_firing_for
         rule["labels"] = {"severity": ALERTS[name], "alert_family": family, **(labels or {})}
         rule["annotations"] = {
             "summary": summary,
@@ -266,6 +268,44 @@ def _error_rate_alerts(settings: Settings, alert: _AlertFactory) -> list[dict[st
     )
     for component, label, ratio, short_ratio, volume, what, events in scopes:
         enough = f"{volume} * {window_seconds} >= {_num(a.error_rate_min_events)}"
+        # The warning comes first in the group, so that when both clear in one evaluation its
+        # "resolved" reaches Alertmanager no later than the critical's.
+        #
+        # After an incident the rate_window ratio decays through the warning band long after the
+        # recent (short_window) ratio is clean. The warning stands down as soon as the recent window
+        # is back under the warning threshold while the long ratio is still above the critical one,
+        # and the critical keeps firing one short_window longer than its condition: the warning has
+        # resolved while the critical still inhibits it, so nothing is notified after recovery.
+        # Later, the long ratio passes the warning band in less than rate_window / 2, shorter than the
+        # warning's `for` (which the settings keep >= rate_window).
+        out.append(alert(
+            "BotErrorRateIncreased",
+            f"""
+            (
+              (
+                {ratio} > {_num(a.error_rate_warning)}
+                or
+                (
+                  {ratio} > {_num(a.error_rate_baseline_factor)} * avg_over_time({ratio}[{a.error_rate_baseline_window}])
+                  and
+                  {ratio} > {_num(a.error_rate_baseline_floor)}
+                )
+              )
+              and
+              {enough}
+            )
+            unless
+            ({ratio} > {_num(a.error_rate_critical)} unless {short_ratio} > {_num(a.error_rate_warning)})
+            """,
+            for_=a.error_rate_warning_for, family="error_rate", labels={"component": component},
+            summary=f"Increased error rate on {what} of bot {{{{ $labels.instance }}}}",
+            description=_fill(
+                "{{ $value | humanizePercentage }} of [[events]] failed over the last [[w]]: above [[t]], or above "
+                "[[f]]x its [[b]] average (and at least [[floor]]).",
+                events=events, w=a.rate_window, t=f"{a.error_rate_warning:.0%}", f=_num(a.error_rate_baseline_factor),
+                b=a.error_rate_baseline_window, floor=f"{a.error_rate_baseline_floor:.0%}",
+            ),
+        ))
         out.append(alert(
             "BotHighErrorRate",
             f"""
@@ -276,35 +316,12 @@ def _error_rate_alerts(settings: Settings, alert: _AlertFactory) -> list[dict[st
             {enough}
             """,
             for_=a.error_rate_critical_for, family="error_rate", labels={"component": component},
+            keep_firing_for=a.short_window,
             summary=f"High error rate on {what} of bot {{{{ $labels.instance }}}}",
             description=_fill(
                 "{{ $value | humanizePercentage }} of [[events]] failed over the last [[w]] "
                 "(critical above [[t]], still failing over the last [[s]]).",
                 events=events, w=a.rate_window, s=a.short_window, t=f"{a.error_rate_critical:.0%}",
-            ),
-        ))
-        out.append(alert(
-            "BotErrorRateIncreased",
-            f"""
-            (
-              {ratio} > {_num(a.error_rate_warning)}
-              or
-              (
-                {ratio} > {_num(a.error_rate_baseline_factor)} * avg_over_time({ratio}[{a.error_rate_baseline_window}])
-                and
-                {ratio} > {_num(a.error_rate_baseline_floor)}
-              )
-            )
-            and
-            {enough}
-            """,
-            for_=a.error_rate_warning_for, family="error_rate", labels={"component": component},
-            summary=f"Increased error rate on {what} of bot {{{{ $labels.instance }}}}",
-            description=_fill(
-                "{{ $value | humanizePercentage }} of [[events]] failed over the last [[w]]: above [[t]], or above "
-                "[[f]]x its [[b]] average (and at least [[floor]]).",
-                events=events, w=a.rate_window, t=f"{a.error_rate_warning:.0%}", f=_num(a.error_rate_baseline_factor),
-                b=a.error_rate_baseline_window, floor=f"{a.error_rate_baseline_floor:.0%}",
             ),
         ))
     return out
@@ -365,7 +382,7 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"""
             time() - max by (job, instance) (hux_last_message_processed_timestamp_seconds) > {_seconds(a.pipeline_stall_after)}
             and on (job, instance)
-            sum by (job, instance) (rate(hux_messages_received_total[{a.rate_window}])) > 0
+            sum by (job, instance) (increase(hux_messages_received_total[{a.pipeline_stall_after}])) > 0
             """,
             for_=a.pipeline_stall_for, family="pipeline_stalled",
             summary="Bot {{ $labels.instance }} receives messages but finishes none",

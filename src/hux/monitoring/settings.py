@@ -189,6 +189,8 @@ ReceiverName = Literal["email", "slack", "webhook"]
 class AlertmanagerSettings(_Section):
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "severity", "job"])
     group_wait: Duration = "30s"
+    #: group_wait of the critical routes: pages reach a person sooner, warnings still batch up
+    critical_group_wait: Duration = "10s"
     group_interval: Duration = "5m"
     repeat_interval: Duration = "4h"
     resolve_timeout: Duration = "5m"
@@ -200,7 +202,8 @@ class AlertmanagerSettings(_Section):
     #: how often the always-firing Watchdog is re-sent to the heartbeat receiver
     heartbeat_interval: Duration = "1m"
 
-    @field_validator("group_wait", "group_interval", "repeat_interval", "resolve_timeout", "heartbeat_interval")
+    @field_validator("group_wait", "critical_group_wait", "group_interval", "repeat_interval", "resolve_timeout",
+                     "heartbeat_interval")
     @classmethod
     def _durations(cls, value: str) -> str:
         return _check_duration(value)
@@ -249,8 +252,8 @@ class AlertSettings(_Section):
     api_usage_ratio: Ratio = Field(0.80, gt=0, le=1)
     api_usage_for: Duration = "2m"
 
-    # Service down (critical)
-    service_down_for: Duration = "1m"
+    # Service down (critical): two failed scrapes in a row at the 15 s interval
+    service_down_for: Duration = "15s"
 
     # Memory (critical)
     memory_used_ratio: Ratio = Field(0.90, gt=0, lt=1)
@@ -269,7 +272,7 @@ class AlertSettings(_Section):
     )
 
     # Database connection failures (critical)
-    database_down_for: Duration = "1m"
+    database_down_for: Duration = "15s"
 
     # Pipeline stalled (critical), queue backlog (warning), alert delivery (warning)
     pipeline_stall_after: Duration = "5m"
@@ -319,6 +322,13 @@ class AlertSettings(_Section):
         if duration_seconds(self.short_window) > duration_seconds(self.rate_window):
             raise ValueError(
                 f"short_window ({self.short_window}) must not be longer than rate_window ({self.rate_window})"
+            )
+        # After an incident the rate_window ratio decays through the warning band; a warning `for` at
+        # least that window long keeps the decay from notifying BotErrorRateIncreased.
+        if duration_seconds(self.error_rate_warning_for) < duration_seconds(self.rate_window):
+            raise ValueError(
+                f"error_rate_warning_for ({self.error_rate_warning_for}) must not be shorter than rate_window "
+                f"({self.rate_window}): raise alerts.error_rate_warning_for"
             )
         return self
 
