@@ -33,11 +33,12 @@ class ConfigError(Exception):
     """A setting is missing, mistyped or out of range. The message says which and how to fix it."""
 
 
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, tables merged key by key (neither argument is changed)."""
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -118,11 +119,11 @@ def load_raw(
         environ = os.environ
     merged: dict[str, Any] = {}
     for default in sorted(defaults if defaults is not None else DEFAULTS_DIR.glob("*.toml")):
-        merged = _deep_merge(merged, _read_toml(default))
+        merged = deep_merge(merged, _read_toml(default))
     chosen = config_path(path, environ)
     if chosen is not None:
-        merged = _deep_merge(merged, _read_toml(chosen))
-    return _deep_merge(merged, env_overrides(environ))
+        merged = deep_merge(merged, _read_toml(chosen))
+    return deep_merge(merged, env_overrides(environ))
 
 
 _TYPE_HINTS = {
