@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from hux.config import deep_merge
 from tests.conftest import free_port
 from tests.e2e.procs import AlertmanagerApi, Child, PrometheusApi, StackError, get_ok, http, start_child, wait_until
 from tests.e2e.receivers import Receivers
@@ -38,7 +39,10 @@ HUX = Path(sys.executable).with_name("hux")
 #: Second-long intervals; every rule ``for`` short. Thresholds stay the production ones unless a
 #: scenario module overrides them (through settings only: the rule text is never edited).
 PROMETHEUS = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-ALERTMANAGER = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h", "resolve_timeout": "5m"}
+#: One second for both group waits (production: critical_group_wait 10s, group_wait 30s). A 2s group_wait
+#: equal to group_interval let a scenario's first message come a few ms before its floor.
+ALERTMANAGER = {"group_wait": "1s", "critical_group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h",
+                "resolve_timeout": "5m"}
 ALERTS = {
     "rate_window": "20s",
     "short_window": "5s",
@@ -51,8 +55,7 @@ ALERTS = {
     "disk_for": "2s",
     "disk_predict_window": "20s",
     "database_down_for": "2s",
-    # Not shorter than rate_window: the rule reads "messages arrived over rate_window, none finished for
-    # pipeline_stall_after", so a shorter stall_after mistakes a chat that went quiet for a stall.
+    # Long enough that the hung market call (12 s) in the latency scenario is not a stall.
     "pipeline_stall_after": "20s",
     "pipeline_stall_for": "2s",
     "queue_backlog_for": "2s",
@@ -101,16 +104,6 @@ def to_toml(data: Mapping[str, Any], prefix: str = "") -> str:
         if isinstance(value, Mapping):
             out.append(to_toml(value, f"{prefix}.{key}" if prefix else key))
     return "\n".join(part for part in out if part) + "\n"
-
-
-def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @dataclass
@@ -508,12 +501,15 @@ class E2EStack:
     def timing(self, alertname: str, *, for_key: str, window_s: float = 0.0, window_note: str = "") -> Timing:
         from hux.monitoring.settings import duration_seconds
 
+        from hux.monitoring.rules import ALERTS as SEVERITIES
+
         a = self.settings.alerts
         am = self.settings.alertmanager
+        group_wait = am.critical_group_wait if SEVERITIES[alertname] == "critical" else am.group_wait
         return Timing(
             alertname=alertname,
             for_s=duration_seconds(getattr(a, for_key)),
-            group_wait_s=duration_seconds(am.group_wait),
+            group_wait_s=duration_seconds(group_wait),
             scrape_s=duration_seconds(self.settings.prometheus.scrape_interval),
             eval_s=duration_seconds(self.settings.prometheus.evaluation_interval),
             window_s=window_s,
