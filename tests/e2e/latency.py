@@ -6,8 +6,9 @@ For an alert with ``for: F`` routed through ``group_wait: G``:
   F, Alertmanager waits G to group);
 * bound = floor + scrape interval + evaluation interval + W, where W is what
   the expression itself needs to see the fault (the part of a rate window that
-  must fill before a ratio crosses its threshold, the bot's own probe period,
-  one more evaluation when the alert reads a recording rule of another group).
+  must fill before a ratio crosses its threshold, the bot's own probe period).
+  Recording rules open the group of the alerts that read them, so reading a
+  ratio costs no extra evaluation.
 
 Every measurement must fall in [floor, bound + 2 s]. The records are written to
 ``$HUX_E2E_LATENCY_FILE`` (JSON) when set; ``bench/e2e_alert_latency.py`` turns

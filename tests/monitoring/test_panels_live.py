@@ -155,7 +155,7 @@ def test_every_dashboard_panel_has_data(live_stack):
 
         _wait(targets_up, STARTUP_TIMEOUT, "every scrape target to be up", children)
         names = [r["name"] for r in client.get("/api/v1/rules").json()["data"]["groups"]]
-        assert sorted(names) == ["hux-bot", "hux-host", "hux-recording", "hux-stack"]
+        assert sorted(names) == ["hux-bot", "hux-host", "hux-stack"]
 
         queries = [(board["title"], title, substitute(expr, rate_interval=RATE_INTERVAL, interval=INTERVAL,
                                                       range_=RANGE))

@@ -39,7 +39,7 @@ def test_native_render_writes_a_checked_run_directory(make_settings, tmp_path):
     rendered = render_native(settings, tmp_path / "data" / "run", data_dir=tmp_path / "data",
                              grafana_enabled=False, environ={})
     run = rendered.run_dir
-    for rel in ("prometheus.yml", "alertmanager.yml", "templates/hux.tmpl", "rules/recording.yml",
+    for rel in ("prometheus.yml", "alertmanager.yml", "templates/hux.tmpl",
                 "rules/bot-alerts.yml", "rules/host-alerts.yml", "rules/stack-alerts.yml",
                 "grafana/provisioning/datasources/hux.yml", "grafana/provisioning/dashboards/hux.yml",
                 "grafana/dashboards/hux-system-overview.json", "grafana/dashboards/hux-token-monitoring.json",
@@ -140,6 +140,6 @@ def test_rule_files_load_in_promtool_for_test_intervals(make_settings, tmp_path)
         "disk_predict_window = \"30s\"\npipeline_stall_after = \"10s\"\n"
         "[alertmanager]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nrepeat_interval = \"1m\"\n")
     docs = rule_files(settings)
-    assert docs["recording.yml"]["groups"][0]["interval"] == "1s"
+    assert {doc["groups"][0]["interval"] for doc in docs.values()} == {"1s"}
     rendered = render_native(settings, tmp_path / "run", data_dir=tmp_path, grafana_enabled=False, environ={})
     assert validate_native(rendered.run_dir) == []

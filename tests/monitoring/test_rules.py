@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hux.monitoring.checks import RULE_TESTS_DIR, prepare_rule_tests, rule_test_settings, run_rule_tests
-from hux.monitoring.rules import ALERTS, rule_files
+from hux.monitoring.rules import ALERTS, recording_rules, rule_files
 from hux.monitoring.settings import settings_from_raw
 from hux.config import load_raw
 from tests.conftest import require_binary
@@ -48,8 +48,23 @@ def test_every_alert_has_a_firing_case_and_a_quiet_case():
             assert name in case, f"case {case!r} should name the alert it shows firing"
 
 
+def test_every_alert_reads_ratios_recorded_earlier_in_its_own_group():
+    """Same group, earlier position: the alert sees this evaluation's ratio, not the previous one's."""
+    recorded = {rule["record"] for rule in recording_rules(rule_test_settings())}
+    for doc in rule_files(rule_test_settings()).values():
+        for group in doc["groups"]:
+            before: set[str] = set()
+            for rule in group["rules"]:
+                if "record" in rule:
+                    before.add(rule["record"])
+                    continue
+                used = {name for name in recorded if name in rule["expr"]}
+                assert used <= before, f"{rule['alert']} in {group['name']} reads {sorted(used - before)} " \
+                                       "recorded elsewhere or later"
+
+
 def test_every_recording_rule_is_checked_by_a_promql_test():
-    recorded = {rule["record"] for rule in rule_files(rule_test_settings())["recording.yml"]["groups"][0]["rules"]}
+    recorded = {rule["record"] for rule in recording_rules(rule_test_settings())}
     tested = {expr["expr"] for case in _cases() for expr in case.get("promql_expr_test", [])}
     assert recorded - tested == set()
 

@@ -22,8 +22,8 @@ def alerts_markdown(settings: Settings) -> str:
         "| alert | severity | for | runbook |",
         "|---|---|---|---|",
     ]
-    alert_rules = [r for name, doc in docs.items() if name != "recording.yml"
-                   for group in doc["groups"] for r in group["rules"]]
+    every_rule = [r for doc in docs.values() for group in doc["groups"] for r in group["rules"]]
+    alert_rules = [r for r in every_rule if "alert" in r]
     seen = set()
     for rule in alert_rules:
         name = rule["alert"]
@@ -40,8 +40,7 @@ def alerts_markdown(settings: Settings) -> str:
         lines += [f"### {rule['alert']}{suffix}", "", f"{rule['annotations']['summary']}", "", "```promql",
                   rule["expr"].rstrip(), "```", ""]
     lines += ["## Recording rules", "", "| record | expression |", "|---|---|"]
-    for group in docs["recording.yml"]["groups"]:
-        for rule in group["rules"]:
-            expr = " ".join(part.strip() for part in rule["expr"].splitlines()).replace("|", "\\|")
-            lines.append(f"| `{rule['record']}` | `{expr}` |")
+    for rule in (r for r in every_rule if "record" in r):
+        expr = " ".join(part.strip() for part in rule["expr"].splitlines()).replace("|", "\\|")
+        lines.append(f"| `{rule['record']}` | `{expr}` |")
     return "\n".join(lines) + "\n"

@@ -1,10 +1,12 @@
 """Recording and alerting rules, built from the settings.
 
-Rules live in three groups, like the monitoring mixins:
-
-* ``hux-recording``: the ratios and quantiles alerts and dashboards share
-  (names follow ``level:metric:operations``, the window from the settings);
-* ``hux-bot``, ``hux-host`` and ``hux-stack`` alert groups.
+Rules live in three groups, ``hux-bot``, ``hux-host`` and ``hux-stack``. The
+recording rules (the ratios and quantiles alerts and dashboards share; names
+follow ``level:metric:operations``, the window from the settings) open the
+group whose alerts read them: Prometheus runs a group's rules in order at one
+timestamp, so an alert sees this evaluation's ratio, not the last one's (a
+separate recording group would add up to one evaluation interval to every
+alert that reads a ratio).
 
 Every threshold, window and ``for`` duration comes from ``settings.alerts``;
 nothing numeric is hard-coded in rule text, so the test suite can render the
@@ -166,6 +168,25 @@ def _dedent(expr: str) -> str:
 
 
 def recording_rules(settings: Settings) -> list[dict[str, Any]]:
+    """Every recording rule: the bot's (``hux_*``) then the host's (``node_*``)."""
+    return bot_recording_rules(settings) + host_recording_rules(settings)
+
+
+def host_recording_rules(settings: Settings) -> list[dict[str, Any]]:
+    n = recording_names(settings)
+    return [
+        {
+            "record": n.memory_utilisation,
+            "expr": "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+        },
+        {
+            "record": n.cpu_utilisation,
+            "expr": f'1 - avg by (job, instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{settings.alerts.rate_window}]))',
+        },
+    ]
+
+
+def bot_recording_rules(settings: Settings) -> list[dict[str, Any]]:
     a = settings.alerts
     n = recording_names(settings)
     api_errors = _regex_alternatives(catalogue.API_ERROR_OUTCOMES)
@@ -239,14 +260,6 @@ def recording_rules(settings: Settings) -> list[dict[str, Any]]:
                 /
                 sum by (job, instance, channel) (rate(hux_alerts_sent_total[{a.rate_window}]))
             """),
-        },
-        {
-            "record": n.memory_utilisation,
-            "expr": "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
-        },
-        {
-            "record": n.cpu_utilisation,
-            "expr": f'1 - avg by (job, instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{a.rate_window}]))',
         },
     ]
     return rules
@@ -574,9 +587,9 @@ def rule_files(settings: Settings) -> dict[str, dict[str, Any]]:
     """File name -> rule file document."""
     interval = settings.prometheus.evaluation_interval
     return {
-        "recording.yml": {"groups": [{"name": "hux-recording", "interval": interval,
-                                      "rules": recording_rules(settings)}]},
-        "bot-alerts.yml": {"groups": [{"name": "hux-bot", "interval": interval, "rules": bot_alerts(settings)}]},
-        "host-alerts.yml": {"groups": [{"name": "hux-host", "interval": interval, "rules": host_alerts(settings)}]},
+        "bot-alerts.yml": {"groups": [{"name": "hux-bot", "interval": interval,
+                                       "rules": bot_recording_rules(settings) + bot_alerts(settings)}]},
+        "host-alerts.yml": {"groups": [{"name": "hux-host", "interval": interval,
+                                        "rules": host_recording_rules(settings) + host_alerts(settings)}]},
         "stack-alerts.yml": {"groups": [{"name": "hux-stack", "interval": interval, "rules": stack_alerts(settings)}]},
     }
