@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,28 +153,18 @@ def production_table(models: list[Model]) -> str:
 
 def measure_production() -> list[dict[str, Any]]:
     """A stack on the production defaults: crash one bot and stop PostgreSQL under another, time the pages."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
+    from tests.pg import pg_ctl, scratch_database
     from tests.e2e.receivers import Receivers
     from tests.e2e.stack import Bot, E2EStack
-    from tests.e2e.test_database import pg_ctl
     from hux.monitoring.rules import ALERTS
 
     ensure_postgres()
-    base_url = os.environ["HUX_TEST_PG_FAULT_URL"]
     cluster = os.environ["HUX_TEST_PG_FAULT_CLUSTER"].split()
-    pg_ctl(cluster, "start")
-    name = f"hux_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    receivers = Receivers(ALERTS).start()
     results: list[dict[str, Any]] = []
+    receivers = Receivers(ALERTS).start()
     try:
-        with tempfile.TemporaryDirectory(prefix="hux-bench-e2e-") as home:
+        with scratch_database(os.environ["HUX_TEST_PG_FAULT_URL"], cluster, "hux_bench") as url, \
+                tempfile.TemporaryDirectory(prefix="hux-bench-e2e-") as home:
             stack = E2EStack(Path(home), receivers, bots=[Bot("crash"), Bot("pg", {"database_url": url})],
                              profile="production")
             try:
@@ -197,9 +186,6 @@ def measure_production() -> list[dict[str, Any]]:
                 stack.stop()
     finally:
         receivers.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     return results
 
 

@@ -13,6 +13,7 @@ import pytest
 from tests.bot.conftest import PgDatabases, bot_config, metric_value, pg_url, running_bot, wait_until
 from tests.bot.test_pipeline import token_feed
 from tests.conftest import require_binary
+from tests.pg import pg_ctl
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,17 +25,13 @@ def cluster() -> list[str]:
     return value.split()
 
 
-def pg_ctl(action: str) -> None:
-    subprocess.run([require_binary("pg_ctlcluster"), *cluster(), action], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def fault_database():
     dbs = PgDatabases(pg_url("HUX_TEST_PG_FAULT_URL"))
     yield dbs.create()
     status = subprocess.run([require_binary("pg_ctlcluster"), *cluster(), "status"], capture_output=True, timeout=30)
     if status.returncode != 0:  # a failed test must not leave the cluster down for the next one
-        pg_ctl("start")
+        pg_ctl(cluster(), "start")
     dbs.drop_all()
 
 
@@ -56,7 +53,7 @@ async def test_database_outage_holds_work_and_persists_everything_after(hux_home
             before = await asyncio.to_thread(app.persistence.store.counts)
             assert before["inbox"] >= 40
 
-            await asyncio.to_thread(pg_ctl, "stop")
+            await asyncio.to_thread(pg_ctl, cluster(), "stop")
             assert await wait_until(lambda: metric_value(reg, "hux_database_up") == 0, 10)
             ready = await http.get(f"{base}/ready")
             assert ready.status_code == 503
@@ -70,7 +67,7 @@ async def test_database_outage_holds_work_and_persists_everything_after(hux_home
             assert errors > 0
             assert metric_value(reg, "hux_database_pending_writes") > 0 or app.persistence.spool
 
-            await asyncio.to_thread(pg_ctl, "start")
+            await asyncio.to_thread(pg_ctl, cluster(), "start")
             assert await wait_until(lambda: metric_value(reg, "hux_database_up") == 1, 20)
             assert await wait_until(lambda: app.sources[0].finished.is_set(), 30)
             # every accepted message written once its result is (workers may still hold the last few)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +21,7 @@ from tests.e2e.procs import sum_samples, wait_until
 from tests.e2e.receivers import Receivers
 from tests.e2e.scenario import Scenario
 from tests.e2e.stack import BOT, Bot, E2EStack
+from tests.pg import pg_ctl, scratch_database
 
 pytestmark = pytest.mark.e2e
 
@@ -37,35 +36,12 @@ def _fault_cluster() -> tuple[str, list[str]]:
     return url, cluster.split()
 
 
-def pg_ctl(cluster: list[str], action: str) -> None:
-    done = subprocess.run(["pg_ctlcluster", *cluster, action], capture_output=True, text=True, timeout=60)
-    said = (done.stdout + done.stderr).strip()
-    if done.returncode != 0 and not (action == "start" and "already running" in said):
-        raise AssertionError(f"pg_ctlcluster {' '.join(cluster)} {action} failed: {said}")
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[tuple[str, list[str]]]:
     """A fresh database on the fault cluster; the cluster is running again whatever the test did."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
     base_url, cluster = _fault_cluster()
-    pg_ctl(cluster, "start")
-    name = f"hux_e2e_{uuid.uuid4().hex[:10]}"
-    # NullPool: the cluster is stopped in between, so never reuse a connection.
-    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(base_url, cluster, "hux_e2e") as url:
         yield url, cluster
-    finally:
-        pg_ctl(cluster, "start")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
