@@ -326,11 +326,10 @@ class Persistence:
         while not self._stopped:
             started = time.perf_counter()
             error = await self._ping()
-            ok = error is None
+            self.metrics.database_probe_seconds.observe(time.perf_counter() - started)
             if error is not None:
                 self._failed("probe", error)
-            self.metrics.database_probe_seconds.observe(time.perf_counter() - started)
-            if ok:
+            else:
                 self._set_up(True)
                 await self._housekeeping()
             try:
