@@ -198,7 +198,10 @@ def test_weekly_report_compares_weeks_and_checks_backup_metrics(stack) -> None:
     key = {row[0]: row for row in table(report, "Dashboard trends", "Key metrics").rows}
     change = int(key["messages received"][3].rstrip("%"))
     assert 90 <= change <= 110  # traffic doubled this week
-    assert key["CPU busy (avg)"][1] == "50.0%"
+    # 50 % by construction. A 15 m step of the subquery that falls after the last backfilled sample (the
+    # report runs a minute or so after the data was written) sees rate() extrapolate only half a sample
+    # interval past that sample: one such point of ~190 lifts the 7-day average by up to 0.1 %.
+    assert 50.0 <= float(key["CPU busy (avg)"][1].rstrip("%")) <= 50.2
     assert key["alerts that fired"][1] == "1"
     rules = table(report, "Alert configuration", "Rules Prometheus cannot evaluate")
     assert rules.rows == []
