@@ -8,6 +8,19 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+# Property-based tests of the parsers that face the outside: a bounded number of
+# examples per test (CI time), no per-example deadline (the machine is shared).
+# HUX_HYPOTHESIS_PROFILE=deep runs many more while hunting.
+hypothesis_settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile(
+    "deep", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(os.environ.get("HUX_HYPOTHESIS_PROFILE", "ci"))
 
 
 def free_port() -> int:
