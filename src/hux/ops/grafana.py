@@ -40,6 +40,7 @@ from typing import Any, Mapping
 import httpx
 
 from hux.ops import archive as arc
+from hux.ops import names
 from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
 from hux.ops.http import JsonApi
 from hux.ops.progress import Progress
@@ -62,6 +63,7 @@ FILES = {
     "templates": "grafana/alerting/templates.json",
 }
 DASHBOARDS_PREFIX = "grafana/dashboards"
+_q = names.quote_segment  # every uid, name or title from outside goes into a URL path escaped, as one segment
 
 
 # --- credentials and client ----------------------------------------------------------
@@ -249,8 +251,13 @@ def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path,
         progress.start("dashboards", len(hits), unit="dashboards")
         dashboards = []
         for hit in hits:
-            body = grafana.get_or_none(f"/api/dashboards/uid/{hit['uid']}")
             progress.advance(1)
+            try:  # the uid becomes a file name in the archive: one safe path component or nothing
+                names.safe_component(hit.get("uid"), what="dashboard uid", source=f"Grafana at {url}")
+            except names.UnsafeNameError as exc:
+                warnings.append(f"dashboard {hit.get('title')!r} skipped: {exc}")
+                continue
+            body = grafana.get_or_none(f"/api/dashboards/uid/{_q(hit['uid'])}")
             if body is None:
                 warnings.append(f"dashboard {hit['uid']} ({hit.get('title')}) disappeared while backing up: skipped")
                 continue
@@ -261,7 +268,7 @@ def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path,
         progress.finish()
         datasources, ds_secrets = [], []
         for item in grafana.get_collection("/api/datasources"):
-            detail = grafana.get_or_none(f"/api/datasources/uid/{item['uid']}") or item
+            detail = grafana.get_or_none(f"/api/datasources/uid/{_q(item['uid'])}") or item
             secure = sorted(k for k, v in (detail.get("secureJsonFields") or {}).items() if v)
             datasources.append({**_strip(detail, "secureJsonFields"), "secureJsonFieldNames": secure})
             if secure:
@@ -322,7 +329,7 @@ def _fetch_alerting(grafana: Grafana, warnings: list[str]) -> dict[str, Any]:
                 "templates": []}
     groups = []
     for folder_uid, group in sorted({(r["folderUID"], r["ruleGroup"]) for r in rules}):
-        body = grafana.get_or_none(f"{prov}/folder/{folder_uid}/rule-groups/{group}")
+        body = grafana.get_or_none(f"{prov}/folder/{_q(folder_uid)}/rule-groups/{_q(group)}")
         if body is not None:
             groups.append({"folderUid": folder_uid, "title": group, "interval": body.get("interval")})
     return {
@@ -405,7 +412,7 @@ def _restore_folders(grafana: Grafana, folders: list[dict[str, Any]], report: Re
     created = updated = same = 0
     for folder in _parents_first(folders):
         uid, parent = folder["uid"], folder.get("parentUid") or None
-        current = grafana.get_or_none(f"/api/folders/{uid}")
+        current = grafana.get_or_none(f"/api/folders/{_q(uid)}")
         if current is None:
             body = {"uid": uid, "title": folder["title"]}
             if parent:
@@ -415,10 +422,10 @@ def _restore_folders(grafana: Grafana, folders: list[dict[str, Any]], report: Re
             continue
         changed = False
         if current.get("title") != folder["title"]:
-            grafana.write("PUT", f"/api/folders/{uid}", {"title": folder["title"], "overwrite": True}, ok=(200,))
+            grafana.write("PUT", f"/api/folders/{_q(uid)}", {"title": folder["title"], "overwrite": True}, ok=(200,))
             changed = True
         if (current.get("parentUid") or None) != parent:
-            grafana.write("POST", f"/api/folders/{uid}/move", {"parentUid": parent or ""}, ok=(200,))
+            grafana.write("POST", f"/api/folders/{_q(uid)}/move", {"parentUid": parent or ""}, ok=(200,))
             changed = True
         updated += changed
         same += not changed
@@ -434,13 +441,13 @@ def _restore_datasources(grafana: Grafana, datasources: list[dict[str, Any]], re
             provisioned += 1
             continue
         body = _strip(ds, "id", "orgId", "version", "readOnly", "secureJsonFieldNames", "typeLogoUrl")
-        current = grafana.get_or_none(f"/api/datasources/uid/{ds['uid']}")
+        current = grafana.get_or_none(f"/api/datasources/uid/{_q(ds['uid'])}")
         try:
             if current is None:
                 grafana.write("POST", "/api/datasources", body, ok=(200,))
                 created += 1
             elif overwrite:
-                grafana.write("PUT", f"/api/datasources/uid/{ds['uid']}", body, ok=(200,))
+                grafana.write("PUT", f"/api/datasources/uid/{_q(ds['uid'])}", body, ok=(200,))
                 kept += 1
             else:
                 kept += 1
@@ -482,33 +489,33 @@ def _restore_alerting(grafana: Grafana, docs: dict[str, Any], report: RestoreRep
     rules = docs["alert_rules"] or []
     for rule in rules:
         body = _strip(rule, "id", "provenance", "updated", "orgID")
-        if grafana.get_or_none(f"{prov}/alert-rules/{rule['uid']}") is None:
+        if grafana.get_or_none(f"{prov}/alert-rules/{_q(rule['uid'])}") is None:
             grafana.write("POST", f"{prov}/alert-rules", body, provenance_off=True)
         else:
-            grafana.write("PUT", f"{prov}/alert-rules/{rule['uid']}", body, provenance_off=True)
+            grafana.write("PUT", f"{prov}/alert-rules/{_q(rule['uid'])}", body, provenance_off=True)
     for group in docs["rule_groups"] or []:
         if not group.get("interval"):
             continue
         members = [_strip(r, "id", "provenance", "updated", "orgID") for r in rules
                    if r["folderUID"] == group["folderUid"] and r["ruleGroup"] == group["title"]]
-        grafana.write("PUT", f"{prov}/folder/{group['folderUid']}/rule-groups/{group['title']}",
+        grafana.write("PUT", f"{prov}/folder/{_q(group['folderUid'])}/rule-groups/{_q(group['title'])}",
                       {"title": group["title"], "folderUid": group["folderUid"], "interval": group["interval"],
                        "rules": members}, provenance_off=True)
     for template in docs["templates"] or []:
-        grafana.write("PUT", f"{prov}/templates/{template['name']}", _strip(template, "provenance"),
+        grafana.write("PUT", f"{prov}/templates/{_q(template['name'])}", _strip(template, "provenance"),
                       provenance_off=True)
     existing_timings = {t["name"] for t in grafana.get_collection(f"{prov}/mute-timings") or []}
     for timing in docs["mute_timings"] or []:
         body = _strip(timing, "provenance")
         if timing["name"] in existing_timings:
-            grafana.write("PUT", f"{prov}/mute-timings/{timing['name']}", body, provenance_off=True)
+            grafana.write("PUT", f"{prov}/mute-timings/{_q(timing['name'])}", body, provenance_off=True)
         else:
             grafana.write("POST", f"{prov}/mute-timings", body, provenance_off=True)
     existing_points = {p.get("uid") for p in grafana.get_collection(f"{prov}/contact-points")}
     for point in docs["contact_points"] or []:
         body = _strip(point, "provenance")
         if point.get("uid") in existing_points:  # Grafana keeps the stored secret for a [REDACTED] value
-            grafana.write("PUT", f"{prov}/contact-points/{point['uid']}", body, provenance_off=True)
+            grafana.write("PUT", f"{prov}/contact-points/{_q(point['uid'])}", body, provenance_off=True)
         else:
             body["settings"] = {k: v for k, v in point.get("settings", {}).items() if v != REDACTED}
             grafana.write("POST", f"{prov}/contact-points", body, provenance_off=True)
@@ -526,7 +533,7 @@ def _verify_restore(grafana: Grafana, folders: list[dict[str, Any]], dashboards:
                     report: RestoreReport) -> None:
     problems = []
     for folder in folders:
-        current = grafana.get_or_none(f"/api/folders/{folder['uid']}")
+        current = grafana.get_or_none(f"/api/folders/{_q(folder['uid'])}")
         if current is None:
             problems.append(f"folder {folder['uid']} missing")
         elif (current.get("parentUid") or None) != (folder.get("parentUid") or None):
@@ -534,7 +541,7 @@ def _verify_restore(grafana: Grafana, folders: list[dict[str, Any]], dashboards:
     for item in dashboards:
         if item.get("provisioned"):
             continue  # placed by file provisioning, not by the restore
-        current = grafana.get_or_none(f"/api/dashboards/uid/{item['uid']}")
+        current = grafana.get_or_none(f"/api/dashboards/uid/{_q(item['uid'])}")
         if current is None:
             problems.append(f"dashboard {item['uid']} missing")
         elif (current.get("meta", {}).get("folderUid") or None) != (item.get("folderUid") or None):

@@ -45,6 +45,7 @@ from typing import Any, Callable
 import yaml
 
 from hux.ops import archive as arc
+from hux.ops import names
 from hux.ops import silences as sil
 from hux.ops import verify
 from hux.ops.clients import Alertmanager, Prometheus
@@ -240,11 +241,20 @@ def _backup_prometheus(
         tsdb_dir = resolve_data_dir(prom, data_dir, data_dir_fallback)
         progress.step(f"snapshotting Prometheus {build.get('version', '?')} at {prometheus_url}")
         requested_at = time.time()
-        name = prom.snapshot(allow_remote=allow_remote)
-        snapshot_dir = tsdb_dir / "snapshots" / name
+        snapshots = tsdb_dir / "snapshots"
+        before = names.snapshot_children(snapshots)
+        name = names.safe_component(prom.snapshot(allow_remote=allow_remote), what="snapshot name",
+                                    source=f"Prometheus at {prometheus_url}")
+        if name in before:
+            raise BackupError(
+                f"Prometheus at {prometheus_url} answered with snapshot {name}, which was already there before this "
+                f"backup: it is not the snapshot just taken, so it is neither archived nor removed. Check that "
+                f"--prometheus-url and --data-dir point at the same Prometheus"
+            )
+        snapshot_dir = snapshots / name
         staging: Path | None = None
         try:
-            if not snapshot_dir.is_dir():
+            if snapshot_dir.is_symlink() or not snapshot_dir.is_dir():
                 raise BackupError(
                     f"Prometheus wrote snapshot {name}, but it is not in {tsdb_dir}/snapshots: its data directory "
                     "is elsewhere (pass --data-dir) or on another machine (run the backup on the Prometheus host). "
@@ -311,7 +321,9 @@ def _backup_prometheus(
         except OSError as exc:
             raise BackupError(_os_error_message(exc, backup_dir)) from None
         finally:
-            shutil.rmtree(snapshot_dir, ignore_errors=True)
+            ours = names.only_new_child(snapshots, name, before)  # never delete what this run did not create
+            if ours is not None:
+                shutil.rmtree(ours, ignore_errors=True)
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
     return BackupResult(KIND, path, path.stat().st_size, 0.0, full, warnings)
