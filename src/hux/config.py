@@ -21,6 +21,7 @@ key, says what is wrong and how to fix it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -31,6 +32,39 @@ ENV_PREFIX = "HUX__"
 
 class ConfigError(Exception):
     """A setting is missing, mistyped or out of range. The message says which and how to fix it."""
+
+
+#: characters no setting may hold: every string setting ends up in a file another program parses
+#: (prometheus.yml, alertmanager.yml, grafana.ini, docker-compose.yml), one value per line.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_name(value: str) -> str:
+    """A setting that names an environment variable: empty or a valid name (ValueError otherwise)."""
+    if value and not _ENV_NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name (letters, digits, _), "
+                         "e.g. \"HUX_SMTP_PASSWORD\"")
+    return value
+
+
+def single_line(value: Any) -> Any:
+    """``value`` unchanged, or ValueError when a string in it (lists and tables too) holds a control character."""
+    if isinstance(value, str):
+        found = _CONTROL_RE.search(value)
+        if found:
+            raise ValueError(f"contains the control character {found.group()!r} (a newline, tab or similar), which "
+                             "the rendered config files cannot carry: remove it")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            single_line(item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            single_line(key)
+            single_line(item)
+    return value
 
 
 def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,16 +116,26 @@ def _parse_env_value(text: str) -> Any:
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``HUX__BOT__PORT=8001`` -> ``{"bot": {"port": 8001}}``."""
     out: dict[str, Any] = {}
-    for key, value in environ.items():
+    owner: dict[tuple[str, ...], str] = {}   # path -> the variable that set it (for conflict messages)
+    for key, value in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX):
             continue
         path = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
         if not path:
             continue
         node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment overrides {owner[tuple(path[:depth + 1])]} and {key} conflict: "
+                                  f"the first sets a value where the second needs a table; unset one of them")
+            node = child
+        if isinstance(node.get(path[-1]), dict):
+            other = next(v for p, v in owner.items() if p[:len(path)] == tuple(path))
+            raise ConfigError(f"environment overrides {key} and {other} conflict: the first sets a value where "
+                              "the second needs a table; unset one of them")
         node[path[-1]] = _parse_env_value(value)
+        owner[tuple(path)] = key
     return out
 
 

@@ -15,11 +15,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hux import paths
-from hux.config import ConfigError, load_raw, read_secret, validation_error
+from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _single_line(cls, value: Any) -> Any:
+        return single_line(value)   # no setting string holds a newline or other control character
 
 
 class TelegramSettings(_Section):
@@ -36,6 +41,11 @@ class TelegramSettings(_Section):
     def _chat_id_as_text(cls, value: Any) -> Any:
         # Chat ids are numbers (-100...) or @channel names; env overrides parse numbers as ints.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        return env_name(value)
 
     def token(self) -> str | None:
         return read_secret(env=self.token_env or None, file=self.token_file or None)

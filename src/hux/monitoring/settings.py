@@ -25,18 +25,26 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hux.config import ConfigError, load_raw, validation_error
+from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
 
 SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "grafana", "backup")
 
-_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+# Every pattern below is used with fullmatch: "$" would also accept a trailing newline.
+_DURATION_RE = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
 _DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-_TARGET_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_TARGET_RE = re.compile(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
+#: an image reference: [registry[:port]/]name[:tag][@digest]; nothing compose would interpolate or split
+_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*(?::\d{1,5}/[A-Za-z0-9._\-/]+)?:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}"
+                       r"(?:@sha256:[0-9a-f]{64})?")
+#: Grafana logins that grafana.ini and docker-compose.yml carry as they are (no ; # $ { or whitespace)
+_GRAFANA_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,99}")
+#: characters grafana.ini cannot carry inside a $__file{...} path (or would expand/cut)
+INI_UNSAFE = set("${}\";#`'\\")
 
 
 def duration_seconds(text: str) -> float:
     """Seconds in a Prometheus duration such as ``"1h30m"``; ValueError when malformed."""
-    match = _DURATION_RE.match(text or "")
+    match = _DURATION_RE.fullmatch(text) if isinstance(text, str) else None
     if not text or not match or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration: use a Prometheus duration such as \"30s\", \"5m\", \"1h\", \"1d\"")
     return sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS) if g)
@@ -49,8 +57,36 @@ def _check_duration(value: str, *, allow_zero: bool = False) -> str:
     return value
 
 
+def no_template(value: str, where: str) -> str:
+    """Refuse a Go template opener in a value that {where} expands as a template."""
+    if "{{" in value or "}}" in value:
+        raise ValueError(f"{value!r} contains '{{{{' or '}}}}', which {where} would run as a template: remove them")
+    return value
+
+
+def http_url(value: str) -> str:
+    """An absolute http(s) URL with a host and no whitespace (it is written into alertmanager.yml)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not an http(s) URL, e.g. \"https://hooks.example.com/alerts\"")
+    return value
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _single_line(cls, value: Any, info: Any) -> Any:
+        if info.field_name == "bot":   # Settings.bot: the bot's own model checks it, naming the exact key
+            return value
+        return single_line(value)
 
 
 Duration = str  # a Prometheus duration string, checked by the section validators below
@@ -83,8 +119,8 @@ class Images(_Section):
     @field_validator("*")
     @classmethod
     def _pinned(cls, value: str) -> str:
-        name, _, tag = value.rpartition(":")
-        if not name or not tag or "/" in tag or tag == "latest":
+        name, _, tag = value.partition("@")[0].rpartition(":")
+        if not name or not tag or "/" in tag or tag == "latest" or not _IMAGE_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not pinned: give an exact tag, e.g. \"prom/prometheus:v3.1.0\"")
         return value
 
@@ -112,7 +148,7 @@ class StackSettings(_Section):
     @classmethod
     def _targets(cls, value: list[str]) -> list[str]:
         for target in value:
-            if not _TARGET_RE.match(target):
+            if not _TARGET_RE.fullmatch(target):
                 raise ValueError(f"{target!r} is not host:port, e.g. \"127.0.0.1:8000\"")
         if len(set(value)) != len(value):
             raise ValueError("lists the same target twice; each bot instance once")
@@ -228,6 +264,13 @@ class AlertSettings(_Section):
     #: where the runbook_url annotations point; set your repository's URL of the file
     #: (e.g. "https://git.example.com/hux/blob/main/docs/runbooks.md") so links open from Slack and mail
     runbook_base_url: str = "docs/runbooks.md"
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _runbook(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not a URL or path without spaces, e.g. \"docs/runbooks.md\"")
+        return no_template(value, "Prometheus (rule annotations)")
 
     # windows shared by the rate-based rules
     rate_window: Duration = "5m"          # rate()/increase() window: the seed's "in 5m"
@@ -361,7 +404,7 @@ class EmailReceiver(_SecretSource):
     @field_validator("smtp_smarthost")
     @classmethod
     def _smarthost(cls, value: str) -> str:
-        if not _TARGET_RE.match(value):
+        if not _TARGET_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not host:port, e.g. \"smtp.example.com:587\"")
         return value
 
@@ -371,7 +414,12 @@ class EmailReceiver(_SecretSource):
         for part in value.split(","):
             if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", part.strip()):
                 raise ValueError(f"{value!r} is not an e-mail address (several: comma-separated)")
-        return value
+        return no_template(value, "Alertmanager")
+
+    @field_validator("auth_password_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        return env_name(value)
 
     def password(self, environ: Mapping[str, str]) -> str | None:
         return self._secret(self.auth_password_env, self.auth_password_file, environ)
@@ -382,6 +430,16 @@ class SlackReceiver(_SecretSource):
     api_url_env: str = "HUX_SLACK_WEBHOOK_URL"
     api_url_file: str = ""
     channel: str = "#hux-alerts"
+
+    @field_validator("api_url_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        return env_name(value)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        return no_template(value, "Alertmanager")
 
     def api_url(self, environ: Mapping[str, str]) -> str | None:
         return self._secret(self.api_url_env, self.api_url_file, environ)
@@ -397,9 +455,12 @@ class WebhookReceiver(_SecretSource):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
+        return http_url(value) if value else value
+
+    @field_validator("url_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        return env_name(value)
 
     def resolved_url(self, environ: Mapping[str, str]) -> str | None:
         return self._secret(self.url_env, self.url_file, environ) or self.url or None
@@ -430,6 +491,30 @@ class GrafanaSettings(_Section):
     datasource_name: str = "Prometheus"
     dashboard_refresh: Duration = "30s"
     dashboard_time_from: str = "now-3h"
+
+    @field_validator("admin_user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not _GRAFANA_USER_RE.fullmatch(value):
+            raise ValueError(f"{value!r} cannot be written into grafana.ini and docker-compose.yml as it is: use "
+                             "letters, digits and . _ @ + - (at most 100, starting with a letter or digit)")
+        return value
+
+    @field_validator("admin_password_file")
+    @classmethod
+    def _password_file(cls, value: str) -> str:
+        bad = sorted(INI_UNSAFE & set(value))
+        if bad:
+            raise ValueError(f"{value!r} holds {' '.join(bad)}, which grafana.ini cannot carry in $__file{{...}}: "
+                             "move the file to a path without them")
+        return value
+
+    @field_validator("datasource_name")
+    @classmethod
+    def _datasource_name(cls, value: str) -> str:
+        if not value or "$" in value:
+            raise ValueError(f"{value!r}: Grafana expands $NAME in provisioning files; give a name without '$'")
+        return value
 
     @field_validator("datasource_uid")
     @classmethod
@@ -537,7 +622,10 @@ def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | No
     # The stack scrapes the bot where the bot listens, unless told otherwise.
     bot_port = data.get("bot", {}).get("port")
     stack = dict(data.get("stack", {}))
-    ports = dict(stack.get("ports", {}))
+    ports = stack.get("ports", {})
+    if not isinstance(ports, Mapping):
+        raise ConfigError(f"config key 'stack.ports' must be a table ([stack.ports]), got {ports!r}; fix the settings file")
+    ports = dict(ports)
     if "bot" not in ports and isinstance(bot_port, int) and not isinstance(bot_port, bool) and bot_port > 0:
         ports["bot"] = bot_port
         stack["ports"] = ports

@@ -14,6 +14,18 @@ import stat
 from pathlib import Path
 
 PASSWORD_BYTES = 24
+#: what no value of grafana.ini may hold: line breaks end the value, ; and # start a comment,
+#: $ { } start Grafana's $__file{...}/${VAR} expansion, quotes and backticks change its quoting
+_INI_UNSAFE = frozenset("\r\n\x00;#${}\"'`") | frozenset(chr(c) for c in range(32)) | {"\x7f"}
+
+
+def _ini_value(key: str, value: object) -> str:
+    text = str(value)
+    bad = sorted(_INI_UNSAFE & set(text))
+    if bad:
+        raise ValueError(f"grafana.ini cannot carry {key} = {text!r} (it holds {bad!r}): "
+                         "use a value (or, for a path, a HUX_HOME / file location) without those characters")
+    return text
 
 
 def ensure_admin_password(path: Path) -> tuple[str, bool]:
@@ -54,11 +66,22 @@ def write_ini(
     admin_user: str,
     password_file: Path,
 ) -> Path:
-    """The ini Grafana starts with (``--config``); values override the install's defaults.ini."""
+    """The ini Grafana starts with (``--config``); values override the install's defaults.ini.
+
+    Every value is checked against what the ini can carry (ValueError, nothing written, otherwise):
+    a newline would start a new section, ``$__file{...}`` would read another file.
+    """
+    data_dir = _ini_value("paths.data", data_dir)
+    plugins = _ini_value("paths.plugins", Path(data_dir) / "plugins")
+    provisioning_dir = _ini_value("paths.provisioning", provisioning_dir)
+    bind_address = _ini_value("server.http_addr", bind_address)
+    port = int(port)
+    admin_user = _ini_value("security.admin_user", admin_user)
+    password_file = _ini_value("security.admin_password", password_file)
     text = f"""; Written by `hux up` for the native stack; regenerated on every start.
 [paths]
 data = {data_dir}
-plugins = {data_dir / "plugins"}
+plugins = {plugins}
 provisioning = {provisioning_dir}
 
 [server]
