@@ -7,6 +7,7 @@ after a bounded wait). Nothing is ever looked up or killed by name.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -93,10 +94,16 @@ def wait_until(probe: Callable[[], T], timeout: float, what: str, *, interval: f
 # --------------------------------------------------------------------------- HTTP
 
 
-def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0) -> tuple[int, Any]:
-    """One JSON-or-text HTTP call; returns (status, decoded body). Never raises on HTTP status."""
+def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0,
+         auth: tuple[str, str] | None = None) -> tuple[int, Any]:
+    """One JSON-or-text HTTP call; returns (status, decoded body). Never raises on HTTP status.
+
+    ``auth``: (user, password) for basic auth (the stack's Prometheus, Alertmanager, node_exporter).
+    """
     data = None
     headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
@@ -113,21 +120,22 @@ def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0) -> tu
         return status, text
 
 
-def get_ok(url: str, timeout: float = 2.0) -> bool:
+def get_ok(url: str, timeout: float = 2.0, auth: tuple[str, str] | None = None) -> bool:
     try:
-        status, _ = http("GET", url, timeout=timeout)
+        status, _ = http("GET", url, timeout=timeout, auth=auth)
     except OSError:
         return False
     return status == 200
 
 
 class PrometheusApi:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.auth = auth
 
     def query(self, expr: str) -> list[dict]:
         url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        status, body = http("GET", url)
+        status, body = http("GET", url, auth=self.auth)
         if status != 200 or body.get("status") != "success":
             raise StackError(f"Prometheus query {expr!r} failed: {status} {body}")
         return body["data"]["result"]
@@ -140,7 +148,7 @@ class PrometheusApi:
         return float(result[0]["value"][1])
 
     def alerts(self) -> list[dict]:
-        status, body = http("GET", f"{self.base_url}/api/v1/alerts")
+        status, body = http("GET", f"{self.base_url}/api/v1/alerts", auth=self.auth)
         if status != 200:
             raise StackError(f"Prometheus /api/v1/alerts answered {status}")
         return body["data"]["alerts"]
@@ -149,25 +157,26 @@ class PrometheusApi:
         return [a["state"] for a in self.alerts() if a["labels"].get("alertname") == alertname]
 
     def targets(self) -> list[dict]:
-        status, body = http("GET", f"{self.base_url}/api/v1/targets?state=active")
+        status, body = http("GET", f"{self.base_url}/api/v1/targets?state=active", auth=self.auth)
         if status != 200:
             raise StackError(f"Prometheus /api/v1/targets answered {status}")
         return body["data"]["activeTargets"]
 
     def rules(self) -> list[dict]:
-        status, body = http("GET", f"{self.base_url}/api/v1/rules")
+        status, body = http("GET", f"{self.base_url}/api/v1/rules", auth=self.auth)
         if status != 200:
             raise StackError(f"Prometheus /api/v1/rules answered {status}")
         return [rule for group in body["data"]["groups"] for rule in group["rules"]]
 
 
 class AlertmanagerApi:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.auth = auth
 
     def alerts(self, **filters: str) -> list[dict]:
         query = urllib.parse.urlencode([("filter", f'{k}="{v}"') for k, v in filters.items()])
-        status, body = http("GET", f"{self.base_url}/api/v2/alerts?{query}")
+        status, body = http("GET", f"{self.base_url}/api/v2/alerts?{query}", auth=self.auth)
         if status != 200:
             raise StackError(f"Alertmanager /api/v2/alerts answered {status}: {body}")
         return body
@@ -181,25 +190,25 @@ class AlertmanagerApi:
             "createdBy": "e2e-suite",
             "comment": comment,
         }
-        status, reply = http("POST", f"{self.base_url}/api/v2/silences", body)
+        status, reply = http("POST", f"{self.base_url}/api/v2/silences", body, auth=self.auth)
         if status != 200:
             raise StackError(f"creating a silence failed: {status} {reply}")
         return reply["silenceID"]
 
     def expire_silence(self, silence_id: str) -> None:
-        status, reply = http("DELETE", f"{self.base_url}/api/v2/silence/{silence_id}")
+        status, reply = http("DELETE", f"{self.base_url}/api/v2/silence/{silence_id}", auth=self.auth)
         if status != 200:
             raise StackError(f"expiring silence {silence_id} failed: {status} {reply}")
 
     def silences(self) -> list[dict]:
-        status, body = http("GET", f"{self.base_url}/api/v2/silences")
+        status, body = http("GET", f"{self.base_url}/api/v2/silences", auth=self.auth)
         if status != 200:
             raise StackError(f"Alertmanager /api/v2/silences answered {status}")
         return body
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a metric's samples on Alertmanager's own /metrics whose labels match."""
-        status, text = http("GET", f"{self.base_url}/metrics")
+        status, text = http("GET", f"{self.base_url}/metrics", auth=self.auth)
         if status != 200:
             raise StackError(f"Alertmanager /metrics answered {status}")
         return sum_samples(str(text), name, labels)

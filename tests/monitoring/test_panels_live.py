@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hux.monitoring import auth
 from hux.monitoring.dashboards import build_dashboards, panel_queries, substitute
 from hux.monitoring.render import render_native
 from tests.conftest import free_port, require_binary
@@ -126,11 +127,14 @@ def live_stack(make_settings, tmp_path, hux_home):
     try:
         children.append(Child("node_exporter", [
             node_exporter, f"--web.listen-address=127.0.0.1:{ports['node_exporter']}",
-            f"--collector.textfile.directory={textfile}"], logs))
-        children.append(Child("alertmanager", [alertmanager, *rendered.alertmanager_args], logs, cwd=rendered.run_dir))
+            f"--collector.textfile.directory={textfile}", *rendered.web_args], logs))
+        children.append(Child("alertmanager", [alertmanager, *rendered.alertmanager_args, *rendered.web_args], logs,
+                              cwd=rendered.run_dir))
         children.append(Child("bot", [sys.executable, "-m", "hux.cli", "bot", "run"], logs, env=bot_env))
-        children.append(Child("prometheus", [prometheus, *rendered.prometheus_args], logs, cwd=rendered.run_dir))
-        yield settings, f"http://127.0.0.1:{ports['prometheus']}", children
+        children.append(Child("prometheus", [prometheus, *rendered.prometheus_args, *rendered.web_args], logs,
+                              cwd=rendered.run_dir))
+        # Behind basic auth as `hux up` runs them: the client carries the rendered credentials.
+        yield settings, f"http://127.0.0.1:{ports['prometheus']}", children, auth.client_auth(data)
     finally:
         for child in reversed(children):
             child.stop()
@@ -145,8 +149,8 @@ def _query(client: httpx.Client, expr: str) -> tuple[str | None, list]:
 
 
 def test_every_dashboard_panel_has_data(live_stack):
-    settings, base, children = live_stack
-    with httpx.Client(base_url=base, timeout=5) as client:
+    settings, base, children, credentials = live_stack
+    with httpx.Client(base_url=base, timeout=5, auth=credentials) as client:
         def targets_up():
             active = client.get("/api/v1/targets").json()["data"]["activeTargets"]
             jobs = {t["labels"]["job"]: t["health"] for t in active}

@@ -59,15 +59,19 @@ def test_admin_and_lifecycle_endpoints_stay_off_beyond_loopback(tmp_path: Path) 
     assert any(a.startswith("--web.listen-address=0.0.0.0:") for a in prom)
 
 
-def test_a_web_config_file_puts_node_exporter_behind_basic_auth(tmp_path: Path) -> None:
+def test_an_operator_web_config_keeps_its_users_and_gains_ours(tmp_path: Path) -> None:
     (tmp_path / "web").mkdir()
     password = "correct horse"
     (tmp_path / "web" / "node_exporter.yml").write_text(
-        f"basic_auth_users:\n  hux: '{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}'\n")
+        f"basic_auth_users:\n  alice: '{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}'\n")
     settings, plan = plan_for(tmp_path)
     spec = plan.component("node_exporter")
-    assert f"--web.config.file={tmp_path / 'web' / 'node_exporter.yml'}" in spec.argv
-    assert not any(a.startswith("--web.config.file") for a in plan.component("prometheus").argv)
+    merged = tmp_path / "data" / "auth" / "web-node_exporter.yml"
+    assert f"--web.config.file={merged}" in spec.argv
+    ours = f"--web.config.file={tmp_path / 'data' / 'auth' / 'web.yml'}"
+    assert ours in plan.component("prometheus").argv and ours in plan.component("alertmanager").argv
+    assert not any(a.startswith("--web.config.file") for a in plan.component("bot").argv)
+    hux_password = (tmp_path / "data" / "auth" / "password").read_text().strip()
     (tmp_path / "data" / "node_exporter" / "textfile").mkdir(parents=True)
     proc = subprocess.Popen(list(spec.argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -78,7 +82,8 @@ def test_a_web_config_file_puts_node_exporter_behind_basic_auth(tmp_path: Path) 
                 return None
 
         assert wait_for(lambda: answer(), 10, "node_exporter to listen") == 401
-        assert answer(("hux", password)) == 200
+        assert answer(("alice", password)) == 200
+        assert answer(("hux", hux_password)) == 200
         assert answer(("hux", "wrong")) == 401
     finally:
         proc.terminate()

@@ -135,7 +135,7 @@ def test_a_config_that_fails_validation_is_refused_and_the_stack_keeps_serving(s
         stack.write_config(stack.config_extra)
     assert {name: stack.component(name)["pid"] for name in COMPONENTS} == pids
     for name in ("prometheus", "alertmanager"):
-        assert httpx.get(stack.url(name) + "/-/ready", timeout=2).status_code == 200
+        assert httpx.get(stack.url(name) + "/-/ready", auth=stack.credentials, timeout=2).status_code == 200
     wait_for(lambda: no_failures(stack), SETTLE, "health after the refused config")
 
 
@@ -143,7 +143,8 @@ def test_a_valid_change_is_hot_reloaded_without_restarts(stack: StackUnderTest) 
     pids = {name: stack.component(name)["pid"] for name in COMPONENTS}
 
     def latency_rule() -> str:
-        groups = httpx.get(stack.url("prometheus") + "/api/v1/rules", timeout=2).json()["data"]["groups"]
+        groups = httpx.get(stack.url("prometheus") + "/api/v1/rules", auth=stack.credentials,
+                           timeout=2).json()["data"]["groups"]
         return next(r["query"] for g in groups for r in g["rules"] if r["name"] == "BotHighLatency")
 
     assert latency_rule().endswith("> 10")

@@ -64,11 +64,22 @@ class Targets:
         )
 
 
-def _static_job(name: str, targets: list[str]) -> dict[str, Any]:
-    return {"job_name": name, "static_configs": [{"targets": targets}]}
+def _static_job(name: str, targets: list[str], basic_auth: dict[str, str] | None = None) -> dict[str, Any]:
+    job: dict[str, Any] = {"job_name": name}
+    if basic_auth:
+        job["basic_auth"] = dict(basic_auth)
+    job["static_configs"] = [{"targets": targets}]
+    return job
 
 
-def prometheus_config(settings: Settings, targets: Targets) -> dict[str, Any]:
+def basic_auth(username: str, password_file: Path | str) -> dict[str, str]:
+    """The ``basic_auth`` block of a scrape or alerting config (Prometheus 2.42 and 3.x): the password by file."""
+    return {"username": username, "password_file": str(password_file)}
+
+
+def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, str] | None = None) -> dict[str, Any]:
+    """``auth`` (see ``basic_auth``): credentials for Prometheus itself, Alertmanager and node_exporter,
+    the components behind a web config natively; the bot, Grafana and cAdvisor never get them."""
     p = settings.prometheus
     global_: dict[str, Any] = {
         "scrape_interval": p.scrape_interval,
@@ -78,9 +89,9 @@ def prometheus_config(settings: Settings, targets: Targets) -> dict[str, Any]:
     if p.external_labels:
         global_["external_labels"] = dict(p.external_labels)
     jobs = [
-        _static_job("prometheus", [targets.prometheus]),
-        _static_job("alertmanager", [targets.alertmanager]),
-        _static_job("node", [targets.node]),
+        _static_job("prometheus", [targets.prometheus], auth),
+        _static_job("alertmanager", [targets.alertmanager], auth),
+        _static_job("node", [targets.node], auth),
     ]
     if targets.cadvisor:
         jobs.append(_static_job("cadvisor", [targets.cadvisor]))
@@ -95,9 +106,11 @@ def prometheus_config(settings: Settings, targets: Targets) -> dict[str, Any]:
         })
     else:
         jobs.append(_static_job("bot", list(targets.bot_static)))
+    alertmanager: dict[str, Any] = {"basic_auth": dict(auth)} if auth else {}
+    alertmanager["static_configs"] = [{"targets": [targets.alertmanager]}]
     return {
         "global": global_,
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [targets.alertmanager]}]}]},
+        "alerting": {"alertmanagers": [alertmanager]},
         # Relative to this file's directory, so a config checked in a staging directory checks its own rules.
         "rule_files": ["rules/*.yml"],
         "scrape_configs": jobs,

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
-from hux.monitoring import compose, grafana, prometheus, rules
+from hux.monitoring import auth, compose, grafana, prometheus, rules
 from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
@@ -71,6 +71,8 @@ class RenderedNative:
     grafana_provisioning_dir: Path
     grafana_dashboards_dir: Path
     grafana_enabled: bool
+    #: the web config (basic auth) of Prometheus, Alertmanager and node_exporter (data/auth/web.yml)
+    web_config: Path | None = None
     prometheus_args: list[str] = field(default_factory=list)
     alertmanager_args: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
@@ -78,6 +80,11 @@ class RenderedNative:
     @property
     def rule_files(self) -> list[Path]:
         return sorted(self.rules_dir.glob("*.yml"))
+
+    @property
+    def web_args(self) -> list[str]:
+        """``--web.config.file`` for Prometheus, Alertmanager and node_exporter (the supervisor's plan adds it)."""
+        return [f"--web.config.file={self.web_config}"] if self.web_config else []
 
 
 # --- building the file set -----------------------------------------------------------
@@ -89,10 +96,11 @@ def _dashboards(settings: Settings) -> dict[str, dict[str, Any]]:
     return build_dashboards(settings)
 
 
-def _common_files(settings: Settings, targets: prometheus.Targets, secrets: am.ReceiverSecrets) -> dict[str, str]:
+def _common_files(settings: Settings, targets: prometheus.Targets, secrets: am.ReceiverSecrets,
+                  basic_auth: dict[str, str] | None = None) -> dict[str, str]:
     """Relative path -> text, shared by both modes (the callers add their own extras)."""
     files: dict[str, str] = {}
-    files["prometheus.yml"] = dump(prometheus.prometheus_config(settings, targets), GENERATED)
+    files["prometheus.yml"] = dump(prometheus.prometheus_config(settings, targets, auth=basic_auth), GENERATED)
     for name, document in rules.rule_files(settings).items():
         files[f"rules/{name}"] = dump(document, GENERATED)
     files["alertmanager.yml"] = dump(am.alertmanager_config(settings, secrets), GENERATED)
@@ -142,12 +150,18 @@ def native_secrets(settings: Settings, run_dir: Path, environ: os._Environ[str] 
 
 
 def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | None = None,
-                 environ: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """(config files, secret files) of a native run directory, as relative path -> text."""
+                 environ: dict[str, str] | None = None,
+                 auth_password_file: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(config files, secret files) of a native run directory, as relative path -> text.
+
+    ``auth_password_file``: Prometheus scrapes itself, Alertmanager and node_exporter and sends alerts
+    with user ``hux`` and this password file (``hux.monitoring.auth``); only the path is rendered.
+    """
     with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
     targets = prometheus.Targets.native(settings, grafana=with_grafana)
     refs, secrets = native_secrets(settings, run_dir, environ)
-    files = _common_files(settings, targets, refs)
+    basic_auth = prometheus.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
+    files = _common_files(settings, targets, refs, basic_auth)
     files["grafana/provisioning/datasources/hux.yml"] = dump(
         grafana.datasource_provisioning(settings, settings.url("prometheus")), GENERATED)
     files["grafana/provisioning/dashboards/hux.yml"] = dump(
@@ -180,7 +194,11 @@ def docker_secret_refs(settings: Settings) -> tuple[am.ReceiverSecrets, list[str
 
 
 def docker_files(settings: Settings) -> dict[str, str]:
-    """The committed docker tree, docker-compose.yml and docs/alerts.md: path relative to the repository root -> text."""
+    """The committed docker tree, docker-compose.yml and docs/alerts.md: path relative to the repository root -> text.
+
+    The docker components run without basic auth inside the compose network (no credential file exists
+    there); only native mode puts Prometheus, Alertmanager and node_exporter behind it.
+    """
     refs, needed = docker_secret_refs(settings)
     common = _common_files(settings, prometheus.Targets.docker(), refs)
     files: dict[str, str] = {}
@@ -307,7 +325,7 @@ def check_native(settings: Settings) -> list[str]:
     """Render the native configuration into a temporary directory and check it; the problems found."""
     with tempfile.TemporaryDirectory(prefix="hux-render-check-") as tmp:
         run_dir = Path(tmp) / "run"
-        files, secrets = native_files(settings, run_dir)
+        files, secrets = native_files(settings, run_dir, auth_password_file=Path(tmp) / "auth" / "password")
         _write_tree(run_dir, {**files, **secrets}, private={*secrets, "alertmanager.yml"})
         return validate_native(run_dir)
 
@@ -347,7 +365,12 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
     run_dir = Path(run_dir).resolve()
     data_dir = Path(data_dir).resolve()
     with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
-    files, secrets = native_files(settings, run_dir, grafana_enabled=with_grafana, environ=environ)
+    try:   # first run: generate the password; later runs keep it
+        credentials, _ = auth.ensure(data_dir, [settings.url(name) for name in auth.COMPONENTS])
+    except auth.AuthError as exc:
+        raise ConfigError(str(exc)) from None
+    files, secrets = native_files(settings, run_dir, grafana_enabled=with_grafana, environ=environ,
+                                  auth_password_file=credentials.password_file)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.render-", dir=run_dir.parent))
     try:
@@ -357,6 +380,8 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         (staging / "secrets").chmod(0o700)
         _write_tree(staging, secrets, private=secrets.keys())
         problems = validate_native(staging)
+        problem = _run_check(["promtool", "check", "web-config", str(credentials.web_config)])
+        problems += [problem] if problem else []
         if problems:
             raise ConfigError("the rendered configuration does not pass its checks, nothing was written:\n  "
                               + "\n  ".join(problems))
@@ -376,6 +401,7 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         grafana_provisioning_dir=run_dir / "grafana" / "provisioning",
         grafana_dashboards_dir=run_dir / "grafana" / "dashboards",
         grafana_enabled=with_grafana,
+        web_config=credentials.web_config,
         prometheus_args=prometheus.prometheus_flags(settings, prometheus_config, data_dir / "prometheus"),
         alertmanager_args=am.alertmanager_flags(settings, str(alertmanager_config), str(data_dir / "alertmanager")),
         files=[run_dir / rel for rel in (*files, *secrets)],

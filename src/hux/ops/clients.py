@@ -1,16 +1,42 @@
-"""Typed clients for the Prometheus and Alertmanager HTTP APIs used by backup and maintenance."""
+"""Typed clients for the Prometheus and Alertmanager HTTP APIs used by backup and maintenance.
+
+Natively both run behind basic auth (``hux.monitoring.auth``). Every client
+here carries the stack's credentials from ``$HUX_HOME/data/auth`` by default,
+scoped to the stack's own URLs: a Prometheus named with ``--prometheus-url``
+elsewhere, or a temporary one started for a restore check, never receives them.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Iterable
 
+import httpx
+
+from hux import paths
+from hux.monitoring import auth as stack_auth
 from hux.ops.errors import ApiError, OpsError
 from hux.ops.http import JsonApi, require_loopback
 
 
 def _ts(value: float) -> str:
     return f"{value:.3f}"
+
+
+class _StackDefault:
+    """Marker: use the stack's scoped credentials (pass ``auth=None`` to send none)."""
+
+
+STACK_AUTH = _StackDefault()
+
+
+def _auth(auth: Any) -> httpx.Auth | tuple[str, str] | None:
+    return stack_auth.client_auth(paths.data_dir()) if isinstance(auth, _StackDefault) else auth
+
+
+#: what a 401 from Prometheus or Alertmanager means and what to do
+AUTH_HINT = ("it wants the stack's credentials: run this with the HUX_HOME of the stack (they are in "
+             "data/auth/password there), and `hux up` to re-render data/auth/web.yml if they still do not match")
 
 
 def _form(params: Any) -> dict[str, Any]:
@@ -26,8 +52,9 @@ def _form(params: Any) -> dict[str, Any]:
 class Prometheus(JsonApi):
     """``/api/v1`` of one Prometheus server."""
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
-        super().__init__(base_url, name="Prometheus", timeout=timeout)
+    def __init__(self, base_url: str, *, timeout: float = 60.0, auth: Any = STACK_AUTH) -> None:
+        super().__init__(base_url, name="Prometheus", timeout=timeout, auth=_auth(auth),
+                         auth_hint=AUTH_HINT)
 
     def _data(self, path: str, *, params: Any = None, method: str = "GET", timeout: float | None = None) -> Any:
         if method == "GET":
@@ -158,8 +185,9 @@ class Prometheus(JsonApi):
 class Alertmanager(JsonApi):
     """``/api/v2`` of one Alertmanager."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        super().__init__(base_url, name="Alertmanager", timeout=timeout)
+    def __init__(self, base_url: str, *, timeout: float = 30.0, auth: Any = STACK_AUTH) -> None:
+        super().__init__(base_url, name="Alertmanager", timeout=timeout, auth=_auth(auth),
+                         auth_hint=AUTH_HINT)
 
     def ready(self) -> bool:
         return self.reachable("/-/ready")

@@ -71,10 +71,12 @@ class JsonApi:
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         hint: str = "",
+        auth_hint: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.hint = hint or f"is {name} running? (`hux status`)"
+        self.auth_hint = auth_hint
         self._client = httpx.Client(
             base_url=self.base_url, timeout=timeout, headers=dict(headers or {}), auth=auth, trust_env=False
         )
@@ -121,6 +123,8 @@ class JsonApi:
 
     def error_for(self, response: httpx.Response, where: str) -> ApiError:
         detail = _short_body(response)
+        if response.status_code == 401 and self.auth_hint:
+            detail = f"{detail or response.reason_phrase}; {self.auth_hint}"
         return ApiError(
             f"{self.name} answered {response.status_code} to {where}: {detail or response.reason_phrase}",
             status=response.status_code,

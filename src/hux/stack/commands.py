@@ -33,7 +33,7 @@ from hux.stack.components import (
     is_loopback,
 )
 from hux.stack.grafana import ensure_admin_password
-from hux.stack.health import HealthReport, run_health
+from hux.stack.health import HealthReport, client_auth, run_health
 from hux.stack.logs import tail
 from hux.stack.native import NativeStack, StackError
 from hux.stack.output import duration, megabytes, paint, table, use_colour
@@ -103,7 +103,7 @@ def hot_reload(settings: Any, stack: NativeStack) -> list[str]:
             messages.append(f"{name}: sent SIGHUP (pid {ident.pid})")
             continue
         try:
-            response = httpx.post(url, timeout=10)
+            response = httpx.post(url, timeout=10, auth=client_auth(settings, stack.paths))
         except httpx.HTTPError as exc:
             raise StackError(f"{name} did not answer {url} ({type(exc).__name__}): is it running? `hux status`") from None
         if response.status_code != 200:

@@ -12,8 +12,11 @@ Flags worth knowing (docs/operations.md explains them):
   (the config-file retention block does not exist on Prometheus 2.42) and
   Alertmanager runs with ``--cluster.listen-address=`` (no gossip port) natively;
 * node_exporter reads ``data/node_exporter/textfile/*.prom`` (backup metrics);
-* a web config file (basic auth / TLS) is passed with ``--web.config.file`` when
-  ``$HUX_HOME/web/<component>.yml`` exists (see docs/operations.md).
+* Prometheus, Alertmanager and node_exporter run behind basic auth:
+  ``--web.config.file`` names the rendered ``data/auth/web.yml`` (user ``hux``, see
+  ``hux.monitoring.auth``); an operator's own ``$HUX_HOME/web/<component>.yml``
+  (TLS settings, more users) is used with the ``hux`` user merged in, so our
+  own clients keep working (see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hux import config
+from hux.monitoring import auth
 from hux.stack import binaries
 from hux.stack.grafana import write_ini
 from hux.stack.plan import ComponentSpec, StackPaths, StackPlan
@@ -108,8 +112,15 @@ def build_plan(settings: Any, paths: StackPaths, rendered: Any, *, config_path: 
         return settings.url(component)
 
     def web_flag(component: str) -> list[str]:
+        ours = getattr(rendered, "web_config", None)
         found = web_config_file(paths, component)
-        return [f"--web.config.file={found}"] if found else []
+        if found is not None and ours is not None:
+            try:
+                found = auth.write_component_web_config(auth.AuthFiles(Path(ours).parent), component, found)
+            except auth.AuthError as exc:
+                raise config.ConfigError(f"{web_config_file(paths, component)}: {exc}") from None
+        chosen = found or ours
+        return [f"--web.config.file={chosen}"] if chosen else []
 
     node_exporter = binaries.require("node_exporter")
     specs["node_exporter"] = ComponentSpec(

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from hux.monitoring import auth as stack_auth
 from hux.stack import probe
 from hux.stack.components import READY_PATHS, LOG_FILES, decide_grafana, grafana_password_file
 from hux.stack.plan import StackPaths, read_json
@@ -165,6 +166,8 @@ class HealthContext:
             assert self.client is not None
             try:
                 response = await self.client.get(self.url("prometheus") + path, params=params, timeout=self.timeout)
+                if response.status_code == 401:
+                    raise NotAnswering(f"Prometheus refused {path} with HTTP 401: {AUTH_FIX}")
                 payload = response.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise NotAnswering(f"Prometheus did not answer {path} ({type(exc).__name__})") from None
@@ -179,6 +182,8 @@ class HealthContext:
         return data.get("result") or []
 
 
+AUTH_FIX = ("our credentials (data/auth/password) do not match its web config: run `hux up` to re-render "
+            "data/auth/web.yml from the password (the components re-read it at once)")
 DISCOVERY_GRACE = 30.0      # s after Prometheus starts during which "nothing discovered yet" is not a failure
 
 
@@ -263,6 +268,9 @@ async def check_components(ctx: HealthContext) -> list[CheckResult]:
     for name, result in zip(names, probes):
         if result.ok:
             results.append(CheckResult(f"{name} ready", PASS, f"{ctx.url(name)} ready ({result.elapsed * 1000:.0f} ms)"))
+        elif result.status == 401:
+            results.append(CheckResult(f"{name} ready", FAIL, f"{result.url}: refused our credentials (HTTP 401)",
+                                       AUTH_FIX))
         else:
             extra, fix = _down_fix(ctx, name)
             results.append(CheckResult(f"{name} ready", FAIL, f"{result.url}: {result.detail}{extra}", fix))
@@ -809,11 +817,20 @@ async def _guarded(label: str, check: Check, ctx: HealthContext, budget: float) 
     return results
 
 
+def client_auth(settings: Any, paths: StackPaths, mode: str = "native") -> httpx.Auth | None:
+    """The stack's basic auth, sent only to Prometheus, Alertmanager and node_exporter (never to the bot,
+    Grafana or a receiver's URL); docker runs them without auth."""
+    if mode != "native":
+        return None
+    return stack_auth.client_auth(paths.data, [settings.url(name) for name in stack_auth.COMPONENTS])
+
+
 async def run_health(settings: Any, paths: StackPaths, *, mode: str = "native",
                      checks: Iterable[tuple[str, Check]] = CHECKS, budget: float = CHECK_BUDGET) -> HealthReport:
     started = time.perf_counter()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-    async with httpx.AsyncClient(verify=False, limits=limits, follow_redirects=False) as client:
+    async with httpx.AsyncClient(verify=False, limits=limits, follow_redirects=False,
+                                 auth=client_auth(settings, paths, mode)) as client:
         ctx = HealthContext(settings=settings, paths=paths, mode=mode, client=client)
         groups = await asyncio.gather(*(_guarded(label, fn, ctx, budget) for label, fn in checks))
         for task in ctx._memo.values():

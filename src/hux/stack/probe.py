@@ -1,4 +1,9 @@
-"""Asking a component whether it is ready: short, parallel HTTP GETs."""
+"""Asking a component whether it is ready: short, parallel HTTP GETs.
+
+Prometheus, Alertmanager and node_exporter answer only with the stack's basic
+auth credentials (``hux.monitoring.auth``): every client here carries them,
+scoped to those three components' URLs, unless told otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,15 @@ from typing import Any, Iterable, Mapping
 
 import httpx
 
+from hux import paths
+from hux.monitoring import auth as stack_auth
+
 DEFAULT_TIMEOUT = 1.0
+
+
+def default_auth() -> httpx.Auth | None:
+    """The credentials of the stack under ``$HUX_HOME``, sent only to its three authenticated components."""
+    return stack_auth.client_auth(paths.data_dir())
 
 
 @dataclass(frozen=True)
@@ -31,7 +44,8 @@ async def get(client: httpx.AsyncClient, url: str, *, timeout: float = DEFAULT_T
               auth: Any = None, want_json: bool = False) -> Probe:
     started = time.perf_counter()
     try:
-        response = await client.get(url, timeout=timeout, auth=auth)
+        # No per-request auth: the client's own (the stack's scoped credentials) applies.
+        response = await client.get(url, timeout=timeout, auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
     except httpx.TimeoutException:
         return Probe(url, False, None, f"no answer within {timeout:g} s", time.perf_counter() - started)
     except httpx.ConnectError:
@@ -53,7 +67,7 @@ async def get(client: httpx.AsyncClient, url: str, *, timeout: float = DEFAULT_T
 async def probe_all(urls: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT,
                     auth: Mapping[str, Any] | None = None) -> dict[str, Probe]:
     auth = auth or {}
-    async with httpx.AsyncClient(verify=False, follow_redirects=False) as client:
+    async with httpx.AsyncClient(verify=False, follow_redirects=False, auth=default_auth()) as client:
         results = await asyncio.gather(*(get(client, url, timeout=timeout, auth=auth.get(name))
                                          for name, url in urls.items()))
     return dict(zip(urls, results))
@@ -76,7 +90,7 @@ async def wait_ready(urls: Mapping[str, str], *, timeout: float, interval: float
     deadline = time.monotonic() + timeout
     last: dict[str, Probe] = {}
     pending = set(urls)
-    async with httpx.AsyncClient(verify=False, follow_redirects=False) as client:
+    async with httpx.AsyncClient(verify=False, follow_redirects=False, auth=default_auth()) as client:
         while pending:
             names = sorted(pending)
             probes = await asyncio.gather(*(get(client, urls[n], timeout=min(1.0, timeout), auth=auth.get(n))
