@@ -23,7 +23,9 @@ from hux.bot.clients.dexscreener import DexScreenerClient, parse_pair
 from hux.bot.clients.http import ApiClient, ApiError, CircuitBreaker, RateLimiter, parse_retry_after, redact
 from hux.bot.clients.rugcheck import RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
+from hux.bot.messages import Rejected
 from hux.bot.metrics import BotMetrics
+from hux.bot.sources.telegram import parse_update
 from hux.doubles.market import RunningDoubles, start_doubles
 from tests.conftest import free_port
 
@@ -436,12 +438,18 @@ async def test_long_poll_waits_beyond_the_client_timeout(doubles: RunningDoubles
     assert updates[0]["message"]["text"] == f"buy {SOL_A}"
 
 
-async def test_telegram_updates_that_are_not_updates_are_dropped(server: ScriptedServer, metrics: BotMetrics) -> None:
-    server.answer(Scripted(body={"ok": True, "result": [{"update_id": 1, "message": {}}, {"update_id": "2"}, 3, {"update_id": True}]}))
+async def test_telegram_updates_that_are_not_updates_reach_the_source_to_be_counted(server: ScriptedServer, metrics: BotMetrics) -> None:
+    """The client passes every entry on; the source refuses (and counts) the ones that are not updates."""
+    result = [{"update_id": 1, "message": {}}, {"update_id": "2"}, 3, {"update_id": True}]
+    server.answer(Scripted(body={"ok": True, "result": result}))
     api = TelegramBotApi(ApiClient("telegram", f"{server.url}/bot{TOKEN}", metrics, secrets=(TOKEN,), **FAST))
     updates = await api.get_updates(0, timeout=0)
     await api.aclose()
-    assert [u["update_id"] for u in updates] == [1]
+    assert updates == result
+    for bad in updates[1:]:
+        with pytest.raises(Rejected) as caught:
+            parse_update(bad, max_bytes=1000)
+        assert caught.value.reason == "malformed"
 
 
 # --------------------------------------------------------------------------- circuit breaker

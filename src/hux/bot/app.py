@@ -212,7 +212,8 @@ class BotApp:
         sources: list[Source] = []
         if telegram_api is not None:
             sources.append(TelegramSource(telegram_api, poll_timeout=cfg.telegram.poll_timeout_seconds,
-                                          limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes))
+                                          limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes,
+                                          allowed_chats=cfg.telegram.allowed_chats))
         feed = Path(cfg.replay.path) if cfg.replay.path else (sample_feed_path() if self.demo else None)
         if feed is not None:
             speed = cfg.demo.replay_speed if (self.demo and not cfg.replay.path) else cfg.replay.speed

@@ -9,6 +9,7 @@ a bad setting stops ``hux bot run`` before anything starts.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hux import paths
 from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
+
+
+_USERNAME_RE = re.compile(r"^@[A-Za-z0-9_]{4,32}$")
 
 
 class _Section(BaseModel):
@@ -35,6 +39,23 @@ class TelegramSettings(_Section):
     poll_timeout_seconds: int = Field(25, ge=0, le=50)
     poll_limit: int = Field(100, ge=1, le=100)
     alert_rate_limit_per_minute: float = Field(20.0, gt=0)
+    # Chats whose messages are read (ids, or "@username" of public chats). Empty: every group and
+    # channel the bot is in, no private chat; otherwise exactly these (private chats included).
+    allowed_chats: tuple[int | str, ...] = ()
+
+    @field_validator("allowed_chats", mode="before")
+    @classmethod
+    def _chat_list(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("must be a list of chat ids (-1001234567890) or public usernames (\"@name\")")
+        for chat in value:
+            if isinstance(chat, bool) or not isinstance(chat, (int, str)):
+                raise ValueError(f"{chat!r} is not a chat id (an integer) or a public username (\"@name\")")
+            if isinstance(chat, int) and not -(2**63) <= chat < 2**63:
+                raise ValueError(f"chat id {chat} is outside the 64-bit range Telegram ids use")
+            if isinstance(chat, str) and not _USERNAME_RE.match(chat):
+                raise ValueError(f"{chat[:40]!r} is not a public username: write it as \"@name\" (4-32 letters, digits, _)")
+        return tuple(value)
 
     @field_validator("alert_chat_id", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ says what was wrong. Nothing here raises anything else on bad input.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,31 @@ class ChatMessage:
 
 
 GROUP_MAX_CHARS = 128
+#: 9999-12-31T23:59:59Z: the last second Python's datetime, SQLite and PostgreSQL all hold.
+MAX_TIMESTAMP = 253_402_300_799
+INT64_MAX = 2**63 - 1
+
+
+def check_timestamp(value: Any, what: str = "timestamp") -> float:
+    """Unix seconds as a finite float within 0..MAX_TIMESTAMP; ``Rejected`` otherwise (never OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Rejected("malformed", f"{what} must be a number (unix seconds), got {type(value).__name__}")
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_TIMESTAMP:
+            raise Rejected("out_of_range", f"{what} is outside 0..{MAX_TIMESTAMP} (year 9999)")
+        return float(value)
+    if not math.isfinite(value) or not 0 <= value <= MAX_TIMESTAMP:
+        raise Rejected("out_of_range", f"{what} {value!r} is not a time between 1970 and the year 9999")
+    return value
+
+
+def check_int64(value: Any, what: str, *, minimum: int = -INT64_MAX - 1) -> int:
+    """An integer (not a bool) that fits a signed 64-bit column; ``Rejected`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Rejected("malformed", f"{what} must be an integer, got {type(value).__name__}")
+    if not minimum <= value <= INT64_MAX:
+        raise Rejected("out_of_range", f"{what} is outside {minimum}..{INT64_MAX}")
+    return value
 
 
 def clean_text(text: Any, *, max_bytes: int) -> str:
@@ -67,8 +93,10 @@ def clean_text(text: Any, *, max_bytes: int) -> str:
 def clean_group(group: Any) -> str:
     if group is None or group == "":
         return "unknown"
-    if not isinstance(group, (str, int)):
+    if isinstance(group, bool) or not isinstance(group, (str, int)):
         raise Rejected("malformed", f"group must be a name or id, got {type(group).__name__}")
+    if isinstance(group, int):
+        check_int64(group, "group id")  # str() of a huge int is slow, then refused (4300 digits)
     text = str(group).replace("\x00", "")
     try:
         text.encode("utf-8")
@@ -78,6 +106,5 @@ def clean_group(group: Any) -> str:
 
 
 def make_message(*, key: str, source: str, group: Any, text: Any, sent_at: Any, max_bytes: int) -> ChatMessage:
-    if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)):
-        raise Rejected("malformed", f"timestamp must be a number (unix seconds), got {type(sent_at).__name__}")
-    return ChatMessage(key=key, source=source, group=clean_group(group), text=clean_text(text, max_bytes=max_bytes), sent_at=float(sent_at))
+    sent = check_timestamp(sent_at, "message date")
+    return ChatMessage(key=key, source=source, group=clean_group(group), text=clean_text(text, max_bytes=max_bytes), sent_at=sent)

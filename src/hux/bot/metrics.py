@@ -63,7 +63,16 @@ TOKEN_OUTCOMES = (
     "failed",            # enrichment/persist failed after retries (kept for retry)
 )
 CANDIDATE_KINDS = ("solana", "evm", "pumpfun_link", "dexscreener_link")
-REJECT_REASONS = ("empty", "too_large", "decode_error", "malformed")
+REJECT_REASONS = (
+    "empty",             # no text
+    "too_large",         # over max_message_bytes
+    "decode_error",      # not UTF-8 / not storable unicode
+    "malformed",         # not the documented shape (wrong type, missing field)
+    "out_of_range",      # a number outside what the field can hold (date, ids)
+    "private_chat",      # a private chat not listed in bot.telegram.allowed_chats
+    "chat_not_allowed",  # a chat not listed in a non-empty bot.telegram.allowed_chats
+    "unstorable",        # the database refused the row, or a value no column can hold
+)
 ALERT_OUTCOMES = ("success", "failure")
 OTHER = "other"
 

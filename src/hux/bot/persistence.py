@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
-from hux.bot.store import MessageResult, Store
+from hux.bot.store import MessageResult, Refusals, Store, unstorable
 
 log = logging.getLogger("hux.bot.store")
 T = TypeVar("T")
@@ -164,6 +164,13 @@ class Persistence:
                       "database's log, free space and the bot role's privileges", count, _brief(exc))
         self._refusing = True
 
+    def _rejected(self, refused: Refusals) -> None:
+        """Messages the database refused (or no column can hold): each one rejected and counted, never an outage."""
+        for message, why in refused:
+            self.metrics.messages_rejected.labels(source=message.source, reason="unstorable").inc()
+            log.warning("message refused", extra={"source": message.source, "reason": "unstorable", "where": message.key,
+                                                  "detail": f"the database cannot store it ({why})"})
+
     def _set_up(self, up: bool) -> None:
         if up and not self.database_up:
             log.info("database reachable", extra={"pending_writes": len(self._pending)})
@@ -249,23 +256,44 @@ class Persistence:
         moved = 0
         for path in self.spool.take():
             messages = self.spool.read_file(path)
+            refused: Refusals = []
             if messages:
-                self.store.inbox_add(messages)
+                self.store.inbox_add(messages, refused)
+            self._rejected(refused)  # a refused message must not hold the rest of the spool back
             path.unlink(missing_ok=True)
-            moved += len(messages)
+            moved += len(messages) - len(refused)
         return moved
 
     # -- intake --------------------------------------------------------------------------
     async def accept(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        """Make ``messages`` durable; return the new ones. Raises only if neither DB nor spool takes them."""
+        """Make ``messages`` durable; return the new ones. Raises only if neither DB nor spool takes them.
+
+        A message no column can hold, or whose row the database refuses, is
+        rejected (counted, reason ``unstorable``) and left out; the others go in.
+        """
+        refused: Refusals = []
+        storable = []
+        for message in messages:
+            why = unstorable(message)
+            if why is None:
+                storable.append(message)
+            else:
+                refused.append((message, why))
+        self._rejected(refused)
+        if not storable:
+            return []
         if self.database_up and self.migrated:
+            refused = []
             try:
-                return await self._on_writer(self.store.inbox_add, list(messages))
+                fresh = await self._on_writer(self.store.inbox_add, storable, refused)
             except Exception as exc:  # noqa: BLE001
                 self._failed("intake", exc)
+            else:
+                self._rejected(refused)
+                return fresh
         # Not on the writer thread: a database call hanging there must not hold up the spool.
-        await asyncio.get_running_loop().run_in_executor(self._spool_thread, self.spool.append, list(messages))
-        return list(messages)
+        await asyncio.get_running_loop().run_in_executor(self._spool_thread, self.spool.append, storable)
+        return storable
 
     # -- results ---------------------------------------------------------------------------
     async def submit(self, result: MessageResult) -> None:
@@ -293,8 +321,9 @@ class Persistence:
             if not self._pending or not self.migrated:
                 continue
             batch = self._pending[:WRITE_BATCH]
+            refused: Refusals = []
             try:
-                await self._on_writer(self.store.write_results, batch)
+                await self._on_writer(self.store.write_results, batch, refused)
             except Exception as exc:  # noqa: BLE001
                 if await self._ping() is None:
                     self._refused(len(batch), exc)
@@ -305,7 +334,10 @@ class Persistence:
             self._refusing = False
             delay = 0.0
             del self._pending[: len(batch)]
-            self.metrics.stage_results.labels(stage="persist", outcome="success").inc(len(batch))
+            self.metrics.stage_results.labels(stage="persist", outcome="success").inc(len(batch) - len(refused))
+            if refused:  # those messages' results cannot be stored; the rest of the batch is written
+                self.metrics.stage_results.labels(stage="persist", outcome="failure").inc(len(refused))
+                self._rejected(refused)
             if not self.database_up:
                 self._set_up(True)
             async with self._room:

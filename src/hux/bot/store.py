@@ -18,6 +18,7 @@ pipeline calls it from a worker thread (``hux.bot.persistence``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +44,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DataError, IntegrityError
 
 from hux.bot.messages import ChatMessage
+
+#: How a database that answers refuses a row's values (a constraint, a value the column cannot hold),
+#: as opposed to not answering at all: that row is a rejected message, the rest of the batch goes in.
+ROW_REFUSALS = (IntegrityError, DataError)
+#: Messages the store would not write, with why: filled by ``inbox_add``/``write_results`` when given.
+Refusals = list[tuple[ChatMessage, str]]
 
 metadata = MetaData()
 
@@ -185,6 +193,40 @@ class MessageResult:
 # --- the store ---------------------------------------------------------------------------
 
 
+def describe_refusal(exc: BaseException) -> str:
+    """One line about a driver error, without the SQL parameters (they may hold message text)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _storable_text(value: Any, limit: int | None) -> bool:
+    if not isinstance(value, str) or (limit is not None and len(value) > limit):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: neither driver can send them
+        return False
+    return True
+
+
+def unstorable(message: ChatMessage) -> str | None:
+    """Why no inbox row can hold ``message`` (a value out of a column's range), or None.
+
+    Sources validate their input; this is the store's own last check, so NaN,
+    an infinity or an over-long key never reaches a column whatever a caller
+    hands over.
+    """
+    for name, value, limit in (("key", message.key, 200), ("source", message.source, 32),
+                               ("group", message.group, 128), ("text", message.text, None)):
+        if not _storable_text(value, limit):
+            return f"{name} is not a string of at most {limit or 'any'} storable characters"
+    for name, value in (("sent_at", message.sent_at), ("accepted_at", message.accepted_wall)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1e15:
+            return f"{name} {value!r} is not a finite time"
+    return None
+
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -259,11 +301,41 @@ class Store:
         return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
 
     # -- intake ----------------------------------------------------------------------
-    def inbox_add(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        """Durably accept messages (pending); return the ones not seen before (redeliveries are ignored)."""
-        if not messages:
-            return []
+    def inbox_add(self, messages: Sequence[ChatMessage], refused: Refusals | None = None) -> list[ChatMessage]:
+        """Durably accept messages (pending); return the ones not seen before (redeliveries are ignored).
+
+        With ``refused``: a message no column can hold (``unstorable``) or whose
+        row the database refuses (``ROW_REFUSALS``) is appended there with why,
+        and the others still go in. Without it, a refusal raises. A database
+        that does not answer raises either way.
+        """
         unique = list({m.key: m for m in messages}.values())
+        if refused is not None:
+            keep = []
+            for m in unique:
+                why = unstorable(m)
+                if why is None:
+                    keep.append(m)
+                else:
+                    refused.append((m, why))
+            unique = keep
+        if not unique:
+            return []
+        try:
+            return self._inbox_insert(unique)
+        except ROW_REFUSALS:
+            if refused is None:
+                raise
+        # The database refused something in the batch: one transaction per message finds which.
+        fresh: list[ChatMessage] = []
+        for m in unique:
+            try:
+                fresh.extend(self._inbox_insert([m]))
+            except ROW_REFUSALS as exc:
+                refused.append((m, describe_refusal(exc)))
+        return fresh
+
+    def _inbox_insert(self, unique: list[ChatMessage]) -> list[ChatMessage]:
         rows = [
             {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
              "accepted_at": m.accepted_wall, "status": "pending", "processed_at": None}
@@ -297,8 +369,35 @@ class Store:
             return int(result.rowcount or 0)
 
     # -- results ---------------------------------------------------------------------
-    def write_results(self, results: Iterable[MessageResult]) -> int:
-        """Persist processed messages in one transaction; idempotent. Returns tokens written."""
+    def write_results(self, results: Iterable[MessageResult], refused: Refusals | None = None) -> int:
+        """Persist processed messages in one transaction; idempotent. Returns tokens written.
+
+        With ``refused``, when the database refuses the batch (``ROW_REFUSALS``)
+        each message's result is tried on its own: the ones it refuses while
+        others go in are appended to ``refused`` (that message is rejected, the
+        rest flow). When it refuses every one of them the refusal is not about
+        a row but the database (a trigger, a full disk, a privilege): it raises
+        and the results stay held.
+        """
+        results = list(results)
+        try:
+            return self._write_results(results)
+        except ROW_REFUSALS:
+            if refused is None or len(results) < 2:
+                raise
+        written = 0
+        bad: list[tuple[MessageResult, BaseException]] = []
+        for res in results:
+            try:
+                written += self._write_results([res])
+            except ROW_REFUSALS as exc:
+                bad.append((res, exc))
+        if len(bad) == len(results):
+            raise bad[0][1]
+        refused.extend((res.message, describe_refusal(exc)) for res, exc in bad)
+        return written
+
+    def _write_results(self, results: list[MessageResult]) -> int:
         inbox_rows: dict[str, dict[str, Any]] = {}
         token_rows: dict[str, dict[str, Any]] = {}
         mention_rows, decision_rows, alert_rows = [], [], []

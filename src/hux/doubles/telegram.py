@@ -10,7 +10,7 @@ there are none, and answers 409 to a poll superseded by a newer one.
 
 Test and demo controls (not part of the Bot API):
 
-``POST /_double/updates``  queue incoming group messages: ``{"text", "chat_title"?, "chat_id"?, "user_id"?}`` or a list
+``POST /_double/updates``  queue incoming messages: ``{"text", "chat_title"?, "chat_id"?, "user_id"?, "chat_type"?}`` or a list
 ``GET /_double/sent``      messages the bot sent (``sendMessage``), oldest first
 ``DELETE /_double/sent``   forget them
 """
@@ -42,6 +42,8 @@ MAX_TEXT = 4096
 MAX_POLL_TIMEOUT = 50
 MAX_PENDING = 10_000
 MAX_SENT = 5_000
+#: The Bot API's Chat.type values.
+CHAT_TYPES = ("private", "group", "supergroup", "channel")
 # Tags Telegram's HTML parse mode accepts.
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span", "tg-spoiler", "tg-emoji", "blockquote"}
 
@@ -128,21 +130,35 @@ class TelegramState:
         self._wake()
 
     def inject_message(
-        self, text: str, *, chat_title: str = "Alpha Hunters", chat_id: int | None = None, user_id: int = 424242, date: int | None = None
+        self, text: str, *, chat_title: str = "Alpha Hunters", chat_id: int | None = None, user_id: int = 424242,
+        date: int | None = None, chat_type: str = "supergroup",
     ) -> dict:
-        """Queue a group message as the next update; returns the update."""
-        update = {
-            "update_id": self.next_update_id,
-            "message": {
-                "message_id": self.next_message_id,
-                "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id % 1000}"},
-                "chat": {"id": chat_id if chat_id is not None else _chat_id(chat_title), "title": chat_title, "type": "supergroup"},
-                "date": int(date if date is not None else time.time()),
-                "text": text,
-            },
-        }
-        self.next_update_id += 1
+        """Queue a message as the next update; returns the update.
+
+        ``chat_type`` is the Bot API's Chat.type: ``private`` (a one-to-one chat
+        with ``user_id``, whose chat id is the user's id), ``group``,
+        ``supergroup`` or ``channel`` (a channel post, without a sender).
+        """
+        if chat_type not in CHAT_TYPES:
+            raise ValueError(f"chat_type must be one of {', '.join(CHAT_TYPES)}, got {chat_type!r}")
+        sender = {"id": user_id, "is_bot": False, "first_name": f"user{user_id % 1000}"}
+        if chat_type == "private":
+            chat: dict[str, Any] = {"id": chat_id if chat_id is not None else user_id, "first_name": sender["first_name"],
+                                    "type": "private"}
+        else:
+            chat = {"id": chat_id if chat_id is not None else _chat_id(chat_title), "title": chat_title, "type": chat_type}
+        message: dict[str, Any] = {"message_id": self.next_message_id, "chat": chat,
+                                   "date": int(date if date is not None else time.time()), "text": text}
+        if chat_type != "channel":
+            message["from"] = sender
         self.next_message_id += 1
+        return self.inject_update({"channel_post" if chat_type == "channel" else "message": message})
+
+    def inject_update(self, fields: dict[str, Any]) -> dict:
+        """Queue an update made of ``fields`` exactly as given (any shape, for hostile-input tests);
+        the double only assigns its ``update_id``. Returns the update."""
+        update = {"update_id": self.next_update_id, **{k: v for k, v in fields.items() if k != "update_id"}}
+        self.next_update_id += 1
         self.pending.append(update)
         self._wake()
         return update
@@ -314,7 +330,9 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
         created = []
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                return json_error(400, "each message needs a string \"text\" (optional: chat_title, chat_id, user_id)")
+                return json_error(400, "each message needs a string \"text\" (optional: chat_title, chat_id, user_id, chat_type)")
+            if item.get("chat_type", "supergroup") not in CHAT_TYPES:
+                return json_error(400, f"chat_type must be one of {', '.join(CHAT_TYPES)}")
         for item in items:
             created.append(
                 state.inject_message(
@@ -322,6 +340,7 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
                     chat_title=str(item.get("chat_title") or "Alpha Hunters")[:128],
                     chat_id=item.get("chat_id") if isinstance(item.get("chat_id"), int) else None,
                     user_id=item.get("user_id") if isinstance(item.get("user_id"), int) else 424242,
+                    chat_type=item.get("chat_type", "supergroup"),
                 )
             )
         return web.json_response({"updates": created})

@@ -59,10 +59,13 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int beyond any float (JSON allows 4,300 digits)
+            return None
     elif isinstance(value, str):
         try:
-            result = float(value.strip())
+            result = float(value.strip()[:64])
         except ValueError:
             return None
     else:

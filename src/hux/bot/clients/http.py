@@ -8,7 +8,13 @@ request passes, in order:
    caller of this API, not only to the request that received it);
 3. the circuit breaker (open: fail fast with outcome ``circuit_open``);
 4. the token-bucket rate limiter (the provider's documented request rate);
-5. the request itself, bounded by ``timeout`` end to end.
+5. the request itself, bounded by ``timeout`` end to end and its reply body
+   by ``max_body_bytes`` (after decompression).
+
+Every way a reply body can be wrong — too large, not UTF-8, not JSON, nested
+past the parser's depth, numbers past what Python converts, a shape ``parse``
+refuses or anything else ``parse`` raises — ends as outcome
+``invalid_response``: counted, and a failure for the circuit breaker.
 
 Each attempt is counted in ``hux_api_requests_total{api,endpoint,outcome}`` and
 timed in ``hux_api_request_duration_seconds``. 429, 5xx, timeouts and
@@ -65,6 +71,27 @@ _ADVICE = {
 _BOT_TOKEN_RE = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
 _REDACTED = "***"
 _MISS = object()  # cache sentinel: None is a valid cached answer ("unknown token")
+#: Largest reply body read (after decompression); a larger one is an ``invalid_response``.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Longest pause a provider's Retry-After can impose; asked for longer, the client asks again after this.
+MAX_RETRY_AFTER = 3600.0
+
+
+class BodyTooLarge(Exception):
+    """A reply body over the client's ``max_body_bytes``."""
+
+
+def decode_json(content: bytes) -> Any:
+    """The JSON value of a reply body; ``ValueError`` for every way it can be wrong.
+
+    Not UTF-8, not JSON, nested deeper than the parser follows (RecursionError)
+    or an integer of more digits than Python converts: all ValueError, so each
+    ends as outcome ``invalid_response``.
+    """
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("JSON nested deeper than the parser follows") from None
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -283,15 +310,20 @@ def parse_retry_after(value: str | None) -> float | None:
         seconds = (when - datetime.now(timezone.utc)).total_seconds()
     if not math.isfinite(seconds):
         return None
-    return max(0.0, seconds)
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _body_retry_after(body: Any) -> float | None:
     """Telegram puts the wait in the body: ``{"parameters": {"retry_after": N}}``."""
     if isinstance(body, dict) and isinstance(body.get("parameters"), dict):
         value = body["parameters"].get("retry_after")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return max(0.0, float(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                seconds = float(value)
+            except OverflowError:  # an int beyond any float: as long as we ever wait
+                return MAX_RETRY_AFTER
+            if math.isfinite(seconds):
+                return min(MAX_RETRY_AFTER, max(0.0, seconds))
     return None
 
 
@@ -334,6 +366,7 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         endpoints: Sequence[str] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"{api}: timeout must be positive, got {timeout}")
@@ -343,6 +376,7 @@ class ApiClient:
         self.metrics = metrics
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
+        self.max_body_bytes = max(1, int(max_body_bytes))
         self.backoff_base = max(0.0, float(backoff_base))
         self.backoff_max = max(self.backoff_base, float(backoff_max))
         self.secrets = tuple(s for s in secrets if s)
@@ -570,43 +604,76 @@ class ApiClient:
         try:
             # httpx's timeouts bound each phase; this bounds the whole exchange (a slow drip of bytes too).
             async with asyncio.timeout(limit):
-                response = await self._client.request(
+                request = self._client.build_request(
                     method, path, params=params, json=payload, timeout=httpx.Timeout(limit)
                 )
+                response = await self._client.send(request, stream=True)
+                try:
+                    content = await self._read_body(response)
+                finally:
+                    await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
             return _Attempt("timeout", detail=f"no complete response within {limit:g}s")
+        except BodyTooLarge as exc:
+            return _Attempt("invalid_response", status=response.status_code, detail=str(exc))
+        except httpx.DecodingError:
+            return _Attempt("invalid_response", status=response.status_code,
+                            detail="the body does not decode as its Content-Encoding says")
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return _Attempt("connection_error", detail=redact(f"{type(exc).__name__}: {exc}", self.secrets)[:300])
         finally:
             self.metrics.api_request_seconds.labels(api=self.api, endpoint=endpoint).observe(
                 time.perf_counter() - started
             )
-        return self._classify(response, parse, missing_ok, expect_json)
+        try:
+            return self._classify(response, content, parse, missing_ok, expect_json)
+        except Exception as exc:  # noqa: BLE001 - whatever a body does to a parser, it is a counted invalid_response
+            return _Attempt("invalid_response", status=response.status_code,
+                            detail=f"HTTP {response.status_code} body could not be read ({type(exc).__name__})")
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        """The decoded body, refused past ``max_body_bytes`` (checked as it arrives: a gzip bomb too)."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and len(declared) < 20 and int(declared) > self.max_body_bytes and \
+                not response.headers.get("Content-Encoding"):
+            raise BodyTooLarge(f"HTTP {response.status_code} body of {int(declared)} bytes is over max_body_bytes={self.max_body_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge(f"HTTP {response.status_code} body is over max_body_bytes={self.max_body_bytes}")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _classify(
-        self, response: httpx.Response, parse: Callable[[Any], Any] | None, missing_ok: bool, expect_json: bool
+        self, response: httpx.Response, content: bytes, parse: Callable[[Any], Any] | None, missing_ok: bool,
+        expect_json: bool,
     ) -> _Attempt:
         status = response.status_code
         body: Any = None
         try:
-            body = json.loads(response.content) if response.content else None
+            body = decode_json(content) if content else None
             json_ok = True
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             json_ok = False
 
         if 200 <= status < 300:
             if not expect_json:
                 return _Attempt("success", status=status)
             if not json_ok or body is None:
-                snippet = redact(response.content[:60].decode("utf-8", "replace"), self.secrets)
+                snippet = redact(content[:60].decode("utf-8", "replace"), self.secrets)
                 return _Attempt("invalid_response", status=status, detail=f"HTTP {status} body is not JSON: {snippet!r}")
             if parse is None:
                 return _Attempt("success", body, status=status)
             try:
                 return _Attempt("success", parse(body), status=status)
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-                detail = redact(f"HTTP {status} body has an unexpected shape: {exc}", self.secrets)[:300]
+                detail = redact(f"HTTP {status} body has an unexpected shape: {str(exc)[:200]}", self.secrets)[:300]
                 return _Attempt("invalid_response", status=status, detail=detail)
+            except Exception as exc:  # noqa: BLE001 - RecursionError, OverflowError...: still the body's fault
+                return _Attempt("invalid_response", status=status,
+                                detail=f"HTTP {status} body could not be parsed ({type(exc).__name__})")
 
         provider = redact(_provider_message(body), self.secrets)
         detail = f"HTTP {status}" + (f" {provider}" if provider else "")

@@ -42,9 +42,15 @@ def parse_summary(body: Any) -> RiskReport:
     """The summary body → ``RiskReport``. Raises ValueError/TypeError when it is not that shape."""
     if not isinstance(body, dict):
         raise TypeError(f"expected a JSON object, got {type(body).__name__}")
-    score = body.get("score_normalised")
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-        raise ValueError(f"'score_normalised' should be a number, got {type(score).__name__}")
+    raw_score = body.get("score_normalised")
+    if isinstance(raw_score, bool) or not isinstance(raw_score, (int, float)):
+        raise ValueError(f"'score_normalised' should be a number, got {type(raw_score).__name__}")
+    try:
+        score = float(raw_score)
+    except OverflowError:  # an int beyond any float
+        raise ValueError("'score_normalised' is out of range") from None
+    if not math.isfinite(score):
+        raise ValueError("'score_normalised' should be a finite number")
     raw_risks = body.get("risks")
     if raw_risks is None:
         raw_risks = []
@@ -65,7 +71,7 @@ def parse_summary(body: Any) -> RiskReport:
     if rugged:
         worst = 2
     return RiskReport(
-        score_normalised=min(100.0, max(0.0, float(score))),
+        score_normalised=min(100.0, max(0.0, score)),
         risk_level=RISK_LEVELS[worst],
         risks=tuple(names[:20]),
         rugged=rugged,

@@ -33,16 +33,13 @@ def _result(body: Any) -> Any:
     return body["result"]
 
 
-def parse_updates(body: Any) -> list[dict]:
-    """``result`` of getUpdates; entries that are not objects with an integer ``update_id`` are dropped."""
+def parse_updates(body: Any) -> list[Any]:
+    """``result`` of getUpdates, each entry as received: the source validates every update and
+    counts the ones it refuses (``hux.bot.sources.telegram.parse_update``), so none vanishes unseen."""
     result = _result(body)
     if not isinstance(result, list):
         raise TypeError(f"'result' should be a list of updates, got {type(result).__name__}")
-    return [
-        update
-        for update in result
-        if isinstance(update, dict) and isinstance(update.get("update_id"), int) and not isinstance(update.get("update_id"), bool)
-    ]
+    return result
 
 
 def parse_message(body: Any) -> dict:
@@ -82,7 +79,7 @@ class TelegramBotApi:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def get_updates(self, offset: int | None, timeout: int = 25, limit: int = 100) -> list[dict]:
+    async def get_updates(self, offset: int | None, timeout: int = 25, limit: int = 100) -> list[Any]:
         """Long-poll for updates with ``update_id >= offset`` (confirming all before it).
 
         Waits up to ``timeout`` seconds on the server; the HTTP timeout is that

@@ -24,12 +24,12 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from hux.bot.intake import Intake
-from hux.bot.messages import ChatMessage, Rejected, make_message
+from hux.bot.messages import ChatMessage, Rejected, check_timestamp, make_message
 from hux.bot.sources import sleep_or_stop
 
 log = logging.getLogger("hux.bot.sources.replay")
@@ -44,15 +44,20 @@ class Checkpoint:
 
 
 def parse_timestamp(value: Any) -> float:
+    """Unix seconds from ``ts`` (a number or ISO-8601), between 1970 and the year 9999; ``Rejected`` otherwise."""
     if isinstance(value, bool):
         raise Rejected("malformed", "ts must be unix seconds or an ISO-8601 time, got a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        return check_timestamp(value, "ts")
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+            parsed = datetime.fromisoformat(value[:64].replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)  # a feed without zones is UTC, not the host's zone
+            seconds = parsed.timestamp()
+        except (ValueError, OverflowError, OSError):
             raise Rejected("malformed", f"ts {value[:40]!r} is not an ISO-8601 time") from None
+        return check_timestamp(seconds, "ts")
     raise Rejected("malformed", f"ts must be unix seconds or an ISO-8601 time, got {type(value).__name__}")
 
 
@@ -110,8 +115,10 @@ class ReplaySource:
             raise Rejected("decode_error", f"line is not UTF-8 ({exc.reason} at byte {exc.start})") from None
         try:
             record = json.loads(text)
-        except ValueError as exc:
-            raise Rejected("malformed", f"line is not JSON ({exc})") from None
+        except ValueError as exc:  # also an int of over 4,300 digits
+            raise Rejected("malformed", f"line is not JSON ({str(exc)[:120]})") from None
+        except RecursionError:
+            raise Rejected("malformed", "line nests JSON deeper than the parser follows") from None
         if not isinstance(record, dict):
             raise Rejected("malformed", f"line is a JSON {type(record).__name__}, expected an object")
         if "text" not in record:
