@@ -371,19 +371,26 @@ def restore_grafana(
     credentials: GrafanaCredentials,
     overwrite: bool = True,
     progress: Progress | None = None,
+    hmac_key: bytes | None = None,
+    allow_unauthenticated: bool = False,
 ) -> RestoreReport:
-    """Import a Grafana archive; checksums are verified before anything is written."""
+    """Import a Grafana archive; manifest, authenticator (with a key) and checksums are verified before
+    anything is written to Grafana."""
     progress = progress or Progress(quiet=True)
     archive_path = Path(archive_path)
-    manifest = arc.read_manifest(archive_path)
+    manifest = arc.read_manifest(archive_path, hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
     arc.check_kind(archive_path, manifest, KIND)
     report = RestoreReport(archive_path, manifest)
     staging = Path(tempfile.mkdtemp(prefix="hux-grafana-restore-"))
     try:
-        arc.verify_archive(archive_path, expected_kind=KIND, dest=staging, progress=progress)
-        report.add("verify archive", "ok", f"{len(manifest['files'])} files, checksums match")
+        arc.check_free_space(staging, manifest["total_bytes"], what="the Grafana archive")
+        manifest = arc.verify_archive(archive_path, expected_kind=KIND, dest=staging, progress=progress,
+                                      hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
+        report.manifest = manifest
+        report.add("verify archive", "ok", f"{len(manifest['files'])} files, checksums match; {manifest.auth}")
         docs = {key: _load(staging / name) for key, name in FILES.items()}
         dashboards = [_load(p) for p in sorted((staging / DASHBOARDS_PREFIX).glob("*.json"))]
+        _check_documents(archive_path, docs, dashboards)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     with Grafana(grafana_url, credentials) as grafana:
@@ -393,9 +400,9 @@ def restore_grafana(
         _restore_dashboards(grafana, dashboards, report, overwrite, archive_path, progress)
         _restore_alerting(grafana, docs, report)
         _verify_restore(grafana, docs["folders"], dashboards, report)
-    secrets = manifest.get("grafana", {}).get("needs_secrets", {})
+    secrets = (manifest.get("grafana") or {}).get("needs_secrets") or {}
     for kind in ("datasources", "contact_points"):
-        for item in secrets.get(kind, []):
+        for item in secrets.get(kind) or []:
             report.add("re-enter secrets", "action",
                        f"{kind.replace('_', ' ')[:-1]} {item['name']} ({item['uid']}): {', '.join(item['fields'])}")
     return report
@@ -406,6 +413,42 @@ def _load(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArchiveError(f"the archive has no {path.name}: it is not a complete Grafana backup") from None
+    except (ValueError, RecursionError):
+        raise ArchiveError(f"the archive's {path.name} is not valid JSON: use another archive") from None
+
+
+def _check_documents(archive_path: Path, docs: dict[str, Any], dashboards: list[Any]) -> None:
+    """The shapes the restore relies on, before the first write to Grafana (a clear refusal, not a traceback)."""
+    problems = []
+
+    def objects(key: str, value: Any, required: tuple[str, ...]) -> None:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            problems.append(f"{key} is not a list of objects")
+            return
+        for item in value:
+            missing = [k for k in required if not isinstance(item.get(k), str)]
+            if missing:
+                problems.append(f"{key}: an entry has no text {', '.join(missing)}")
+                return
+
+    objects("folders", docs["folders"], ("uid", "title"))
+    objects("datasources", docs["datasources"], ("uid",))
+    objects("alert_rules", docs["alert_rules"] or [], ("uid", "folderUID", "ruleGroup"))
+    objects("rule_groups", docs["rule_groups"] or [], ("folderUid", "title"))
+    objects("contact_points", docs["contact_points"] or [], ())
+    objects("mute_timings", docs["mute_timings"] or [], ("name",))
+    objects("templates", docs["templates"] or [], ("name",))
+    objects("dashboards", dashboards, ("uid",))
+    if not problems:
+        if not all(isinstance(d.get("dashboard"), dict) for d in dashboards):
+            problems.append("a dashboard file holds no dashboard object")
+        if docs["policies"] is not None and not isinstance(docs["policies"], dict):
+            problems.append("policies is not an object")
+        if not all(isinstance(p.get("settings", {}), dict) for p in docs["contact_points"] or []):
+            problems.append("contact_points: settings is not an object")
+    if problems:
+        raise ArchiveError(f"{archive_path} is not a usable Grafana backup ({'; '.join(problems[:3])}): nothing was "
+                           "written to Grafana. Use another archive")
 
 
 def _restore_folders(grafana: Grafana, folders: list[dict[str, Any]], report: RestoreReport) -> None:

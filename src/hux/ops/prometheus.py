@@ -29,12 +29,10 @@ Restore (``restore_prometheus``), after the seed's recovery steps:
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -51,7 +49,7 @@ from hux.ops import verify
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
 from hux.ops.http import require_loopback
-from hux.ops.progress import Progress, human_bytes
+from hux.ops.progress import Progress
 from hux.ops.service import LocalPrometheus, ServiceControl, tsdb_locked, wait_unlocked
 from hux.ops.textfile import BackupRun, record_run
 
@@ -363,26 +361,45 @@ class _ConfigSwap:
 
     def __init__(self, source: Path, config_dir: Path) -> None:
         self.source, self.config_dir = source, config_dir
-        self.aside = config_dir.parent / f".{config_dir.name}.pre-restore-{arc.utcnow():%Y%m%dT%H%M%SZ}"
+        self._aside: Path | None = None  # made on first use (mkdtemp): commit() removes only that
         self.changed: list[tuple[Path, bool]] = []  # (target, existed before)
+
+    @property
+    def aside(self) -> Path:
+        if self._aside is None:
+            self.config_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._aside = Path(tempfile.mkdtemp(prefix=f".{self.config_dir.name}.pre-restore-",
+                                                dir=self.config_dir.parent))
+        return self._aside
 
     def apply(self) -> int:
         for path in sorted(self.source.rglob("*")):
-            if not path.is_file():
+            if path.is_symlink() or not path.is_file():
                 continue
             rel = path.relative_to(self.source)
-            target = self.config_dir / rel
-            if target.is_file() and target.read_bytes() == path.read_bytes():
+            # the same files the backup takes: never secrets/ (re-rendered from the environment), no dot files
+            if rel.parts[0] == "secrets" or any(part.startswith(".") for part in rel.parts):
                 continue
-            existed = target.is_file()
+            target = self.config_dir / rel
+            if target.is_file() and not target.is_symlink() and target.read_bytes() == path.read_bytes():
+                continue
+            existed = target.is_file() and not target.is_symlink()
+            mode = arc.SAFE_FILE_MODE
             if existed:
+                mode = target.stat().st_mode & 0o750  # keep the mode it had (never wider than 0750)
                 keep = self.aside / rel
                 keep.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(target, keep)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.restore-tmp")
-            shutil.copy2(path, tmp)
-            os.replace(tmp, target)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".restore-tmp", dir=target.parent)
+            os.close(fd)
+            try:
+                shutil.copyfile(path, tmp)
+                os.chmod(tmp, mode)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
             self.changed.append((target, existed))
         return len(self.changed)
 
@@ -396,7 +413,9 @@ class _ConfigSwap:
         self.commit()
 
     def commit(self) -> None:
-        shutil.rmtree(self.aside, ignore_errors=True)
+        if self._aside is not None:
+            shutil.rmtree(self._aside, ignore_errors=True)
+            self._aside = None
 
 
 def restore_prometheus(
@@ -415,32 +434,33 @@ def restore_prometheus(
     check_collection: bool = True,
     configs_skipped: str = "",
     progress: Progress | None = None,
+    hmac_key: bytes | None = None,
+    allow_unauthenticated: bool = False,
 ) -> RestoreReport:
     """Restore a Prometheus archive; RestoreError (after rolling back) or ArchiveError when refused.
 
     ``configs_skipped``: why the configuration files are not restored (shown in the report), if so.
+    ``hmac_key``: the archive must carry a matching authenticator (checked before anything is unpacked)
+    unless ``allow_unauthenticated``.
     """
     progress = progress or Progress(quiet=True)
     archive_path, data_dir = Path(archive_path), Path(data_dir)
-    manifest = arc.read_manifest(archive_path)
+    # the manifest first (size-capped, schema-checked, authenticated with a key): a bad archive is refused
+    # before anything is written; its validated total (the sum of its files) sizes the free-space check
+    manifest = arc.read_manifest(archive_path, hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
     arc.check_kind(archive_path, manifest, KIND)
     report = RestoreReport(archive_path, manifest)
-
-    need = int(manifest.get("total_bytes") or 0)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(data_dir.parent).free
-    if need and free < need * 1.1 + 16 * 1024 * 1024:
-        raise RestoreError(
-            f"not enough space next to {data_dir} to unpack the archive ({human_bytes(need)} needed, "
-            f"{human_bytes(free)} free): free some space; nothing was changed"
-        )
+    arc.check_free_space(data_dir.parent, manifest["total_bytes"], what=f"the archive next to {data_dir}")
     staging = arc.Staging(data_dir, "restore")
     try:
-        arc.verify_archive(archive_path, expected_kind=KIND, dest=staging.path, progress=progress)
+        manifest = arc.verify_archive(archive_path, expected_kind=KIND, dest=staging.path, progress=progress,
+                                      hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
     except BaseException:
         staging.remove()
         raise
-    report.add("verify archive", "ok", f"{len(manifest['files'])} files, checksums match")
+    report.manifest = manifest
+    report.add("verify archive", "ok", f"{len(manifest['files'])} files, checksums match; {manifest.auth}")
     if configs_skipped:
         report.add("restore configuration files", "skipped", configs_skipped)
     try:
@@ -592,18 +612,11 @@ def _restore_silences(report: RestoreReport, archive_path: Path, alertmanager_ur
 def read_member_json(archive_path: Path, member: str, manifest: dict[str, Any]) -> Any:
     """One small JSON member of a verified archive, checked against its manifest checksum."""
 
-    expected = {f["path"]: f for f in manifest["files"]}.get(member)
-    if expected is None:
-        raise ArchiveError(f"{archive_path} holds no {member}")
-    with tarfile.open(archive_path, mode="r|gz") as tar:
-        for item in tar:
-            if item.name == member:
-                fh = tar.extractfile(item)
-                body = fh.read() if fh else b""
-                if hashlib.sha256(body).hexdigest() != expected["sha256"]:
-                    raise ArchiveError(f"{archive_path}: checksum mismatch for {member}")
-                return json.loads(body)
-    raise ArchiveError(f"{archive_path} holds no {member}")
+    body = arc.read_member(archive_path, member, manifest)  # bounded by its declared size, checksum checked
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise ArchiveError(f"{archive_path}: {member} is not valid JSON; re-import skipped") from None
 
 
 def _reload_alertmanager(report: RestoreReport, alertmanager_url: str) -> None:

@@ -10,6 +10,7 @@ from hux.ops.clients import Alertmanager
 from hux.ops.errors import ApiError
 
 _KEEP = ("matchers", "startsAt", "endsAt", "createdBy", "comment")
+MAX_SILENCES = 10_000  # a saved file with more is cut short (each one is a request to Alertmanager)
 
 
 def export(am: Alertmanager) -> list[dict[str, Any]]:
@@ -23,10 +24,10 @@ def _parse_time(text: str) -> datetime:
 
 def _key(silence: dict[str, Any]) -> tuple:
     matchers = tuple(sorted(
-        (m.get("name"), m.get("value"), bool(m.get("isRegex")), bool(m.get("isEqual", True)))
+        (str(m.get("name")), str(m.get("value")), bool(m.get("isRegex")), bool(m.get("isEqual", True)))
         for m in silence.get("matchers", [])
     ))
-    return matchers, silence.get("createdBy"), silence.get("comment"), _parse_time(silence["endsAt"])
+    return matchers, str(silence.get("createdBy")), str(silence.get("comment")), _parse_time(silence["endsAt"])
 
 
 @dataclass
@@ -45,22 +46,34 @@ def import_silences(am: Alertmanager, silences: list[dict[str, Any]], *, now: da
     """
     now = now or datetime.now(timezone.utc)
     result = ImportResult()
-    present = {_key(s) for s in am.silences(("active", "pending"))}
-    for silence in silences:
+    present = set()
+    for current in am.silences(("active", "pending")):
+        try:
+            present.add(_key(current))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue
+    if not isinstance(silences, list):
+        result.failed.append(f"the saved silences are a {type(silences).__name__}, not a list: none re-imported")
+        return result
+    for silence in silences[:MAX_SILENCES]:
+        if not isinstance(silence, dict):
+            result.failed.append("a saved silence is not an object: skipped")
+            continue
         try:
             ends = _parse_time(silence["endsAt"])
-        except (KeyError, ValueError):
-            result.failed.append(f"silence {silence.get('id', '?')}: no valid endsAt")
+            key = _key(silence)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            result.failed.append(f"silence {str(silence.get('id', '?'))[:64]}: no valid endsAt or matchers")
             continue
         if ends <= now:
             result.expired += 1
             continue
-        if _key(silence) in present:
+        if key in present:
             result.already_present += 1
             continue
         body = {key: silence[key] for key in _KEEP if key in silence}
         try:
             result.added.append(am.add_silence(body))
         except ApiError as exc:
-            result.failed.append(f"silence {silence.get('id', '?')}: {exc}")
+            result.failed.append(f"silence {str(silence.get('id', '?'))[:64]}: {exc}")
     return result
