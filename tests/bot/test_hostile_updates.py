@@ -266,3 +266,32 @@ async def test_postgresql_refusing_a_row_rejects_that_message_only(tmp_path: Pat
     assert metric_value(metrics.registry, "hux_database_up") == 1 and persistence.database_up
     assert (await asyncio.to_thread(persistence.store.counts))["inbox"] == 2
     await persistence.close(2)
+
+
+async def test_a_result_the_database_refuses_is_rejected_and_the_rest_are_written(tmp_path: Path) -> None:
+    """One poisoned result must not hold every later write back (the batch is retried row by row)."""
+    from hux.bot.store import MessageResult, TokenResult
+
+    metrics = BotMetrics(process_metrics=False)
+    intake, persistence = await make_intake(tmp_path, metrics)
+
+    def refuse_poison() -> None:
+        with persistence.store.engine.begin() as conn:
+            conn.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON mentions WHEN NEW.message_key LIKE '%poison%' "
+                              "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+
+    await asyncio.to_thread(refuse_poison)
+    keys = ["telegram:5:1", "telegram:5:poison", "telegram:5:3"]
+    assert await intake.accept([message(k) for k in keys]) == 3
+    for key in keys:
+        token = TokenResult(key=MINT, address=MINT, chain="solana", kind="solana", outcome="below_threshold",
+                            decided_at=float(NOW), score=10.0)
+        await persistence.submit(MessageResult(message(key), [token], processed_at=float(NOW)))
+    assert await wait_for(lambda: persistence.pending == 0, 10), "the refused result does not hold the others back"
+    counts = await asyncio.to_thread(persistence.store.counts)
+    assert counts["mentions"] == 2 and counts["inbox_pending"] == 1
+    assert metric_value(metrics.registry, "hux_pipeline_stage_total", stage="persist", outcome="success") == 2
+    assert metric_value(metrics.registry, "hux_pipeline_stage_total", stage="persist", outcome="failure") == 1
+    assert metric_value(metrics.registry, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 1
+    assert metric_value(metrics.registry, "hux_database_up") == 1
+    await persistence.close(2)
