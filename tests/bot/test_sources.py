@@ -37,7 +37,7 @@ async def make_intake(tmp_path: Path, metrics: BotMetrics, *, url: str | None = 
 def drain(queue: IntakeQueue) -> list:
     out = []
     while len(queue):
-        out.append(queue._queue.get_nowait())  # noqa: SLF001 - inspecting what was queued
+        out.append(queue.get_nowait())
     return out
 
 

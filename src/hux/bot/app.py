@@ -106,7 +106,7 @@ class BotApp:
             inbox_retention_seconds=cfg.inbox_retention_hours * 3600,
         )
         await self.persistence.start()
-        queue = IntakeQueue(cfg.queue_capacity, m)
+        queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness)
         self.intake = Intake(queue, self.persistence, m)
 
         dex = DexScreenerClient.create(
@@ -135,6 +135,8 @@ class BotApp:
             PipelineSettings(
                 workers=cfg.workers,
                 alert_threshold=cfg.demo.alert_threshold if self.demo else cfg.alert_threshold,
+                max_addresses_per_message=cfg.max_addresses_per_message,
+                lookups_per_message=cfg.lookups_per_message,
             ),
             m, queue, self.persistence,
             Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug),

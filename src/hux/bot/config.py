@@ -116,6 +116,15 @@ class DemoSettings(_Section):
     alert_threshold: float = Field(60.0, ge=0, le=100)
 
 
+class FairnessSettings(_Section):
+    """One chat must not starve the others (see ``hux.bot.intake``)."""
+
+    chat_queue_capacity: int = Field(100, ge=1)
+    chat_max_in_flight: int = Field(1, ge=1, le=256)
+    chat_rate_per_minute: float = Field(60.0, gt=0)
+    chat_burst: int = Field(20, ge=1)
+
+
 class BotConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -127,6 +136,8 @@ class BotConfig(_Section):
     mention_window_seconds: float = Field(3600.0, gt=0)
     group_label_limit: int = Field(50, ge=1, le=1000)
     max_message_bytes: int = Field(65536, ge=1)
+    max_addresses_per_message: int = Field(20, ge=1, le=1000)
+    lookups_per_message: int = Field(2, ge=1, le=64)
     log_file: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
@@ -142,6 +153,7 @@ class BotConfig(_Section):
     webhook: WebhookSettings = WebhookSettings()
     replay: ReplaySettings = ReplaySettings()
     demo: DemoSettings = DemoSettings()
+    fairness: FairnessSettings = FairnessSettings()
 
     # --- derived values -------------------------------------------------------
     def resolved_database_url(self) -> str:

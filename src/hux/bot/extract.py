@@ -14,6 +14,8 @@ Four kinds (``metrics.CANDIDATE_KINDS``):
 
 One compiled regular expression scans each message once; candidates are
 de-duplicated per message (a link wins over the bare address inside it).
+``extract_capped`` stops validating after a number of candidates (the
+per-message cap, ``bot.max_addresses_per_message``) and only counts the rest.
 """
 
 from __future__ import annotations
@@ -109,9 +111,28 @@ def is_evm_address(text: str) -> bool:
 
 def extract(text: str) -> list[Candidate]:
     """Every valid, distinct token candidate in ``text``, in order of appearance."""
+    return extract_capped(text, None)[0]
+
+
+def extract_capped(text: str, cap: int | None) -> tuple[list[Candidate], int]:
+    """The first ``cap`` valid, distinct candidates in ``text`` and how many address-shaped strings followed.
+
+    Once ``cap`` candidates are found the rest of the message is only scanned,
+    not validated (validating a base58 mint costs a big-integer decode: a
+    message packed with 1,400 of them would cost the event loop ~16 ms). The
+    second value counts the distinct address-shaped strings after the cap that
+    are not one already taken; ``None`` means no cap.
+    """
     found: dict[str, Candidate] = {}
+    skipped: set[str] = set()  # bounded by the message size (max_message_bytes)
     for match in _PATTERN.finditer(text):
         groups = match.groupdict()
+        if cap is not None and len(found) >= cap:
+            raw = groups["pump"] or groups["daddr"] or groups["evm"] or groups["sol"] or ""
+            key = raw.lower() if raw.startswith("0x") else raw
+            if key not in found:
+                skipped.add(key)
+            continue
         candidate: Candidate | None = None
         if groups["pump"] is not None:
             if is_solana_address(groups["pump"]):
@@ -132,4 +153,4 @@ def extract(text: str) -> list[Candidate]:
         seen = found.get(candidate.key)
         if seen is None or (seen.kind in ("solana", "evm") and candidate.kind.endswith("_link")):
             found[candidate.key] = candidate
-    return list(found.values())
+    return list(found.values()), len(skipped)

@@ -1,12 +1,34 @@
-"""Intake: where sources hand messages over, and the bounded queue behind it.
+"""Intake: where sources hand messages over, and the fair, bounded queue behind it.
 
 ``Intake.accept(messages)`` returns only once every message is durable (in the
 database inbox, or in the local spool while the database is away) *and* queued
 for the workers. Sources acknowledge upstream (advance the Telegram offset,
 move the replay checkpoint) only after it returns, so a crash at any point
 loses nothing. When the queue is full, ``accept`` waits: that is the
-back-pressure, counted in ``hux_queue_blocked_seconds_total``; nothing is
-dropped.
+back-pressure, counted in ``hux_queue_blocked_seconds_total``; nothing that was
+accepted is dropped.
+
+Fairness between chats (one chat's backlog must not delay another chat's
+messages):
+
+* each chat has its own FIFO; workers serve the chats round-robin, so a chat
+  with a thousand messages waiting gets one turn like a chat with one;
+* a chat may occupy at most ``chat_max_in_flight`` workers at once, so the
+  others stay free for the other chats;
+* a per-chat token bucket (``chat_rate_per_minute``, ``chat_burst``) marks
+  messages that arrive faster than that as over rate: they are served only
+  when no chat within its rate has work, and counted in
+  ``hux_chat_throttled_total{reason="over_rate"}``;
+* a chat that already has ``chat_queue_capacity`` messages waiting has its
+  further messages refused *before* they are accepted (not persisted, not
+  acknowledged as processed), counted in
+  ``hux_messages_rejected_total{reason="chat_backlog"}``. Without this bound a
+  single flooding chat would fill the shared queue and the back-pressure would
+  stop every chat's source behind it.
+
+The chat identity is the Telegram chat id (from the message key) or, for
+other sources, the source and group name. It lives in memory only and never
+becomes a metric label.
 """
 
 from __future__ import annotations
@@ -14,50 +36,212 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
+from hux.bot.config import FairnessSettings
 from hux.bot.messages import ChatMessage, Rejected
 from hux.bot.metrics import BotMetrics
 from hux.bot.persistence import Persistence
 
 log = logging.getLogger("hux.bot.intake")
 
+#: Idle chats whose token-bucket state is remembered (least recently active forgotten first).
+IDLE_CHATS_REMEMBERED = 10_000
+
+
+def chat_of(message: ChatMessage) -> str:
+    """The chat a message belongs to, for fairness: Telegram's chat id, else source and group name.
+
+    Telegram keys are ``telegram:<chat id>:<message id>``; two chats with the same
+    title are still two chats (a hostile group cannot share another's budget by
+    copying its name).
+    """
+    if message.source == "telegram" and message.key.startswith("telegram:"):
+        chat = message.key.split(":", 2)[1]
+        if chat:
+            return f"telegram:{chat}"
+    return f"{message.source}:{message.group}"
+
+
+@dataclass
+class _Chat:
+    tokens: float
+    updated: float
+    waiting: deque = field(default_factory=deque)  # (message, within_rate)
+    in_flight: int = 0
+
 
 class IntakeQueue:
-    """A bounded FIFO of accepted messages whose length and capacity are metrics."""
+    """A bounded queue of accepted messages, served fairly between chats.
 
-    def __init__(self, capacity: int, metrics: BotMetrics) -> None:
+    The total waiting is bounded by ``capacity`` (``put`` waits beyond it:
+    back-pressure); each chat's waiting by ``chat_queue_capacity``, checked with
+    ``admits`` before a message is accepted. ``get`` hands out the next
+    message round-robin over chats that have one and are below their in-flight
+    limit, chats within their rate first; ``task_done(message)`` ends its turn.
+    """
+
+    def __init__(self, capacity: int, metrics: BotMetrics, fairness: FairnessSettings | None = None,
+                 *, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
-        self._queue: asyncio.Queue[ChatMessage] = asyncio.Queue(maxsize=capacity)
+        self.fairness = fairness or FairnessSettings()
+        # Below ``capacity`` a flooding chat cannot fill the shared queue; at or above it, it can
+        # (the back-pressure then holds every source): keep it well below.
+        self.chat_capacity = self.fairness.chat_queue_capacity
+        self._rate = self.fairness.chat_rate_per_minute / 60.0
+        self._burst = float(max(1, self.fairness.chat_burst))
+        self._clock = clock
         self._metrics = metrics
+        self._chats: dict[str, _Chat] = {}                  # chats with waiting or in-flight messages
+        self._idle: OrderedDict[str, _Chat] = OrderedDict()  # bucket state of recently active chats
+        self._ring: deque[str] = deque()                     # chats with waiting messages, in serving order
+        self._size = 0
+        self._unfinished = 0
+        self._waiters: list[asyncio.Future[None]] = []
         metrics.queue_capacity.set(capacity)
-        metrics.queue_length.set_function(self._queue.qsize)
+        metrics.queue_length.set_function(lambda: self._size)
+        metrics.chat_throttled.labels(reason="over_rate")
 
     def __len__(self) -> int:
-        return self._queue.qsize()
+        return self._size
 
     @property
     def saturated(self) -> bool:
-        return self._queue.full()
+        return self._size >= self.capacity
 
-    async def put(self, message: ChatMessage) -> None:
-        if not self._queue.full():
-            self._queue.put_nowait(message)
-            return
-        started = time.monotonic()
-        try:
-            await self._queue.put(message)
-        finally:
-            self._metrics.queue_blocked_seconds.inc(time.monotonic() - started)
+    # -- per-chat state -------------------------------------------------------------------
+    def _chat(self, name: str) -> _Chat:
+        chat = self._chats.get(name)
+        if chat is None:
+            chat = self._idle.pop(name, None) or _Chat(tokens=self._burst, updated=self._clock())
+            self._chats[name] = chat
+        return chat
+
+    def _maybe_idle(self, name: str, chat: _Chat) -> None:
+        if not chat.waiting and chat.in_flight == 0:
+            del self._chats[name]
+            self._idle[name] = chat
+            while len(self._idle) > IDLE_CHATS_REMEMBERED:
+                self._idle.popitem(last=False)
+
+    def waiting_for(self, chat: str) -> int:
+        state = self._chats.get(chat)
+        return len(state.waiting) if state else 0
+
+    def admits(self, chat: str, already: int = 0) -> bool:
+        """May one more message of ``chat`` be accepted (``already`` of its messages are on their way in)?"""
+        return self.waiting_for(chat) + already < self.chat_capacity
+
+    def _take_token(self, chat: _Chat) -> bool:
+        now = self._clock()
+        chat.tokens = min(self._burst, chat.tokens + (now - chat.updated) * self._rate)
+        chat.updated = now
+        if chat.tokens >= 1.0:
+            chat.tokens -= 1.0
+            return True
+        return False
+
+    # -- waiting ----------------------------------------------------------------------------
+    async def _wait(self) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        await future
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    # -- queue ------------------------------------------------------------------------------
+    async def put(self, message: ChatMessage, *, wait_for_chat: bool = False) -> None:
+        """Queue an accepted message; waits while the queue is full (back-pressure). Never refuses.
+
+        ``wait_for_chat`` also waits while the message's chat has ``chat_capacity``
+        messages waiting (recovery after a restart: one chat's pile must not fill
+        the queue ahead of everyone else's).
+        """
+        name = chat_of(message)
+
+        def full() -> bool:
+            return self._size >= self.capacity or (wait_for_chat and self.waiting_for(name) >= self.chat_capacity)
+
+        if full():
+            started = time.monotonic()
+            try:
+                while full():
+                    await self._wait()
+            finally:
+                self._metrics.queue_blocked_seconds.inc(time.monotonic() - started)
+        chat = self._chat(name)
+        within = self._take_token(chat)
+        if not within:
+            self._metrics.chat_throttled.labels(reason="over_rate").inc()
+        if not chat.waiting:
+            self._ring.append(name)
+        chat.waiting.append((message, within))
+        self._size += 1
+        self._unfinished += 1
+        self._wake()
+
+    def _next(self, *, ignore_limits: bool = False) -> ChatMessage | None:
+        """Round-robin over chats below their in-flight limit, chats within their rate first."""
+        limit = self.fairness.chat_max_in_flight
+        fallback: str | None = None
+        chosen: str | None = None
+        for name in self._ring:
+            chat = self._chats[name]
+            if chat.in_flight >= limit and not ignore_limits:
+                continue
+            if chat.waiting[0][1]:
+                chosen = name
+                break
+            if fallback is None:
+                fallback = name
+        chosen = chosen or fallback
+        if chosen is None:
+            return None
+        chat = self._chats[chosen]
+        message, _ = chat.waiting.popleft()
+        chat.in_flight += 1
+        self._size -= 1
+        self._ring.remove(chosen)
+        if chat.waiting:
+            self._ring.append(chosen)  # its next message waits for every other chat's turn
+        self._wake()  # room for a waiting put
+        return message
 
     async def get(self) -> ChatMessage:
-        return await self._queue.get()
+        """The next message to work on; the caller must call ``task_done(message)`` when finished."""
+        while True:
+            message = self._next()
+            if message is not None:
+                return message
+            await self._wait()
 
-    def task_done(self) -> None:
-        self._queue.task_done()
+    def get_nowait(self) -> ChatMessage:
+        """The next waiting message in serving order, ignoring in-flight limits (``asyncio.QueueEmpty`` if none)."""
+        message = self._next(ignore_limits=True)
+        if message is None:
+            raise asyncio.QueueEmpty
+        return message
+
+    def task_done(self, message: ChatMessage) -> None:
+        """``message`` (from ``get``) is finished: its chat's worker slot is free again."""
+        name = chat_of(message)
+        chat = self._chats.get(name)
+        if chat is not None and chat.in_flight > 0:
+            chat.in_flight -= 1
+            self._maybe_idle(name, chat)
+        self._unfinished = max(0, self._unfinished - 1)
+        self._wake()
 
     async def join(self) -> None:
-        await self._queue.join()
+        """Wait until every queued message has been taken and finished."""
+        while self._unfinished:
+            await self._wait()
 
 
 class Intake:
@@ -71,8 +255,35 @@ class Intake:
         self.metrics.messages_rejected.labels(source=source, reason=error.reason).inc()
         log.warning("message refused", extra={"source": source, "reason": error.reason, "where": where, "detail": str(error)})
 
+    def _admit(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """The messages whose chat has room; the rest are refused (chat_backlog) before anything is written."""
+        admitted: list[ChatMessage] = []
+        incoming: dict[str, int] = {}
+        refused: dict[str, int] = {}
+        for message in messages:
+            chat = chat_of(message)
+            if self.queue.admits(chat, incoming.get(chat, 0)):
+                incoming[chat] = incoming.get(chat, 0) + 1
+                admitted.append(message)
+            else:
+                refused[message.source] = refused.get(message.source, 0) + 1
+        for source, count in refused.items():
+            self.metrics.messages_rejected.labels(source=source, reason="chat_backlog").inc(count)
+            log.warning(
+                "%d message(s) refused: their chat already has %d messages waiting (bot.fairness.chat_queue_capacity); "
+                "one chat is sending faster than the bot can look its tokens up", count, self.queue.chat_capacity,
+                extra={"source": source, "reason": "chat_backlog"},
+            )
+        return admitted
+
     async def accept(self, messages: Sequence[ChatMessage]) -> int:
-        """Durably accept, then queue, ``messages``; return how many were new. Raises if not durable."""
+        """Durably accept, then queue, ``messages``; return how many were new. Raises if not durable.
+
+        Messages of a chat whose backlog is full are refused first (counted, never written).
+        """
+        if not messages:
+            return 0
+        messages = self._admit(messages)
         if not messages:
             return 0
         try:
@@ -90,8 +301,26 @@ class Intake:
         return len(fresh)
 
     async def requeue(self, messages: Sequence[ChatMessage]) -> None:
-        """Queue messages already durable (recovered after a restart)."""
+        """Queue messages already durable (recovered after a restart): never refused, they wait for room.
+
+        Chats take turns (one message of each in turn, each chat's own order kept)
+        and each waits for room in its own chat queue, so a flood that was pending
+        at the restart does not delay the other chats' recovered messages.
+        """
         now = time.monotonic()
-        for message in messages:
+        for message in interleave_by_chat(messages):
             message.accepted_at = now
-            await self.queue.put(message)
+            await self.queue.put(message, wait_for_chat=True)
+
+
+def interleave_by_chat(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` with chats taking turns: first of each chat, then second of each, ...; per-chat order kept."""
+    per_chat: dict[str, deque[ChatMessage]] = {}
+    for message in messages:
+        per_chat.setdefault(chat_of(message), deque()).append(message)
+    out: list[ChatMessage] = []
+    queues = list(per_chat.values())
+    while queues:
+        out.extend(q.popleft() for q in queues)
+        queues = [q for q in queues if q]
+    return out

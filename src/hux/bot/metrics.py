@@ -72,7 +72,12 @@ REJECT_REASONS = (
     "private_chat",      # a private chat not listed in bot.telegram.allowed_chats
     "chat_not_allowed",  # a chat not listed in a non-empty bot.telegram.allowed_chats
     "unstorable",        # the database refused the row, or a value no column can hold
+    "chat_backlog",      # the chat already had bot.fairness.chat_queue_capacity messages waiting
 )
+# Address-shaped strings in a message beyond bot.max_addresses_per_message: not examined, not looked up.
+SKIP_REASONS = ("over_message_cap",)
+# A message from a chat sending faster than bot.fairness.chat_rate_per_minute: served after the others.
+THROTTLE_REASONS = ("over_rate",)
 ALERT_OUTCOMES = ("success", "failure")
 OTHER = "other"
 
@@ -183,6 +188,18 @@ class BotMetrics:
             f"{PREFIX}_token_candidates_total",
             "Token candidates extracted from messages, by kind.",
             ["kind"],
+            registry=r,
+        )
+        self.token_candidates_skipped = Counter(
+            f"{PREFIX}_token_candidates_skipped_total",
+            "Address-shaped strings in messages that were not looked up, by reason (over_message_cap).",
+            ["reason"],
+            registry=r,
+        )
+        self.chat_throttled = Counter(
+            f"{PREFIX}_chat_throttled_total",
+            "Messages from a chat over its fair share, by reason (over_rate: served after the other chats).",
+            ["reason"],
             registry=r,
         )
         self.tokens_processed = Counter(

@@ -1,7 +1,11 @@
 """The workers: queue -> extract -> dedupe/cooldown -> enrich -> score -> persist -> notify.
 
-Each worker takes one accepted message at a time and decides every token in
-it. Every stage counts success/failure in ``hux_pipeline_stage_total``; every
+Each worker takes one accepted message at a time (the queue serves chats in
+turn, see ``intake``) and decides every token in it: at most
+``max_addresses_per_message`` of them (the rest are counted in
+``hux_token_candidates_skipped_total{reason="over_message_cap"}``), looked up
+at most ``lookups_per_message`` at a time, so one message's lookups never fill
+the API rate limiters' queues ahead of every other chat's. Every stage counts success/failure in ``hux_pipeline_stage_total``; every
 token ends in exactly one ``hux_tokens_processed_total`` outcome; each message
 with tokens observes its accept-to-decision latency once. Results go to the
 writer (``Persistence.submit``), which holds them while the database is away.
@@ -18,10 +22,10 @@ from typing import Sequence
 
 from hux.bot.dedupe import MentionTracker, TokenGate
 from hux.bot.enrich import Enricher, MarketView
-from hux.bot.extract import Candidate, extract
+from hux.bot.extract import Candidate, extract_capped
 from hux.bot.intake import IntakeQueue
 from hux.bot.messages import ChatMessage
-from hux.bot.metrics import CANDIDATE_KINDS, STAGE_OUTCOMES, STAGES, TOKEN_OUTCOMES, BotMetrics
+from hux.bot.metrics import CANDIDATE_KINDS, SKIP_REASONS, STAGE_OUTCOMES, STAGES, TOKEN_OUTCOMES, BotMetrics
 from hux.bot.outputs import OutputChannel, TokenAlert, deliver
 from hux.bot.persistence import Persistence
 from hux.bot.scoring import ScoreInput, score
@@ -29,11 +33,16 @@ from hux.bot.store import MessageResult, TokenResult
 
 log = logging.getLogger("hux.bot.pipeline")
 
+#: Shortest interval between two "addresses over the cap" log lines.
+OVER_CAP_LOG_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
     workers: int = 4
     alert_threshold: float = 70.0
+    max_addresses_per_message: int = 20  # candidates taken from one message; the rest are counted, not looked up
+    lookups_per_message: int = 2         # concurrent lookups for one message's candidates
 
 
 class Pipeline:
@@ -58,6 +67,8 @@ class Pipeline:
         self.mentions = mentions
         self._workers: list[asyncio.Task] = []
         self._busy = 0
+        self._over_cap_logged = -OVER_CAP_LOG_SECONDS
+        self._over_cap_messages = self._over_cap_skipped = 0
         metrics.workers.set(settings.workers)
         metrics.workers_busy.set_function(lambda: self._busy)
         metrics.alert_threshold.set(settings.alert_threshold)
@@ -69,6 +80,8 @@ class Pipeline:
             metrics.tokens_processed.labels(outcome=outcome)
         for kind in CANDIDATE_KINDS:
             metrics.token_candidates.labels(kind=kind)
+        for reason in SKIP_REASONS:
+            metrics.token_candidates_skipped.labels(reason=reason)
         for channel in self.channels:
             for outcome in ("success", "failure"):
                 metrics.alerts_sent.labels(channel=channel.name, outcome=outcome)
@@ -103,28 +116,52 @@ class Pipeline:
                 log.exception("worker %d: unexpected error on a message; its inbox row stays pending for the next start", index)
             finally:
                 self._busy -= 1
-                self.queue.task_done()
+                self.queue.task_done(message)
 
     # -- one message ---------------------------------------------------------------------
     async def process(self, message: ChatMessage) -> MessageResult:
         m = self.metrics
         try:
-            candidates = extract(message.text)
+            candidates, over_cap = extract_capped(message.text, self.settings.max_addresses_per_message)
         except Exception:  # noqa: BLE001 - extraction must never kill a worker
             m.stage_results.labels(stage="extract", outcome="failure").inc()
             log.exception("extraction failed on message %s", message.key)
             candidates = []
         else:
             m.stage_results.labels(stage="extract", outcome="success").inc()
+            if over_cap:
+                m.token_candidates_skipped.labels(reason="over_message_cap").inc(over_cap)
+                self._note_over_cap(message, over_cap)
         results: list[TokenResult] = []
         if candidates:
-            decided = await asyncio.gather(*(self._token(message, c) for c in candidates))
+            slots = asyncio.Semaphore(max(1, self.settings.lookups_per_message))
+
+            async def one(candidate: Candidate) -> TokenResult:
+                async with slots:
+                    return await self._token(message, candidate)
+
+            decided = await asyncio.gather(*(one(c) for c in candidates))
             results.extend(decided)
             m.decision_latency_seconds.observe(time.monotonic() - message.accepted_at)
         result = MessageResult(message, results, time.time())
         await self.persistence.submit(result)
         m.last_processed.set_to_current_time()
         return result
+
+    def _note_over_cap(self, message: ChatMessage, skipped: int) -> None:
+        """Log capped messages at most once per ``OVER_CAP_LOG_SECONDS`` (a flood must not flood the log too)."""
+        self._over_cap_messages += 1
+        self._over_cap_skipped += skipped
+        now = time.monotonic()
+        if now - self._over_cap_logged < OVER_CAP_LOG_SECONDS:
+            return
+        log.warning(
+            "%d message(s) named more than %d addresses (latest: %s); %d addresses not looked up. "
+            "Counted in hux_token_candidates_skipped_total; raise bot.max_addresses_per_message if these are genuine",
+            self._over_cap_messages, self.settings.max_addresses_per_message, message.key, self._over_cap_skipped,
+            extra={"reason": "over_message_cap", "skipped": self._over_cap_skipped},
+        )
+        self._over_cap_logged, self._over_cap_messages, self._over_cap_skipped = now, 0, 0
 
     async def _token(self, message: ChatMessage, candidate: Candidate) -> TokenResult:
         m = self.metrics
