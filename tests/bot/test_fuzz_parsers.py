@@ -319,3 +319,16 @@ async def test_a_huge_retry_after_is_capped_and_never_escapes_uncounted(server: 
             client._not_before = 0.0  # noqa: SLF001 - let the second answer be fetched now
     assert requests(metrics, "telegram", "getUpdates", "rate_limited") == 2
     assert parse_retry_after("99999999999") == MAX_RETRY_AFTER
+
+
+# --------------------------------------------------------------------------- replay checkpoint files
+@given(json_values.map(lambda v: json.dumps(v)) | st.sampled_from(['{"path": "%s", "offset": 1e999, "line": 0, "loop": 0}',
+                                                                    '{"path": "%s", "offset": -5, "line": 0, "loop": 0}',
+                                                                    '[]', '{"path": "%s", "offset": "x"}']))
+def test_an_unreadable_replay_checkpoint_restarts_from_the_top(tmp_path_factory: pytest.TempPathFactory, content: str) -> None:
+    directory = tmp_path_factory.mktemp("cp")
+    source = ReplaySource(directory / "feed.jsonl", checkpoint_dir=directory)
+    assert source.checkpoint_path is not None
+    source.checkpoint_path.write_text(content.replace("%s", str(source.path.resolve())), encoding="utf-8")
+    cp = source.load_checkpoint()
+    assert cp.offset >= 0 and cp.line >= 0 and cp.loop >= 0

@@ -65,7 +65,8 @@ class Spool:
         data = "".join(json.dumps(m.to_record(), ensure_ascii=False) + "\n" for m in messages).encode("utf-8")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "ab") as fh:
+            # Chat texts: 0600, like the database they wait for.
+            with os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -92,7 +93,7 @@ class Spool:
                 for line in fh:
                     try:
                         out.append(ChatMessage.from_record(json.loads(line)))
-                    except (ValueError, KeyError, TypeError):
+                    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
                         # A torn last line from a crash mid-append: that batch was never acknowledged.
                         log.warning("spool line unreadable, skipped", extra={"spool": str(path)})
         except FileNotFoundError:

@@ -89,10 +89,13 @@ class ReplaySource:
             return Checkpoint()
         try:
             data = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-            if data.get("path") != str(self.path.resolve()):
+            if not isinstance(data, dict) or data.get("path") != str(self.path.resolve()):
                 return Checkpoint()
-            return Checkpoint(int(data["offset"]), int(data["line"]), int(data["loop"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            values = [data["offset"], data["line"], data["loop"]]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62 for v in values):
+                raise ValueError("offset, line and loop must be non-negative integers")
+            return Checkpoint(*values)
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             log.warning("replay checkpoint %s unreadable; starting from the top", self.checkpoint_path)
             return Checkpoint()
 
