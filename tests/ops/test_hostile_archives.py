@@ -420,3 +420,63 @@ def test_fuzz_members_against_a_manifest(tmp_path: Path, members: list, listed: 
     dest = _verify_bytes(tmp_path, manifest, crafted)
     for path in dest.rglob("*"):
         assert not path.is_symlink() and path.resolve().is_relative_to(dest.resolve())
+
+
+def test_cli_uses_backup_hmac_key_file_for_backup_verify_and_restore(hux_home: Path, tmp_path: Path, capsys,
+                                                                     monkeypatch) -> None:
+    from hux.cli import main
+    from hux.doubles.grafana import GrafanaInThread, GrafanaState
+
+    token = "glsa_cli_hmac"
+    monkeypatch.setenv("HUX_GRAFANA_TOKEN", token)
+    state = GrafanaState(admin_password="pw", tokens={token: "Admin"})
+    state.add_dashboard("d1", "One")
+    key_file = _key_file(tmp_path)
+    with GrafanaInThread(state) as grafana:
+        monkeypatch.setenv("HUX__BACKUP__HMAC_KEY_FILE", str(key_file))
+        assert main(["backup", "grafana", "--grafana-url", grafana.url, "--no-metrics", "-q"]) == 0
+        archive = next((hux_home / "data" / "backups").glob("hux-grafana-*.tar.gz"))
+        assert main(["backups", "verify", str(archive), "-q"]) == 0
+        assert f"authenticated (HMAC-SHA256, key id {arc.key_id(KEY)})" in capsys.readouterr().out
+        assert main(["restore", "grafana", str(archive), "--grafana-url", grafana.url, "-q"]) == 0
+        capsys.readouterr()
+        forged = _tamper_grafana(archive, tmp_path / "hux-grafana-20240101T000000Z.tar.gz")
+        assert main(["restore", "grafana", str(forged), "--grafana-url", grafana.url, "-q"]) == 1
+        assert "authenticator does not match" in capsys.readouterr().err
+        os.chmod(key_file, 0o644)
+        assert main(["backups", "verify", str(archive), "-q"]) == 1
+        assert "chmod 600" in capsys.readouterr().err
+        monkeypatch.setenv("HUX__BACKUP__HMAC_KEY_FILE", "")
+        assert main(["backups", "verify", str(forged), "-q"]) == 0  # without a key: consistent checksums pass
+        assert "checksums prove integrity, not origin" in capsys.readouterr().out
+
+
+def _tamper_grafana(source: Path, target: Path) -> Path:
+    with tarfile.open(source, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    manifest = json.loads(members[0][1])
+    auth = next(data for m, data in members if m.name == arc.AUTH_MEMBER)
+    evil = json.dumps([{"uid": "evil", "title": "Attacker", "parentUid": None}]).encode()
+    for item in manifest["files"]:
+        if item["path"] == "grafana/folders.json":
+            item.update(_file(item["path"], evil))
+    manifest["total_bytes"] = sum(f["size"] for f in manifest["files"])
+    rest = [_member(m.name, evil if m.name == "grafana/folders.json" else data) for m, data in members[1:]
+            if m.name != arc.AUTH_MEMBER]
+    return craft(target, manifest, rest, auth=auth)
+
+
+def test_refusals_are_counted_by_reason_for_node_exporter(hux_home: Path, tmp_path: Path, capsys) -> None:
+    from hux.cli import main
+    from hux.ops.textfile import REFUSALS_FILE
+
+    bad = craft(tmp_path / "bad.tar.gz", {**_manifest([]), "files": ["x"]}, [])
+    big = craft_big_member(tmp_path / "big.tar.gz", "configs/a", b"x", 4096)
+    assert main(["backups", "verify", str(bad), "-q"]) == 1
+    assert main(["backups", "verify", str(bad), "-q"]) == 1
+    assert main(["restore", "prometheus", str(big), "--prometheus-url", "http://127.0.0.1:9", "-q"]) == 1
+    text = (hux_home / "data/node_exporter/textfile" / REFUSALS_FILE).read_text()
+    assert 'hux_backup_refusals_total{kind="verify",reason="manifest_invalid"}' not in text  # kinds are bounded
+    assert 'hux_backup_refusals_total{kind="archive",reason="manifest_invalid"} 2' in text
+    assert 'hux_backup_refusals_total{kind="prometheus",reason="size_mismatch"} 1' in text
+    assert "# TYPE hux_backup_refusals_total counter" in text

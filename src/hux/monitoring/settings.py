@@ -540,6 +540,8 @@ class BackupSettings(_Section):
     keep_days: int = Field(30, ge=1, le=3650)
     #: the BackupTooOld alert fires when the last successful backup is older
     max_age: Duration = "26h"
+    #: authenticated archives: a 0600 file with a key of at least 32 bytes; empty = off
+    hmac_key_file: str = Field("", max_length=4096)
 
     @field_validator("max_age")
     @classmethod

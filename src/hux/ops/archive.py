@@ -599,7 +599,8 @@ def authenticator(key: bytes, manifest_body: bytes) -> bytes:
 def _authenticate(path: Path, head: _Head, key: bytes | None, allow_unauthenticated: bool) -> str:
     """Check the authenticator before the manifest is parsed; returns what was established."""
     if key is None:
-        return ("authenticator present, not checked (no backup.hmac_key_file)" if head.auth is not None
+        return ("authenticator present but not checked (no backup.hmac_key_file; checksums prove integrity, "
+                "not origin)" if head.auth is not None
                 else "not authenticated (no backup.hmac_key_file; checksums prove integrity, not origin)")
     if head.auth is None:
         if allow_unauthenticated:

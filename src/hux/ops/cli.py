@@ -42,6 +42,7 @@ class OpsSettings:
     log_dir: Path
     grafana_user: str
     grafana_password_file: Path | None
+    hmac_key_file: Path | None = None  # backup.hmac_key_file: authenticated archives when set
 
 
 def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
@@ -70,7 +71,15 @@ def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
         log_dir=under_home(getattr(args, "log_dir", None) or "logs"),
         grafana_user=settings.grafana.admin_user,
         grafana_password_file=under_home(getattr(args, "password_file", None) or password_file),
+        hmac_key_file=under_home(settings.backup.hmac_key_file) if settings.backup.hmac_key_file else None,
     )
+
+
+def hmac_key(ops: OpsSettings) -> bytes | None:
+    """The backup HMAC key (backup.hmac_key_file), or None when archives are not authenticated."""
+    from hux.ops import archive as arc
+
+    return arc.load_hmac_key(ops.hmac_key_file) if ops.hmac_key_file else None
 
 
 def _fail(command: str, exc: Exception) -> int:
@@ -83,9 +92,25 @@ def _guard(command: str, func: Callable[[argparse.Namespace], int]) -> Callable[
         try:
             return func(args)
         except OpsError as exc:
+            _count_refusal(command, args, exc)
             return _fail(command, exc)
 
     return run
+
+
+def _count_refusal(command: str, args: argparse.Namespace, exc: OpsError) -> None:
+    """A refused archive or API name (an error with a ``reason``) is counted in the textfile collector."""
+    reason = getattr(exc, "reason", None)
+    if not reason:
+        return
+    from hux.ops.textfile import record_refusal
+
+    kind = command.split()[-1]
+    textfile = getattr(args, "textfile_dir", None) or paths.home() / "data" / "node_exporter" / "textfile"
+    try:
+        record_refusal(Path(textfile), kind, reason)
+    except OSError:
+        pass  # the refusal itself is reported; the count is best effort
 
 
 def _progress(args: argparse.Namespace):
@@ -157,6 +182,7 @@ def backup_prometheus_cmd(args: argparse.Namespace, ops: OpsSettings | None = No
         keep_days=ops.keep_days,
         allow_remote=args.allow_remote,
         progress=_progress(args),
+        hmac_key=hmac_key(ops),
     )
     _print_backup(result)
     return EXIT_ATTENTION if result.warnings else 0
@@ -183,6 +209,7 @@ def backup_grafana_cmd(args: argparse.Namespace, ops: OpsSettings | None = None)
         keep=None if args.no_prune else ops.keep,
         keep_days=ops.keep_days,
         progress=_progress(args),
+        hmac_key=hmac_key(ops),
     )
     _print_backup(result)
     return EXIT_ATTENTION if result.warnings else 0
@@ -258,6 +285,8 @@ def restore_prometheus_cmd(args: argparse.Namespace) -> int:
         configs_skipped="the native stack renders its configs from the settings at `hux up`"
         if stack_managed and not args.no_configs else "",
         progress=_progress(args),
+        hmac_key=hmac_key(ops),
+        allow_unauthenticated=args.allow_unauthenticated,
     )
     print(f"restored {args.archive} into {ops.prometheus_data_dir}")
     _print_steps(report)
@@ -270,7 +299,8 @@ def restore_grafana_cmd(args: argparse.Namespace) -> int:
     ops = load_ops_settings(args)
     report = restore_grafana(Path(args.archive), grafana_url=ops.grafana_url,
                              credentials=grafana_credentials(args, ops), overwrite=not args.keep_existing,
-                             progress=_progress(args))
+                             progress=_progress(args), hmac_key=hmac_key(ops),
+                             allow_unauthenticated=args.allow_unauthenticated)
     print(f"restored {args.archive} into Grafana at {ops.grafana_url}")
     _print_steps(report)
     return 0 if report.ok else EXIT_ATTENTION
@@ -327,9 +357,11 @@ def backups_verify_cmd(args: argparse.Namespace) -> int:
     from hux.ops import archive as arc
     from hux.ops.progress import human_bytes
 
-    manifest = arc.verify_archive(Path(args.archive), progress=_progress(args))
+    manifest = arc.verify_archive(Path(args.archive), progress=_progress(args),
+                                  hmac_key=hmac_key(load_ops_settings(args)),
+                                  allow_unauthenticated=args.allow_unauthenticated)
     print(f"{args.archive}: {manifest['kind']} backup of {manifest['created_at']}, {len(manifest['files'])} files, "
-          f"{human_bytes(manifest['total_bytes'])}: every checksum matches")
+          f"{human_bytes(manifest['total_bytes'])}: every checksum matches; {manifest.auth}")
     return 0
 
 
@@ -455,11 +487,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.add_argument("--no-configs", action="store_true", help="leave the config files as they are")
     rp.add_argument("--no-silences", action="store_true", help="do not re-import Alertmanager silences")
     rp.add_argument("--keep-old", action="store_true", help="keep the previous data directory (renamed) after success")
+    rp.add_argument("--allow-unauthenticated", action="store_true",
+                    help="restore an archive without an authenticator although backup.hmac_key_file is set "
+                         "(archives made before the key was set)")
     rp.set_defaults(func=_guard("restore prometheus", restore_prometheus_cmd))
     rg = rsub.add_parser("grafana", help="recreate folders (parents first), dashboards, datasources, alerting")
     rg.add_argument("archive", metavar="ARCHIVE")
     _common(rg, grafana=True)
     rg.add_argument("--keep-existing", action="store_true", help="do not overwrite dashboards that already exist")
+    rg.add_argument("--allow-unauthenticated", action="store_true",
+                    help="restore an archive without an authenticator although backup.hmac_key_file is set "
+                         "(archives made before the key was set)")
     rg.set_defaults(func=_guard("restore grafana", restore_grafana_cmd))
     restore.set_defaults(func=lambda args: (restore.print_help(), 2)[1])
 
@@ -478,6 +516,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vp = asub.add_parser("verify", help="check every checksum of an archive")
     vp.add_argument("archive", metavar="ARCHIVE")
     vp.add_argument("--quiet", "-q", action="store_true")
+    vp.add_argument("--allow-unauthenticated", action="store_true",
+                    help="accept an archive without an authenticator although backup.hmac_key_file is set")
     vp.set_defaults(func=_guard("backups verify", backups_verify_cmd))
     backups.set_defaults(func=lambda args: (backups.print_help(), 2)[1])
 

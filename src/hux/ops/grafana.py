@@ -231,17 +231,18 @@ def backup_grafana(
     keep_days: int | None = None,
     page_size: int = PAGE_SIZE,
     progress: Progress | None = None,
+    hmac_key: bytes | None = None,
 ) -> BackupResult:
     progress = progress or Progress(quiet=True)
     return recorded_backup(
         KIND,
-        lambda: _backup_grafana(grafana_url, credentials, Path(backup_dir), page_size, progress),
+        lambda: _backup_grafana(grafana_url, credentials, Path(backup_dir), page_size, progress, hmac_key),
         backup_dir=Path(backup_dir), textfile_dir=textfile_dir, keep=keep, keep_days=keep_days,
     )
 
 
 def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path, page_size: int,
-                    progress: Progress) -> BackupResult:
+                    progress: Progress, hmac_key: bytes | None = None) -> BackupResult:
     warnings: list[str] = []
     with Grafana(url, credentials) as grafana:
         health = grafana.get_collection("/api/health")
@@ -308,7 +309,7 @@ def _backup_grafana(url: str, credentials: GrafanaCredentials, backup_dir: Path,
                 "warnings": warnings,
             },
         }
-        path, full = arc.write_archive(backup_dir, KIND, entries, manifest, progress=progress)
+        path, full = arc.write_archive(backup_dir, KIND, entries, manifest, progress=progress, hmac_key=hmac_key)
     except OSError as exc:
         raise BackupError(arc.disk_full_message(backup_dir) if exc.errno in (errno.ENOSPC, errno.EDQUOT)
                           else f"Grafana backup failed: {exc.strerror or exc}; nothing was kept") from None

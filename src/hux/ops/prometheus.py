@@ -187,15 +187,18 @@ def backup_prometheus(
     allow_remote: bool = False,
     progress: Progress | None = None,
     compresslevel: int = 6,
+    hmac_key: bytes | None = None,
 ) -> BackupResult:
-    """Snapshot, silences and configs into one archive in ``backup_dir``. Raises BackupError/OpsError."""
+    """Snapshot, silences and configs into one archive in ``backup_dir``. Raises BackupError/OpsError.
+
+    With ``hmac_key`` (backup.hmac_key_file) the archive is authenticated."""
     progress = progress or Progress(quiet=True)
     return recorded_backup(
         KIND,
         lambda: _backup_prometheus(
             prometheus_url=prometheus_url, backup_dir=Path(backup_dir), data_dir=data_dir,
             data_dir_fallback=data_dir_fallback, alertmanager_url=alertmanager_url, config_dir=config_dir,
-            allow_remote=allow_remote, progress=progress, compresslevel=compresslevel,
+            allow_remote=allow_remote, progress=progress, compresslevel=compresslevel, hmac_key=hmac_key,
         ),
         backup_dir=Path(backup_dir), textfile_dir=textfile_dir, keep=keep, keep_days=keep_days,
     )
@@ -230,7 +233,7 @@ def recorded_backup(
 def _backup_prometheus(
     *, prometheus_url: str, backup_dir: Path, data_dir: Path | None, data_dir_fallback: Path | None,
     alertmanager_url: str | None, config_dir: Path | None, allow_remote: bool, progress: Progress,
-    compresslevel: int,
+    compresslevel: int, hmac_key: bytes | None = None,
 ) -> BackupResult:
     require_loopback(prometheus_url, what="the Prometheus admin API (TSDB snapshot)", allow_remote=allow_remote)
     warnings: list[str] = []
@@ -315,7 +318,7 @@ def _backup_prometheus(
                 "verification": verification,
             }
             path, full = arc.write_archive(backup_dir, KIND, entries, manifest, progress=progress,
-                                           compresslevel=compresslevel)
+                                           compresslevel=compresslevel, hmac_key=hmac_key)
         except OSError as exc:
             raise BackupError(_os_error_message(exc, backup_dir)) from None
         finally:

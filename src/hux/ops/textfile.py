@@ -103,3 +103,41 @@ def record_run(textfile_dir: Path, run: BackupRun) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# --- refusals: archives and API names hux would not use ---------------------------------------
+
+REFUSALS_FILE = "hux_backup_refusals.prom"
+REFUSALS_METRIC = "hux_backup_refusals_total"
+_REFUSAL_RE = re.compile(r'^hux_backup_refusals_total\{kind="(?P<kind>[a-z]+)",reason="(?P<reason>[a-z_]+)"\}\s+(?P<value>\d+)$')
+REFUSAL_KINDS = ("prometheus", "grafana", "archive")
+
+
+def record_refusal(textfile_dir: Path, kind: str, reason: str) -> Path:
+    """Count one refused archive or API name (``reason`` from a bounded set) for node_exporter; atomic rewrite."""
+    kind = kind if kind in REFUSAL_KINDS else "archive"
+    reason = reason if re.fullmatch(r"[a-z_]{1,40}", reason or "") else "other"
+    textfile_dir.mkdir(parents=True, exist_ok=True)
+    path = textfile_dir / REFUSALS_FILE
+    counts: dict[tuple[str, str], int] = {}
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = _REFUSAL_RE.match(line.strip())
+            if match:
+                counts[(match["kind"], match["reason"])] = int(match["value"])
+    except OSError:
+        pass
+    counts[(kind, reason)] = counts.get((kind, reason), 0) + 1
+    lines = [f"# HELP {REFUSALS_METRIC} Archives and API names backup/restore refused, by kind and reason.",
+             f"# TYPE {REFUSALS_METRIC} counter"]
+    lines += [f'{REFUSALS_METRIC}{{kind="{k}",reason="{r}"}} {v}' for (k, r), v in sorted(counts.items())]
+    fd, tmp = tempfile.mkstemp(prefix=".hux_backup_refusals.", suffix=".tmp", dir=textfile_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
