@@ -140,6 +140,16 @@ def test_native_prometheus_config_sends_the_password_file(tmp_path: Path) -> Non
     assert [am["basic_auth"] for am in config["alerting"]["alertmanagers"]] == [expected]
 
 
+def test_the_native_grafana_datasource_reads_the_password_from_its_file(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path)
+    password_file = tmp_path / "data" / "auth" / "password"
+    files, _ = native_files(settings, tmp_path / "run", grafana_enabled=True, environ={},
+                            auth_password_file=password_file)
+    (source,) = yaml.safe_load(files["grafana/provisioning/datasources/hux.yml"])["datasources"]
+    assert source["basicAuth"] is True and source["basicAuthUser"] == "hux"
+    assert source["secureJsonData"] == {"basicAuthPassword": f"$__file{{{password_file}}}"}
+
+
 def test_the_docker_tree_stays_without_credentials(tmp_path: Path) -> None:
     """Docker keeps its components unauthenticated inside the compose network: no file that compose lacks."""
     files = docker_files(settings_from(tmp_path))

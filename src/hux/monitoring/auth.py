@@ -41,9 +41,10 @@ import yaml
 
 USER = "hux"
 #: bcrypt work factor of the web config hash. The exporter toolkit (Prometheus 2.42, Alertmanager 0.25,
-#: node_exporter 1.5) caches a successful check, so the factor costs once per new connection's first
-#: request after the cache misses, not per scrape (docs/benchmarks.md, "Basic auth"). 10 keeps that
-#: miss near 60 ms on one core; the password is 256 random bits, so the hash needs no more work to resist guessing.
+#: node_exporter 1.5) caches the outcome per (user, hash, password), so the factor is paid by the first
+#: request with a password per process, not per scrape (docs/benchmarks.md, "Basic auth"). At 10 that
+#: miss stays under the 1 s timeout of the readiness probes and `hux health` even on a loaded machine
+#: (12 does not); the password is 256 random bits, so the hash needs no more work to resist guessing.
 BCRYPT_COST = 10
 DIR_NAME = "auth"
 #: the components that run behind the web config

@@ -162,8 +162,14 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
     refs, secrets = native_secrets(settings, run_dir, environ)
     basic_auth = prometheus.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
     files = _common_files(settings, targets, refs, basic_auth)
-    files["grafana/provisioning/datasources/hux.yml"] = dump(
-        grafana.datasource_provisioning(settings, settings.url("prometheus")), GENERATED)
+    datasources = grafana.datasource_provisioning(settings, settings.url("prometheus"))
+    if auth_password_file:
+        # Grafana queries Prometheus as user hux; it reads the password from the file itself ($__file),
+        # so the provisioning file holds only the path.
+        for source in datasources["datasources"]:
+            source.update(basicAuth=True, basicAuthUser=auth.USER,
+                          secureJsonData={"basicAuthPassword": f"$__file{{{auth_password_file}}}"})
+    files["grafana/provisioning/datasources/hux.yml"] = dump(datasources, GENERATED)
     files["grafana/provisioning/dashboards/hux.yml"] = dump(
         grafana.dashboard_provisioning(str(run_dir / "grafana" / "dashboards")), GENERATED)
     for name, text in _dashboard_files(settings).items():
