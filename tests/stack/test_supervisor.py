@@ -27,7 +27,8 @@ CHATTY = "import sys\nfor i in range(4000): print(f'line {i:05d} ' + 'x' * 40)\n
 
 def spec(paths: StackPaths, name: str, code: str, *, stop_timeout: float = 5.0, args: tuple[str, ...] = ()) -> ComponentSpec:
     return ComponentSpec(name=name, argv=(sys.executable, "-c", code, *args), log_file=str(paths.logs / f"{name}.log"),
-                         ready_url="http://127.0.0.1:9/", url="http://127.0.0.1:9", port=9, stop_timeout=stop_timeout)
+                         ready_url="http://127.0.0.1:9/", url="http://127.0.0.1:9", port=9, stop_timeout=stop_timeout,
+                         env={"PYTHONUNBUFFERED": "1"})   # children inherit only what their spec names
 
 
 @pytest.fixture

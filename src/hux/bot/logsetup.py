@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
+
+from hux import paths
 
 _BOT_TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/:@\s]+:)(?P<pw>[^@\s/]+)(?=@)", re.IGNORECASE)
@@ -79,16 +82,26 @@ class TextFormatter(logging.Formatter):
         return self.redact(super().format(record))
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Every file it opens (the first and each after a rollover) is 0600: log lines quote chat texts."""
+
+    def _open(self):  # type: ignore[override]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def configure(log_file: Path, *, level: str = "INFO", max_bytes: int = 10 * 1024 * 1024, backups: int = 5,
               secrets: Iterable[str] = (), stderr: bool = True) -> Redactor:
     """Install the bot's handlers on the root logger (replacing earlier ones); return the redactor."""
     redact = Redactor(secrets)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(log_file.parent)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    file_handler = PrivateRotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     file_handler.setFormatter(JsonFormatter(redact))
     root.addHandler(file_handler)
     if stderr:

@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DataError, IntegrityError
 
+from hux import paths
 from hux.bot.messages import ChatMessage
 
 #: How a database that answers refuses a row's values (a constraint, a value the column cannot hold),
@@ -240,7 +241,8 @@ def create_db_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Chat texts: the database file (and its -wal/-shm, which SQLite creates with its mode) is 0600.
+            paths.private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": connect_timeout})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

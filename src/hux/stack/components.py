@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from hux import config
+from hux.bot.config import BotConfig
 from hux.monitoring import auth
 from hux.stack import binaries
 from hux.stack.grafana import write_ini
-from hux.stack.plan import ComponentSpec, StackPaths, StackPlan
+from hux.stack.plan import BASE_ENV, ComponentSpec, StackPaths, StackPlan
 
 # Start order; the supervisor stops in reverse (bot first).
 ORDER = ("node_exporter", "alertmanager", "prometheus", "grafana", "bot")
@@ -192,6 +193,7 @@ def build_plan(settings: Any, paths: StackPaths, rendered: Any, *, config_path: 
             url=url("grafana"),
             port=ports.grafana,
             cwd=grafana.install.home,
+            inherit_env=(*BASE_ENV, "GF_*"),   # the operator's own Grafana overrides
         )
 
     bot_cli = [python or sys.executable, "-m", "hux.cli"]
@@ -217,8 +219,21 @@ def build_plan(settings: Any, paths: StackPaths, rendered: Any, *, config_path: 
             "HUX__BOT__DEMO__DOUBLES_PORT": str(ports.doubles),
         },
         extra_logs=(str(logs / "mr_hux_alpha_bot.log"),),
+        inherit_env=bot_environment(settings),
     )
     return StackPlan(home=str(paths.home), components=tuple(specs[name] for name in ORDER if name in specs))
+
+
+#: what the bot reads from its environment besides BASE_ENV and its token: settings overrides, the
+#: settings/.env files it was told about, the Python path, outbound proxies and CA bundles
+BOT_ENV = ("HUX__*", "HUX_CONFIG", "HUX_ENV_FILE", "PYTHONPATH", "VIRTUAL_ENV", "HTTP_PROXY", "HTTPS_PROXY",
+           "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def bot_environment(settings: Any) -> tuple[str, ...]:
+    """The supervisor's variables the bot inherits: never the receivers' secrets (SMTP, Slack, webhooks)."""
+    token_env = BotConfig.model_validate(dict(settings.bot)).telegram.token_env
+    return (*BASE_ENV, *BOT_ENV, *((token_env,) if token_env else ()))
 
 
 def _unavailable_collectors() -> list[str]:

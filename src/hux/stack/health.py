@@ -36,7 +36,7 @@ import httpx
 from hux.monitoring import auth as stack_auth
 from hux.stack import probe
 from hux.stack.components import READY_PATHS, LOG_FILES, decide_grafana, grafana_password_file
-from hux.stack.plan import StackPaths, read_json
+from hux.stack.plan import StackPaths, read_state
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -121,7 +121,7 @@ class HealthContext:
     def supervisor_state(self) -> dict[str, Any]:
         if self.mode != "native":
             return {}
-        return read_json(self.paths.state_file) or {}
+        return read_state(self.paths.state_file) or {}
 
     def supervised(self, name: str) -> dict[str, Any] | None:
         state = self.supervisor_state()

@@ -22,6 +22,14 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 
 
+def _open_private(path: Path) -> IO[bytes]:
+    """Append to ``path``, created 0600 (an existing file is tightened): logs carry private data."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    if os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 class RotatingLog:
     """Append-only file with size-based rotation; safe to share between threads."""
 
@@ -33,7 +41,7 @@ class RotatingLog:
         self.backups = max(0, backups)
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[bytes] = self.path.open("ab")
+        self._fh: IO[bytes] = _open_private(self.path)
         self._size = self._fh.tell()
 
     def _rotate(self) -> None:
@@ -46,7 +54,7 @@ class RotatingLog:
                 if older.exists():
                     os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._fh = self.path.open("ab")
+        self._fh = _open_private(self.path)
         self._size = 0
 
     def write(self, data: bytes) -> None:

@@ -20,7 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from hux.stack.plan import StackPaths, StackPlan, read_json
+from hux.paths import private_dir
+from hux.stack.plan import StackPaths, StackPlan, read_state
 from hux.stack.procs import ProcessIdentity, rss_bytes
 
 
@@ -56,7 +57,7 @@ class NativeStack:
             return False
 
     def state(self) -> dict[str, Any] | None:
-        return read_json(self.paths.state_file)
+        return read_state(self.paths.state_file)
 
     def supervisor(self) -> ProcessIdentity | None:
         """The running supervisor's verified identity, or None."""
@@ -81,7 +82,7 @@ class NativeStack:
     def plan(self) -> StackPlan | None:
         try:
             return StackPlan.load(self.paths.plan_file)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError):
             return None
 
     def memory(self) -> dict[str, int]:
@@ -94,7 +95,12 @@ class NativeStack:
 
     # ----- starting -------------------------------------------------------------------------
     def prepare_dirs(self) -> None:
+        """data/ and logs/ (and each component's directory) 0700: chat texts, TSDB and logs are private.
+
+        An existing install's looser modes are tightened here, on the next `hux up`.
+        """
         for directory in (
+            self.paths.data,
             self.paths.logs,
             self.paths.supervisor_dir,
             self.paths.requests_dir,
@@ -102,9 +108,9 @@ class NativeStack:
             self.paths.component_data("alertmanager"),
             self.paths.component_data("bot"),
             self.paths.component_data("grafana"),
-            self.paths.textfile_dir,
         ):
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory, tighten=True)
+        self.paths.textfile_dir.mkdir(parents=True, exist_ok=True)   # metrics only; the docker path mounts it
 
     @staticmethod
     def busy_ports(plan: StackPlan, extra: dict[str, tuple[str, int]] | None = None) -> list[str]:

@@ -80,10 +80,14 @@ class ProcessIdentity:
         return cls(pid=pid, start_ticks=ticks, argv0=argv[0] if argv else "")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "ProcessIdentity | None":
-        if not data or not data.get("pid"):
+    def from_dict(cls, data: Any) -> "ProcessIdentity | None":
+        """The identity a state file recorded; None unless it is well formed (a corrupt file signals nothing)."""
+        if not isinstance(data, dict):
             return None
-        return cls(pid=int(data["pid"]), start_ticks=int(data.get("start_ticks", -1)), argv0=str(data.get("argv0", "")))
+        pid, ticks = data.get("pid"), data.get("start_ticks", -1)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (pid, ticks)) or not 1 < pid < 1 << 22:
+            return None
+        return cls(pid=pid, start_ticks=ticks, argv0=str(data.get("argv0", ""))[:4096])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

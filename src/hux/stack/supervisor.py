@@ -19,12 +19,23 @@ one honest answer), reads ``data/supervisor/plan.json`` and then:
   or environment changed (starting new ones, stopping removed ones);
 * SIGUSR1: handles restart requests dropped in ``data/supervisor/requests/``
   (``hux restart <component>``); those restarts are not counted as crashes.
+  A request is ``{"action": "restart", "components": [name, ...]}`` (no or an
+  empty list: all); anything else is logged with the reason, counted in the
+  state file (``supervisor.requests_refused``) and ignored.
+
+Least privilege: each child gets only the variables of the supervisor's
+environment its spec names (``ComponentSpec.inherit_env``: Prometheus never
+sees the Telegram token), and the supervisor runs with umask 077, so every
+file a child creates (TSDB, Alertmanager state, Grafana's database, logs) is
+private to the user running the stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -33,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import stat
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +57,63 @@ from hux.stack.procs import ProcessIdentity
 PR_SET_PDEATHSIG = 1
 LOOP_INTERVAL = 0.2
 REQUEST_POLL_INTERVAL = 1.0
+#: bounds on restart requests: bytes per file, files handled per poll (the rest wait for the next one)
+MAX_REQUEST_BYTES = 4096
+MAX_REQUESTS_PER_POLL = 32
+MAX_REQUEST_COMPONENTS = 32
+#: every child (and every file it creates) is private to the user running the stack
+CHILD_UMASK = 0o077
+REQUEST_HOWTO = "use `hux restart <component>` to ask for a restart"
+
+
+class BadRequest(Exception):
+    """A restart request the supervisor refuses; ``reason`` is the bounded label it is counted under."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def read_request(path: Path) -> list[str] | None:
+    """The components a request file asks to restart (None: all of them); BadRequest otherwise.
+
+    The file is opened without following a symlink and read up to MAX_REQUEST_BYTES.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):   # a symlink; a fifo without a writer
+            raise BadRequest("not_a_file", "it is not a regular file") from None
+        raise BadRequest("unreadable", f"it cannot be read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadRequest("not_a_file", "it is not a regular file")
+        raw = os.read(fd, MAX_REQUEST_BYTES + 1)
+    except OSError as exc:
+        raise BadRequest("unreadable", f"it cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise BadRequest("too_large", f"it is larger than {MAX_REQUEST_BYTES} bytes")
+    try:
+        request = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise BadRequest("not_json", "it is not valid JSON") from None
+    if not isinstance(request, dict):
+        raise BadRequest("bad_request", "it is not a JSON object like {\"action\": \"restart\", \"components\": [...]}")
+    unknown = sorted(str(k)[:40] for k in request if k not in ("action", "components"))
+    if unknown:
+        raise BadRequest("bad_request", f"it has unknown keys {unknown}")
+    if request.get("action") != "restart":
+        raise BadRequest("bad_request", f"action {str(request.get('action'))[:40]!r} is not \"restart\"")
+    components = request.get("components")
+    if components is None or components == []:
+        return None
+    if (not isinstance(components, list) or len(components) > MAX_REQUEST_COMPONENTS
+            or not all(isinstance(n, str) and 0 < len(n) <= 40 for n in components)):
+        raise BadRequest("bad_request", "components must be a list of component names (at most "
+                                        f"{MAX_REQUEST_COMPONENTS}), e.g. [\"prometheus\"]")
+    return list(dict.fromkeys(components))
 
 try:
     _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -120,6 +189,8 @@ class Supervisor:
     _lock_fh: IO | None = None
     _log: RotatingLog | None = None
     _last_state: str = ""
+    requests_refused: collections.Counter = field(default_factory=collections.Counter)
+    _reported_requests: set = field(default_factory=set)   # entries we may not delete: reported once
 
     # ----- bookkeeping -------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -148,6 +219,7 @@ class Supervisor:
                 "identity": me.to_dict() if me and running else None,
                 "home": str(self.paths.home),
                 "updated_at": time.time(),
+                "requests_refused": dict(self.requests_refused),
             },
             "components": {name: child.to_state() for name, child in self.children.items()},
             "order": list(self.children),
@@ -196,8 +268,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         spec = child.spec
-        env = dict(os.environ)
-        env.update(spec.env)
+        env = spec.child_env(os.environ)   # only what this component needs (never the others' secrets)
         child.error = None
         try:
             proc = subprocess.Popen(
@@ -304,8 +375,9 @@ class Supervisor:
     def _replan(self) -> None:
         try:
             new_plan = StackPlan.load(self.paths.plan_file)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.say(f"cannot read {self.paths.plan_file} ({exc}); keeping the running plan")
+        except (OSError, ValueError) as exc:
+            self.say(f"cannot read {self.paths.plan_file} ({exc}); keeping the running plan. "
+                     "Run `hux up` (or `hux reload`) to write a good one")
             return
         old = self.children
         self.plan = new_plan
@@ -332,19 +404,23 @@ class Supervisor:
         directory = self.paths.requests_dir
         if not directory.is_dir():
             return
-        for path in sorted(directory.glob("*.json")):
+        pending = sorted(p for p in directory.glob("*.json") if p.name not in self._reported_requests)
+        for path in pending[:MAX_REQUESTS_PER_POLL]:
             try:
-                request = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                request = {}
-            path.unlink(missing_ok=True)
-            if request.get("action") != "restart":
-                continue
-            names = request.get("components") or list(self.children)
-            for name in names:
+                names = read_request(path)
+            except BadRequest as bad:
+                self.requests_refused[bad.reason] += 1
+                self.say(f"request {path.name[:80]!r} ignored: {bad}; {REQUEST_HOWTO}")
+                names = []
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:   # a directory, or not ours to remove: leave it, report it once
+                self._reported_requests.add(path.name)
+            for name in list(self.children) if names is None else names:
                 child = self.children.get(name)
                 if child is None:
-                    self.say(f"restart request for unknown component {name!r} ignored")
+                    self.say(f"restart request for unknown component {name!r} ignored; known: "
+                             f"{', '.join(self.children)}")
                     continue
                 self.say(f"{name}: restart requested")
                 self._stop_now(child)
@@ -353,6 +429,7 @@ class Supervisor:
 
     # ----- main loop ---------------------------------------------------------------------------
     def run(self) -> int:
+        os.umask(CHILD_UMASK)   # inherited by every child: what they create is private
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         self._log = RotatingLog(self.paths.supervisor_log, self.plan.log_max_bytes, self.plan.log_backups)
         if not self.acquire_lock():
@@ -429,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = StackPaths(Path(args.home).resolve())
     try:
         plan = StackPlan.load(paths.plan_file)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"cannot read the stack plan {paths.plan_file}: {exc}; run `hux up` to create it", file=sys.stderr)
         return 2
     return Supervisor(paths, plan, echo=args.foreground).run()
