@@ -3,7 +3,14 @@
 Services: prometheus, alertmanager, grafana, node-exporter, cadvisor, the bot
 (built from the repository's Dockerfile) and PostgreSQL for the bot. Every
 service has a pinned image, a healthcheck and a restart policy; state lives
-in named volumes; host ports are published on ``stack.bind_address`` only.
+in named volumes; host ports are published on ``stack.publish_address`` only
+(127.0.0.1 by default: this machine).
+
+Prometheus's admin API (TSDB snapshots for ``hux backup``) and lifecycle API
+(``POST /-/reload``) have no authentication. They are enabled only while the
+Prometheus port is published on loopback; published beyond it they stay off,
+and a reload is ``docker compose kill -s SIGHUP prometheus`` (see
+docs/operations.md).
 
 Secrets never appear in the file:
 
@@ -17,6 +24,7 @@ Secrets never appear in the file:
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from hux.monitoring.prometheus import DOCKER_PORTS
@@ -41,9 +49,23 @@ def _wget_health(url: str) -> dict[str, Any]:
             "start_period": "20s"}
 
 
+def published_on_loopback(settings: Settings) -> bool:
+    """True when nothing but this machine reaches the published ports."""
+    return ipaddress.ip_address(settings.stack.publish_address).is_loopback
+
+
 def _publish(settings: Settings, component: str) -> list[str]:
     host_port = getattr(settings.stack.ports, component)
-    return [f"{settings.stack.bind_address}:{host_port}:{DOCKER_PORTS[component]}"]
+    address = settings.stack.publish_address
+    host = f"[{address}]" if ":" in address else address
+    return [f"{host}:{host_port}:{DOCKER_PORTS[component]}"]
+
+
+def _prometheus_api_flags(settings: Settings) -> list[str]:
+    """Lifecycle (reload) and admin (snapshots) APIs: unauthenticated, so only behind loopback."""
+    if not published_on_loopback(settings):
+        return []
+    return ["--web.enable-lifecycle", "--web.enable-admin-api"]
 
 
 def _required(var: str) -> str:
@@ -63,8 +85,7 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
                 "--config.file=/etc/prometheus/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
                 *retention,
-                "--web.enable-lifecycle",
-                "--web.enable-admin-api",  # TSDB snapshots for backups; the port is published on loopback only
+                *_prometheus_api_flags(settings),
             ],
             "volumes": ["./docker/prometheus:/etc/prometheus:ro", "prometheus_data:/prometheus"],
             "ports": _publish(settings, "prometheus"),

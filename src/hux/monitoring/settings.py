@@ -128,6 +128,9 @@ class Images(_Section):
 class StackSettings(_Section):
     mode: Literal["native", "docker"] = "native"
     bind_address: str = "127.0.0.1"
+    #: docker path: the host address every published port binds to. Beyond loopback, Prometheus's
+    #: unauthenticated admin and lifecycle APIs are left off (see docs/operations.md)
+    publish_address: str = "127.0.0.1"
     ports: Ports = Ports()
     #: every bot instance Prometheus scrapes (host:port); scale-out = more entries.
     #: Empty: the one local bot on ``bind_address:ports.bot``.
@@ -142,6 +145,16 @@ class StackSettings(_Section):
         except ValueError:
             if not re.fullmatch(r"[A-Za-z0-9.\-]+", value):
                 raise ValueError(f"{value!r} is not an IP address or host name, e.g. \"127.0.0.1\"") from None
+        return value
+
+    @field_validator("publish_address")
+    @classmethod
+    def _publish_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address: docker publishes ports on an address, e.g. "
+                             "\"127.0.0.1\" (this machine only) or \"0.0.0.0\" (every interface)") from None
         return value
 
     @field_validator("bot_targets")
