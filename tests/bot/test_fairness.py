@@ -63,7 +63,7 @@ async def test_a_message_with_1400_addresses_is_capped_and_the_rest_counted(hux_
     assert len(text.encode()) < 65536
     feed = write_feed(hux_home / "feed.jsonl", [{"ts": 1_736_500_000, "group": "Flooders", "text": text}])
     cfg = bot_config(max_addresses_per_message=20, replay={"path": str(feed), "loop": False, "speed": 100.0},
-                     rugcheck={"rate_limit_per_minute": 60_000.0})
+                     rugcheck={"rate_limit_per_minute": 60_000.0}, fairness={"chat_lookups_per_minute": 60_000.0})
     async with running_bot(cfg) as app:
         reg = app.metrics.registry
         assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") >= 1, 60)
@@ -206,7 +206,7 @@ async def test_an_ordinary_chat_is_decided_while_a_flooding_chat_waits(hux_home:
     calm = [{"ts": 1_736_500_000, "group": f"Calm {i}", "text": f"ca {samplefeed.solana_mint(rng)}"} for i in range(4)]
     feed = write_feed(hux_home / "feed.jsonl", flood + calm)
     cfg = bot_config(workers=2, cooldown_seconds=0, replay={"path": str(feed), "loop": False, "speed": 1000.0},
-                     rugcheck={"rate_limit_per_minute": 60_000.0})
+                     rugcheck={"rate_limit_per_minute": 60_000.0}, fairness={"chat_lookups_per_minute": 60_000.0})
     async with running_bot(cfg) as app:
         async with httpx.AsyncClient() as http:  # every lookup takes a while, so the flood is slow to work off
             await http.put(f"{app.doubles.base_url}/_double/faults", json={"dexscreener": {"latency_seconds": 0.1}})
@@ -224,3 +224,18 @@ async def test_an_ordinary_chat_is_decided_while_a_flooding_chat_waits(hux_home:
         # In arrival order all 40 flood messages would come first; taking turns, at most a handful do.
         assert flood_before <= 6, flood_before
         assert metric_value(reg, "hux_token_candidates_skipped_total", reason="over_message_cap") == 40 * 20
+
+
+def test_one_chats_lookups_wait_for_its_share_and_other_chats_do_not() -> None:
+    from hux.bot.pipeline import ChatLookupBudget
+
+    metrics = BotMetrics.noop()
+    now = [0.0]
+    budget = ChatLookupBudget(30.0, 3, metrics, clock=lambda: now[0])  # 0.5 lookups/s, burst 3
+    assert [budget.reserve("telegram:-666") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.reserve("telegram:-666") == pytest.approx(2.0)
+    assert budget.reserve("telegram:-666") == pytest.approx(4.0)  # debts queue up: the chat keeps its rate
+    assert budget.reserve("telegram:-1") == 0.0                   # another chat is not held back
+    assert metric_value(metrics.registry, "hux_chat_throttled_total", reason="over_lookup_rate") == 2
+    now[0] = 10.0
+    assert budget.reserve("telegram:-666") == 0.0

@@ -137,6 +137,8 @@ class BotApp:
                 alert_threshold=cfg.demo.alert_threshold if self.demo else cfg.alert_threshold,
                 max_addresses_per_message=cfg.max_addresses_per_message,
                 lookups_per_message=cfg.lookups_per_message,
+                chat_lookups_per_minute=cfg.fairness.chat_lookups_per_minute,
+                chat_lookup_burst=cfg.fairness.chat_lookup_burst,
             ),
             m, queue, self.persistence,
             Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug),

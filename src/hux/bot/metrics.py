@@ -77,7 +77,10 @@ REJECT_REASONS = (
 # Address-shaped strings in a message beyond bot.max_addresses_per_message: not examined, not looked up.
 SKIP_REASONS = ("over_message_cap",)
 # A message from a chat sending faster than bot.fairness.chat_rate_per_minute: served after the others.
-THROTTLE_REASONS = ("over_rate",)
+THROTTLE_REASONS = (
+    "over_rate",         # a message over bot.fairness.chat_rate_per_minute: served after the other chats
+    "over_lookup_rate",  # a lookup over bot.fairness.chat_lookups_per_minute: waited for the chat's share
+)
 ALERT_OUTCOMES = ("success", "failure")
 OTHER = "other"
 
@@ -198,7 +201,7 @@ class BotMetrics:
         )
         self.chat_throttled = Counter(
             f"{PREFIX}_chat_throttled_total",
-            "Messages from a chat over its fair share, by reason (over_rate: served after the other chats).",
+            "Messages or lookups of a chat over its fair share, by reason (over_rate, over_lookup_rate).",
             ["reason"],
             registry=r,
         )
