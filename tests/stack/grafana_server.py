@@ -38,11 +38,18 @@ def expand(value: str) -> str:
     return Path(match.group(1)).read_text(encoding="utf-8").strip() if match else value
 
 
+#: uid -> (user, password) of a provisioned datasource with basicAuth (expanded like Grafana does)
+BASIC_AUTH: dict[str, tuple[str, str]] = {}
+
+
 def seed_datasources(state: GrafanaState, provisioning: Path) -> None:
     for file in sorted((provisioning / "datasources").glob("*.y*ml")):
         for ds in (yaml.safe_load(file.read_text()) or {}).get("datasources") or []:
             state.add_datasource(ds["uid"], ds["name"], ds.get("type", "prometheus"), ds.get("url", ""),
                                  is_default=bool(ds.get("isDefault")))
+            if ds.get("basicAuth"):
+                password = (ds.get("secureJsonData") or {}).get("basicAuthPassword", "")
+                BASIC_AUTH[ds["uid"]] = (ds.get("basicAuthUser", ""), expand(password))
 
 
 def make_app(state: GrafanaState) -> web.Application:
@@ -60,7 +67,7 @@ def make_app(state: GrafanaState) -> web.Application:
         if ds is None:
             return web.json_response({"message": "Data source not found"}, status=404)
         try:
-            async with httpx.AsyncClient(timeout=2) as client:
+            async with httpx.AsyncClient(timeout=2, auth=BASIC_AUTH.get(ds["uid"])) as client:
                 answer = await client.get(ds["url"].rstrip("/") + "/api/v1/query", params={"query": "1+1"})
             answer.raise_for_status()
         except httpx.HTTPError as exc:

@@ -77,7 +77,8 @@ def test_an_operator_web_config_keeps_its_users_and_gains_ours(tmp_path: Path) -
     try:
         def answer(auth=None):
             try:
-                return httpx.get(spec.url + "/metrics", auth=auth, timeout=1).status_code
+                # bcrypt (cost 12 here) on a loaded machine can take more than a second on a cache miss
+                return httpx.get(spec.url + "/metrics", auth=auth, timeout=10).status_code
             except httpx.HTTPError:
                 return None
 
