@@ -3,7 +3,8 @@
 Tables:
 
 ``schema_version``  one row per applied migration (``MIGRATIONS``)
-``inbox``           every accepted message until processed (``pending`` -> ``done``);
+``inbox``           every accepted message until processed (``pending`` -> ``done``, or
+                    ``rejected`` with a ``reason`` when the database refused its result);
                     what makes a crash or restart lose nothing
 ``tokens``          one row per token: first/last seen, mentions, last score
 ``mentions``        token x message x group
@@ -22,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -44,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from hux import paths
 from hux.bot.messages import ChatMessage
@@ -52,8 +53,19 @@ from hux.bot.messages import ChatMessage
 #: How a database that answers refuses a row's values (a constraint, a value the column cannot hold),
 #: as opposed to not answering at all: that row is a rejected message, the rest of the batch goes in.
 ROW_REFUSALS = (IntegrityError, DataError)
+#: What a failed database call means (``classify``).
+OUTAGE = "outage"    # the connection is gone or cannot be made: hold the work, retry, hux_database_up 0
+ROW = "row"          # the database answered and refused these rows' values (SQLSTATE classes 22, 23)
+REFUSED = "refused"  # the database answered and refused the write itself (privilege, read-only, disk full...)
+#: PostgreSQL SQLSTATEs of a session that is gone or cannot start: class 08 (connection exception),
+#: 57P (admin/crash shutdown, cannot connect now, database dropped, idle timeout), 53300 (too many clients).
+_OUTAGE_SQLSTATES = ("08", "57P", "53300")
+_ROW_SQLSTATES = ("22", "23")
+#: SQLite result codes (and their extended codes) of a file another process holds or the OS cannot give us.
+_SQLITE_OUTAGES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL", "SQLITE_NOTADB")
 #: Messages the store would not write, with why: filled by ``inbox_add``/``write_results`` when given.
 Refusals = list[tuple[ChatMessage, str]]
+T = TypeVar("T")
 
 metadata = MetaData()
 
@@ -73,8 +85,9 @@ inbox = Table(
     Column("text", Text, nullable=False),
     Column("sent_at", Float, nullable=False),
     Column("accepted_at", Float, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | done
+    Column("status", String(16), nullable=False),  # pending | done | rejected
     Column("processed_at", Float),
+    Column("reason", String(200)),  # why a rejected message's result could not be stored (migration 3)
 )
 tokens = Table(
     "tokens",
@@ -154,10 +167,17 @@ def _time_indexes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_decisions_decided_at ON decisions (decided_at)"))
 
 
+def _inbox_reason(conn: Connection) -> None:
+    # Migration 1 creates the inbox from the current Table, which already has the column on a new database.
+    if "reason" not in {c["name"] for c in inspect(conn).get_columns("inbox")}:
+        conn.execute(text("ALTER TABLE inbox ADD COLUMN reason VARCHAR(200)"))
+
+
 #: Append only. A migration runs in its own transaction with its version row.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, tokens, mentions, decisions, alerts", _initial_schema),
     Migration(2, "indexes for inbox recovery/pruning and recent decisions", _time_indexes),
+    Migration(3, "inbox.reason: why a message ended rejected", _inbox_reason),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -198,6 +218,61 @@ def describe_refusal(exc: BaseException) -> str:
     """One line about a driver error, without the SQL parameters (they may hold message text)."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def classify(exc: BaseException) -> str | None:
+    """``OUTAGE``, ``ROW`` or ``REFUSED`` for a driver error; None for anything that is not one.
+
+    Decided from the error alone, never by asking the database again: while a
+    server shuts down a probe may still answer although this write's
+    connection is gone. PostgreSQL's SQLSTATE decides when the server sent
+    one; without one (the client lost the connection) the error's class does.
+    """
+    if not isinstance(exc, DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return OUTAGE
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and len(state) == 5:
+        if state.startswith(_OUTAGE_SQLSTATES):
+            return OUTAGE
+        return ROW if state.startswith(_ROW_SQLSTATES) else REFUSED
+    if isinstance(exc, ROW_REFUSALS):
+        return ROW
+    sqlite_code = getattr(orig, "sqlite_errorname", None)
+    if isinstance(sqlite_code, str):
+        return OUTAGE if sqlite_code.startswith(_SQLITE_OUTAGES) else REFUSED
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return OUTAGE
+    return REFUSED
+
+
+def bisect_refusals(items: Sequence[T], write: Callable[[list[T]], int]) -> tuple[int, list[tuple[T, BaseException]]]:
+    """``write`` all of ``items`` in as few transactions as the database's row refusals allow.
+
+    The batch first; a chunk the database refuses (``ROW``) is split in
+    halves, each written on its own, so k refused rows among n cost about
+    1 + 2k*log2(n) transactions instead of n + 1. Iterative, depth at most
+    ceil(log2(n)), chunks in their original order. Returns what was written
+    and each refused item with its error; any other error raises at once.
+    """
+    written = 0
+    bad: list[tuple[T, BaseException]] = []
+    stack: list[list[T]] = [list(items)] if items else []
+    while stack:
+        chunk = stack.pop()
+        try:
+            written += write(chunk)
+        except DBAPIError as exc:
+            if classify(exc) != ROW:
+                raise
+            if len(chunk) == 1:
+                bad.append((chunk[0], exc))
+            else:
+                half = len(chunk) // 2
+                stack += [chunk[half:], chunk[:half]]  # the first half is written first
+    return written, bad
 
 
 def _storable_text(value: Any, limit: int | None) -> bool:
@@ -307,9 +382,9 @@ class Store:
         """Durably accept messages (pending); return the ones not seen before (redeliveries are ignored).
 
         With ``refused``: a message no column can hold (``unstorable``) or whose
-        row the database refuses (``ROW_REFUSALS``) is appended there with why,
-        and the others still go in. Without it, a refusal raises. A database
-        that does not answer raises either way.
+        row the database refuses (``ROW``) is appended there with why, and the
+        others still go in (``bisect_refusals``). Without it, a refusal raises.
+        Any other error (``OUTAGE``, ``REFUSED``) raises either way.
         """
         unique = list({m.key: m for m in messages}.values())
         if refused is not None:
@@ -323,19 +398,19 @@ class Store:
             unique = keep
         if not unique:
             return []
-        try:
+        if refused is None:
             return self._inbox_insert(unique)
-        except ROW_REFUSALS:
-            if refused is None:
-                raise
-        # The database refused something in the batch: one transaction per message finds which.
         fresh: list[ChatMessage] = []
-        for m in unique:
-            try:
-                fresh.extend(self._inbox_insert([m]))
-            except ROW_REFUSALS as exc:
-                refused.append((m, describe_refusal(exc)))
-        return fresh
+
+        def insert(chunk: list[ChatMessage]) -> int:
+            new = self._inbox_insert(chunk)
+            fresh.extend(new)
+            return len(new)
+
+        _, bad = bisect_refusals(unique, insert)
+        refused.extend((m, describe_refusal(exc)) for m, exc in bad)
+        order = {m.key: i for i, m in enumerate(unique)}
+        return sorted(fresh, key=lambda m: order[m.key])
 
     def _inbox_insert(self, unique: list[ChatMessage]) -> list[ChatMessage]:
         rows = [
@@ -367,33 +442,54 @@ class Store:
 
     def prune_inbox(self, older_than: float) -> int:
         with self.engine.begin() as conn:
-            result = conn.execute(inbox.delete().where(inbox.c.status == "done", inbox.c.processed_at < older_than))
+            result = conn.execute(
+                inbox.delete().where(inbox.c.status.in_(("done", "rejected")), inbox.c.processed_at < older_than)
+            )
             return int(result.rowcount or 0)
+
+    def mark_rejected(self, entries: Sequence[tuple[ChatMessage, str]], at: float) -> Refusals:
+        """End these messages' inbox rows as ``rejected`` with why, so no restart processes them again.
+
+        A pending row changes only its status, time and reason; a message the
+        inbox never held (accepted into the spool, not drained yet) is inserted
+        already rejected, so the later drain skips it. A done row stays done.
+        Returns the entries the database refused to mark (found by
+        ``bisect_refusals``); any other error raises.
+        """
+        def mark(chunk: list[tuple[ChatMessage, str]]) -> int:
+            reasons = {m.key: (why or "refused")[:200] for m, why in chunk}
+            with self.engine.begin() as conn:
+                for key, why in reasons.items():
+                    conn.execute(inbox.update().where(inbox.c.key == key, inbox.c.status == "pending")
+                                 .values(status="rejected", processed_at=at, reason=why))
+                known = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_(list(reasons)))).scalars())
+                missing = [{"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
+                            "accepted_at": m.accepted_wall, "status": "rejected", "processed_at": at, "reason": reasons[m.key]}
+                           for m, _ in chunk if m.key not in known]
+                if missing:
+                    conn.execute(self._insert(inbox).on_conflict_do_nothing(index_elements=["key"]), missing)
+            return len(chunk)
+
+        unique = list({m.key: (m, why) for m, why in entries}.values())
+        _, bad = bisect_refusals(unique, mark)
+        return [(entry[0], describe_refusal(exc)) for entry, exc in bad]
 
     # -- results ---------------------------------------------------------------------
     def write_results(self, results: Iterable[MessageResult], refused: Refusals | None = None) -> int:
         """Persist processed messages in one transaction; idempotent. Returns tokens written.
 
-        With ``refused``, when the database refuses the batch (``ROW_REFUSALS``)
-        each message's result is tried on its own: the ones it refuses while
-        others go in are appended to ``refused`` (that message is rejected, the
-        rest flow). When it refuses every one of them the refusal is not about
-        a row but the database (a trigger, a full disk, a privilege): it raises
-        and the results stay held.
+        With ``refused``, when the database refuses rows of the batch (``ROW``)
+        the batch is halved until the refused results are found
+        (``bisect_refusals``): those are appended to ``refused`` (that message
+        is rejected, the rest flow). When it refuses every one of them the
+        refusal is not about a row but the database (a trigger on every row):
+        it raises and the results stay held. ``OUTAGE`` and ``REFUSED`` errors
+        raise at once.
         """
         results = list(results)
-        try:
+        if refused is None or len(results) < 2:
             return self._write_results(results)
-        except ROW_REFUSALS:
-            if refused is None or len(results) < 2:
-                raise
-        written = 0
-        bad: list[tuple[MessageResult, BaseException]] = []
-        for res in results:
-            try:
-                written += self._write_results([res])
-            except ROW_REFUSALS as exc:
-                bad.append((res, exc))
+        written, bad = bisect_refusals(results, self._write_results)
         if len(bad) == len(results):
             raise bad[0][1]
         refused.extend((res.message, describe_refusal(exc)) for res, exc in bad)
@@ -496,7 +592,8 @@ class Store:
             out = {}
             for table in (inbox, tokens, mentions, decisions, alerts):
                 out[table.name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            out["inbox_pending"] = int(
-                conn.execute(select(func.count()).select_from(inbox).where(inbox.c.status == "pending")).scalar_one()
-            )
+            for status in ("pending", "rejected"):
+                out[f"inbox_{status}"] = int(
+                    conn.execute(select(func.count()).select_from(inbox).where(inbox.c.status == status)).scalar_one()
+                )
             return out
