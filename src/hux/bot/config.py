@@ -19,7 +19,7 @@ from hux import paths
 from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
 
 
-_USERNAME_RE = re.compile(r"^@[A-Za-z0-9_]{4,32}$")
+_USERNAME_RE = re.compile(r"@[A-Za-z0-9_]{4,32}")
 
 
 class _Section(BaseModel):
@@ -53,7 +53,7 @@ class TelegramSettings(_Section):
                 raise ValueError(f"{chat!r} is not a chat id (an integer) or a public username (\"@name\")")
             if isinstance(chat, int) and not -(2**63) <= chat < 2**63:
                 raise ValueError(f"chat id {chat} is outside the 64-bit range Telegram ids use")
-            if isinstance(chat, str) and not _USERNAME_RE.match(chat):
+            if isinstance(chat, str) and not _USERNAME_RE.fullmatch(chat):
                 raise ValueError(f"{chat[:40]!r} is not a public username: write it as \"@name\" (4-32 letters, digits, _)")
         return tuple(value)
 

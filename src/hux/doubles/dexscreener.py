@@ -28,7 +28,7 @@ from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_e
 
 MAX_ADDRESSES = 30
 SCHEMA_VERSION = "1.0.0"
-_ADDRESS_RE = re.compile(r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44}")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _SYLLABLES = ("mo", "on", "ka", "zu", "pe", "do", "ge", "wi", "fi", "bo", "nk", "ra", "tz", "lu", "xi", "hu")
 
@@ -238,7 +238,7 @@ def build_app(*, market: Market | None = None, seed: int | None = None) -> web.A
         addresses = _split_addresses(request.match_info["addresses"])
         if isinstance(addresses, web.Response):
             return addresses
-        pairs = [pair for a in addresses if _ADDRESS_RE.match(a) for pair in market.pairs(a)]
+        pairs = [pair for a in addresses if _ADDRESS_RE.fullmatch(a) for pair in market.pairs(a)]
         return web.json_response({"schemaVersion": SCHEMA_VERSION, "pairs": pairs or None})
 
     async def tokens_v1(request: web.Request) -> web.Response:
@@ -246,7 +246,7 @@ def build_app(*, market: Market | None = None, seed: int | None = None) -> web.A
         if isinstance(addresses, web.Response):
             return addresses
         chain = request.match_info["chain"]
-        pairs = [p for a in addresses if _ADDRESS_RE.match(a) for p in market.pairs(a) if p["chainId"] == chain]
+        pairs = [p for a in addresses if _ADDRESS_RE.fullmatch(a) for p in market.pairs(a) if p["chainId"] == chain]
         return web.json_response(pairs)
 
     app.router.add_get("/latest/dex/tokens/{addresses}", faults.wrap("tokens", latest_tokens))

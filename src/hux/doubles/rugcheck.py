@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_error
 
-_MINT_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
+_MINT_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 
@@ -85,7 +85,7 @@ def build_app(*, seed: int | None = None, market_seed: str = "hux") -> web.Appli
 
     async def report_summary(request: web.Request) -> web.Response:
         mint = request.match_info["mint"]
-        if not _MINT_RE.match(mint):
+        if not _MINT_RE.fullmatch(mint):
             return json_error(400, "invalid token mint address")
         report = summary(mint, seed=market_seed)
         if report is None:

@@ -47,7 +47,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KINDS = ("prometheus", "grafana")
 CHUNK = 1024 * 1024
-NAME_RE = re.compile(r"^hux-(?P<kind>[a-z]+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?\.tar\.gz$")
+NAME_RE = re.compile(r"hux-(?P<kind>[a-z]+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?\.tar\.gz")
 PARTIAL_SUFFIX = ".partial"
 #: the authenticator (authenticated archives): HMAC-SHA256 of the manifest bytes, the archive's second member
 AUTH_MEMBER = "manifest.hmac"
@@ -859,7 +859,7 @@ class ArchiveInfo:
 
 
 def _parse_name(path: Path) -> tuple[str, datetime] | None:
-    match = NAME_RE.match(path.name)
+    match = NAME_RE.fullmatch(path.name)
     if not match:
         return None
     try:

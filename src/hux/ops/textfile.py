@@ -109,7 +109,7 @@ def record_run(textfile_dir: Path, run: BackupRun) -> Path:
 
 REFUSALS_FILE = "hux_backup_refusals.prom"
 REFUSALS_METRIC = "hux_backup_refusals_total"
-_REFUSAL_RE = re.compile(r'^hux_backup_refusals_total\{kind="(?P<kind>[a-z]+)",reason="(?P<reason>[a-z_]+)"\}\s+(?P<value>\d+)$')
+_REFUSAL_RE = re.compile(r'^hux_backup_refusals_total\{kind="(?P<kind>[a-z]+)",reason="(?P<reason>[a-z_]+)"\}\s+(?P<value>\d+)')
 REFUSAL_KINDS = ("prometheus", "grafana", "archive")
 
 
@@ -122,7 +122,7 @@ def record_refusal(textfile_dir: Path, kind: str, reason: str) -> Path:
     counts: dict[tuple[str, str], int] = {}
     try:
         for line in path.read_text(encoding="utf-8").splitlines():
-            match = _REFUSAL_RE.match(line.strip())
+            match = _REFUSAL_RE.fullmatch(line.strip())
             if match:
                 counts[(match["kind"], match["reason"])] = int(match["value"])
     except OSError:

@@ -34,7 +34,7 @@ MAX_ADDRESSES_PER_REQUEST = 30
 DEFAULT_CACHE_TTL = 15.0
 
 # Base58 (Solana) or hex (EVM) characters only: an address becomes part of the URL path.
-_ADDRESS_RE = re.compile(r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _key(address: str) -> str:
 
 
 def validate_address(address: str) -> str:
-    if not isinstance(address, str) or not _ADDRESS_RE.match(address):
+    if not isinstance(address, str) or not _ADDRESS_RE.fullmatch(address):
         shown = repr(address)[:60]
         raise ValueError(f"{shown} is not a Solana (base58) or EVM (0x + 40 hex) address: pass extracted addresses only")
     return address

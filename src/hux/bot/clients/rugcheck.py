@@ -27,7 +27,7 @@ RATE_LIMIT_PER_MINUTE = 60
 DEFAULT_CACHE_TTL = 300.0
 RISK_LEVELS = ("good", "warn", "danger")
 
-_MINT_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
+_MINT_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class RugCheckClient:
 
     async def report_summary(self, mint: str) -> RiskReport | None:
         """The risk summary, or ``None`` when the address is not a Solana mint or RugCheck does not know it."""
-        if not isinstance(mint, str) or not _MINT_RE.match(mint):
+        if not isinstance(mint, str) or not _MINT_RE.fullmatch(mint):
             return None
         return await self.http.get_json(
             "report_summary", f"/v1/tokens/{mint}/report/summary", parse=parse_summary, missing_ok=True

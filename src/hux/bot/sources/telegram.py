@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,6 @@ log = logging.getLogger("hux.bot.sources.telegram")
 MESSAGE_FIELDS = ("message", "channel_post", "edited_message", "edited_channel_post")
 #: The Bot API's Chat.type values.
 CHAT_TYPES = ("private", "group", "supergroup", "channel")
-#: A public chat's username as ``allowed_chats`` may name it ("@name"): Telegram allows 4-32 of these.
-USERNAME_RE = re.compile(r"^@?[A-Za-z0-9_]{4,32}$")
 
 
 @dataclass(frozen=True, slots=True)
