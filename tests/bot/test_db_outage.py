@@ -124,3 +124,104 @@ def _samples(registry, name: str):
         for sample in family.samples:
             if sample.name == name:
                 yield sample
+
+
+def _result(key: str):
+    from hux.bot.messages import ChatMessage
+    from hux.bot.store import MessageResult, TokenResult
+
+    message = ChatMessage(key, "telegram", "G", f"call {MINT}", 1.7e9)
+    token = TokenResult(key=MINT, address=MINT, chain="solana", kind="solana", outcome="below_threshold",
+                        decided_at=1.7e9, score=10.0)
+    return MessageResult(message, [token], processed_at=1.7e9)
+
+
+MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+
+
+async def test_a_write_whose_connection_is_cut_is_an_outage_even_while_the_database_answers(tmp_path: Path, pg_database) -> None:
+    """The server ends the writer's session mid-write (57P01, as in a shutdown) while it still answers a probe.
+
+    Told by the error, not by asking again: the results are held and written once the writer reconnects; the
+    persist stage never fails and no message is rejected.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from hux.bot.metrics import BotMetrics
+    from hux.bot.persistence import Persistence
+    from hux.bot.store import Store
+
+    url = pg_database()
+    metrics = BotMetrics(process_metrics=False)
+    persistence = Persistence(Store(url), metrics, spool_path=tmp_path / "spool" / "intake.jsonl",
+                              probe_interval=0.3, retry_max=0.5)
+    await persistence.start(attempts=1)
+    admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+    def sql(statement: str, **params):
+        with admin.connect() as conn:
+            result = conn.execute(text(statement), params)
+            return result.all() if result.returns_rows else []
+
+    try:
+        # A write of the 'slow' message sleeps inside its transaction while hold_writes has a row.
+        await asyncio.to_thread(sql, "CREATE TABLE hold_writes (x int)")
+        await asyncio.to_thread(sql, "INSERT INTO hold_writes VALUES (1)")
+        await asyncio.to_thread(sql, "CREATE FUNCTION hold_slow() RETURNS trigger AS $$ BEGIN "
+                                     "IF NEW.message_key LIKE '%slow%' AND EXISTS (SELECT 1 FROM hold_writes) "
+                                     "THEN PERFORM pg_sleep(20); END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+        await asyncio.to_thread(sql, "CREATE TRIGGER hold_slow BEFORE INSERT ON mentions FOR EACH ROW EXECUTE FUNCTION hold_slow()")
+        keys = [f"telegram:9:{i}" for i in range(5)] + ["telegram:9:slow"]
+        for key in keys:
+            await persistence.submit(_result(key))
+
+        def sleeping() -> list:
+            return sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'")
+
+        assert await wait_until(lambda: asyncio.to_thread(sleeping), 10), "the write never reached the trigger"
+        (pid,) = (await asyncio.to_thread(sleeping))[0]
+        await asyncio.to_thread(sql, "DELETE FROM hold_writes")
+        assert (await asyncio.to_thread(sql, "SELECT pg_terminate_backend(:pid)", pid=pid))[0][0]
+
+        assert await wait_until(lambda: persistence.pending == 0, 20), "held results written after the reconnect"
+        reg = metrics.registry
+        assert metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="failure") == 0
+        assert metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") == len(keys)
+        assert metric_value(reg, "hux_database_errors_total", operation="write") >= 1
+        assert metric_value(reg, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 0
+        counts = await asyncio.to_thread(persistence.store.counts)
+        assert counts["mentions"] == len(keys) and counts["inbox_rejected"] == 0
+        assert await wait_until(lambda: metric_value(reg, "hux_database_up") == 1, 10)
+    finally:
+        await persistence.close(2)
+        admin.dispose()
+
+
+def test_stopping_the_cluster_mid_write_is_an_outage(fault_database: str) -> None:
+    """The real shutdown: a transaction open while the fault cluster stops, and a connect while it is down."""
+    from sqlalchemy import text
+
+    from hux.bot.store import OUTAGE, Store, classify, describe_refusal, inbox
+
+    store = Store(fault_database)
+    try:
+        store.migrate()
+        conn = store.engine.connect()
+        trans = conn.begin()
+        conn.execute(inbox.delete())  # a write in flight
+        pg_ctl(cluster(), "stop")
+        try:
+            with pytest.raises(Exception) as mid_write:
+                conn.execute(text("SELECT count(*) FROM inbox")).scalar_one()
+                trans.commit()
+            assert classify(mid_write.value) == OUTAGE, describe_refusal(mid_write.value)
+            conn.invalidate()
+            with pytest.raises(Exception) as down:
+                store.ping()
+            assert classify(down.value) == OUTAGE, describe_refusal(down.value)
+        finally:
+            pg_ctl(cluster(), "start")
+        store.ping()
+    finally:
+        store.dispose()

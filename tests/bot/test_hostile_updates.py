@@ -288,10 +288,82 @@ async def test_a_result_the_database_refuses_is_rejected_and_the_rest_are_writte
                             decided_at=float(NOW), score=10.0)
         await persistence.submit(MessageResult(message(key), [token], processed_at=float(NOW)))
     assert await wait_for(lambda: persistence.pending == 0, 10), "the refused result does not hold the others back"
+    # Its message ends rejected, with why, not pending: no restart processes it again.
+    assert await wait_for(lambda: persistence.store.counts()["inbox_rejected"] == 1, 10)
     counts = await asyncio.to_thread(persistence.store.counts)
-    assert counts["mentions"] == 2 and counts["inbox_pending"] == 1
+    assert counts["mentions"] == 2 and counts["inbox_pending"] == 0
     assert metric_value(metrics.registry, "hux_pipeline_stage_total", stage="persist", outcome="success") == 2
     assert metric_value(metrics.registry, "hux_pipeline_stage_total", stage="persist", outcome="failure") == 1
     assert metric_value(metrics.registry, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 1
     assert metric_value(metrics.registry, "hux_database_up") == 1
     await persistence.close(2)
+
+    # The next start: nothing to recover, nothing refused again.
+    again = BotMetrics(process_metrics=False)
+    _, restarted = await make_intake(tmp_path, again)
+    try:
+        assert await restarted.recover() == []
+        with restarted.store.engine.connect() as conn:
+            reason = conn.execute(text("SELECT reason FROM inbox WHERE key = 'telegram:5:poison'")).scalar_one()
+        assert "refused by the test" in reason
+    finally:
+        await restarted.close(2)
+
+
+async def test_a_rejection_the_database_will_not_record_is_retried_a_bounded_number_of_times(tmp_path: Path, caplog) -> None:
+    """Even marking the message rejected is refused: a few attempts, then one line that says what happens."""
+    from hux.bot.persistence import MARK_ATTEMPTS
+    from hux.bot.store import MessageResult, TokenResult
+
+    metrics = BotMetrics(process_metrics=False)
+    intake, persistence = await make_intake(tmp_path, metrics)
+
+    def refuse() -> None:
+        with persistence.store.engine.begin() as conn:
+            conn.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON mentions WHEN NEW.message_key LIKE '%poison%' "
+                              "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+            conn.execute(text("CREATE TRIGGER refuse_rejected BEFORE UPDATE ON inbox WHEN NEW.status = 'rejected' "
+                              "BEGIN SELECT RAISE(ABORT, 'no rejections here'); END"))
+
+    await asyncio.to_thread(refuse)
+    keys = ["telegram:6:1", "telegram:6:poison"]
+    assert await intake.accept([message(k) for k in keys]) == 2
+    errors_before = metric_value(metrics.registry, "hux_database_errors_total", operation="write")
+    for key in keys:
+        token = TokenResult(key=MINT, address=MINT, chain="solana", kind="solana", outcome="below_threshold",
+                            decided_at=float(NOW), score=10.0)
+        await persistence.submit(MessageResult(message(key), [token], processed_at=float(NOW)))
+    with caplog.at_level("ERROR", logger="hux.bot.store"):
+        assert await wait_for(lambda: any("could not be marked rejected" in r.getMessage() for r in caplog.records), 20)
+    assert persistence.pending == 0 and persistence.unmarked == 0, "given up on, not retried forever"
+    line = next(r.getMessage() for r in caplog.records if "could not be marked rejected" in r.getMessage())
+    assert f"after {MARK_ATTEMPTS} attempts" in line and "processed again at the next start" in line
+    assert metric_value(metrics.registry, "hux_database_errors_total", operation="write") - errors_before == MARK_ATTEMPTS
+    assert metric_value(metrics.registry, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 1
+    assert metric_value(metrics.registry, "hux_database_up") == 1
+    await asyncio.sleep(1.0)  # nothing more is tried
+    assert metric_value(metrics.registry, "hux_database_errors_total", operation="write") - errors_before == MARK_ATTEMPTS
+    counts = await asyncio.to_thread(persistence.store.counts)
+    assert counts["inbox_pending"] == 1 and counts["mentions"] == 1
+    await persistence.close(2)
+
+
+async def test_a_spooled_message_the_database_refuses_is_not_recovered(tmp_path: Path) -> None:
+    """Recovery drains the spool first: a message the inbox refused there is counted once, never processed."""
+    from hux.bot.persistence import Spool
+    from hux.bot.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'bot.db'}")
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON inbox WHEN NEW.text LIKE '%poison%' "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+    store.dispose()
+    Spool(tmp_path / "spool" / "intake.jsonl").append([message("telegram:7:1"), message("telegram:7:2", "poison")])
+    metrics = BotMetrics(process_metrics=False)
+    _, persistence = await make_intake(tmp_path, metrics)
+    try:
+        assert [m.key for m in await persistence.recover()] == ["telegram:7:1"]
+        assert metric_value(metrics.registry, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 1
+    finally:
+        await persistence.close(2)

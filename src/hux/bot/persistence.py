@@ -9,11 +9,15 @@ The database can go away at any moment. Nothing accepted is lost because:
 * **results** (what the workers decided) are held in memory and written in
   batches; a failed write keeps them and retries with backoff. Beyond
   ``max_pending_writes`` held results, workers wait (back-pressure) rather
-  than drop anything. A failed write is followed by one probe: if the
-  database does not answer it is an outage (the results are *held*, which
-  ``hux_database_up`` and BotDatabaseDown report, not a failed ``persist``
-  stage); if it answers, it refused the write and the ``persist`` stage
-  failed (BotHighErrorRate{stage="persist"} reports that). One fault, one page;
+  than drop anything. A failed write is told by its error (``store.classify``):
+  a connection that is gone or cannot be made is an outage (the results are
+  *held*, which ``hux_database_up`` and BotDatabaseDown report, not a failed
+  ``persist`` stage); a database that answered and refused the write is a
+  failed ``persist`` stage (BotHighErrorRate{stage="persist"} reports that).
+  Only an error that is no driver error is followed by a probe. One fault,
+  one page. A result whose rows the database refuses while the rest of its
+  batch goes in is a rejected message: counted once, its inbox row marked
+  ``rejected`` with why (``MARK_ATTEMPTS`` tries), never processed again;
 * a **probe** (``SELECT 1`` every ``db_probe_interval_seconds``) keeps
   ``hux_database_up`` current and wakes the writer as soon as the database
   answers again.
@@ -37,7 +41,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
-from hux.bot.store import MessageResult, Refusals, Store, unstorable
+from hux.bot.store import OUTAGE, REFUSED, ROW, MessageResult, Refusals, Store, classify, describe_refusal, unstorable
 
 log = logging.getLogger("hux.bot.store")
 T = TypeVar("T")
@@ -45,6 +49,10 @@ T = TypeVar("T")
 #: ``operation`` label values of ``hux_database_errors_total``.
 DB_OPERATIONS = ("probe", "migrate", "intake", "write", "recover", "prune")
 WRITE_BATCH = 500
+#: Tries to mark a refused message ``rejected`` in the inbox before giving up with one log line.
+MARK_ATTEMPTS = 5
+#: Seconds between log lines about the same operation refused by a database that answers.
+REFUSAL_LOG_SECONDS = 60.0
 
 
 class Spool:
@@ -134,6 +142,8 @@ class Persistence:
         self._probe_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-db-probe")
         self._spool_thread = ThreadPoolExecutor(1, thread_name_prefix="hux-spool")
         self._pending: list[MessageResult] = []
+        self._unmarked: list[tuple[ChatMessage, str, int]] = []  # refused results to mark rejected: why, attempts
+        self._refusal_logged: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Condition()
         self._tasks: list[asyncio.Task] = []
@@ -155,6 +165,30 @@ class Persistence:
         if self.database_up:
             log.error("database unreachable: %s; holding work until it is back", _brief(exc), extra={"operation": operation})
         self._set_up(False)
+
+    def _db_error(self, operation: str, exc: BaseException) -> None:
+        """A failed call other than a result write: an outage, or a database that answers and refuses it.
+
+        A refusal is counted without calling the database down (it answers, a
+        down flag would page BotDatabaseDown and flap with the probe); the
+        caller keeps the work (spool, pending rows) as it would in an outage.
+        """
+        if classify(exc) not in (REFUSED, ROW):
+            self._failed(operation, exc)
+            return
+        self.metrics.database_errors.labels(operation=operation).inc()
+        now = time.monotonic()
+        if now - self._refusal_logged.get(operation, -REFUSAL_LOG_SECONDS) >= REFUSAL_LOG_SECONDS:
+            self._refusal_logged[operation] = now
+            log.error("database answers but refused %s: %s; the work is kept and retried; check the database's "
+                      "log, free space and the bot role's privileges", operation, _brief(exc), extra={"operation": operation})
+
+    async def _kind(self, exc: BaseException) -> str:
+        """What a failed write means; only an error that is no driver error asks the database whether it answers."""
+        kind = classify(exc)
+        if kind is None:
+            kind = REFUSED if await self._ping() is None else OUTAGE
+        return kind
 
     def _refused(self, count: int, exc: BaseException) -> None:
         """The database answers but refused a write: the results stay held, the persist stage failed."""
@@ -212,10 +246,14 @@ class Persistence:
         if self.migrated:
             try:
                 await self._on_writer(self._drain_spool)
-                for message in await self._on_writer(self.store.inbox_pending):
-                    found[message.key] = message
+                pending = await self._on_writer(self.store.inbox_pending)
             except Exception as exc:  # noqa: BLE001
-                self._failed("recover", exc)
+                self._db_error("recover", exc)
+            else:
+                # Drained: every spooled message is now a pending row (below), or was refused and counted.
+                spooled = []
+                for message in pending:
+                    found[message.key] = message
         for message in spooled:
             found.setdefault(message.key, message)
         if found:
@@ -235,7 +273,7 @@ class Persistence:
         """Flush held results (up to ``timeout``) and stop. What cannot be written stays in inbox/spool."""
         self._wake.set()
         deadline = time.monotonic() + timeout
-        while self._pending and time.monotonic() < deadline and self.database_up:
+        while (self._pending or self._unmarked) and time.monotonic() < deadline and self.database_up:
             await asyncio.sleep(0.05)
         # Stop the loops by flag, not by cancelling mid-write: a write in flight finishes first.
         self._stopped = True
@@ -247,6 +285,9 @@ class Persistence:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pending:
             log.warning("%d processed results not written; their messages will be processed again at next start", len(self._pending))
+        if self._unmarked:
+            log.warning("%d refused messages not marked rejected; they will be processed (and refused) again at next start",
+                        len(self._unmarked))
         self._writer_thread.shutdown(wait=True)
         self._probe_thread.shutdown(wait=False, cancel_futures=True)
         self._spool_thread.shutdown(wait=True)
@@ -288,7 +329,7 @@ class Persistence:
             try:
                 fresh = await self._on_writer(self.store.inbox_add, storable, refused)
             except Exception as exc:  # noqa: BLE001
-                self._failed("intake", exc)
+                self._db_error("intake", exc)
             else:
                 self._rejected(refused)
                 return fresh
@@ -310,6 +351,11 @@ class Persistence:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def unmarked(self) -> int:
+        """Refused messages whose inbox rows are still to be marked rejected."""
+        return len(self._unmarked)
+
     async def _writer_loop(self) -> None:
         delay = 0.0
         while not self._stopped:
@@ -319,32 +365,71 @@ class Persistence:
             except TimeoutError:
                 pass
             self._wake.clear()
-            if not self._pending or not self.migrated:
+            if not (self._pending or self._unmarked) or not self.migrated:
                 continue
-            batch = self._pending[:WRITE_BATCH]
-            refused: Refusals = []
-            try:
-                await self._on_writer(self.store.write_results, batch, refused)
-            except Exception as exc:  # noqa: BLE001
-                if await self._ping() is None:
-                    self._refused(len(batch), exc)
-                else:
-                    self._failed("write", exc)
+            if await self._write_pending() and await self._mark_rejected():
+                delay = 0.0
+            else:
                 delay = min(self.retry_max, max(0.25, delay * 2))
+
+    async def _write_pending(self) -> bool:
+        """Write one batch of held results; False when it failed (they stay held)."""
+        if not self._pending:
+            return True
+        batch = self._pending[:WRITE_BATCH]
+        refused: Refusals = []
+        try:
+            await self._on_writer(self.store.write_results, batch, refused)
+        except Exception as exc:  # noqa: BLE001
+            if await self._kind(exc) == OUTAGE:
+                self._failed("write", exc)
+            else:
+                self._refused(len(batch), exc)
+            return False
+        self._refusing = False
+        del self._pending[: len(batch)]
+        self.metrics.stage_results.labels(stage="persist", outcome="success").inc(len(batch) - len(refused))
+        if refused:  # those messages' results cannot be stored; the rest of the batch is written
+            self.metrics.stage_results.labels(stage="persist", outcome="failure").inc(len(refused))
+            self._rejected(refused)
+            self._unmarked.extend((message, why, 0) for message, why in refused)
+        if not self.database_up:
+            self._set_up(True)
+        async with self._room:
+            self._room.notify_all()
+        if self._pending or self._unmarked:
+            self._wake.set()
+        return True
+
+    async def _mark_rejected(self) -> bool:
+        """End refused messages' inbox rows as rejected. Each gets ``MARK_ATTEMPTS`` refusals, then one log line."""
+        if not self._unmarked:
+            return True
+        batch = self._unmarked[:WRITE_BATCH]
+        try:
+            refused = await self._on_writer(self.store.mark_rejected, [(m, why) for m, why, _ in batch], time.time())
+        except Exception as exc:  # noqa: BLE001
+            if await self._kind(exc) == OUTAGE:
+                self._failed("write", exc)  # kept, like held results, until the database is back
+                return False
+            refused = [(m, describe_refusal(exc)) for m, _, _ in batch]
+        del self._unmarked[: len(batch)]
+        if not refused:
+            return True
+        self.metrics.database_errors.labels(operation="write").inc()
+        again = {m.key: why for m, why in refused}
+        for message, why, attempts in batch:
+            if message.key not in again:
                 continue
-            self._refusing = False
-            delay = 0.0
-            del self._pending[: len(batch)]
-            self.metrics.stage_results.labels(stage="persist", outcome="success").inc(len(batch) - len(refused))
-            if refused:  # those messages' results cannot be stored; the rest of the batch is written
-                self.metrics.stage_results.labels(stage="persist", outcome="failure").inc(len(refused))
-                self._rejected(refused)
-            if not self.database_up:
-                self._set_up(True)
-            async with self._room:
-                self._room.notify_all()
-            if self._pending:
-                self._wake.set()
+            if attempts + 1 < MARK_ATTEMPTS:
+                self._unmarked.append((message, why, attempts + 1))
+            else:
+                log.error("message %s could not be marked rejected after %d attempts (%s); it stays pending in the "
+                          "inbox and will be processed again at the next start (and refused and counted again); "
+                          "check the database's log and the bot role's privileges on the inbox table",
+                          message.key, MARK_ATTEMPTS, again[message.key],
+                          extra={"source": message.source})
+        return False
 
     async def _ping(self) -> BaseException | None:
         """One ``SELECT 1`` on the probe thread: None when the database answers, else why not."""
@@ -380,7 +465,7 @@ class Persistence:
                 moved = await self._on_writer(self._drain_spool)
                 log.info("moved %d spooled messages into the database inbox", moved)
             except Exception as exc:  # noqa: BLE001
-                self._failed("intake", exc)
+                self._db_error("intake", exc)
                 return
         if time.monotonic() - self._last_prune > 600:
             self._last_prune = time.monotonic()
@@ -389,7 +474,7 @@ class Persistence:
                 if removed:
                     log.info("pruned %d processed inbox rows", removed)
             except Exception as exc:  # noqa: BLE001
-                self._failed("prune", exc)
+                self._db_error("prune", exc)
 
 
 def _brief(exc: BaseException) -> str:
