@@ -20,7 +20,9 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from hux.bot.clients.dexscreener import DexScreenerClient, parse_pair
-from hux.bot.clients.http import ApiClient, ApiError, CircuitBreaker, RateLimiter, parse_retry_after, redact
+from hux.bot.clients.http import (
+    ApiClient, ApiError, CircuitBreaker, RateLimiter, RequestContext, parse_retry_after, redact,
+)
 from hux.bot.clients.rugcheck import RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.messages import Rejected
@@ -544,6 +546,170 @@ def test_rate_limiter_refuses_nonsense_rates() -> None:
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             RateLimiter(bad)
+
+
+# Fairness by chat. A fake clock moved by whole tokens (1/1024 s at 1,024 tokens/s: exact in binary);
+# what is asserted is the order in which waiters are released, never how fast.
+TICK = 1 / 1024
+
+
+class Waiters:
+    """Callers of one limiter, each recorded under its label the moment the limiter releases it."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.released: list[str] = []
+        self.tasks: list[asyncio.Task] = []
+
+    async def add(self, label: str, key: str | None) -> None:
+        async def one() -> None:
+            await self.limiter.acquire(key)
+            self.released.append(label)
+
+        self.tasks.append(asyncio.create_task(one()))
+        for _ in range(3):  # let it reach the limiter (and, if a token is there, take it)
+            await asyncio.sleep(0)
+
+    async def tick(self, now: list[float], tokens: int = 1) -> list[str]:
+        """Move the clock by ``tokens`` tokens' worth; return who was released (bounded wait for the wake-up)."""
+        before = len(self.released)
+        now[0] += tokens * TICK
+        for _ in range(100):
+            await asyncio.sleep(0.002)
+            if len(self.released) > before:
+                break
+        for _ in range(5):  # anyone else released by the same tokens
+            await asyncio.sleep(0.002)
+        return self.released[before:]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def test_rate_limiter_serves_a_quiet_chat_before_a_busy_chats_backlog() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])
+    waiters = Waiters(limiter)
+    try:
+        for i in range(4):
+            await waiters.add(f"flood{i}", "telegram:-666")
+        assert waiters.released == ["flood0"]  # the one token; three flood calls wait
+        await waiters.add("calm", "telegram:-1")
+        assert waiters.released == ["flood0"]
+        released = [await waiters.tick(now) for _ in range(4)]
+        # In arrival order the calm chat would wait behind the whole flood backlog.
+        assert released == [["calm"], ["flood1"], ["flood2"], ["flood3"]]
+    finally:
+        await waiters.close()
+
+
+async def test_rate_limiter_lets_backlogged_chats_take_turns() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])
+    waiters = Waiters(limiter)
+    try:
+        for chat in ("a", "b"):
+            for i in range(3):
+                await waiters.add(f"{chat}{i}", f"telegram:{chat}")
+        assert waiters.released == ["a0"]
+        released = [await waiters.tick(now) for _ in range(5)]
+        assert released == [["b0"], ["a1"], ["b1"], ["a2"], ["b2"]]
+    finally:
+        await waiters.close()
+
+
+async def test_a_busy_chat_never_empties_the_bucket_a_quiet_chat_finds_a_token() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1024, burst=3, clock=lambda: now[0])  # reserve: the last token
+    waiters = Waiters(limiter)
+    try:
+        for i in range(5):
+            await waiters.add(f"flood{i}", "telegram:-666")
+        # Alone, the flood takes the burst down to the reserve: 3 -> 1.
+        assert waiters.released == ["flood0", "flood1"]
+        await waiters.add("calm", "telegram:-1")
+        assert waiters.released == ["flood0", "flood1", "calm"]  # at once, no refill needed
+        await waiters.add("calm2", "telegram:-2")
+        assert await waiters.tick(now) == ["calm2"]   # the next token: a quiet chat first
+        assert await waiters.tick(now) == []          # 1 token: the reserve, not for the busy flood
+        assert await waiters.tick(now) == ["flood2"]  # 2 tokens: the flood takes one above the reserve
+        assert await waiters.tick(now) == ["flood3"]  # the busy chat still gets the whole rate when alone
+    finally:
+        await waiters.close()
+
+
+async def test_unkeyed_callers_get_the_whole_burst_as_before() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1024, burst=3, clock=lambda: now[0])
+    waiters = Waiters(limiter)
+    try:
+        for i in range(5):
+            await waiters.add(f"call{i}", None)
+        assert waiters.released == ["call0", "call1", "call2"]
+        assert await waiters.tick(now) == ["call3"]
+        assert await waiters.tick(now) == ["call4"]
+    finally:
+        await waiters.close()
+
+
+async def test_a_cancelled_waiter_neither_takes_a_token_nor_holds_up_the_others() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])
+    waiters = Waiters(limiter)
+    try:
+        await waiters.add("a0", "telegram:a")
+        await waiters.add("b0", "telegram:b")
+        await waiters.add("a1", "telegram:a")
+        waiters.tasks[1].cancel()  # b0 gives up while waiting
+        await asyncio.gather(waiters.tasks[1], return_exceptions=True)
+        assert await waiters.tick(now) == ["a1"]
+        assert await waiters.tick(now) == []
+        await waiters.add("b1", "telegram:b")
+        assert waiters.released == ["a0", "a1", "b1"]  # the token b0 did not take is still there
+    finally:
+        await waiters.close()
+
+
+async def test_the_chat_travels_with_the_request_to_the_limiter(server: ScriptedServer, metrics: BotMetrics) -> None:
+    server.answer(Scripted(body={}))
+    now = [0.0]
+    async with ApiClient("rugcheck", server.url, metrics, rate_limit_per_second=1024, burst=1, **FAST) as client:
+        client.limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])  # the same limiter on a clock the test moves
+        flood = RequestContext(chat="telegram:-666")
+        tasks = [asyncio.create_task(client.get_json("report_summary", f"/flood{i}", context=flood)) for i in range(4)]
+        assert await wait_for_arrivals(server, 1)  # flood0 took the one token; the rest of the flood waits
+        tasks.append(asyncio.create_task(client.get_json("report_summary", "/calm", context=RequestContext(chat="telegram:-1"))))
+        for expected in range(2, 6):
+            await asyncio.sleep(0.01)
+            now[0] += TICK
+            assert await wait_for_arrivals(server, expected)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    # Each request went out only when the test released one token: arrival order is release order.
+    assert [path for _, path in server.arrivals] == ["/flood0", "/calm", "/flood1", "/flood2", "/flood3"]
+
+
+async def wait_for_arrivals(server: ScriptedServer, count: int) -> bool:
+    for _ in range(500):  # bounded: 5 s
+        if len(server.arrivals) >= count:
+            return len(server.arrivals) == count
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_market_clients_pass_the_context_on(doubles: RunningDoubles, metrics: BotMetrics) -> None:
+    context = RequestContext(chat="telegram:-1")
+    dex = DexScreenerClient.create(metrics, doubles.url("dexscreener"), **FAST)
+    rug = RugCheckClient.create(metrics, doubles.url("rugcheck"), **FAST)
+    try:
+        assert SOL_A in await dex.token_pairs([SOL_A], context=context)
+        assert await rug.report_summary(EVM_A, context=context) is None
+        await rug.report_summary(SOL_A, context=context)
+    finally:
+        await dex.aclose()
+        await rug.aclose()
+    assert requests(metrics, "rugcheck", "report_summary", "success") == 1
 
 
 async def test_response_cache_hits_and_expires(server: ScriptedServer, metrics: BotMetrics) -> None:

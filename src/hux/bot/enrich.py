@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from hux.bot.clients.dexscreener import PairInfo
+from hux.bot.clients.http import RequestContext
 from hux.bot.clients.rugcheck import RiskReport
 from hux.bot.extract import Candidate
 
@@ -26,7 +27,7 @@ class PairSource(Protocol):
 
 
 class RiskSource(Protocol):
-    async def report_summary(self, mint: str) -> RiskReport | None: ...
+    async def report_summary(self, mint: str, *, context: RequestContext | None = None) -> RiskReport | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +98,17 @@ class Enricher:
         self.batcher = pairs
         self.risk = risk
 
-    async def lookup(self, candidate: Candidate) -> MarketView:
-        """Pairs, then (Solana tokens with a market only) the risk report. DexScreener errors raise."""
+    async def lookup(self, candidate: Candidate, *, context: RequestContext | None = None) -> MarketView:
+        """Pairs, then (Solana tokens with a market only) the risk report. DexScreener errors raise.
+
+        ``context`` names the chat asking: RugCheck's limiter serves chats in turn. DexScreener
+        requests are batches of several chats' addresses, made for no chat in particular.
+        """
         pair = best_pair(await self.batcher.pairs(candidate.address), candidate.address)
         if pair is None or self.risk is None or not (candidate.is_solana or pair.chain_id == "solana"):
             return MarketView(pair, None)
         try:
-            return MarketView(pair, await self.risk.report_summary(candidate.address))
+            return MarketView(pair, await self.risk.report_summary(candidate.address, context=context))
         except Exception as exc:  # noqa: BLE001 - the score goes on without a risk report
             log.warning("RugCheck unavailable, scoring without a risk report: %s", exc)
             return MarketView(pair, None, risk_failed=True)

@@ -4,8 +4,9 @@ Each worker takes one accepted message at a time (the queue serves chats in
 turn, see ``intake``) and decides every token in it: at most
 ``max_addresses_per_message`` of them (the rest are counted in
 ``hux_token_candidates_skipped_total{reason="over_message_cap"}``), looked up
-at most ``lookups_per_message`` at a time, so one message's lookups never fill
-the API rate limiters' queues ahead of every other chat's. Every stage counts success/failure in ``hux_pipeline_stage_total``; every
+at most ``lookups_per_message`` at a time, each carrying its chat
+(``RequestContext``) to the API clients, whose rate limiters serve chats in
+turn: one chat's lookups never queue ahead of every other chat's. Every stage counts success/failure in ``hux_pipeline_stage_total``; every
 token ends in exactly one ``hux_tokens_processed_total`` outcome; each message
 with tokens observes its accept-to-decision latency once. Results go to the
 writer (``Persistence.submit``), which holds them while the database is away.
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
+from hux.bot.clients.http import RequestContext
 from hux.bot.dedupe import MentionTracker, TokenGate
 from hux.bot.enrich import Enricher, MarketView
 from hux.bot.extract import Candidate, extract_capped
@@ -51,9 +53,10 @@ class PipelineSettings:
 class ChatLookupBudget:
     """Per-chat token bucket for lookups that reach the market APIs.
 
-    The API clients' own limiters serve every caller in arrival order; without
-    this, one chat naming many new tokens would queue ahead of every other
-    chat's lookups (RugCheck allows one a second). Each lookup reserves a
+    The API clients' limiters serve chats in turn and keep the last token of
+    their burst for a quiet chat (``RateLimiter``); this bucket bounds what
+    one chat may ask of them at all, so a chat naming many new tokens spends
+    its own share, not everyone's (RugCheck allows one a second). Each lookup reserves a
     token from its chat's bucket (the balance may go negative) and waits out
     its debt, so a chat never takes more than its share of the APIs.
     Cooldown hits make no API call and take no token. Bounded: the least
@@ -218,9 +221,10 @@ class Pipeline:
         if not claimed:
             return self._decide(candidate, "cooldown")
         started = time.perf_counter()
+        context = RequestContext(chat=chat_of(message))
         try:
-            await self.lookup_budget.wait(chat_of(message))
-            result = await self._evaluate(message, candidate, groups)
+            await self.lookup_budget.wait(context.chat)
+            result = await self._evaluate(message, candidate, groups, context=context)
         except BaseException:
             self.gate.failed(candidate.key)
             raise
@@ -235,10 +239,11 @@ class Pipeline:
         self.metrics.tokens_processed.labels(outcome=outcome).inc()
         return TokenResult(candidate.key, candidate.address, fields.pop("chain", candidate.chain), candidate.kind, outcome, time.time(), **fields)
 
-    async def _evaluate(self, message: ChatMessage, candidate: Candidate, groups: int) -> TokenResult:
+    async def _evaluate(self, message: ChatMessage, candidate: Candidate, groups: int, *,
+                        context: RequestContext) -> TokenResult:
         m = self.metrics
         try:
-            view: MarketView = await self.enricher.lookup(candidate)
+            view: MarketView = await self.enricher.lookup(candidate, context=context)
         except Exception as exc:  # noqa: BLE001 - ApiError and friends: decided as failed, retried on next mention
             m.stage_results.labels(stage="enrich", outcome="failure").inc()
             log.warning("market data unavailable for a %s token: %s", candidate.kind, exc)

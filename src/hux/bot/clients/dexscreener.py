@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hux.bot.clients.http import ApiClient
+from hux.bot.clients.http import ApiClient, RequestContext
 from hux.bot.metrics import BotMetrics
 
 API = "dexscreener"
@@ -174,12 +174,16 @@ class DexScreenerClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def token_pairs(self, addresses: Sequence[str]) -> dict[str, list[PairInfo]]:
+    async def token_pairs(
+        self, addresses: Sequence[str], *, context: RequestContext | None = None
+    ) -> dict[str, list[PairInfo]]:
         """Pairs where each address is the base token, keyed by the address as given.
 
         Every requested address is a key (an empty list: DexScreener knows no
         pair for it). Duplicates are looked up once. Raises ``ValueError`` for
         a string that is not an address and ``ApiError`` when a batch fails.
+        ``context``: the chat asking, when one chat asks for all of them (a
+        batch of several chats' addresses is made for none in particular).
         """
         wanted: dict[str, str] = {}
         for address in addresses:
@@ -189,7 +193,7 @@ class DexScreenerClient:
         for start in range(0, len(keys), MAX_ADDRESSES_PER_REQUEST):
             batch = [wanted[k] for k in keys[start : start + MAX_ADDRESSES_PER_REQUEST]]
             pairs = await self.http.get_json(
-                "tokens", f"/latest/dex/tokens/{','.join(batch)}", parse=parse_token_pairs
+                "tokens", f"/latest/dex/tokens/{','.join(batch)}", parse=parse_token_pairs, context=context
             )
             for pair in pairs:
                 requested = wanted.get(_key(pair.base_address))

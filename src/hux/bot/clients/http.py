@@ -7,7 +7,8 @@ request passes, in order:
 2. a server-imposed pause (a ``Retry-After`` seen earlier applies to every
    caller of this API, not only to the request that received it);
 3. the circuit breaker (open: fail fast with outcome ``circuit_open``);
-4. the token-bucket rate limiter (the provider's documented request rate);
+4. the token-bucket rate limiter (the provider's documented request rate),
+   shared fairly by the chat each call is made for (``RequestContext``);
 5. the request itself, bounded by ``timeout`` end to end and its reply body
    by ``max_body_bytes`` (after decompression).
 
@@ -38,8 +39,8 @@ import math
 import random
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -162,40 +163,121 @@ class ApiError(Exception):
         return f"ApiError({self.args[0]!r}, status={self.status!r}, retry_after={self.retry_after!r})"
 
 
-class RateLimiter:
-    """Token bucket: ``rate_per_second`` sustained, up to ``burst`` at once.
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who an API call is made for. ``chat``: the chat whose message asked for it (``None``: no
+    chat in particular, e.g. a DexScreener batch of several chats' addresses, an alert). The
+    rate limiter serves chats in turn by it; it never reaches a URL, a log line or a label."""
 
-    ``acquire()`` waits for a token; waiters are served in arrival order
-    (``asyncio.Lock`` is FIFO), so one busy caller cannot starve the others.
+    chat: str | None = None
+
+
+class RateLimiter:
+    """Token bucket: ``rate_per_second`` sustained, up to ``burst`` at once, shared fairly by key.
+
+    ``acquire(key)`` waits for a token; ``key`` is the chat the call is made for (``None``: no
+    chat in particular). Waiting callers are released one token at a time:
+
+    * least recently served key first: keys with a backlog take turns (round-robin), a key that
+      has not been served lately (a quiet chat) goes ahead of a busy key's backlog, and one key's
+      callers go in arrival order. One chat's burst of calls cannot queue ahead of everyone else;
+    * the last ``reserve`` tokens (default 1, at most ``burst - 1``) go only to a quiet key (not
+      served in the last ``burst / rate`` seconds) or to an unkeyed call. A busy key alone still
+      gets the whole ``rate``, but never empties the bucket: a quiet chat's call finds a token at
+      once instead of waiting for a refill behind it.
+
+    The bucket is the provider's limit and stays one: never more than ``burst`` at once nor more
+    than ``rate`` sustained, whoever asks. Keys remembered: at most ``max_keys`` (the least
+    recently served are forgotten first; a forgotten key counts as quiet).
     """
 
-    def __init__(self, rate_per_second: float, burst: int = 5, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate_per_second: float,
+        burst: int = 5,
+        *,
+        reserve: int = 1,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not rate_per_second > 0 or not math.isfinite(rate_per_second):
             raise ValueError(f"rate_per_second must be a positive number, got {rate_per_second!r}")
         self.rate = float(rate_per_second)
         self.burst = max(1, int(burst))
+        self.reserve = min(max(0, int(reserve)), self.burst - 1)
+        self.busy_seconds = self.burst / self.rate
+        self.max_keys = max(1, int(max_keys))
         self._clock = clock
         self._tokens = float(self.burst)
         self._updated = clock()
-        self._lock = asyncio.Lock()
+        # Waiting callers by key; dict order = the order keys started waiting (ties go to the earlier).
+        self._waiting: dict[Hashable, deque[asyncio.Future[None]]] = {}
+        self._served: OrderedDict[Hashable, float] = OrderedDict()  # key -> when it last got a token
+        self._timer: asyncio.TimerHandle | None = None
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._updated) * self.rate)
         self._updated = now
 
-    async def acquire(self) -> float:
-        """Take one token, waiting as needed. Returns the seconds waited."""
-        waited = 0.0
-        async with self._lock:
-            while True:
-                self._refill()
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return waited
-                delay = (1.0 - self._tokens) / self.rate
-                waited += delay
-                await asyncio.sleep(delay)
+    def _next(self) -> tuple[Hashable, float]:
+        """The waiting key served least recently (never: first) and when that was."""
+        best: Hashable = None
+        best_at = math.inf
+        for key in self._waiting:
+            at = self._served.get(key, -math.inf)
+            if at < best_at:
+                best, best_at = key, at
+        return best, best_at
+
+    def _release(self) -> None:
+        """Hand out every token that is due, in turn; schedule the next look when someone must wait."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._clock()
+        self._refill(now)
+        while self._waiting:
+            key, served_at = self._next()
+            busy = key is not None and now - served_at < self.busy_seconds
+            need = 1.0 + (self.reserve if busy else 0)
+            if self._tokens < need:
+                delay = (need - self._tokens) / self.rate
+                if busy:  # it may take the reserve as soon as it is quiet again
+                    delay = min(delay, served_at + self.busy_seconds - now)
+                self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._release)
+                return
+            queue = self._waiting[key]
+            future = queue.popleft()
+            if not queue:
+                del self._waiting[key]
+            self._tokens -= 1.0
+            self._served.pop(key, None)
+            self._served[key] = now
+            while len(self._served) > self.max_keys:
+                self._served.popitem(last=False)
+            future.set_result(None)
+
+    async def acquire(self, key: Hashable = None) -> float:
+        """Take one token for ``key``, waiting for its turn as needed. Returns the seconds waited."""
+        started = self._clock()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, deque()).append(future)
+        self._release()
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._tokens = min(float(self.burst), self._tokens + 1.0)  # granted but not used: give it back
+            else:
+                queue = self._waiting.get(key)
+                if queue is not None and future in queue:
+                    queue.remove(future)
+                    if not queue:
+                        del self._waiting[key]
+            if self._waiting:
+                self._release()
+            raise
+        return max(0.0, self._clock() - started)
 
 
 class CircuitBreaker:
@@ -443,6 +525,7 @@ class ApiClient:
         timeout: float | None = None,
         missing_ok: bool = False,
         cache: bool = True,
+        context: RequestContext | None = None,
     ) -> Any:
         """GET ``path`` and return the decoded JSON (or ``parse(json)``).
 
@@ -451,6 +534,7 @@ class ApiClient:
         ``invalid_response``. ``missing_ok``: a 404 returns ``None`` (a valid
         "unknown" answer). ``timeout`` overrides the client's for this call
         (long polling). ``cache=False`` bypasses the response cache.
+        ``context``: who the call is made for (the rate limiter serves chats in turn).
         """
         key = None
         if cache and self.cache_ttl > 0:
@@ -460,7 +544,7 @@ class ApiClient:
                 self.metrics.api_cache.labels(api=self.api, result="hit").inc()
                 return hit
             self.metrics.api_cache.labels(api=self.api, result="miss").inc()
-        value = await self._call("GET", endpoint, path, params, None, parse, timeout, missing_ok, True)
+        value = await self._call("GET", endpoint, path, params, None, parse, timeout, missing_ok, True, context=context)
         if key is not None:
             self._cache_put(key, value)
         return value
@@ -474,9 +558,10 @@ class ApiClient:
         parse: Callable[[Any], Any] | None = None,
         timeout: float | None = None,
         expect_json: bool = True,
+        context: RequestContext | None = None,
     ) -> Any:
         """POST ``payload`` as JSON; return the decoded JSON reply (``None`` when ``expect_json`` is false)."""
-        return await self._call("POST", endpoint, path, None, payload, parse, timeout, False, expect_json)
+        return await self._call("POST", endpoint, path, None, payload, parse, timeout, False, expect_json, context=context)
 
     # ----------------------------------------------------------------- cache
     def _cache_get(self, key: tuple) -> Any:
@@ -525,7 +610,10 @@ class ApiClient:
         timeout: float | None,
         missing_ok: bool,
         expect_json: bool,
+        *,
+        context: RequestContext | None = None,
     ) -> Any:
+        chat = context.chat if context is not None else None
         attempts = 0
         while True:
             # A Retry-After from the provider holds every caller back, not just the one that got it.
@@ -550,7 +638,7 @@ class ApiClient:
             result: _Attempt | None = None
             try:
                 if self.limiter is not None:
-                    await self.limiter.acquire()
+                    await self.limiter.acquire(chat)
                 result = await self._attempt(
                     method, endpoint, path, params, payload, parse, timeout, missing_ok, expect_json
                 )

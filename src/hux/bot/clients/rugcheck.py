@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hux.bot.clients.http import ApiClient
+from hux.bot.clients.http import ApiClient, RequestContext
 from hux.bot.metrics import BotMetrics
 
 API = "rugcheck"
@@ -99,10 +99,14 @@ class RugCheckClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def report_summary(self, mint: str) -> RiskReport | None:
-        """The risk summary, or ``None`` when the address is not a Solana mint or RugCheck does not know it."""
+    async def report_summary(self, mint: str, *, context: RequestContext | None = None) -> RiskReport | None:
+        """The risk summary, or ``None`` when the address is not a Solana mint or RugCheck does not know it.
+
+        ``context``: the chat asking (RugCheck's limiter serves chats in turn).
+        """
         if not isinstance(mint, str) or not _MINT_RE.fullmatch(mint):
             return None
         return await self.http.get_json(
-            "report_summary", f"/v1/tokens/{mint}/report/summary", parse=parse_summary, missing_ok=True
+            "report_summary", f"/v1/tokens/{mint}/report/summary", parse=parse_summary, missing_ok=True,
+            context=context,
         )
