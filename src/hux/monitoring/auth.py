@@ -39,6 +39,8 @@ import bcrypt
 import httpx
 import yaml
 
+from hux import paths
+
 USER = "hux"
 #: bcrypt work factor of the web config hash. The exporter toolkit (Prometheus 2.42, Alertmanager 0.25,
 #: node_exporter 1.5) caches the outcome per (user, hash, password), so the factor is paid by the first
@@ -46,7 +48,7 @@ USER = "hux"
 #: miss stays under the 1 s timeout of the readiness probes and `hux health` even on a loaded machine
 #: (12 does not); the password is 256 random bits, so the hash needs no more work to resist guessing.
 BCRYPT_COST = 10
-DIR_NAME = "auth"
+DIR_NAME = paths.AUTH_DIR_NAME
 #: the components that run behind the web config
 COMPONENTS = ("prometheus", "alertmanager", "node_exporter")
 
@@ -81,6 +83,7 @@ class AuthFiles:
 
 
 def auth_files(data_dir: Path | str) -> AuthFiles:
+    """The credential files under a data directory (``paths.Layout.auth_dir`` of its home)."""
     return AuthFiles(Path(data_dir) / DIR_NAME)
 
 

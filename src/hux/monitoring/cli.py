@@ -72,7 +72,7 @@ def _render(args: argparse.Namespace) -> int:
             print("rendered configuration is valid and the committed docker tree is up to date")
         return 1 if status else 0
     if native:
-        run_dir = args.native_dir or paths.data_dir() / "run"
+        run_dir = args.native_dir or paths.Layout.current().run_dir
         result = render.render_native(settings, run_dir, data_dir=paths.data_dir())
         print(f"native: wrote {len(result.files)} files to {result.run_dir}"
               + ("" if result.grafana_enabled else " (Grafana not found: its job and provisioning are unused)"))

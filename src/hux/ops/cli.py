@@ -49,29 +49,28 @@ def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
     from hux.monitoring.settings import load_settings
 
     settings = load_settings(getattr(args, "config", None))
-    home = paths.home()
+    layout = paths.Layout.current()
 
-    def under_home(value: str | Path) -> Path:
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else home / path
+    def given(name: str, default: Path) -> Path:
+        value = getattr(args, name, None)
+        return layout.resolve(value) if value else default
 
-    password_file = settings.grafana.admin_password_file or str(home / "data" / "grafana" / "admin_password")
     return OpsSettings(
         settings=settings,
-        home=home,
+        home=layout.home,
         prometheus_url=getattr(args, "prometheus_url", None) or settings.url("prometheus"),
         alertmanager_url=getattr(args, "alertmanager_url", None) or settings.url("alertmanager"),
         grafana_url=getattr(args, "grafana_url", None) or settings.url("grafana"),
-        backup_dir=under_home(getattr(args, "backup_dir", None) or settings.backup.dir),
+        backup_dir=given("backup_dir", layout.backup_dir(settings.backup.dir)),
         keep=settings.backup.keep,
         keep_days=settings.backup.keep_days,
-        run_dir=under_home(getattr(args, "config_dir", None) or "data/run"),
-        prometheus_data_dir=under_home(getattr(args, "data_dir", None) or "data/prometheus"),
-        textfile_dir=under_home(getattr(args, "textfile_dir", None) or "data/node_exporter/textfile"),
-        log_dir=under_home(getattr(args, "log_dir", None) or "logs"),
+        run_dir=given("config_dir", layout.run_dir),
+        prometheus_data_dir=given("data_dir", layout.prometheus_data),
+        textfile_dir=given("textfile_dir", layout.textfile_dir),
+        log_dir=given("log_dir", layout.logs),
         grafana_user=settings.grafana.admin_user,
-        grafana_password_file=under_home(getattr(args, "password_file", None) or password_file),
-        hmac_key_file=under_home(settings.backup.hmac_key_file) if settings.backup.hmac_key_file else None,
+        grafana_password_file=given("password_file", layout.grafana_password_file(settings.grafana.admin_password_file)),
+        hmac_key_file=layout.resolve(settings.backup.hmac_key_file) if settings.backup.hmac_key_file else None,
     )
 
 
@@ -106,7 +105,7 @@ def _count_refusal(command: str, args: argparse.Namespace, exc: OpsError) -> Non
     from hux.ops.textfile import record_refusal
 
     kind = command.split()[-1]
-    textfile = getattr(args, "textfile_dir", None) or paths.home() / "data" / "node_exporter" / "textfile"
+    textfile = getattr(args, "textfile_dir", None) or paths.Layout.current().textfile_dir
     try:
         record_refusal(Path(textfile), kind, reason)
     except OSError:

@@ -28,66 +28,8 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 MAX_FILE_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class StackPaths:
-    """The native runtime layout under one home (docs/architecture.md)."""
-
-    home: Path
-
-    @classmethod
-    def current(cls) -> "StackPaths":
-        return cls(paths.home())
-
-    @property
-    def data(self) -> Path:
-        return self.home / "data"
-
-    @property
-    def logs(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.data / "run"
-
-    @property
-    def supervisor_dir(self) -> Path:
-        return self.data / "supervisor"
-
-    @property
-    def plan_file(self) -> Path:
-        return self.supervisor_dir / "plan.json"
-
-    @property
-    def state_file(self) -> Path:
-        return self.supervisor_dir / "state.json"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.supervisor_dir / "supervisor.lock"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.supervisor_dir / "supervisor.pid"
-
-    @property
-    def requests_dir(self) -> Path:
-        return self.supervisor_dir / "requests"
-
-    @property
-    def supervisor_log(self) -> Path:
-        return self.logs / "supervisor.log"
-
-    def component_data(self, name: str) -> Path:
-        return self.data / name
-
-    @property
-    def textfile_dir(self) -> Path:
-        return self.data / "node_exporter" / "textfile"
-
-    @property
-    def grafana_password_file(self) -> Path:
-        return self.data / "grafana" / "admin_password"
+#: the native runtime layout under one home: the stack's name for :class:`hux.paths.Layout`
+StackPaths = paths.Layout
 
 
 @dataclass(frozen=True)
