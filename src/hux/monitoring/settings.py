@@ -25,6 +25,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hux import paths
 from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
 
 SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "grafana", "backup")
@@ -498,7 +499,7 @@ class GrafanaSettings(_Section):
     #: native mode: "auto" runs (and scrapes) Grafana when a grafana binary is on PATH
     enabled: bool | Literal["auto"] = "auto"
     admin_user: str = "admin"
-    #: empty: the stack generates one at first start (data/run/secrets/grafana_admin_password)
+    #: empty: the stack generates one at first start (data/grafana/admin_password; paths.Layout)
     admin_password_file: str = ""
     datasource_uid: str = "hux-prometheus"
     datasource_name: str = "Prometheus"
@@ -548,7 +549,7 @@ class GrafanaSettings(_Section):
 
 
 class BackupSettings(_Section):
-    dir: str = "data/backups"
+    dir: str = paths.Layout.DEFAULT_BACKUP_DIR
     keep: int = Field(7, ge=1, le=1000)
     keep_days: int = Field(30, ge=1, le=3650)
     #: the BackupTooOld alert fires when the last successful backup is older
