@@ -3,43 +3,83 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.bot.conftest import PgDatabases, bot_config, metric_value, pg_url, running_bot, wait_until
+from tests.bot.conftest import bot_config, metric_value, running_bot, wait_until
 from tests.bot.test_pipeline import token_feed
-from tests.conftest import require_binary
-from tests.pg import pg_ctl
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def cluster() -> list[str]:
-    value = os.environ.get("HUX_TEST_PG_FAULT_CLUSTER")
-    if not value:
-        pytest.fail("HUX_TEST_PG_FAULT_CLUSTER is not set: run the suite with `python3 scripts/run_tests.py`", pytrace=False)
-    return value.split()
+class PrivateCluster:
+    """A PostgreSQL server of one test alone: initdb into a temporary directory, socket only, stopped at will.
+
+    The system-wide fault cluster is stopped and started by other test runs (the e2e database scenario, the
+    latency bench, a second checkout's suite) sharing this machine; an outage test on it fails whenever
+    one of them restarts it mid-outage. This server is the test's own.
+    """
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
+        if not found[-1]:
+            pytest.fail("PostgreSQL's initdb is not installed: run `python3 scripts/run_tests.py`, which installs it",
+                        pytrace=False)
+        self.bin = Path(found[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="hux-pg-"))
+        self.port = free_port()
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            shutil.chown(self.root, "postgres")
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.url = f"postgresql+psycopg://postgres@/postgres?host={self.root}&port={self.port}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run([*self.as_owner, str(self.bin / tool), *args], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)} failed: {(done.stdout + done.stderr).strip()[-2000:]}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses='' -c unix_socket_directories={self.root} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "server.log"), "-w", "-o", options, "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.root / "data" / "postmaster.pid").exists()
+
+    def remove(self) -> None:
+        if self.running():
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture
-def fault_database():
-    dbs = PgDatabases(pg_url("HUX_TEST_PG_FAULT_URL"))
-    yield dbs.create()
-    status = subprocess.run([require_binary("pg_ctlcluster"), *cluster(), "status"], capture_output=True, timeout=30)
-    if status.returncode != 0:  # a failed test must not leave the cluster down for the next one
-        pg_ctl(cluster(), "start")
-    dbs.drop_all()
+def fault_cluster():
+    """A running private cluster; stopped and removed afterwards whatever the test did to it."""
+    server = PrivateCluster()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
-async def test_database_outage_holds_work_and_persists_everything_after(hux_home: Path, fault_database: str) -> None:
+async def test_database_outage_holds_work_and_persists_everything_after(hux_home: Path, fault_cluster: PrivateCluster) -> None:
     total_messages = 300
     feed = token_feed(hux_home / "feed.jsonl", total_messages, gap=1.0, tokens=30)
     # 300 messages at 40/s: about 7.5 s of traffic; the database is away for part of it.
-    cfg = bot_config(database_url=fault_database, replay={"path": str(feed), "loop": False, "speed": 40.0})
+    cfg = bot_config(database_url=fault_cluster.url, replay={"path": str(feed), "loop": False, "speed": 40.0})
     async with running_bot(cfg) as app:
         reg = app.metrics.registry
         base = f"http://127.0.0.1:{app.port}"
@@ -53,7 +93,7 @@ async def test_database_outage_holds_work_and_persists_everything_after(hux_home
             before = await asyncio.to_thread(app.persistence.store.counts)
             assert before["inbox"] >= 40
 
-            await asyncio.to_thread(pg_ctl, cluster(), "stop")
+            await asyncio.to_thread(fault_cluster.stop)
             assert await wait_until(lambda: metric_value(reg, "hux_database_up") == 0, 10)
             ready = await http.get(f"{base}/ready")
             assert ready.status_code == 503
@@ -67,7 +107,7 @@ async def test_database_outage_holds_work_and_persists_everything_after(hux_home
             assert errors > 0
             assert metric_value(reg, "hux_database_pending_writes") > 0 or app.persistence.spool
 
-            await asyncio.to_thread(pg_ctl, cluster(), "start")
+            await asyncio.to_thread(fault_cluster.start)
             assert await wait_until(lambda: metric_value(reg, "hux_database_up") == 1, 20)
             assert await wait_until(lambda: app.sources[0].finished.is_set(), 30)
             # every accepted message written once its result is (workers may still hold the last few)
@@ -198,19 +238,19 @@ async def test_a_write_whose_connection_is_cut_is_an_outage_even_while_the_datab
         admin.dispose()
 
 
-def test_stopping_the_cluster_mid_write_is_an_outage(fault_database: str) -> None:
+def test_stopping_the_cluster_mid_write_is_an_outage(fault_cluster: PrivateCluster) -> None:
     """The real shutdown: a transaction open while the fault cluster stops, and a connect while it is down."""
     from sqlalchemy import text
 
     from hux.bot.store import OUTAGE, Store, classify, describe_refusal, inbox
 
-    store = Store(fault_database)
+    store = Store(fault_cluster.url)
     try:
         store.migrate()
         conn = store.engine.connect()
         trans = conn.begin()
         conn.execute(inbox.delete())  # a write in flight
-        pg_ctl(cluster(), "stop")
+        fault_cluster.stop()
         try:
             with pytest.raises(Exception) as mid_write:
                 conn.execute(text("SELECT count(*) FROM inbox")).scalar_one()
@@ -221,7 +261,7 @@ def test_stopping_the_cluster_mid_write_is_an_outage(fault_database: str) -> Non
                 store.ping()
             assert classify(down.value) == OUTAGE, describe_refusal(down.value)
         finally:
-            pg_ctl(cluster(), "start")
+            fault_cluster.start()
         store.ping()
     finally:
         store.dispose()
