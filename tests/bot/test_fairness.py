@@ -19,6 +19,8 @@ from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics, REJECT_REASONS
 from hux.bot.persistence import Persistence
 from hux.bot.store import Store, inbox
+from hux.doubles import rugcheck as rugcheck_double
+from hux.doubles.dexscreener import Market
 from tests.bot.conftest import bot_config, metric_value, running_bot, wait_until, write_feed
 
 pytestmark = pytest.mark.timeout(120)
@@ -224,6 +226,46 @@ async def test_an_ordinary_chat_is_decided_while_a_flooding_chat_waits(hux_home:
         # In arrival order all 40 flood messages would come first; taking turns, at most a handful do.
         assert flood_before <= 6, flood_before
         assert metric_value(reg, "hux_token_candidates_skipped_total", reason="over_message_cap") == 40 * 20
+
+
+async def test_a_calm_chats_risk_lookup_goes_ahead_of_a_flooding_chats_queued_ones(hux_home: Path) -> None:
+    """The chat travels from the pipeline to RugCheck's limiter, which serves chats in turn.
+
+    The flood's 20 lookups all wait at RugCheck (2 a second) with no per-chat budget to hold them
+    back; the calm chat's lookup arrives a second later. In arrival order it would be decided
+    after the whole flood message; taking turns, it goes out on the next token (the flood is
+    busy, so it never empties the bucket: the calm chat finds the reserved token at once).
+    """
+    rng = random.Random(5)
+
+    def known(mint: str) -> bool:  # the doubles answer this mint with a market and a risk report
+        return Market().token(mint).known and rugcheck_double.summary(mint) is not None
+
+    mints = [m for m in (samplefeed.solana_mint(rng) for _ in range(200)) if known(m)]
+    flood = {"ts": 1_736_500_000, "group": "Flood", "text": " ".join(mints[:20])}
+    calm = {"ts": 1_736_500_001, "group": "Calm", "text": f"ca {mints[20]}"}
+    feed = write_feed(hux_home / "feed.jsonl", [flood, calm])
+    cfg = bot_config(workers=2, cooldown_seconds=0, lookups_per_message=20,
+                     replay={"path": str(feed), "loop": False, "speed": 1.0},
+                     rugcheck={"rate_limit_per_minute": 120.0},
+                     fairness={"chat_lookups_per_minute": 60_000.0, "chat_lookup_burst": 1000})
+    async with running_bot(cfg) as app:
+        order: list[tuple[str, float, str | None]] = []
+        original = app.persistence.submit
+
+        async def submit(result) -> None:  # a tap on the writer: which message was decided when
+            reg = app.metrics.registry
+            calls = metric_value(reg, "hux_api_requests_total", api="rugcheck", endpoint="report_summary", outcome="success")
+            order.append((result.message.group, calls, result.tokens[0].risk_level if result.tokens else None))
+            await original(result)
+
+        app.persistence.submit = submit
+        assert await wait_until(lambda: len(order) >= 2, 60), order
+    (first, calls_before_calm, calm_risk), (second, _, _) = order
+    assert (first, second) == ("Calm", "Flood"), order
+    assert calm_risk is not None, "the calm token must have been looked up on RugCheck for this test to mean anything"
+    assert calls_before_calm < 15, calls_before_calm  # most of the flood's lookups were still waiting
+    assert calls_before_calm >= 3  # ... and the flood had taken RugCheck's burst before the calm message came
 
 
 def test_one_chats_lookups_wait_for_its_share_and_other_chats_do_not() -> None:
