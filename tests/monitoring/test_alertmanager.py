@@ -63,7 +63,7 @@ def test_amtool_check_config(all_receivers):
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # receivers: blackhole, heartbeat, email, slack, webhook
-    for found in (" - 5 receivers", " - 2 inhibit rules", " - 1 templates"):
+    for found in (" - 5 receivers", " - 4 inhibit rules", " - 1 templates"):
         assert found in proc.stdout
 
 
@@ -262,6 +262,58 @@ def test_database_down_mutes_the_persist_error_rate_of_its_bot(live_alertmanager
         ("BotHighErrorRate", "persist", "bot-1:8000"): "suppressed",   # the symptom of the same bot's outage
         ("BotHighErrorRate", "enrich", "bot-1:8000"): "active",        # another stage pages on its own
         ("BotHighErrorRate", "persist", "bot-2:8000"): "active",       # another bot's database is fine
+    }
+
+
+def test_burn_rate_page_mutes_the_threshold_alerts_of_its_slo_on_its_bot(live_alertmanager):
+    """One incident, one page: BotErrorBudgetBurning mutes the seed's threshold alerts measuring the same SLO."""
+    base, _ = live_alertmanager
+    bot1 = {"job": "bot", "instance": "bot-1:8000"}
+    bot2 = {"job": "bot", "instance": "bot-2:8000"}
+    api = {"alert_family": "error_rate", "component": "api", "api": "dexscreener"}
+    enrich = {"alert_family": "error_rate", "component": "pipeline", "stage": "enrich"}
+    alerts = [
+        _alert("BotErrorBudgetBurning", "critical", alert_family="slo", slo="decision_success", **bot1),
+        _alert("BotErrorBudgetBurningSlowly", "warning", alert_family="slo", slo="decision_success", **bot1),
+        _alert("BotErrorBudgetBurningSlowly", "warning", alert_family="slo", slo="decision_latency", **bot1),
+        _alert("BotHighErrorRate", "critical", **api, **bot1),
+        _alert("BotHighErrorRate", "critical", **enrich, **bot1),
+        _alert("BotErrorRateIncreased", "warning", **enrich, **bot1),
+        _alert("BotHighLatency", "warning", alert_family="latency", **bot1),
+        _alert("BotHighErrorRate", "critical", **api, **bot2),
+        _alert("BotErrorBudgetBurning", "critical", alert_family="slo", slo="decision_latency", **bot2),
+        _alert("BotHighLatency", "warning", alert_family="latency", **bot2),
+        _alert("HostMemoryHigh", "critical", alert_family="memory", job="node", instance="bot-1:8000"),
+    ]
+    assert httpx.post(f"{base}/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+
+    def key(a: dict) -> tuple[str, str, str, str]:
+        lab = a["labels"]
+        return lab["alertname"], lab.get("slo") or lab.get("api") or lab.get("stage", ""), lab["instance"], lab["job"]
+
+    def settled():
+        got = httpx.get(f"{base}/api/v2/alerts", timeout=5).json()
+        if len(got) < len(alerts):
+            return None
+        s = {key(a): a["status"]["state"] for a in got}
+        return s if s[("BotHighErrorRate", "dexscreener", "bot-1:8000", "bot")] == "suppressed" else None
+
+    assert _wait(settled, 15, "the threshold alerts of bot-1 to be inhibited") == {
+        ("BotErrorBudgetBurning", "decision_success", "bot-1:8000", "bot"): "active",
+        # the page of an SLO mutes that SLO's ticket on the same bot, not the other SLO's
+        ("BotErrorBudgetBurningSlowly", "decision_success", "bot-1:8000", "bot"): "suppressed",
+        ("BotErrorBudgetBurningSlowly", "decision_latency", "bot-1:8000", "bot"): "active",
+        # the error-rate alerts (API and pipeline, critical and warning) are its symptoms
+        ("BotHighErrorRate", "dexscreener", "bot-1:8000", "bot"): "suppressed",
+        ("BotHighErrorRate", "enrich", "bot-1:8000", "bot"): "suppressed",
+        ("BotErrorRateIncreased", "enrich", "bot-1:8000", "bot"): "suppressed",
+        # latency is another SLO, still burning no budget on bot-1
+        ("BotHighLatency", "", "bot-1:8000", "bot"): "active",
+        # bot-2 pages for its latency: its BotHighLatency is muted, its error rate is not
+        ("BotHighErrorRate", "dexscreener", "bot-2:8000", "bot"): "active",
+        ("BotErrorBudgetBurning", "decision_latency", "bot-2:8000", "bot"): "active",
+        ("BotHighLatency", "", "bot-2:8000", "bot"): "suppressed",
+        ("HostMemoryHigh", "", "bot-1:8000", "node"): "active",
     }
 
 

@@ -91,3 +91,61 @@ def test_promtool_check_rules_on_the_default_rules(make_settings, tmp_path: Path
     proc = subprocess.run(["promtool", "check", "rules", *paths], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("SUCCESS") == len(paths)
+
+
+@pytest.mark.parametrize(("key", "value", "case"), [
+    ("inodes_free_ratio", 0.035, "HostInodesLow fires at 4 % free inodes"),
+    ("filefd_warning_ratio", 0.8, "FileDescriptorsNearLimit fires for the host at 75 %"),
+    ("clock_offset_seconds", 0.07, "HostClockSkew fires at a steady 60 ms offset"),
+    ("cpu_used_ratio", 0.96, "HostCpuSaturated fires at 95 % CPU busy"),
+    ("restarts_max", 10, "ServiceCrashlooping fires when the bot restarts every minute"),
+    ("alertmanager_send_error_ratio", 0.2, "PrometheusErrorSendingAlerts fires when 10 % of sends"),
+    ("slo_decision_success", 0.99, "BotErrorBudgetBurning fires when 2 % of token decisions fail"),
+    ("slo_page_slow_burn_rate", 8.0, "BotErrorBudgetBurning fires on a slow burn of 0.7 %"),
+], ids=lambda v: str(v)[:24])
+def test_the_unit_tests_notice_a_changed_threshold_of_the_parity_and_slo_alerts(tmp_path: Path, key, value, case):
+    raw = load_raw(RULE_TESTS_DIR / "settings.toml", environ={})
+    raw["alerts"][key] = value
+    settings = settings_from_raw(raw, environ={})
+    tests = prepare_rule_tests(tmp_path, settings)
+    proc = subprocess.run(["promtool", "test", "rules", *(t.name for t in tests)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert case in proc.stdout + proc.stderr
+
+
+def test_the_mixin_coverage_table_has_no_unexplained_gap():
+    from hux.monitoring.alertdocs import COVERAGE
+
+    seen = set()
+    for mixin, theirs, ours, note in COVERAGE:
+        assert mixin in ("node", "prometheus", "alertmanager")
+        assert theirs not in seen, f"{theirs} is listed twice"
+        seen.add(theirs)
+        assert set(ours) <= set(ALERTS), f"{theirs}: {set(ours) - set(ALERTS)} is not an alert of ours"
+        if not ours:
+            assert note.startswith(("not covered: ", "not applicable: ")), f"{theirs} has no alert and no reason"
+    covered = {name for _, _, ours, _ in COVERAGE for name in ours}
+    parity = {name for name in ALERTS if name.startswith(("Host", "Prometheus", "Alertmanager", "FileDescriptors"))}
+    assert parity <= covered | {"HostInodesExhausted", "PrometheusRuleGroupSlow", "PrometheusTsdbWalCorrupted"}
+
+
+def test_slo_settings_refuse_an_alert_that_could_never_fire():
+    from hux.config import ConfigError
+
+    raw = load_raw(RULE_TESTS_DIR / "settings.toml", environ={})
+    raw["alerts"]["slo_decision_latency"] = 0.9   # a 10 % budget: 14.4x of it is more than every message
+    with pytest.raises(ConfigError, match="slo_page_burn_rate"):
+        settings_from_raw(raw, environ={})
+    raw["alerts"]["slo_decision_latency"] = 0.99
+    raw["alerts"]["slo_latency_seconds"] = 7.0
+    with pytest.raises(ConfigError, match="bucket edge"):
+        settings_from_raw(raw, environ={})
+
+
+def test_slo_alerts_can_be_switched_off():
+    raw = load_raw(RULE_TESTS_DIR / "settings.toml", environ={})
+    raw["alerts"]["slo_alerts"] = False
+    names = {r.get("alert") or r.get("record") for doc in rule_files(settings_from_raw(raw, environ={})).values()
+             for group in doc["groups"] for r in group["rules"]}
+    assert not any("ErrorBudget" in n or "hux_sli_error" in n for n in names)

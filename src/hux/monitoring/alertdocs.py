@@ -9,6 +9,102 @@ from __future__ import annotations
 from hux.monitoring import rules
 from hux.monitoring.settings import Settings
 
+#: Every alert of node-mixin, prometheus-mixin and alertmanager-mixin that applies outside Kubernetes:
+#: (mixin, its alert, ours that cover it, note). No alert of ours: the note says why.
+COVERAGE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("node", "NodeFilesystemSpaceFillingUp", ("HostDiskSpaceLow",), "`reason=predicted_full`"),
+    ("node", "NodeFilesystemAlmostOutOfSpace", ("HostDiskSpaceLow",),
+     "`reason=low_free_space`; a warning only, as the seed's \"low disk space\" is"),
+    ("node", "NodeFilesystemFilesFillingUp", ("HostInodesLow",), "`reason=predicted_exhausted`"),
+    ("node", "NodeFilesystemAlmostOutOfFiles", ("HostInodesLow", "HostInodesExhausted"), "5 % warning, 3 % critical"),
+    ("node", "NodeFilesystemHasErrors", (),
+     "not covered: `node_filesystem_device_error` means statfs failed on a mount (a stale NFS or FUSE mount); "
+     "the bot's hosts have local disks only, and a failing one shows as HostDiskSpaceLow/PrometheusTsdbFailing"),
+    ("node", "NodeNetworkReceiveErrs", ("HostNetworkErrors",), "`direction=receive`"),
+    ("node", "NodeNetworkTransmitErrs", ("HostNetworkErrors",), "`direction=transmit`"),
+    ("node", "NodeHighNumberConntrackEntriesUsed", ("HostConntrackNearLimit",), ""),
+    ("node", "NodeTextFileCollectorScrapeError", ("HostTextfileCollectorError",), "the backup status lives there"),
+    ("node", "NodeClockSkewDetected", ("HostClockSkew",), ""),
+    ("node", "NodeClockNotSynchronising", ("HostClockNotSynchronising",), ""),
+    ("node", "NodeRAIDDegraded", (),
+     "not covered: node_exporter 1.5 exposes `node_md_*` only for Linux software RAID in /proc/mdstat; the "
+     "supported hosts (VMs, cloud volumes) have none, so the rule could never be tested on real series"),
+    ("node", "NodeRAIDDiskFailure", (), "not covered: as NodeRAIDDegraded"),
+    ("node", "NodeFileDescriptorLimit", ("FileDescriptorsNearLimit", "FileDescriptorsExhausted"),
+     "`scope=host`; `scope=process` adds each of our processes (`process_open_fds / process_max_fds`)"),
+    ("node", "NodeCPUHighUsage", ("HostCpuSaturated",), "`reason=cpu_busy`; a warning (the mixin's info)"),
+    ("node", "NodeSystemSaturation", ("HostCpuSaturated",), "`reason=load`"),
+    ("node", "NodeMemoryMajorPagesFaults", ("HostMemoryMajorPageFaults",), ""),
+    ("node", "NodeMemoryHighUtilization", ("HostMemoryHigh",), "critical at 90 %, as the seed asks"),
+    ("node", "NodeDiskIOSaturation", ("HostDiskIoSaturated",), ""),
+    ("node", "NodeSystemdServiceFailed", (),
+     "not covered: the systemd collector is off by default in node_exporter 1.5 and the stack's components run "
+     "under its own supervisor, not as systemd units; ServiceDown and ServiceCrashlooping watch them"),
+    ("node", "NodeBondingDegraded", (),
+     "not covered: `node_bonding_*` exist only on hosts with bonded interfaces; single-NIC VMs have none"),
+    ("node", "NodeNetworkInterfaceFlapping", ("HostNetworkInterfaceFlapping",), ""),
+    ("node", "(OOM kills: no mixin alert)", ("HostOomKill",), "`node_vmstat_oom_kill` increasing"),
+    ("prometheus", "PrometheusBadConfig", ("PrometheusConfigReloadFailed",),
+     "a warning here: `hux reload` validates first, and Prometheus keeps running the previous configuration"),
+    ("prometheus", "PrometheusSDRefreshFailure", (),
+     "not covered: it counts refresh-based discovery (DNS, HTTP, cloud APIs); the stack uses static and "
+     "file-based targets, whose failures show as ServiceDown/BotAbsent"),
+    ("prometheus", "PrometheusNotificationQueueRunningFull", ("PrometheusNotificationQueueFull",), ""),
+    ("prometheus", "PrometheusErrorSendingAlertsToSomeAlertmanagers", ("PrometheusErrorSendingAlerts",), ""),
+    ("prometheus", "PrometheusErrorSendingAlertsToAnyAlertmanager", ("PrometheusAlertmanagerUnreachable",),
+     "`reason=send_errors`: every Alertmanager fails"),
+    ("prometheus", "PrometheusNotConnectedToAlertmanagers", ("PrometheusAlertmanagerUnreachable",),
+     "`reason=none_discovered`; critical: nobody would be notified"),
+    ("prometheus", "PrometheusTSDBReloadsFailing", ("PrometheusTsdbFailing",), "`reason=reload`"),
+    ("prometheus", "PrometheusTSDBCompactionsFailing", ("PrometheusTsdbFailing",),
+     "`reason=compaction`; also head truncations, WAL truncations, checkpoints, and PrometheusTsdbWalCorrupted"),
+    ("prometheus", "PrometheusNotIngestingSamples", ("PrometheusNotIngestingSamples",), ""),
+    ("prometheus", "PrometheusDuplicateTimestamps", ("PrometheusScrapeSamplesRejected",), "`reason=duplicate_timestamp`"),
+    ("prometheus", "PrometheusOutOfOrderTimestamps", ("PrometheusScrapeSamplesRejected",), "`reason=out_of_order`"),
+    ("prometheus", "PrometheusRemoteStorageFailures", (),
+     "not applicable: no `remote_write` is configured (long-term storage is on paper, docs/architecture.md)"),
+    ("prometheus", "PrometheusRemoteWriteBehind", (), "not applicable: no `remote_write`"),
+    ("prometheus", "PrometheusRemoteWriteDesiredShards", (), "not applicable: no `remote_write`"),
+    ("prometheus", "PrometheusRuleFailures", ("PrometheusRuleEvaluationFailures",),
+     "a warning here: `hux check-config` runs every rule through promtool before a reload"),
+    ("prometheus", "PrometheusMissingRuleEvaluations", ("PrometheusMissingRuleEvaluations",),
+     "and PrometheusRuleGroupSlow (a group slower than its interval)"),
+    ("prometheus", "PrometheusTargetLimitHit", ("PrometheusScrapeLimitHit",), "`reason=target_limit`"),
+    ("prometheus", "PrometheusLabelLimitHit", ("PrometheusScrapeLimitHit",), "`reason=label_limit`"),
+    ("prometheus", "PrometheusScrapeBodySizeLimitHit", ("PrometheusScrapeLimitHit",), "`reason=body_size`"),
+    ("prometheus", "PrometheusScrapeSampleLimitHit", ("PrometheusScrapeLimitHit",), "`reason=sample_limit`"),
+    ("prometheus", "PrometheusTargetSyncFailure", ("PrometheusTargetSyncFailing",), ""),
+    ("prometheus", "PrometheusHighQueryLoad", ("PrometheusHighQueryLoad",), ""),
+    ("prometheus", "PrometheusKubernetesListWatchFailures", (), "not applicable: Kubernetes only"),
+    ("alertmanager", "AlertmanagerFailedReload", ("AlertmanagerConfigReloadFailed",),
+     "a warning here: the previous configuration keeps routing"),
+    ("alertmanager", "AlertmanagerMembersInconsistent", ("AlertmanagerClusterInconsistent",), "`reason=members`"),
+    ("alertmanager", "AlertmanagerConfigInconsistent", ("AlertmanagerClusterInconsistent",), "`reason=config`"),
+    ("alertmanager", "AlertmanagerFailedToSendAlerts", ("AlertmanagerNotificationsFailing",),
+     "critical here: with one Alertmanager a failing integration is a silent channel"),
+    ("alertmanager", "AlertmanagerClusterFailedToSendAlerts", ("AlertmanagerNotificationsFailing",),
+     "one Alertmanager natively: it is the cluster"),
+    ("alertmanager", "AlertmanagerClusterDown", ("ServiceDown",), "`job=alertmanager`"),
+    ("alertmanager", "AlertmanagerClusterCrashlooping", ("ServiceCrashlooping",),
+     "for every process of the stack, not only Alertmanager"),
+)
+
+
+def coverage_markdown() -> list[str]:
+    lines = [
+        "## Coverage of the monitoring mixins",
+        "",
+        "Every alert of node-mixin, prometheus-mixin and alertmanager-mixin that applies outside Kubernetes, and",
+        "ours that covers it. Thresholds follow the mixins unless the note says otherwise.",
+        "",
+        "| mixin | mixin alert | ours | note |",
+        "|---|---|---|---|",
+    ]
+    for mixin, theirs, ours, note in COVERAGE:
+        cell = ", ".join(f"[{name}](runbooks.md#{rules.runbook_anchor(name)})" for name in ours) or "—"
+        lines.append(f"| {mixin} | {theirs} | {cell} | {note or '-'} |")
+    return lines + [""]
+
 
 def alerts_markdown(settings: Settings) -> str:
     docs = rules.rule_files(settings)
@@ -33,7 +129,8 @@ def alerts_markdown(settings: Settings) -> str:
         fors = sorted({r.get("for", "0s") for r in alert_rules if r["alert"] == name})
         lines.append(f"| {name} | {rule['labels']['severity']} | {', '.join(fors)} | "
                      f"[runbook](runbooks.md#{rules.runbook_anchor(name)}) |")
-    lines += ["", "## Expressions", ""]
+    lines += [""] + coverage_markdown()
+    lines += ["## Expressions", ""]
     for rule in alert_rules:
         extra = {k: v for k, v in rule["labels"].items() if k not in ("severity", "alert_family")}
         suffix = " (" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")" if extra else ""

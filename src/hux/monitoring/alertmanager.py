@@ -13,9 +13,12 @@ Routing (``alertmanager.*`` settings):
 * anything else -> the root receiver (the first warning receiver).
 
 A critical alert inhibits the warning alert of the same ``alert_family`` on the
-same job/instance (and stage/api/component), e.g. ``BotHighErrorRate`` mutes
+same job/instance (and stage/api/component/slo), e.g. ``BotHighErrorRate`` mutes
 ``BotErrorRateIncreased`` for the same stage. ``BotDatabaseDown`` also mutes the
 error-rate alerts of the ``persist`` stage on the same bot: one fault, one page.
+The burn-rate page ``BotErrorBudgetBurning`` mutes the threshold alerts of the
+same bot that measure its SLO: the error-rate alerts (``slo="decision_success"``)
+or ``BotHighLatency`` (``slo="decision_latency"``).
 
 Secrets: Alertmanager 0.25 (Debian) reads the SMTP password
 (``auth_password_file``) and the Slack URL (``api_url_file``) from files, but
@@ -35,7 +38,7 @@ from hux.monitoring.settings import Settings
 RECEIVER_ORDER = ("email", "slack", "webhook")
 BLACKHOLE = "blackhole"
 HEARTBEAT = "heartbeat"
-INHIBIT_EQUAL = ["alert_family", "job", "instance", "component", "stage", "api"]
+INHIBIT_EQUAL = ["alert_family", "job", "instance", "component", "stage", "api", "slo"]
 TEMPLATE_FILES = ("hux.tmpl",)
 
 
@@ -164,6 +167,18 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
             {
                 "source_matchers": ['alertname="BotDatabaseDown"'],
                 "target_matchers": ['alert_family="error_rate"', 'stage="persist"'],
+                "equal": ["job", "instance"],
+            },
+            # A burn-rate page of an SLO is the incident; the seed's threshold alerts of the same bot that
+            # measure the same thing (error rates, latency) are its symptoms while it fires.
+            {
+                "source_matchers": ['alertname="BotErrorBudgetBurning"', 'slo="decision_success"'],
+                "target_matchers": ['alert_family="error_rate"'],
+                "equal": ["job", "instance"],
+            },
+            {
+                "source_matchers": ['alertname="BotErrorBudgetBurning"', 'slo="decision_latency"'],
+                "target_matchers": ['alert_family="latency"'],
                 "equal": ["job", "instance"],
             },
         ],

@@ -45,6 +45,44 @@ ALERTS: dict[str, str] = {
     "AlertmanagerNotificationsFailing": "critical",
     "AlertmanagerConfigReloadFailed": "warning",
     "Watchdog": "none",
+    # SLO burn rates (SRE workbook): a page, and a ticket for the slow burns
+    "BotErrorBudgetBurning": "critical",
+    "BotErrorBudgetBurningSlowly": "warning",
+    # host (node-mixin): severities as the mixin chooses them; its "info" CPU alert is a warning here
+    "HostInodesLow": "warning",
+    "HostInodesExhausted": "critical",
+    "FileDescriptorsNearLimit": "warning",
+    "FileDescriptorsExhausted": "critical",
+    "HostClockSkew": "warning",
+    "HostClockNotSynchronising": "warning",
+    "HostOomKill": "warning",
+    "HostCpuSaturated": "warning",
+    "HostNetworkErrors": "warning",
+    "HostDiskIoSaturated": "warning",
+    "HostConntrackNearLimit": "warning",
+    "HostTextfileCollectorError": "warning",
+    "HostMemoryMajorPageFaults": "warning",
+    "HostNetworkInterfaceFlapping": "warning",
+    "ServiceCrashlooping": "critical",
+    # Prometheus / Alertmanager self-monitoring (prometheus-mixin, alertmanager-mixin)
+    "PrometheusMissingRuleEvaluations": "warning",
+    "PrometheusRuleGroupSlow": "warning",
+    "PrometheusTsdbFailing": "warning",
+    "PrometheusTsdbWalCorrupted": "warning",
+    "PrometheusNotificationQueueFull": "warning",
+    "PrometheusErrorSendingAlerts": "warning",
+    "PrometheusTargetSyncFailing": "critical",
+    "PrometheusScrapeLimitHit": "warning",
+    "PrometheusNotIngestingSamples": "warning",
+    "AlertmanagerClusterInconsistent": "critical",
+    "PrometheusScrapeSamplesRejected": "warning",
+    "PrometheusHighQueryLoad": "warning",
+}
+
+#: the SLOs of the bot (settings ``alerts.slo_*``): the ``slo`` label value -> what a bad event is
+SLOS = {
+    "decision_success": "token decisions ended with a failed stage",
+    "decision_latency": "messages were not decided within [[latency]]s",
 }
 
 
@@ -117,6 +155,11 @@ class RecordingNames:
     def cpu_utilisation(self) -> str:
         return f"instance:node_cpu_utilisation:rate{self.window}"
 
+    @staticmethod
+    def slo_error_ratio(window: str) -> str:
+        """Share of bad events of an SLO (label ``slo``) over ``window`` (Sloth's ``slo:sli_error:ratio_rate<w>``)."""
+        return f"instance_slo:hux_sli_error:ratio_rate{window}"
+
 
 def recording_names(settings: Settings) -> RecordingNames:
     a = settings.alerts
@@ -128,6 +171,12 @@ def recording_names(settings: Settings) -> RecordingNames:
 
 def _regex_alternatives(values: tuple[str, ...] | list[str]) -> str:
     return "|".join(values)
+
+
+def _le_matcher(edge: float) -> str:
+    """``le`` regex matching a bucket edge as clients write it (``10.0``) and as Prometheus 3 normalises it (``10``)."""
+    forms = dict.fromkeys((_num(edge), repr(float(edge))))
+    return "|".join(form.replace(".", "\\\\.") for form in forms)
 
 
 def _fill(text: str, **values: Any) -> str:
@@ -169,7 +218,45 @@ def _dedent(expr: str) -> str:
 
 def recording_rules(settings: Settings) -> list[dict[str, Any]]:
     """Every recording rule: the bot's (``hux_*``) then the host's (``node_*``)."""
-    return bot_recording_rules(settings) + host_recording_rules(settings)
+    return bot_recording_rules(settings) + slo_recording_rules(settings) + host_recording_rules(settings)
+
+
+def slo_windows(settings: Settings) -> list[str]:
+    """Every window a burn-rate condition reads, once each, shortest first."""
+    windows = {w for _, long, short, _ in settings.alerts.slo_windows() for w in (long, short)}
+    return sorted(windows, key=duration_seconds)
+
+
+def _slo_events(slo: str, window: str, settings: Settings) -> tuple[str, str]:
+    """(bad events rate, all events rate) of an SLO over ``window``, by job and instance."""
+    a = settings.alerts
+    if slo == "decision_success":
+        decided = f'hux_tokens_processed_total{{outcome!="cooldown"}}'
+        failed = f'hux_tokens_processed_total{{outcome="failed"}}'
+        return (f"sum by (job, instance) (rate({failed}[{window}]))",
+                f"sum by (job, instance) (rate({decided}[{window}]))")
+    fast = f'hux_message_decision_latency_seconds_bucket{{le=~"{_le_matcher(a.slo_latency_seconds)}"}}'
+    total = f"sum by (job, instance) (rate(hux_message_decision_latency_seconds_count[{window}]))"
+    return f"({total} - sum by (job, instance) (rate({fast}[{window}])))", total
+
+
+def slo_recording_rules(settings: Settings) -> list[dict[str, Any]]:
+    """The error ratio of each SLO over each burn-rate window (none when ``alerts.slo_alerts`` is off)."""
+    if not settings.alerts.slo_alerts:
+        return []
+    rules = []
+    for window in slo_windows(settings):
+        for slo in SLOS:
+            bad, total = _slo_events(slo, window, settings)
+            if slo == "decision_success":
+                # "or ... * 0": no failed decision yet is a ratio of 0, not a missing series
+                bad = f"(\n  {bad}\n  or\n  {total} * 0\n)"
+            rules.append({
+                "record": RecordingNames.slo_error_ratio(window),
+                "expr": f"{bad}\n/\n{total}",
+                "labels": {"slo": slo},
+            })
+    return rules
 
 
 def host_recording_rules(settings: Settings) -> list[dict[str, Any]]:
@@ -429,6 +516,58 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
     return rules
 
 
+def slo_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """Multi-window, multi-burn-rate alerts: a page (critical) and a ticket (warning) per SLO.
+
+    A condition holds when the SLO's error ratio exceeds burn rate x error budget over both its long
+    window (how much budget is gone) and its short window (the burn still goes on, so the alert
+    resolves soon after recovery). Sloth's shape: one alert per severity, its conditions joined by ``or``.
+    """
+    a = settings.alerts
+    if not a.slo_alerts:
+        return []
+    alert = _AlertFactory(settings)
+    out = []
+    for severity, name, for_ in (("critical", "BotErrorBudgetBurning", a.slo_page_for),
+                                 ("warning", "BotErrorBudgetBurningSlowly", a.slo_ticket_for)):
+        windows = [(long, short, burn) for sev, long, short, burn in a.slo_windows() if sev == severity]
+        for slo, objective in a.slo_objectives().items():
+            budget = 1 - objective
+            sel = f'{{slo="{slo}"}}'
+            conditions = []
+            for long, short, burn in windows:
+                limit = _num(round(burn * budget, 12))
+                conditions.append(
+                    f"(\n  {RecordingNames.slo_error_ratio(short)}{sel} > {limit}\n  and\n"
+                    f"  {RecordingNames.slo_error_ratio(long)}{sel} > {limit}\n)"
+                )
+            _, events = _slo_events(slo, windows[0][1], settings)
+            first_short = windows[0][1]
+            # fewer events than error_rate_min_events in the first short window: no ratio counts
+            body = "\nor\n".join(conditions).replace("\n", "\n  ")
+            expr = (
+                f"(\n  {body}\n)\nand on (job, instance)\n"
+                f"{events} * {_seconds(first_short)} >= {_num(a.error_rate_min_events)}"
+            )
+            rates = " or ".join(f"{_num(burn)}x over [[{i}l]] and [[{i}s]]" for i, (_, _, burn) in enumerate(windows))
+            shorts = " or ".join(f"[[{i}s]]" for i in range(len(windows)))
+            text = _fill(
+                "{{ $value | humanizePercentage }} of [[what]] over the last " + shorts + "; the SLO allows "
+                "[[budget]]. The error budget burns faster than " + rates + ".",
+                what=_fill(SLOS[slo], latency=_num(a.slo_latency_seconds)),
+                budget=_num(round(budget * 100, 6)) + "%",
+                **{f"{i}l": long for i, (long, _, _) in enumerate(windows)},
+                **{f"{i}s": short for i, (_, short, _) in enumerate(windows)},
+            )
+            out.append(alert(
+                name, expr, for_=for_, family="slo", labels={"slo": slo},
+                summary=("Bot {{ $labels.instance }} burns its " + slo.replace("_", " ") + " error budget"
+                         + (" fast" if severity == "critical" else "")),
+                description=text,
+            ))
+    return out
+
+
 def host_alerts(settings: Settings) -> list[dict[str, Any]]:
     a = settings.alerts
     n = recording_names(settings)
@@ -544,14 +683,17 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
         ),
         alert(
             "PrometheusAlertmanagerUnreachable",
+            # Critical only when every Alertmanager fails: errors to some of them are PrometheusErrorSendingAlerts.
             f"""
-            sum by (job, instance, alertmanager) (increase(prometheus_notifications_errors_total[{a.rate_window}])) > 0
+            min by (job, instance) (
+              sum by (job, instance, alertmanager) (increase(prometheus_notifications_errors_total[{a.rate_window}]))
+            ) > 0
             """,
             for_=a.alertmanager_unreachable_for, family="alertmanager_delivery", labels={"reason": "send_errors"},
             summary="Prometheus {{ $labels.instance }} cannot send alerts to Alertmanager",
             description=_fill(
-                "{{ $value | humanize }} alert batches to {{ $labels.alertmanager }} failed over the last [[w]].",
-                w=a.rate_window,
+                "Alert batches to every Alertmanager failed over the last [[w]] (at least {{ $value | humanize }} to "
+                "each).", w=a.rate_window,
             ),
         ),
         alert(
@@ -588,8 +730,439 @@ def rule_files(settings: Settings) -> dict[str, dict[str, Any]]:
     interval = settings.prometheus.evaluation_interval
     return {
         "bot-alerts.yml": {"groups": [{"name": "hux-bot", "interval": interval,
-                                       "rules": bot_recording_rules(settings) + bot_alerts(settings)}]},
+                                       "rules": bot_recording_rules(settings) + slo_recording_rules(settings)
+                                       + bot_alerts(settings) + slo_alerts(settings)}]},
         "host-alerts.yml": {"groups": [{"name": "hux-host", "interval": interval,
-                                        "rules": host_recording_rules(settings) + host_alerts(settings)}]},
-        "stack-alerts.yml": {"groups": [{"name": "hux-stack", "interval": interval, "rules": stack_alerts(settings)}]},
+                                        "rules": host_recording_rules(settings) + host_alerts(settings)
+                                        + host_resource_alerts(settings)}]},
+        "stack-alerts.yml": {"groups": [{"name": "hux-stack", "interval": interval,
+                                         "rules": stack_alerts(settings) + self_monitoring_alerts(settings)}]},
     }
+
+
+def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """node-mixin parity: inodes, file descriptors, clock, OOM kills, CPU, network, disk I/O, conntrack, textfile."""
+    a = settings.alerts
+    n = recording_names(settings)
+    alert = _AlertFactory(settings)
+    fs = f'fstype!~"{_regex_alternatives(a.disk_fstypes_excluded)}"' if a.disk_fstypes_excluded else ""
+    sel = "{" + fs + "}"
+    # a filesystem that reports no inodes (vfat, btrfs) has no inode ratio
+    inodes_free = f"node_filesystem_files_free{sel} / (node_filesystem_files{sel} > 0)"
+    writable = f"node_filesystem_readonly{sel} == 0"
+    rules = [
+        alert(
+            "HostInodesLow",
+            f"""
+            {inodes_free} < {_num(a.inodes_free_ratio)}
+            and
+            {writable}
+            """,
+            for_=a.inodes_for, family="inodes", labels={"reason": "low_free_inodes"},
+            summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is almost out of inodes",
+            description=_fill(
+                "Only {{ $value | humanizePercentage }} of the inodes of {{ $labels.mountpoint }} "
+                "({{ $labels.device }}) are free (warning below [[t]]); new files fail even with bytes free.",
+                t=f"{a.inodes_free_ratio:.0%}",
+            ),
+        ),
+        alert(
+            "HostInodesLow",
+            f"""
+            {inodes_free} < {_num(a.inodes_predict_max_free_ratio)}
+            and
+            predict_linear(node_filesystem_files_free{sel}[{a.disk_predict_window}], {_num(a.inodes_fill_hours * 3600)}) < 0
+            and
+            {writable}
+            """,
+            for_=a.inodes_for, family="inodes", labels={"reason": "predicted_exhausted"},
+            summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} will run out of inodes soon",
+            description=_fill(
+                "{{ $labels.mountpoint }} ({{ $labels.device }}) has {{ $value | humanizePercentage }} of its inodes "
+                "free and, at the rate of the last [[win]], runs out within [[h]] hours.",
+                win=a.disk_predict_window, h=_num(a.inodes_fill_hours),
+            ),
+        ),
+        alert(
+            "HostInodesExhausted",
+            f"""
+            {inodes_free} < {_num(a.inodes_critical_free_ratio)}
+            and
+            {writable}
+            """,
+            for_=a.inodes_for, family="inodes",
+            summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is out of inodes",
+            description=_fill(
+                "Only {{ $value | humanizePercentage }} of the inodes of {{ $labels.mountpoint }} "
+                "({{ $labels.device }}) are free (critical below [[t]]): creating files is about to fail.",
+                t=f"{a.inodes_critical_free_ratio:.0%}",
+            ),
+        ),
+    ]
+    fd_scopes = (
+        ("host", "node_filefd_allocated / (node_filefd_maximum > 0)",
+         "Host {{ $labels.instance }}", "of the kernel's file handles are allocated"),
+        ("process", "process_open_fds / (process_max_fds > 0)",
+         "{{ $labels.job }} at {{ $labels.instance }}", "of the process's file descriptor limit is in use"),
+    )
+    for name, ratio_key in (("FileDescriptorsNearLimit", "filefd_warning_ratio"),
+                            ("FileDescriptorsExhausted", "filefd_critical_ratio")):
+        threshold = getattr(a, ratio_key)
+        for scope, ratio, who, what in fd_scopes:
+            rules.append(alert(
+                name, f"{ratio} > {_num(threshold)}",
+                for_=a.filefd_for, family="file_descriptors", labels={"scope": scope},
+                summary=f"{who} is {'near' if name.endswith('NearLimit') else 'at'} its file descriptor limit",
+                description=_fill(
+                    "{{ $value | humanizePercentage }} [[what]] ([[sev]] above [[t]]); new connections and files "
+                    "fail at the limit.", what=what, t=f"{threshold:.0%}",
+                    sev="warning" if name.endswith("NearLimit") else "critical",
+                ),
+            ))
+    offset = "node_timex_offset_seconds"
+    rules += [
+        alert(
+            "HostClockSkew",
+            f"""
+            (
+              {offset} > {_num(a.clock_offset_seconds)}
+              and
+              deriv({offset}[{a.rate_window}]) >= 0
+            )
+            or
+            (
+              {offset} < -{_num(a.clock_offset_seconds)}
+              and
+              deriv({offset}[{a.rate_window}]) <= 0
+            )
+            """,
+            for_=a.clock_for, family="clock",
+            summary="Clock of {{ $labels.instance }} is off and not getting better",
+            description=_fill(
+                "The clock is {{ $value | humanizeDuration }} off its time source (warning beyond [[t]]s) and the "
+                "offset is not shrinking; TLS to the market APIs and the timestamps of alerts go wrong.",
+                t=_num(a.clock_offset_seconds),
+            ),
+        ),
+        alert(
+            "HostClockNotSynchronising",
+            f"""
+            node_timex_maxerror_seconds >= {_num(a.clock_maxerror_seconds)}
+            and
+            min_over_time(node_timex_sync_status[{a.rate_window}]) == 0
+            """,
+            for_=a.clock_for, family="clock",
+            summary="Clock of {{ $labels.instance }} is not synchronising",
+            description=_fill(
+                "The kernel reports the clock unsynchronised for [[w]], with a maximum error of "
+                "{{ $value | humanizeDuration }} (warning from [[t]]s): NTP/chrony is not running or cannot "
+                "reach a server.", w=a.rate_window, t=_num(a.clock_maxerror_seconds),
+            ),
+        ),
+        alert(
+            "HostOomKill",
+            f"increase(node_vmstat_oom_kill[{a.rate_window}]) > 0",
+            for_=a.oom_kill_for, family="oom_kill",
+            summary="The kernel on {{ $labels.instance }} killed a process for lack of memory",
+            description=_fill(
+                "{{ $value | humanize }} processes were OOM-killed over the last [[w]]; `dmesg` names them "
+                "(the bot, Prometheus or Alertmanager restart under the supervisor).", w=a.rate_window,
+            ),
+        ),
+        alert(
+            "HostCpuSaturated",
+            f"{n.cpu_utilisation} > {_num(a.cpu_used_ratio)}",
+            for_=a.cpu_for, family="cpu", labels={"reason": "cpu_busy"},
+            summary="CPU of {{ $labels.instance }} has been busy for a long time",
+            description=_fill(
+                "The CPUs were {{ $value | humanizePercentage }} busy over the last [[w]] (warning above [[t]]); "
+                "scrapes, rule evaluations and the bot's decisions slow down.",
+                w=a.rate_window, t=f"{a.cpu_used_ratio:.0%}",
+            ),
+        ),
+        alert(
+            "HostCpuSaturated",
+            f"""
+            node_load1
+            / on (job, instance)
+            count by (job, instance) (node_cpu_seconds_total{{mode="idle"}})
+            > {_num(a.load_per_core)}
+            """,
+            for_=a.cpu_for, family="cpu", labels={"reason": "load"},
+            summary="Load on {{ $labels.instance }} is high for its CPUs",
+            description=_fill(
+                "The 1-minute load is {{ $value | humanize }} per CPU (warning above [[t]]): runnable tasks wait "
+                "for a CPU (or for I/O, which Linux counts as load too).", t=_num(a.load_per_core),
+            ),
+        ),
+    ]
+    for direction in ("receive", "transmit"):
+        rules.append(alert(
+            "HostNetworkErrors",
+            f"""
+            rate(node_network_{direction}_errs_total[{a.rate_window}])
+            /
+            (rate(node_network_{direction}_packets_total[{a.rate_window}]) > 0)
+            > {_num(a.network_error_ratio)}
+            """,
+            for_=a.network_errors_for, family="network", labels={"direction": direction},
+            summary=f"Interface {{{{ $labels.device }}}} on {{{{ $labels.instance }}}} has {direction} errors",
+            description=_fill(
+                "{{ $value | humanizePercentage }} of the packets [[d]] on {{ $labels.device }} over the last [[w]] "
+                "were errors (warning above [[t]]).",
+                d="received" if direction == "receive" else "sent", w=a.rate_window,
+                t=f"{a.network_error_ratio:.0%}",
+            ),
+        ))
+    rules += [
+        alert(
+            "HostDiskIoSaturated",
+            f"rate(node_disk_io_time_weighted_seconds_total[{a.rate_window}]) > {_num(a.disk_io_queue_depth)}",
+            for_=a.disk_io_for, family="disk_io",
+            summary="Disk {{ $labels.device }} on {{ $labels.instance }} is saturated",
+            description=_fill(
+                "{{ $labels.device }} had {{ $value | humanize }} I/O requests in flight on average over the last "
+                "[[w]] (warning above [[t]]); writes of the TSDB and the bot's database queue up.",
+                w=a.rate_window, t=_num(a.disk_io_queue_depth),
+            ),
+        ),
+        alert(
+            "HostConntrackNearLimit",
+            f"node_nf_conntrack_entries / (node_nf_conntrack_entries_limit > 0) > {_num(a.conntrack_used_ratio)}",
+            for_=a.conntrack_for, family="conntrack",
+            summary="Connection tracking table of {{ $labels.instance }} is filling up",
+            description=_fill(
+                "The conntrack table is {{ $value | humanizePercentage }} full (warning above [[t]]); when full the "
+                "kernel drops new connections.", t=f"{a.conntrack_used_ratio:.0%}",
+            ),
+        ),
+        alert(
+            "HostTextfileCollectorError",
+            "node_textfile_scrape_error == 1",
+            for_=a.textfile_error_for, family="textfile",
+            summary="node_exporter on {{ $labels.instance }} cannot read a textfile",
+            description="node_textfile_scrape_error is {{ $value }}: a *.prom file in the textfile directory is "
+                        "unreadable or malformed, so series written there (backup status) are missing.",
+        ),
+        alert(
+            "HostMemoryMajorPageFaults",
+            f"rate(node_vmstat_pgmajfault[{a.rate_window}]) > {_num(a.major_page_faults_per_second)}",
+            for_=a.major_page_faults_for, family="memory_pressure",
+            summary="Host {{ $labels.instance }} keeps reading memory pages back from disk",
+            description=_fill(
+                "{{ $value | humanize }} major page faults per second over the last [[w]] (warning above [[t]]): "
+                "memory is short, processes wait for the disk.", w=a.rate_window,
+                t=_num(a.major_page_faults_per_second),
+            ),
+        ),
+        alert(
+            "HostNetworkInterfaceFlapping",
+            f'changes(node_network_up{{device!~"veth.+"}}[{a.interface_flap_window}]) > {a.interface_flap_changes}',
+            for_=a.interface_flap_for, family="network",
+            summary="Interface {{ $labels.device }} on {{ $labels.instance }} keeps going up and down",
+            description=_fill(
+                "{{ $labels.device }} changed state {{ $value }} times in [[w]] (warning above [[n]]); connections "
+                "to the market APIs and to Telegram break each time.",
+                w=a.interface_flap_window, n=a.interface_flap_changes,
+            ),
+        ),
+        alert(
+            "ServiceCrashlooping",
+            f"changes(process_start_time_seconds[{a.restart_window}]) > {a.restarts_max}",
+            for_=a.crashloop_for, family="crashloop",
+            summary="{{ $labels.job }} at {{ $labels.instance }} keeps restarting",
+            description=_fill(
+                "The process started {{ $value }} times in [[w]] (critical above [[n]]); each restart is short "
+                "enough to escape ServiceDown.", w=a.restart_window, n=a.restarts_max,
+            ),
+        ),
+    ]
+    return rules
+
+
+def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """prometheus-mixin and alertmanager-mixin parity (outside Kubernetes, without remote write)."""
+    a = settings.alerts
+    alert = _AlertFactory(settings)
+    w = a.rate_window
+    rules = [
+        alert(
+            "PrometheusMissingRuleEvaluations",
+            f"sum by (job, instance, rule_group) (increase(prometheus_rule_group_iterations_missed_total[{w}])) > 0",
+            for_=a.rule_group_missed_for, family="rule_evaluation",
+            summary="Prometheus {{ $labels.instance }} skips rule evaluations",
+            description=_fill(
+                "Group {{ $labels.rule_group }} missed {{ $value | humanize }} evaluations over the last [[w]]: "
+                "its alerts fire late or not at all.", w=w,
+            ),
+        ),
+        alert(
+            "PrometheusRuleGroupSlow",
+            "prometheus_rule_group_last_duration_seconds > prometheus_rule_group_interval_seconds",
+            for_=a.rule_group_slow_for, family="rule_evaluation",
+            summary="Prometheus {{ $labels.instance }} evaluates a rule group slower than its interval",
+            description="Group {{ $labels.rule_group }} took {{ $value | humanizeDuration }} to evaluate, longer "
+                        "than its interval; the next evaluations are skipped.",
+        ),
+    ]
+    tsdb = (
+        ("compaction", "prometheus_tsdb_compactions_failed_total", "compactions"),
+        ("head_truncation", "prometheus_tsdb_head_truncations_failed_total", "head truncations"),
+        ("reload", "prometheus_tsdb_reloads_failures_total", "block reloads"),
+        ("wal_truncation", "prometheus_tsdb_wal_truncations_failed_total", "WAL truncations"),
+        ("checkpoint", "prometheus_tsdb_checkpoint_creations_failed_total", "WAL checkpoints"),
+    )
+    for reason, metric, what in tsdb:
+        rules.append(alert(
+            "PrometheusTsdbFailing",
+            f"increase({metric}[{a.tsdb_failure_window}]) > 0",
+            for_=a.tsdb_failures_for, family="tsdb", labels={"reason": reason},
+            summary=f"Prometheus {{{{ $labels.instance }}}} fails TSDB {what}",
+            description=_fill(
+                "{{ $value | humanize }} [[what]] failed over the last [[w]]; the disk fills and memory grows "
+                "until they succeed.", what=what, w=a.tsdb_failure_window,
+            ),
+        ))
+    rules += [
+        alert(
+            "PrometheusTsdbWalCorrupted",
+            f"increase(prometheus_tsdb_wal_corruptions_total[{a.tsdb_failure_window}]) > 0",
+            for_="0s", family="tsdb",
+            summary="Prometheus {{ $labels.instance }} found a corrupted write-ahead log",
+            description=_fill(
+                "{{ $value | humanize }} WAL corruptions over the last [[w]]: samples after the corruption were "
+                "dropped at replay.", w=a.tsdb_failure_window,
+            ),
+        ),
+        alert(
+            "PrometheusNotificationQueueFull",
+            f"""
+            predict_linear(prometheus_notifications_queue_length[{w}], {_seconds(a.notification_queue_horizon)})
+            >
+            min_over_time(prometheus_notifications_queue_capacity[{w}])
+            """,
+            for_=a.notification_queue_for, family="alertmanager_delivery",
+            summary="Alert notification queue of Prometheus {{ $labels.instance }} is running full",
+            description=_fill(
+                "At the trend of the last [[w]] the queue of alerts for Alertmanager holds {{ $value | humanize }} "
+                "within [[h]], more than its capacity: alerts will be dropped.",
+                w=w, h=a.notification_queue_horizon,
+            ),
+        ),
+        alert(
+            "PrometheusErrorSendingAlerts",
+            f"""
+            sum by (job, instance, alertmanager) (rate(prometheus_notifications_errors_total[{w}]))
+            /
+            sum by (job, instance, alertmanager) (rate(prometheus_notifications_sent_total[{w}]))
+            > {_num(a.alertmanager_send_error_ratio)}
+            """,
+            for_=a.alertmanager_send_errors_for, family="alertmanager_delivery",
+            summary="Prometheus {{ $labels.instance }} fails to send alerts to {{ $labels.alertmanager }}",
+            description=_fill(
+                "{{ $value | humanizePercentage }} of alert sends to {{ $labels.alertmanager }} failed over the last "
+                "[[w]] (warning above [[t]]); the other Alertmanagers still get them.",
+                w=w, t=f"{a.alertmanager_send_error_ratio:.0%}",
+            ),
+        ),
+        alert(
+            "PrometheusTargetSyncFailing",
+            f"sum by (job, instance, scrape_job) (increase(prometheus_target_sync_failed_total[{a.target_sync_window}])) > 0",
+            for_=a.target_sync_for, family="scrape",
+            summary="Prometheus {{ $labels.instance }} cannot build the targets of {{ $labels.scrape_job }}",
+            description=_fill(
+                "{{ $value | humanize }} target syncs of scrape job {{ $labels.scrape_job }} failed over the last "
+                "[[w]]: its targets are not scraped, so their alerts cannot fire.", w=a.target_sync_window,
+            ),
+        ),
+    ]
+    limits = (
+        ("body_size", "prometheus_target_scrapes_exceeded_body_size_limit_total", "scrapes over the body size limit"),
+        ("sample_limit", "prometheus_target_scrapes_exceeded_sample_limit_total", "scrapes over the sample limit"),
+        ("target_limit", "prometheus_target_scrape_pool_exceeded_target_limit_total",
+         "scrape pool syncs over the target limit"),
+        ("label_limit", "prometheus_target_scrape_pool_exceeded_label_limits_total", "scrapes over a label limit"),
+    )
+    for reason, metric, what in limits:
+        rules.append(alert(
+            "PrometheusScrapeLimitHit",
+            f"sum by (job, instance) (increase({metric}[{w}])) > 0",
+            for_=a.scrape_limit_for, family="scrape", labels={"reason": reason},
+            summary="Prometheus {{ $labels.instance }} drops scrapes at a configured limit",
+            description=_fill(
+                "{{ $value | humanize }} [[what]] over the last [[w]]; those scrapes were discarded whole.",
+                what=what, w=w,
+            ),
+        ))
+    rules += [
+        alert(
+            "PrometheusNotIngestingSamples",
+            f"""
+            sum by (job, instance) (rate(prometheus_tsdb_head_samples_appended_total[{w}])) <= 0
+            and on (job, instance)
+            (
+              sum by (job, instance) (prometheus_target_metadata_cache_entries) > 0
+              or
+              sum by (job, instance) (prometheus_rule_group_rules) > 0
+            )
+            """,
+            for_=a.not_ingesting_for, family="ingestion",
+            summary="Prometheus {{ $labels.instance }} is not ingesting samples",
+            description=_fill(
+                "Prometheus appended {{ $value }} samples per second over the last [[w]] although it has targets "
+                "or rules: dashboards go flat and alerts see no new data.", w=w,
+            ),
+        ),
+        alert(
+            "AlertmanagerClusterInconsistent",
+            f"""
+            max_over_time(alertmanager_cluster_members[{w}])
+            < on (job) group_left
+            count by (job) (max_over_time(alertmanager_cluster_members[{w}]))
+            """,
+            for_=a.alertmanager_cluster_for, family="alertmanager_cluster", labels={"reason": "members"},
+            summary="Alertmanager {{ $labels.instance }} does not see every cluster member",
+            description="It sees {{ $value }} members, fewer than the cluster has: alerts may be notified twice "
+                        "or silences not shared.",
+        ),
+        alert(
+            "AlertmanagerClusterInconsistent",
+            'count by (job) (count_values by (job) ("config_hash", alertmanager_config_hash)) > 1',
+            for_=a.alertmanager_cluster_for, family="alertmanager_cluster", labels={"reason": "config"},
+            summary="Alertmanagers of job {{ $labels.job }} run different configurations",
+            description="{{ $value }} different configurations are loaded in one cluster: routing and inhibition "
+                        "depend on which member notifies.",
+        ),
+    ]
+    for reason, metric, what in (
+        ("duplicate_timestamp", "prometheus_target_scrapes_sample_duplicate_timestamp_total",
+         "samples with a duplicate timestamp and another value"),
+        ("out_of_order", "prometheus_target_scrapes_sample_out_of_order_total", "samples out of order"),
+    ):
+        rules.append(alert(
+            "PrometheusScrapeSamplesRejected",
+            f"sum by (job, instance) (rate({metric}[{w}])) > 0",
+            for_=a.samples_rejected_for, family="scrape", labels={"reason": reason},
+            summary="Prometheus {{ $labels.instance }} drops scraped samples",
+            description=_fill(
+                "{{ $value | humanize }} [[what]] per second were dropped over the last [[w]]: an exporter exposes "
+                "the same series twice or with timestamps.", what=what, w=w,
+            ),
+        ))
+    rules.append(alert(
+        "PrometheusHighQueryLoad",
+        f"""
+        avg_over_time(prometheus_engine_queries[{w}])
+        /
+        max_over_time(prometheus_engine_queries_concurrent_max[{w}])
+        > {_num(a.query_load_ratio)}
+        """,
+        for_=a.query_load_for, family="query_load",
+        summary="Prometheus {{ $labels.instance }} is at its query concurrency limit",
+        description=_fill(
+            "Queries in flight used {{ $value | humanizePercentage }} of the engine's concurrency limit over the "
+            "last [[w]] (warning above [[t]]); dashboards and rule evaluations wait.",
+            w=w, t=f"{a.query_load_ratio:.0%}",
+        ),
+    ))
+    return rules

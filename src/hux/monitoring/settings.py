@@ -26,6 +26,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hux import paths
+from hux.bot import metrics as catalogue
 from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
 
 SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "grafana", "backup")
@@ -348,8 +349,95 @@ class AlertSettings(_Section):
     # Backups (age threshold: backup.max_age)
     backup_too_old_for: Duration = "10m"
 
+    # Host (node-mixin thresholds): inodes, file descriptors, clock, OOM kills, CPU, network, disk I/O
+    inodes_free_ratio: Ratio = Field(0.05, gt=0, lt=1)            # HostInodesLow (warning)
+    inodes_critical_free_ratio: Ratio = Field(0.03, gt=0, lt=1)   # HostInodesExhausted (critical)
+    inodes_fill_hours: float = Field(24.0, gt=0, le=24 * 365)
+    inodes_predict_max_free_ratio: Ratio = Field(0.40, gt=0, le=1)
+    inodes_for: Duration = "1h"
+    filefd_warning_ratio: Ratio = Field(0.70, gt=0, lt=1)
+    filefd_critical_ratio: Ratio = Field(0.90, gt=0, le=1)
+    filefd_for: Duration = "15m"
+    clock_offset_seconds: float = Field(0.05, gt=0, le=3600)
+    clock_maxerror_seconds: float = Field(16.0, gt=0, le=3600)
+    clock_for: Duration = "10m"
+    oom_kill_for: Duration = "0s"
+    cpu_used_ratio: Ratio = Field(0.90, gt=0, le=1)
+    load_per_core: float = Field(2.0, gt=0, le=1000)
+    cpu_for: Duration = "15m"
+    network_error_ratio: Ratio = Field(0.01, gt=0, le=1)
+    network_errors_for: Duration = "1h"
+    disk_io_queue_depth: float = Field(10.0, gt=0, le=100000)
+    disk_io_for: Duration = "30m"
+    conntrack_used_ratio: Ratio = Field(0.75, gt=0, le=1)
+    conntrack_for: Duration = "5m"
+    textfile_error_for: Duration = "5m"
+    major_page_faults_per_second: float = Field(500.0, gt=0, le=1e9)
+    major_page_faults_for: Duration = "15m"
+    interface_flap_window: Duration = "2m"
+    interface_flap_changes: int = Field(2, ge=1, le=1000)
+    interface_flap_for: Duration = "2m"
+
+    # Prometheus / Alertmanager self-monitoring (prometheus-mixin, alertmanager-mixin)
+    rule_group_missed_for: Duration = "15m"
+    rule_group_slow_for: Duration = "15m"
+    tsdb_failure_window: Duration = "3h"
+    tsdb_failures_for: Duration = "4h"
+    notification_queue_horizon: Duration = "30m"
+    notification_queue_for: Duration = "15m"
+    alertmanager_send_error_ratio: Ratio = Field(0.01, gt=0, le=1)
+    alertmanager_send_errors_for: Duration = "15m"
+    target_sync_window: Duration = "30m"
+    target_sync_for: Duration = "5m"
+    scrape_limit_for: Duration = "15m"
+    not_ingesting_for: Duration = "10m"
+    alertmanager_cluster_for: Duration = "15m"
+    samples_rejected_for: Duration = "10m"
+    query_load_ratio: Ratio = Field(0.80, gt=0, le=1)
+    query_load_for: Duration = "15m"
+    restart_window: Duration = "10m"
+    restarts_max: int = Field(4, ge=1, le=1000)
+    crashloop_for: Duration = "5m"
+
+    # SLOs and multi-window multi-burn-rate alerts (SRE workbook ch. 5; the windows assume a 30-day budget)
+    slo_alerts: bool = True
+    slo_decision_success: float = Field(0.999, gt=0, lt=1)  # share of token decisions without a failed stage
+    slo_decision_latency: float = Field(0.99, gt=0, lt=1)   # share of messages decided within slo_latency_seconds
+    slo_latency_seconds: float = Field(10.0, gt=0)
+    slo_page_long_window: Duration = "1h"
+    slo_page_short_window: Duration = "5m"
+    slo_page_burn_rate: float = Field(14.4, gt=0, le=10000)
+    slo_page_slow_long_window: Duration = "6h"
+    slo_page_slow_short_window: Duration = "30m"
+    slo_page_slow_burn_rate: float = Field(6.0, gt=0, le=10000)
+    slo_ticket_long_window: Duration = "1d"
+    slo_ticket_short_window: Duration = "2h"
+    slo_ticket_burn_rate: float = Field(3.0, gt=0, le=10000)
+    slo_ticket_slow_long_window: Duration = "3d"
+    slo_ticket_slow_short_window: Duration = "6h"
+    slo_ticket_slow_burn_rate: float = Field(1.0, gt=0, le=10000)
+    slo_page_for: Duration = "0s"
+    slo_ticket_for: Duration = "0s"
+
+    def slo_windows(self) -> list[tuple[str, str, str, float]]:
+        """(severity, long window, short window, burn rate) of the four burn-rate conditions, pages first."""
+        return [
+            ("critical", self.slo_page_long_window, self.slo_page_short_window, self.slo_page_burn_rate),
+            ("critical", self.slo_page_slow_long_window, self.slo_page_slow_short_window, self.slo_page_slow_burn_rate),
+            ("warning", self.slo_ticket_long_window, self.slo_ticket_short_window, self.slo_ticket_burn_rate),
+            ("warning", self.slo_ticket_slow_long_window, self.slo_ticket_slow_short_window,
+             self.slo_ticket_slow_burn_rate),
+        ]
+
+    def slo_objectives(self) -> dict[str, float]:
+        """SLO name (the ``slo`` label) -> objective."""
+        return {"decision_success": self.slo_decision_success, "decision_latency": self.slo_decision_latency}
+
     @field_validator("rate_window", "short_window", "error_rate_baseline_window", "disk_predict_window",
-                     "pipeline_stall_after")
+                     "pipeline_stall_after", "tsdb_failure_window", "notification_queue_horizon",
+                     "target_sync_window", "interface_flap_window", "restart_window", "slo_page_long_window", "slo_page_short_window",
+                     "slo_page_slow_long_window", "slo_page_slow_short_window", "slo_ticket_long_window",
+                     "slo_ticket_short_window", "slo_ticket_slow_long_window", "slo_ticket_slow_short_window")
     @classmethod
     def _windows(cls, value: str) -> str:
         return _check_duration(value)
@@ -387,6 +475,36 @@ class AlertSettings(_Section):
                 f"error_rate_warning_for ({self.error_rate_warning_for}) must not be shorter than rate_window "
                 f"({self.rate_window}): raise alerts.error_rate_warning_for"
             )
+        if self.inodes_critical_free_ratio >= self.inodes_free_ratio:
+            raise ValueError(
+                f"inodes_critical_free_ratio ({self.inodes_critical_free_ratio}) must be below inodes_free_ratio "
+                f"({self.inodes_free_ratio}): lower alerts.inodes_critical_free_ratio"
+            )
+        if self.filefd_warning_ratio >= self.filefd_critical_ratio:
+            raise ValueError(
+                f"filefd_warning_ratio ({self.filefd_warning_ratio}) must be below filefd_critical_ratio "
+                f"({self.filefd_critical_ratio}): lower alerts.filefd_warning_ratio"
+            )
+        buckets = catalogue.DECISION_LATENCY_BUCKETS
+        if self.slo_latency_seconds not in buckets:
+            raise ValueError(
+                f"slo_latency_seconds ({self.slo_latency_seconds}) must be a bucket edge of "
+                f"hux_message_decision_latency_seconds: use one of {', '.join(f'{b:g}' for b in buckets)}"
+            )
+        prefixes = ("slo_page", "slo_page_slow", "slo_ticket", "slo_ticket_slow")
+        for prefix, (_, long, short, burn) in zip(prefixes, self.slo_windows()):
+            if duration_seconds(short) >= duration_seconds(long):
+                raise ValueError(
+                    f"{prefix}_short_window ({short}) must be shorter than {prefix}_long_window ({long}): the short "
+                    "window only confirms that the burn still goes on"
+                )
+            for name, objective in self.slo_objectives().items():
+                if burn * (1 - objective) >= 1:
+                    raise ValueError(
+                        f"{prefix}_burn_rate ({burn:g}) times the error budget of slo_{name} ({1 - objective:g}) is "
+                        f"1 or more, so that alert could never fire: lower alerts.{prefix}_burn_rate or raise "
+                        f"alerts.slo_{name}"
+                    )
         return self
 
 
