@@ -367,3 +367,39 @@ async def test_a_spooled_message_the_database_refuses_is_not_recovered(tmp_path:
         assert metric_value(metrics.registry, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 1
     finally:
         await persistence.close(2)
+
+
+async def test_a_database_that_answers_but_refuses_intake_is_not_down(tmp_path: Path, pg_database, caplog) -> None:
+    """PostgreSQL turned read-only (SQLSTATE 25006) answers every probe: intake is spooled and counted, not an outage."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    url = pg_database()
+    metrics = BotMetrics(process_metrics=False)
+    intake, persistence = await make_intake(tmp_path, metrics, url=url)
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+    def read_only(on: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}'))
+        persistence.store.engine.dispose()  # new sessions take the setting
+
+    try:
+        await asyncio.to_thread(read_only, True)
+        with caplog.at_level("ERROR", logger="hux.bot.store"):
+            assert await intake.accept([message("telegram:8:1")]) == 1
+        assert persistence.spool, "kept in the spool until the database takes writes again"
+        assert metric_value(metrics.registry, "hux_database_errors_total", operation="intake") >= 1
+        said = [r.getMessage() for r in caplog.records]
+        assert not any("database unreachable" in line for line in said), said
+        assert any("refused intake" in line and "privileges" in line for line in said), said
+        assert metric_value(metrics.registry, "hux_messages_rejected_total", source="telegram", reason="unstorable") == 0
+
+        await asyncio.to_thread(read_only, False)
+        assert await wait_for(lambda: not persistence.spool, 10)
+        assert (await asyncio.to_thread(persistence.store.counts))["inbox"] == 1
+    finally:
+        await persistence.close(2)
+        admin.dispose()
