@@ -148,7 +148,7 @@ PAGE_FAULTS = (("total API outage", 1.0, RETRIES_S), ("20 % of decisions failing
 
 
 def time_to_page(s: Settings) -> list[tuple[str, float, float, float, float]]:
-    """Per fault: the seed's BotHighErrorRate (before) and the burn-rate page (after), earliest and latest, in s.
+    """Per fault: the spec's BotHighErrorRate (before) and the burn-rate page (after), earliest and latest, in s.
 
     Earliest = the time the expression needs to see the fault + `for` + critical_group_wait; latest adds one
     scrape and one evaluation interval.

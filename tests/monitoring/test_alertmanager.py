@@ -266,7 +266,7 @@ def test_database_down_mutes_the_persist_error_rate_of_its_bot(live_alertmanager
 
 
 def test_burn_rate_page_mutes_the_threshold_alerts_of_its_slo_on_its_bot(live_alertmanager):
-    """One incident, one page: BotErrorBudgetBurning mutes the seed's threshold alerts measuring the same SLO."""
+    """One incident, one page: BotErrorBudgetBurning mutes the spec's threshold alerts measuring the same SLO."""
     base, _ = live_alertmanager
     bot1 = {"job": "bot", "instance": "bot-1:8000"}
     bot2 = {"job": "bot", "instance": "bot-2:8000"}

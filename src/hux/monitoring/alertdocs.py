@@ -14,7 +14,7 @@ from hux.monitoring.settings import Settings
 COVERAGE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("node", "NodeFilesystemSpaceFillingUp", ("HostDiskSpaceLow",), "`reason=predicted_full`"),
     ("node", "NodeFilesystemAlmostOutOfSpace", ("HostDiskSpaceLow",),
-     "`reason=low_free_space`; a warning only, as the seed's \"low disk space\" is"),
+     "`reason=low_free_space`; a warning only, as the spec's \"low disk space\" is"),
     ("node", "NodeFilesystemFilesFillingUp", ("HostInodesLow",), "`reason=predicted_exhausted`"),
     ("node", "NodeFilesystemAlmostOutOfFiles", ("HostInodesLow", "HostInodesExhausted"), "5 % warning, 3 % critical"),
     ("node", "NodeFilesystemHasErrors", (),
@@ -35,7 +35,7 @@ COVERAGE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("node", "NodeCPUHighUsage", ("HostCpuSaturated",), "`reason=cpu_busy`; a warning (the mixin's info)"),
     ("node", "NodeSystemSaturation", ("HostCpuSaturated",), "`reason=load`"),
     ("node", "NodeMemoryMajorPagesFaults", ("HostMemoryMajorPageFaults",), ""),
-    ("node", "NodeMemoryHighUtilization", ("HostMemoryHigh",), "critical at 90 %, as the seed asks"),
+    ("node", "NodeMemoryHighUtilization", ("HostMemoryHigh",), "critical at 90 %, as the spec asks"),
     ("node", "NodeDiskIOSaturation", ("HostDiskIoSaturated",), ""),
     ("node", "NodeSystemdServiceFailed", (),
      "not covered: the systemd collector is off by default in node_exporter 1.5 and the stack's components run "

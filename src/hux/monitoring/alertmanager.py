@@ -169,7 +169,7 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
                 "target_matchers": ['alert_family="error_rate"', 'stage="persist"'],
                 "equal": ["job", "instance"],
             },
-            # A burn-rate page of an SLO is the incident; the seed's threshold alerts of the same bot that
+            # A burn-rate page of an SLO is the incident; the spec's threshold alerts of the same bot that
             # measure the same thing (error rates, latency) are its symptoms while it fires.
             {
                 "source_matchers": ['alertname="BotErrorBudgetBurning"', 'slo="decision_success"'],
