@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from hux.monitoring import auth
-from hux.monitoring.dashboards import build_dashboards, panel_queries, substitute
+from hux.monitoring.dashboards import build_dashboards, dashboard_queries
 from hux.monitoring.render import render_native
 from tests.conftest import free_port, require_binary
 
@@ -161,9 +161,9 @@ def test_every_dashboard_panel_has_data(live_stack):
         names = [r["name"] for r in client.get("/api/v1/rules").json()["data"]["groups"]]
         assert sorted(names) == ["hux-bot", "hux-host", "hux-stack"]
 
-        queries = [(board["title"], title, substitute(expr, rate_interval=RATE_INTERVAL, interval=INTERVAL,
-                                                      range_=RANGE))
-                   for board in build_dashboards(settings).values() for title, expr in panel_queries(board)]
+        # The same extraction `hux health` runs (hux.monitoring.dashboards.queries).
+        queries = [(q.board, q.panel, q.expr) for q in dashboard_queries(
+            build_dashboards(settings).values(), rate_interval=RATE_INTERVAL, interval=INTERVAL, range_=RANGE)]
         assert len(queries) >= 60
         pending = list(queries)
         problems: dict[tuple, str] = {}

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -20,9 +21,11 @@ from hux.stack.health import (
     check_backup,
     check_disk,
     check_receivers,
+    NotAnswering,
     grafana_vars_to_promql,
     run_health,
 )
+from hux.stack.health.dashboard_checks import query_outcomes
 from hux.stack.plan import StackPaths
 from tests.conftest import free_port
 from tests.stack.conftest import stack_env
@@ -172,3 +175,50 @@ def _capture(write) -> str:
     buffer = io.StringIO()
     write(commands.Console(buffer))
     return buffer.getvalue()
+
+
+# ----- dashboard queries against a real Prometheus, batched -------------------------------------------
+
+from tests.ops.conftest import prom_factory  # noqa: E402,F401 - the fixture: a real Prometheus on a free port
+
+
+def _query_requests(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line)
+
+
+def _outcomes(settings, home: Path, exprs: list[str]) -> list:
+    found: list = []
+
+    async def check(ctx):
+        found.extend(await query_outcomes(ctx, exprs))
+        return []
+
+    run(settings, home, check)
+    return found
+
+
+def test_dashboard_queries_are_asked_in_batches(tmp_path, prom_factory) -> None:  # noqa: F811 - the fixture
+    prom = prom_factory()
+    settings = settings_for(tmp_path, f"[stack.ports]\nprometheus = {prom.port}\n")
+    exprs = [f"vector({i})" for i in range(30)] + ["vector(1) < 0"]
+    before = _query_requests(prom.url)
+    outcomes = _outcomes(settings, tmp_path, exprs)
+    assert outcomes == [True] * 30 + [False]
+    assert _query_requests(prom.url) - before == 2   # 31 queries, 25 per request
+
+
+def test_a_refused_batch_is_asked_query_by_query(tmp_path, prom_factory) -> None:  # noqa: F811 - the fixture
+    prom = prom_factory()
+    settings = settings_for(tmp_path, f"[stack.ports]\nprometheus = {prom.port}\n")
+    outcomes = _outcomes(settings, tmp_path, ["vector(1)", "sum(", "1 + 1", "vector(1) < 0"])
+    assert outcomes[0] is True and outcomes[2] is True and outcomes[3] is False   # a scalar returns data
+    assert isinstance(outcomes[1], NotAnswering) and outcomes[1].answered and "parse error" in str(outcomes[1])
+
+
+def test_a_prometheus_that_does_not_answer_is_not_a_dashboard_bug(tmp_path) -> None:
+    settings = settings_for(tmp_path, f"[stack.ports]\nprometheus = {free_port()}\n")
+    outcomes = _outcomes(settings, tmp_path, ["vector(1)", "vector(2)"])
+    assert all(isinstance(o, NotAnswering) and not o.answered for o in outcomes)
+    assert "did not answer" in str(outcomes[0])

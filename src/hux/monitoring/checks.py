@@ -19,6 +19,7 @@ from pathlib import Path
 from hux.monitoring import rules as rules_mod
 from hux.monitoring.alertmanager import HEARTBEAT, severity_receivers
 from hux.monitoring.settings import Settings, load_settings
+from hux.monitoring.status import from_ok
 from hux.monitoring.yamlout import GENERATED, dump
 
 RULE_TESTS_DIR = Path(__file__).parent / "ruletests"
@@ -31,6 +32,11 @@ class CheckResult:
     name: str
     ok: bool
     detail: str = ""
+
+    @property
+    def status(self) -> str:
+        """``pass`` or ``fail`` in the words every check uses (:mod:`hux.monitoring.status`)."""
+        return from_ok(self.ok)
 
 
 @dataclass(frozen=True)

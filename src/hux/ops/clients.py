@@ -52,18 +52,22 @@ def _form(params: Any) -> dict[str, Any]:
 class Prometheus(JsonApi):
     """``/api/v1`` of one Prometheus server."""
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0, auth: Any = STACK_AUTH) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 60.0, auth: Any = STACK_AUTH, verify: bool = True) -> None:
         super().__init__(base_url, name="Prometheus", timeout=timeout, auth=_auth(auth),
-                         auth_hint=AUTH_HINT)
+                         auth_hint=AUTH_HINT, verify=verify)
 
     def _data(self, path: str, *, params: Any = None, method: str = "GET", timeout: float | None = None) -> Any:
+        """``data`` of an API answer. ApiError otherwise: ``status`` is None when Prometheus did not answer,
+        else the HTTP status of its refusal."""
+        ok = (200, 400, 422, 503)
         if method == "GET":
-            body = self.get_json(path, params=params, ok=(200, 400, 422, 503), timeout=timeout)
+            response = self.request("GET", path, params=params, ok=ok, timeout=timeout)
         else:
-            body = self.post_json(path, data=_form(params), ok=(200, 400, 422, 503), timeout=timeout)
+            response = self.request("POST", path, data=_form(params), ok=ok, timeout=timeout)
+        body = self._decode(response, path)
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else body
-            raise ApiError(f"Prometheus refused {path}: {error}", url=path)
+            raise ApiError(f"Prometheus refused {path}: {error}", status=response.status_code, url=path)
         return body.get("data")
 
     # --- status ---------------------------------------------------------------
@@ -91,8 +95,12 @@ class Prometheus(JsonApi):
     def tsdb_status(self) -> dict[str, Any]:
         return self._data("/api/v1/status/tsdb")
 
-    def targets(self) -> dict[str, Any]:
-        return self._data("/api/v1/targets")
+    def targets(self, state: str | None = None) -> dict[str, Any]:
+        """``activeTargets`` and ``droppedTargets``; ``state="active"`` leaves the dropped ones out."""
+        return self._data("/api/v1/targets", params={"state": state} if state else None)
+
+    def alertmanagers(self) -> dict[str, Any]:
+        return self._data("/api/v1/alertmanagers")
 
     def rules(self) -> list[dict[str, Any]]:
         return self._data("/api/v1/rules").get("groups", [])

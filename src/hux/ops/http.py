@@ -72,13 +72,17 @@ class JsonApi:
         auth: httpx.Auth | tuple[str, str] | None = None,
         hint: str = "",
         auth_hint: str = "",
+        verify: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.hint = hint or f"is {name} running? (`hux status`)"
         self.auth_hint = auth_hint
+        # verify=False skips loading the CA bundle (about 0.1 s of CPU per client), for callers that
+        # talk plain HTTP to the stack's own loopback components and start often (`hux health`).
         self._client = httpx.Client(
-            base_url=self.base_url, timeout=timeout, headers=dict(headers or {}), auth=auth, trust_env=False
+            base_url=self.base_url, timeout=timeout, headers=dict(headers or {}), auth=auth, trust_env=False,
+            verify=verify,
         )
 
     def close(self) -> None:

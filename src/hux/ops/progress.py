@@ -11,16 +11,9 @@ import sys
 import time
 from typing import TextIO
 
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from hux.ops.units import human_bytes
 
 
-human_bytes = _human_bytes
 
 
 class Progress:
@@ -73,7 +66,7 @@ class Progress:
         self._drawn = False
 
     def _fmt(self, n: float) -> str:
-        return _human_bytes(n) if self._unit == "bytes" else f"{int(n)} {self._unit}"
+        return human_bytes(n) if self._unit == "bytes" else f"{int(n)} {self._unit}"
 
     def _draw(self, force: bool = False) -> None:
         if not self.enabled or not self._label:

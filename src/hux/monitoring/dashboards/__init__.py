@@ -3,18 +3,34 @@
 ``build_dashboards(settings)`` returns ``{uid: dashboard JSON}``; the renderer
 writes each to ``<uid>.json`` for Grafana's file provisioning. Thresholds and
 recording-rule names come from the same settings as the alert rules.
+``load_boards`` reads the rendered files back (what Grafana shows), and
+:mod:`hux.monitoring.dashboards.queries` turns their panels into runnable
+PromQL for ``hux health`` and the live panel test alike.
 """
 
 from __future__ import annotations
 
 import importlib
-import re
+import json
 import warnings
+from pathlib import Path
 from typing import Any
 
+from hux.monitoring.dashboards.queries import (
+    PanelQuery,
+    board_variables,
+    dashboard_queries,
+    grafana_intervals,
+    grafana_vars_to_promql,
+    panel_queries,
+    substitute,
+)
 from hux.monitoring.settings import Settings
 
 BUILDERS = ("system_overview", "token_monitoring", "risk_monitoring")
+#: at most this many rendered dashboard files are read back, each at most this large
+MAX_BOARDS = 64
+MAX_BOARD_BYTES = 4 * 1024 * 1024
 
 
 def build_dashboards(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -28,29 +44,24 @@ def build_dashboards(settings: Settings) -> dict[str, dict[str, Any]]:
         return {module.UID: module.build(Context(settings)) for module in modules}
 
 
-def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, expr) for every query of every panel, rows included."""
-    out = []
-    for panel in board.get("panels", []):
-        for inner in [panel, *panel.get("panels", [])]:
-            for target in inner.get("targets", []) or []:
-                if target.get("expr"):
-                    out.append((inner.get("title", ""), target["expr"]))
-    return out
+def load_boards(settings: Settings, rendered_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The rendered boards in ``rendered_dir`` (sorted by file name) when it holds any, else the built ones.
 
-
-def substitute(expr: str, *, rate_interval: str, interval: str, range_: str,
-               variables: dict[str, str] | None = None) -> str:
-    """A panel query as Grafana would send it, for running it against the Prometheus API.
-
-    Template variables become their value (default: the "All" value ``.*``; every
-    variable is used with ``=~``); ``$__rate_interval``, ``$__interval`` and
-    ``$__range`` become the given durations.
+    A file that is too large or not a JSON object raises ValueError naming it and the fix.
     """
-    variables = variables or {}
-    expr = expr.replace("$__rate_interval", rate_interval).replace("$__interval", interval)
-    expr = expr.replace("$__range", range_)
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: variables.get(m.group(1), ".*"), expr)
+    if rendered_dir is not None and rendered_dir.is_dir():
+        boards = []
+        for path in sorted(rendered_dir.glob("*.json"))[:MAX_BOARDS]:
+            if path.stat().st_size > MAX_BOARD_BYTES:
+                raise ValueError(f"{path} is larger than {MAX_BOARD_BYTES} bytes: re-render it (`hux render`)")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"{path} is not a dashboard (a JSON object): re-render it (`hux render`)")
+            boards.append(data)
+        if boards:
+            return boards
+    return list(build_dashboards(settings).values())
 
 
-__all__ = ["BUILDERS", "build_dashboards", "panel_queries", "substitute"]
+__all__ = ["BUILDERS", "PanelQuery", "board_variables", "build_dashboards", "dashboard_queries", "grafana_intervals",
+           "grafana_vars_to_promql", "load_boards", "panel_queries", "substitute"]

@@ -15,15 +15,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence, Union
 
-OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
-_RANK = {INFO: 0, OK: 0, WARN: 1, FAIL: 2}
+from hux.monitoring.status import FAIL, INFO, RANK, WARN
+from hux.ops import units
+from hux.ops.units import human_bytes
+
+#: a report's word for "nothing to act on". Its readers map the status to an exit code
+#: (``hux maintain``), so it keeps its word; the ranking and the other words are the shared ones.
+OK = "ok"
 _PALETTE = ("#2f6fdf", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4", "#6c8893", "#bf399e")
 
 
 def worst(statuses: Iterable[str]) -> str:
     result = OK
     for status in statuses:
-        if _RANK.get(status, 0) > _RANK[result]:
+        if RANK.get(status, 0) > RANK.get(result, 0):
             result = status
     return result
 
@@ -127,10 +132,7 @@ def fmt_value(value: Any, unit: str = "") -> str:
     if unit == "ratio":
         return f"{value * 100:.1f}%"
     if unit == "bytes":
-        for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if abs(value) < 1024 or suffix == "TiB":
-                return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
-            value /= 1024
+        return human_bytes(value)
     if unit == "seconds":
         if abs(value) >= 86400:
             return f"{value / 86400:.1f}d"
@@ -157,13 +159,8 @@ def fmt_value(value: Any, unit: str = "") -> str:
 
 
 def ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0.0, seconds)
-    for size, suffix in ((86400, "d"), (3600, "h"), (60, "m")):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{suffix}"
-    return f"{seconds:.0f}s"
+    """A duration in a table cell: the shared formatter, compact (``90m``, ``3.0d``)."""
+    return units.ago(seconds, compact=True)
 
 
 # --- terminal ------------------------------------------------------------------------------------

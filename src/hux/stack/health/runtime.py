@@ -1,0 +1,115 @@
+"""What differs between the native stack and the docker path, chosen once per run.
+
+Natively the supervisor runs the components: its state says why one is down,
+Grafana runs only when its binary exists, Prometheus, Alertmanager and
+node_exporter want the stack's credentials, and the bot's ``/ready`` is on the
+host. Under docker compose none of that holds: containers are diagnosed with
+``docker compose logs``, Grafana always runs, the components run without auth
+inside their network and the bot is not published on the host (its scrape
+target and metric families speak for it). Each check asks the runtime; none
+tests the mode itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hux.monitoring import auth as stack_auth
+from hux.monitoring.settings import Settings
+from hux.stack.binaries import MissingBinary
+from hux.stack.components import LOG_FILES, decide_grafana
+from hux.stack.docker import DockerUnavailable, find_compose_file
+from hux.paths import Layout
+from hux.stack.plan import read_state
+
+START_FIX = "start it: `hux up` (or `python3 scripts/setup_monitoring.py`)"
+
+
+class NativeRuntime:
+    name = "native"
+    #: the bot's /ready is reachable from here
+    probes_bot = True
+
+    def client_auth(self, settings: Settings, paths: Layout) -> httpx.Auth | None:
+        """The stack's basic auth, sent only to Prometheus, Alertmanager and node_exporter (never to the bot,
+        Grafana or a receiver's URL)."""
+        return stack_auth.client_auth(paths.data, [settings.url(name) for name in stack_auth.COMPONENTS])
+
+    def dashboards_dir(self, paths: Layout) -> Path:
+        return paths.run_dir / "grafana" / "dashboards"
+
+    def supervisor_state(self, paths: Layout) -> dict[str, Any]:
+        return read_state(paths.state_file) or {}
+
+    def grafana_expected(self, settings: Settings, supervised: bool) -> tuple[bool, str]:
+        """(whether Grafana should be running, why not / why it cannot)."""
+        if supervised:
+            return True, ""
+        try:
+            decision = decide_grafana(settings)
+        except MissingBinary as exc:   # grafana.enabled = true without a binary
+            return True, str(exc)
+        return decision.run, decision.reason
+
+    def down_fix(self, paths: Layout, name: str) -> tuple[str, str]:
+        """(extra reason, fix) for a component that is not ready."""
+        log = paths.logs / LOG_FILES[name]
+        state = self.supervisor_state(paths)
+        if not (state.get("supervisor") or {}).get("running"):
+            return " (the stack is not running)", START_FIX
+        supervised = (state.get("components") or {}).get(name)
+        if supervised is None:
+            return "", f"see {log}"
+        bits = [f"supervisor: {supervised.get('state')}", f"restarts {supervised.get('restarts', 0)}"]
+        if supervised.get("last_exit"):
+            bits.append(f"last exit: {supervised['last_exit']}")
+        if supervised.get("error"):
+            bits.append(supervised["error"])
+        return (f" ({'; '.join(bits)})",
+                f"see {log}; the supervisor restarts it with backoff (`hux restart {name}` to force)")
+
+    def supervised(self, paths: Layout, name: str) -> dict[str, Any] | None:
+        state = self.supervisor_state(paths)
+        if not (state.get("supervisor") or {}).get("running"):
+            return None
+        return (state.get("components") or {}).get(name)
+
+
+class DockerRuntime(NativeRuntime):
+    name = "docker"
+    probes_bot = False
+
+    def client_auth(self, settings: Settings, paths: Layout) -> httpx.Auth | None:
+        return None
+
+    def dashboards_dir(self, paths: Layout) -> Path:
+        try:
+            return find_compose_file().parent / "docker" / "grafana" / "dashboards"
+        except DockerUnavailable:   # no compose file: the dashboards are built instead
+            return paths.run_dir / "grafana" / "dashboards"
+
+    def supervisor_state(self, paths: Layout) -> dict[str, Any]:
+        return {}
+
+    def grafana_expected(self, settings: Settings, supervised: bool) -> tuple[bool, str]:
+        return True, ""
+
+    def down_fix(self, paths: Layout, name: str) -> tuple[str, str]:
+        return "", f"`docker compose logs {name}`; `hux restart {name}`"
+
+
+Runtime = NativeRuntime
+RUNTIMES: dict[str, NativeRuntime] = {"native": NativeRuntime(), "docker": DockerRuntime()}
+
+
+def runtime_for(mode: str) -> NativeRuntime:
+    try:
+        return RUNTIMES[mode]
+    except KeyError:
+        raise ValueError(f"unknown stack mode {mode!r}: use one of {', '.join(RUNTIMES)}") from None
+
+
+__all__ = ["DockerRuntime", "NativeRuntime", "RUNTIMES", "Runtime", "runtime_for"]
