@@ -45,6 +45,7 @@ from hux.bot import samplefeed  # noqa: E402
 from hux.bot.app import BotApp  # noqa: E402
 from hux.bot.config import BotConfig  # noqa: E402
 from hux.bot.metrics import BotMetrics  # noqa: E402
+from hux.bot.profile import live_profile  # noqa: E402
 
 ORDINARY_CHATS = 10
 ORDINARY_EVERY = 10.0  # seconds between two messages of one ordinary chat
@@ -98,7 +99,8 @@ async def run(base: str, seconds: float, *, flood_rate: float, addresses: int) -
         feed = home / "feed.jsonl"
         lines = write_feed(feed, seconds, flood_rate=flood_rate, addresses=addresses, seed=42)
         metrics = BotMetrics()
-        app = BotApp(config(home, base, feed), token=TOKEN, demo=False, metrics=metrics)
+        cfg = config(home, base, feed)
+        app = BotApp(cfg, live_profile(cfg, TOKEN), metrics=metrics)
         await app.start()
         ordinary: list[float] = []
         flood_done = 0

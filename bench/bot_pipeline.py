@@ -44,6 +44,7 @@ from prometheus_client import disable_created_metrics
 from hux.bot.app import BotApp
 from hux.bot.config import BotConfig
 from hux.bot.metrics import BotMetrics
+from hux.bot.profile import live_profile
 from hux.bot.samplefeed import generate_messages
 
 TOKEN = "1000000002:bench-token-for-the-local-double"
@@ -148,7 +149,8 @@ async def run_pipeline(base: str, count: int, *, rate: float | None, metrics: Bo
         os.environ["HUX_HOME"] = str(home)
         feed = home / "feed.jsonl"
         write_feed(feed, count, rate=rate, seed=seed)
-        app = BotApp(config(home, base, feed, workers), token=TOKEN, demo=False, metrics=metrics)
+        cfg = config(home, base, feed, workers)
+        app = BotApp(cfg, live_profile(cfg, TOKEN), metrics=metrics)
         await app.start()
         started = time.perf_counter()
         cpu_started = time.process_time()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from hux.bot.app import BotApp
 from hux.bot.config import BotConfig
 from hux.bot.metrics import BotMetrics
+from hux.bot.profile import resolve_profile
 
 
 def pg_url(env: str) -> str:
@@ -84,9 +85,10 @@ def bot_config(**overrides: Any) -> BotConfig:
 
 @asynccontextmanager
 async def running_bot(config: BotConfig, *, token: str | None = None, demo: bool = True):
-    """A BotApp started in this event loop (doubles in-process in demo mode), always stopped afterwards."""
-    app = BotApp(config, token=token, demo=demo, metrics=BotMetrics(group_label_limit=config.group_label_limit,
-                                                                   mode="demo" if demo else "live"))
+    """A BotApp started in this event loop (doubles in-process in demo mode: ``app.profile.doubles``),
+    always stopped afterwards."""
+    profile = await resolve_profile(config, token, demo=demo)
+    app = BotApp(config, profile, metrics=BotMetrics(group_label_limit=config.group_label_limit, mode=profile.mode))
     try:
         await app.start()
         yield app

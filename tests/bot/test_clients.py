@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +21,10 @@ import pytest
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from hux.bot import logsetup
 from hux.bot.clients.dexscreener import DexScreenerClient, parse_pair
-from hux.bot.clients.http import (
-    ApiClient, ApiError, CircuitBreaker, RateLimiter, RequestContext, parse_retry_after, redact,
-)
+from hux.bot.clients.http import ApiClient, ApiError, RequestContext, redact
+from hux.bot.clients.resilience import CircuitBreaker, RateLimiter, parse_retry_after
 from hux.bot.clients.rugcheck import RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.messages import Rejected
@@ -740,6 +742,7 @@ async def test_token_never_appears_in_errors_logs_reprs_or_metrics(
     server: ScriptedServer, metrics: BotMetrics, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    logsetup.redact_library_logs()  # as `hux bot run` does when it configures logging
     # The provider echoes the request path (with the token) in its error description.
     server.answer(Scripted(404, {"ok": False, "error_code": 404, "description": f"Not Found: /bot{TOKEN}/sendMessage"}))
     api = TelegramBotApi.create(TOKEN, metrics, server.url, **FAST)
@@ -761,6 +764,29 @@ async def test_token_never_appears_in_errors_logs_reprs_or_metrics(
     for error in (not_found.value, no_connection.value):
         assert error.__cause__ is None and error.__context__ is None, "no chained httpx exception carries the URL"
     assert any("HTTP Request" in r.getMessage() for r in caplog.records), "httpx's request log line was captured"
+
+
+def test_importing_the_clients_installs_nothing_on_library_loggers() -> None:
+    """Redacting httpx's records is logging setup's job (``logsetup.configure``), not an import's side effect."""
+    code = (
+        "import logging, hux.bot.clients, hux.bot.outputs, hux.bot.app\n"
+        "names = ('httpx', 'httpcore', 'httpcore.connection', 'httpcore.http11')\n"
+        "print(sum(len(logging.getLogger(n).filters) for n in names))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+
+
+def test_logging_setup_redacts_library_records_with_every_client_secret(tmp_path) -> None:
+    """A webhook's secret path, registered by its client, is cleaned from httpx's records once logging is set up."""
+    ApiClient("webhook", "http://127.0.0.1:9", BotMetrics.noop(), secrets=("/hooks/s3cr3t-path-9f2c",))
+    logsetup.configure(tmp_path / "bot.log", stderr=False)
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: POST %s "%s"',
+                               (f"http://127.0.0.1:9/hooks/s3cr3t-path-9f2c and /bot{TOKEN}/getMe", "HTTP/1.1 200 OK"), None)
+    assert all(f.filter(record) for f in logging.getLogger("httpx").filters)
+    assert "s3cr3t" not in record.getMessage() and TOKEN.split(":", 1)[1] not in record.getMessage()
+    assert "/bot***/getMe" in record.getMessage()
 
 
 def test_redact_catches_unregistered_bot_tokens() -> None:

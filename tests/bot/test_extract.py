@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hux.bot import samplefeed
-from hux.bot.app import sample_feed_path
+from hux.bot.profile import sample_feed_path
 from hux.bot.extract import (
     extract,
     is_evm_address,

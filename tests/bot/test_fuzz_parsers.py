@@ -23,7 +23,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hux.bot.clients.dexscreener import PairInfo, parse_pair, parse_token_pairs
-from hux.bot.clients.http import MAX_RETRY_AFTER, ApiClient, ApiError, decode_json, parse_retry_after
+from hux.bot.clients.http import ApiClient, ApiError, decode_json
+from hux.bot.clients.resilience import MAX_RETRY_AFTER, parse_retry_after
 from hux.bot.clients.rugcheck import RISK_LEVELS, RiskReport, parse_summary
 from hux.bot.clients.telegram import parse_updates
 from hux.bot.extract import extract, is_evm_address, is_solana_address

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
-from hux.bot.clients.http import ApiError
+from hux.bot.clients.http import ApiError, RequestContext
+from hux.bot.clients.resilience import RateLimiter
 from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.metrics import BotMetrics
 from hux.bot.outputs import (
@@ -165,7 +167,7 @@ async def test_unreachable_webhook_and_broken_channel_never_raise(metrics: BotMe
     class BrokenChannel:
         name = "webhook"
 
-        async def send(self, alert: TokenAlert) -> None:
+        async def send(self, alert: TokenAlert, *, context: RequestContext = RequestContext()) -> None:
             raise RuntimeError(f"bug while sending to https://api.telegram.org/bot{TOKEN}/sendMessage")
 
     secret_path = "/hooks/T0001/B0002/s3cr3tWebhookKey"
@@ -199,3 +201,36 @@ async def test_send_raises_api_error_for_the_caller(doubles: RunningDoubles, met
     with pytest.raises(ApiError) as caught:
         await webhook.send(ALERT)
     assert caught.value.outcome == "client_error" and caught.value.status == 403
+
+
+async def test_a_calm_chats_alert_goes_ahead_of_a_flooding_chats_queued_alerts(
+    doubles: RunningDoubles, metrics: BotMetrics, telegram_api
+) -> None:
+    """The chat whose message found the token travels with the alert to the output's limiter, which
+    serves chats in turn. A fake clock moved by whole tokens: release order, never speed."""
+    now = [0.0]
+    tick = 1 / 1024
+    output = TelegramOutput(telegram_api, CHAT, rate_limit_per_minute=60, burst=1)
+    output._limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])  # noqa: SLF001 - the same limiter on a clock the test moves
+    flood, calm = RequestContext(chat="telegram:-666"), RequestContext(chat="telegram:-1")
+
+    def alert(symbol: str) -> TokenAlert:
+        return dataclasses.replace(ALERT, symbol=symbol)
+
+    async def settle(count: int) -> None:
+        for _ in range(500):  # bounded: 5 s
+            if len(doubles.telegram.sent) >= count:
+                break
+            await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(deliver(alert(f"flood{i}"), [output], metrics, context=flood)) for i in range(4)]
+    await settle(1)  # flood0 took the one token; the rest of the flood waits
+    tasks.append(asyncio.create_task(deliver(alert("calm"), [output], metrics, context=calm)))
+    for expected in range(2, 6):
+        await asyncio.sleep(0.01)
+        now[0] += tick
+        await settle(expected)
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    order = [m["message"]["text"].split(" scored")[0].removeprefix("🚨 ") for m in doubles.telegram.sent]
+    # In arrival order the calm chat's alert would wait behind the whole flood.
+    assert order == ["flood0", "calm", "flood1", "flood2", "flood3"]

@@ -50,7 +50,7 @@ async def test_every_message_is_decided_and_persisted(hux_home: Path) -> None:
         assert metric_value(reg, "hux_tokens_processed_total", outcome="alerted") >= 1
         assert metric_value(reg, "hux_message_decision_latency_seconds_count") == 60
         assert metric_value(reg, "hux_alerts_sent_total", channel="telegram", outcome="success") >= 1
-        sent = app.doubles.telegram.sent
+        sent = app.profile.doubles.telegram.sent
         assert sent and "score" in str(sent[-1]).lower()
 
 
@@ -60,7 +60,7 @@ async def test_an_output_that_rejects_everything_blocks_nothing(hux_home: Path) 
                      webhook={"timeout_seconds": 1.0})
     async with running_bot(cfg) as app:
         async with httpx.AsyncClient() as http:
-            r = await http.put(f"{app.doubles.base_url}/_double/faults", json={"webhook": {"error_rate": 1.0, "error_status": 500}})
+            r = await http.put(f"{app.profile.doubles.base_url}/_double/faults", json={"webhook": {"error_rate": 1.0, "error_status": 500}})
             assert r.status_code == 200
         reg = app.metrics.registry
         assert await wait_until(lambda: app.sources[0].finished.is_set(), 40)
@@ -79,7 +79,7 @@ async def test_a_full_queue_applies_back_pressure_and_drops_nothing(hux_home: Pa
                      rugcheck={"rate_limit_per_minute": 60_000.0})
     async with running_bot(cfg) as app:
         async with httpx.AsyncClient() as http:  # slow market data so the single worker falls behind
-            await http.put(f"{app.doubles.base_url}/_double/faults", json={"dexscreener": {"latency_seconds": 0.05}})
+            await http.put(f"{app.profile.doubles.base_url}/_double/faults", json={"dexscreener": {"latency_seconds": 0.05}})
         reg = app.metrics.registry
         assert await wait_until(lambda: app.sources[0].finished.is_set(), 40)
         assert await all_persisted(app, 40)
@@ -96,7 +96,7 @@ async def test_market_api_failures_are_decided_as_failed_and_retried_later(hux_h
                      dexscreener={"max_retries": 0, "timeout_seconds": 1.0})
     async with running_bot(cfg) as app:
         async with httpx.AsyncClient() as http:
-            await http.put(f"{app.doubles.base_url}/_double/faults", json={"dexscreener": {"error_rate": 1.0, "error_status": 503}})
+            await http.put(f"{app.profile.doubles.base_url}/_double/faults", json={"dexscreener": {"error_rate": 1.0, "error_status": 503}})
         reg = app.metrics.registry
         assert await wait_until(lambda: app.sources[0].finished.is_set(), 30)
         assert await all_persisted(app, 20)

@@ -1,13 +1,11 @@
 """Wiring: one ``BotApp`` owns every part of a running bot and starts/stops them in order.
 
-Live mode (a Telegram token is configured): Telegram long polling (and a
-replay feed if ``bot.replay.path`` is set) against the real APIs.
-
-Demo mode (the embedded default: no token): the market doubles
-(DexScreener, RugCheck, Telegram, webhook) start in-process on
-``bot.demo.doubles_port``; the bot's clients and outputs point at them over
-real HTTP, and the sample feed replays in a loop at ``bot.demo.replay_speed``
-so every metric moves. Logs, ``/ready`` and ``hux_build_info{mode}`` say so.
+What differs between a live run and the demo (endpoints, token, sources,
+pacing, cooldown, threshold) comes in as a ``RunProfile``, resolved once
+before the app is built (``hux.bot.profile.resolve_profile``); the app reads
+it and nothing else about the mode. Its ``mode`` is what logs, ``/ready`` and
+``hux_build_info{mode}`` report. The app owns the profile it is given and
+closes it last (the demo's doubles stop with it).
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.rugcheck import RugCheckClient
@@ -31,6 +27,7 @@ from hux.bot.metrics import BotMetrics
 from hux.bot.outputs import OutputChannel, TelegramOutput, WebhookOutput
 from hux.bot.persistence import Persistence
 from hux.bot.pipeline import Pipeline, PipelineSettings
+from hux.bot.profile import RunProfile
 from hux.bot.server import HttpServer, ReadyState, build_app
 from hux.bot.sources import Source, sleep_or_stop
 from hux.bot.sources.replay import ReplaySource
@@ -40,44 +37,30 @@ from hux.config import ConfigError
 
 log = logging.getLogger("hux.bot")
 
-#: Shaped like a Bot API token so the Telegram double accepts it; it opens nothing anywhere.
-DEMO_TELEGRAM_TOKEN = "1000000001:demo-token-for-the-local-double"
-DEMO_ALERT_CHAT = "@hux_demo_alerts"
 
-
-def sample_feed_path() -> Path:
-    return Path(str(resources.files("hux.bot") / "data" / "sample_feed.jsonl"))
-
-
-@dataclass
-class Endpoints:
-    dexscreener: str
-    rugcheck: str
-    telegram_api: str
-    webhook_url: str
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
 
 
 @dataclass
 class BotApp:
     config: BotConfig
-    token: str | None = None
-    demo: bool = True
+    profile: RunProfile
     metrics: BotMetrics | None = None
 
-    doubles: Any = None
     server: HttpServer | None = None
     persistence: Persistence | None = None
     pipeline: Pipeline | None = None
     intake: Intake | None = None
     sources: list[Source] = field(default_factory=list)
-    _source_tasks: list[asyncio.Task] = field(default_factory=list)
-    _closers: list[Any] = field(default_factory=list)
-    _recovery: asyncio.Task | None = None
+    _source_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[_Closeable] = field(default_factory=list)
+    _recovery: asyncio.Task[None] | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def mode(self) -> str:
-        return "demo" if self.demo else "live"
+        return self.profile.mode
 
     @property
     def port(self) -> int:
@@ -85,16 +68,10 @@ class BotApp:
 
     # -- start -------------------------------------------------------------------------------
     async def start(self) -> None:
-        cfg = self.config
-        if not self.demo and not self.token and not cfg.replay.path:
-            raise ConfigError(
-                f"live mode needs a Telegram bot token (set ${cfg.telegram.token_env} or bot.telegram.token_file) "
-                "or a feed (bot.replay.path); or run the demo: bot.demo.enabled = \"auto\""
-            )
+        cfg, profile = self.config, self.profile
         if self.metrics is None:
             self.metrics = BotMetrics(group_label_limit=cfg.group_label_limit, mode=self.mode)
         m = self.metrics
-        endpoints = await self._endpoints()
 
         store = Store(cfg.resolved_database_url())
         self.persistence = Persistence(
@@ -110,31 +87,30 @@ class BotApp:
         self.intake = Intake(queue, self.persistence, m)
 
         dex = DexScreenerClient.create(
-            m, endpoints.dexscreener, rate_limit_per_minute=cfg.dexscreener.rate_limit_per_minute,
+            m, profile.dexscreener_url, rate_limit_per_minute=cfg.dexscreener.rate_limit_per_minute,
             cache_ttl=cfg.dexscreener.cache_ttl_seconds, timeout=cfg.dexscreener.timeout_seconds,
             max_retries=cfg.dexscreener.max_retries,
         )
         rug = RugCheckClient.create(
-            m, endpoints.rugcheck, rate_limit_per_minute=cfg.rugcheck.rate_limit_per_minute,
+            m, profile.rugcheck_url, rate_limit_per_minute=cfg.rugcheck.rate_limit_per_minute,
             cache_ttl=cfg.rugcheck.cache_ttl_seconds, timeout=cfg.rugcheck.timeout_seconds,
             max_retries=cfg.rugcheck.max_retries,
         )
         self._closers += [dex, rug]
-        telegram_token = DEMO_TELEGRAM_TOKEN if self.demo else self.token
         telegram_api = None
-        if telegram_token:
-            telegram_api = TelegramBotApi.create(telegram_token, m, endpoints.telegram_api, timeout=10.0)
+        if profile.telegram_token:
+            telegram_api = TelegramBotApi.create(profile.telegram_token, m, profile.telegram_api, timeout=10.0)
             self._closers.append(telegram_api)
-        channels = self._channels(telegram_api, endpoints)
+        channels = self._channels(telegram_api)
 
-        cooldown = cfg.demo.cooldown_seconds if self.demo else cfg.cooldown_seconds
+        cooldown = profile.cooldown_seconds
         gate = TokenGate(cooldown)
         for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
             gate.remember(key, time.time() - decided_at)
         self.pipeline = Pipeline(
             PipelineSettings(
                 workers=cfg.workers,
-                alert_threshold=cfg.demo.alert_threshold if self.demo else cfg.alert_threshold,
+                alert_threshold=profile.alert_threshold,
                 max_addresses_per_message=cfg.max_addresses_per_message,
                 lookups_per_message=cfg.lookups_per_message,
                 chat_lookups_per_minute=cfg.fairness.chat_lookups_per_minute,
@@ -160,18 +136,13 @@ class BotApp:
         if recovered:
             self._recovery = asyncio.create_task(self.intake.requeue(recovered), name="hux-recovery")
 
-        self.sources = self._sources(telegram_api if not self.demo else None)
+        self.sources = self._sources(telegram_api if profile.poll_telegram else None)
         for source in self.sources:
             self._source_tasks.append(asyncio.create_task(self._run_source(source), name=f"hux-source-{source.name}"))
 
         where = f"http://{cfg.host}:{self.port}"
-        if self.demo:
-            log.warning(
-                "DEMO MODE: no Telegram token configured, so the bot replays its sample feed against local market "
-                "doubles at %s (faults: PUT %s/_double/faults). Set $%s for live mode.",
-                self.doubles.base_url, self.doubles.base_url, cfg.telegram.token_env,
-                extra={"mode": "demo"},
-            )
+        if profile.notice:
+            log.warning("%s", profile.notice, extra={"mode": self.mode})
         log.info(
             "bot ready on %s (/metrics /health /ready), %s mode, database %s, sources: %s, outputs: %s",
             where, self.mode, redact_url(store.url), ", ".join(s.name for s in self.sources) or "none",
@@ -179,32 +150,16 @@ class BotApp:
             extra={"mode": self.mode, "port": self.port},
         )
 
-    async def _endpoints(self) -> Endpoints:
-        cfg = self.config
-        if not self.demo:
-            return Endpoints(cfg.dexscreener.base_url, cfg.rugcheck.base_url, cfg.telegram.api_base, cfg.webhook.url)
-        from hux.doubles.market import start_doubles
-
-        try:
-            self.doubles = await start_doubles(cfg.demo.doubles_host, cfg.demo.doubles_port)
-        except OSError as exc:
-            raise ConfigError(f"{exc} (bot.demo.doubles_port; 0 picks a free port)") from None
-        return Endpoints(
-            self.doubles.url("dexscreener"), self.doubles.url("rugcheck"), self.doubles.url("telegram"),
-            cfg.webhook.url or f"{self.doubles.url('webhook')}/hooks/alerts",
-        )
-
-    def _channels(self, telegram_api: TelegramBotApi | None, endpoints: Endpoints) -> list[OutputChannel]:
-        cfg = self.config
+    def _channels(self, telegram_api: TelegramBotApi | None) -> list[OutputChannel]:
+        cfg, profile = self.config, self.profile
+        assert self.metrics is not None
         channels: list[OutputChannel] = []
-        chat = DEMO_ALERT_CHAT if self.demo else cfg.telegram.alert_chat_id
-        if telegram_api is not None and chat:
-            # The double does not throttle per group; live Telegram does (about 20/min).
-            rate = None if self.demo else cfg.telegram.alert_rate_limit_per_minute
-            channels.append(TelegramOutput(telegram_api, chat, rate_limit_per_minute=rate))
-        if endpoints.webhook_url:
+        if telegram_api is not None and profile.alert_chat:
+            channels.append(TelegramOutput(telegram_api, profile.alert_chat,
+                                           rate_limit_per_minute=profile.alert_rate_limit_per_minute))
+        if profile.webhook_url:
             try:
-                webhook = WebhookOutput.create(endpoints.webhook_url, self.metrics, timeout=cfg.webhook.timeout_seconds)
+                webhook = WebhookOutput.create(profile.webhook_url, self.metrics, timeout=cfg.webhook.timeout_seconds)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
             channels.append(webhook)
@@ -218,11 +173,9 @@ class BotApp:
             sources.append(TelegramSource(telegram_api, poll_timeout=cfg.telegram.poll_timeout_seconds,
                                           limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes,
                                           allowed_chats=cfg.telegram.allowed_chats))
-        feed = Path(cfg.replay.path) if cfg.replay.path else (sample_feed_path() if self.demo else None)
+        feed = self.profile.feed
         if feed is not None:
-            speed = cfg.demo.replay_speed if (self.demo and not cfg.replay.path) else cfg.replay.speed
-            sources.append(ReplaySource(feed, speed=speed, loop=cfg.replay.loop if cfg.replay.path else True,
-                                        max_gap_seconds=cfg.replay.max_gap_seconds,
+            sources.append(ReplaySource(feed.path, speed=feed.speed, loop=feed.loop, max_gap_seconds=cfg.replay.max_gap_seconds,
                                         max_message_bytes=cfg.max_message_bytes, checkpoint_dir=cfg.state_dir()))
         return sources
 
@@ -268,6 +221,5 @@ class BotApp:
                 log.debug("closing a client failed", exc_info=True)
         if self.server is not None:
             await self.server.stop()
-        if self.doubles is not None:
-            await self.doubles.stop()
+        await self.profile.aclose()
         log.info("bot stopped")

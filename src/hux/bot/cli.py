@@ -7,8 +7,12 @@ import asyncio
 import json
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from hux.config import ConfigError
+
+if TYPE_CHECKING:
+    from hux.bot.config import BotConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +79,6 @@ def _run(args: argparse.Namespace) -> int:
     from prometheus_client import disable_created_metrics
 
     from hux.bot import logsetup
-    from hux.bot.app import BotApp
 
     disable_created_metrics()  # *_created series double the series count and no rule uses them
 
@@ -85,11 +88,15 @@ def _run(args: argparse.Namespace) -> int:
     redact = logsetup.configure(cfg.resolved_log_file(), level=cfg.log_level, max_bytes=cfg.log_max_bytes,
                                 backups=cfg.log_backups, secrets=[token or ""])
     redact.add(_password(cfg.resolved_database_url()))
-    app = BotApp(cfg, token=token, demo=demo)
-    return asyncio.run(_serve(app))
+    return asyncio.run(_serve(cfg, token, demo=demo))
 
 
-async def _serve(app) -> int:
+async def _serve(cfg: BotConfig, token: str | None, *, demo: bool) -> int:
+    from hux.bot.app import BotApp
+    from hux.bot.profile import resolve_profile
+
+    profile = await resolve_profile(cfg, token, demo=demo)  # a port taken or no token: ConfigError, nothing started
+    app = BotApp(cfg, profile)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.stop_event.set)

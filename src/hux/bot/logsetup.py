@@ -7,6 +7,12 @@ text of every record in both outputs, so a secret inside an exception or a
 library's message (httpx logs request URLs, and Bot API URLs carry the token)
 is replaced too: every registered secret, and anything shaped like
 ``bot<id>:<token>``.
+
+Secrets are registered process-wide (``register_secrets``): ``configure``
+takes the bot token and database password, and each API client registers its
+own (the Telegram token in Bot API URLs, a webhook's path). ``configure`` also
+puts a filter on httpx's and httpcore's loggers that redacts their records
+before any handler sees them; nothing is installed on import.
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from hux import paths
 
 _BOT_TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+# Any Telegram-style bot token in a URL ("bot123456:AA...") even when it was not registered as a secret.
+_BOT_TOKEN_IN_URL = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+_REDACTED = "***"
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/:@\s]+:)(?P<pw>[^@\s/]+)(?=@)", re.IGNORECASE)
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -51,6 +60,58 @@ class Redactor:
                 text = text.replace(secret, "***")
         text = _BOT_TOKEN.sub("***", text)
         return _URL_PASSWORD.sub(r"\g<scheme>***", text)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret and anything shaped like a bot token replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return _BOT_TOKEN_IN_URL.sub("bot" + _REDACTED, text)
+
+
+#: Every secret this process knows (tokens, passwords, webhook paths): what every log line is cleaned of.
+SECRETS = Redactor()
+
+
+def register_secrets(*secrets: str | None) -> None:
+    """Never log these (the API clients register their tokens and secret URL paths here)."""
+    SECRETS.add(*secrets)
+
+
+#: The libraries that log request URLs (a Bot API URL carries the token). A logger's filters do not
+#: apply to its children's records: each logger they log through is named.
+LIBRARY_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
+class LibraryLogRedaction(logging.Filter):
+    """Rewrites a library's log records so that whichever handler takes them (ours, a test's
+    capture, a host application's) never sees a registered secret or a bot token."""
+
+    def __init__(self, secrets: Redactor) -> None:
+        super().__init__()
+        self.redact = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string is not ours to fix; drop its args
+            message = str(record.msg)
+        record.msg = redact(self.redact(message))
+        record.args = ()
+        return True
+
+
+def redact_library_logs(secrets: Redactor | None = None) -> LibraryLogRedaction:
+    """Put one ``LibraryLogRedaction`` on every logger in ``LIBRARY_LOGGERS`` (replacing ours from
+    an earlier call); returns it. ``configure`` calls this."""
+    installed = LibraryLogRedaction(SECRETS if secrets is None else secrets)
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, LibraryLogRedaction)]:
+            logger.removeFilter(old)
+        logger.addFilter(installed)
+    return installed
 
 
 class JsonFormatter(logging.Formatter):
@@ -94,22 +155,25 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 def configure(log_file: Path, *, level: str = "INFO", max_bytes: int = 10 * 1024 * 1024, backups: int = 5,
               secrets: Iterable[str] = (), stderr: bool = True) -> Redactor:
-    """Install the bot's handlers on the root logger (replacing earlier ones); return the redactor."""
-    redact = Redactor(secrets)
+    """Install the bot's handlers on the root logger (replacing earlier ones) and the redaction of
+    library log records; return the redactor (``SECRETS``, with ``secrets`` registered)."""
+    redactor = SECRETS
+    redactor.add(*secrets)
     paths.private_dir(log_file.parent)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
     file_handler = PrivateRotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-    file_handler.setFormatter(JsonFormatter(redact))
+    file_handler.setFormatter(JsonFormatter(redactor))
     root.addHandler(file_handler)
     if stderr:
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(TextFormatter(redact))
+        console.setFormatter(TextFormatter(redactor))
         root.addHandler(console)
     root.setLevel(level)
     # Chatty libraries: request lines at INFO would flood the log (and carry URLs).
     for name in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    return redact
+    redact_library_logs(redactor)
+    return redactor

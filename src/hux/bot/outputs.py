@@ -4,7 +4,11 @@ Each channel retries through its ``ApiClient`` (429/5xx/timeouts, with
 backoff) and raises ``ApiError`` when it gives up. ``deliver()`` sends one
 alert to every channel at once, counts each outcome in
 ``hux_alerts_sent_total{channel,outcome}``, and never raises: one channel that
-rejects everything does not stop the others, nor the pipeline.
+rejects everything does not stop the others, nor the pipeline. The chat whose
+message found the token travels with the alert (``RequestContext``): the
+Telegram output's pacing serves chats in turn, so one chat's flood of
+alert-worthy tokens does not hold back another chat's alert (nor its
+decision, which waits for delivery).
 
 Delivery is at least once: a retry after a timeout may repeat a message the
 provider did receive.
@@ -22,8 +26,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from hux.bot.clients.http import ApiClient, ApiError, RateLimiter, redact
+from hux.bot.clients.http import NO_CONTEXT, ApiClient, ApiError, RequestContext
+from hux.bot.clients.resilience import RateLimiter
 from hux.bot.clients.telegram import GROUP_MESSAGES_PER_MINUTE, TelegramBotApi
+from hux.bot.logsetup import redact
 from hux.bot.metrics import OTHER, BotMetrics
 
 log = logging.getLogger("hux.bot.outputs")
@@ -53,8 +59,8 @@ class TokenAlert:
 class OutputChannel(Protocol):
     name: str  # "telegram" | "webhook": the metric label
 
-    async def send(self, alert: TokenAlert) -> None:
-        """Deliver ``alert``; raise (ApiError) when the channel's own retries are exhausted."""
+    async def send(self, alert: TokenAlert, *, context: RequestContext = NO_CONTEXT) -> None:
+        """Deliver ``alert`` found in ``context.chat``; raise (ApiError) when the channel's own retries are exhausted."""
         ...
 
 
@@ -107,7 +113,8 @@ class TelegramOutput:
 
     Telegram asks bots to stay under about 20 messages per minute per group;
     the pacing here is the channel's own, so a ``TelegramBotApi`` shared with
-    the long-polling source keeps its polls unthrottled.
+    the long-polling source keeps its polls unthrottled. Waiting alerts are
+    released by the chat they were found in, in turn (``RateLimiter``).
     """
 
     name = "telegram"
@@ -126,9 +133,9 @@ class TelegramOutput:
         self.chat_id = chat_id
         self._limiter = RateLimiter(rate_limit_per_minute / 60.0, burst) if rate_limit_per_minute else None
 
-    async def send(self, alert: TokenAlert) -> None:
+    async def send(self, alert: TokenAlert, *, context: RequestContext = NO_CONTEXT) -> None:
         if self._limiter is not None:
-            await self._limiter.acquire()
+            await self._limiter.acquire(context.chat)
         await self.api.send_message(self.chat_id, format_telegram(alert), parse_mode="HTML")
 
 
@@ -155,8 +162,8 @@ class WebhookOutput:
         http = ApiClient("webhook", origin, metrics, secrets=secrets, endpoints=("alert",), **http_options)
         return cls(http, path)
 
-    async def send(self, alert: TokenAlert) -> None:
-        await self.http.post_json("alert", self.path, webhook_payload(alert), expect_json=False)
+    async def send(self, alert: TokenAlert, *, context: RequestContext = NO_CONTEXT) -> None:
+        await self.http.post_json("alert", self.path, webhook_payload(alert), expect_json=False, context=context)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -166,12 +173,16 @@ def _channel_label(name: str) -> str:
     return name if name in OUTPUT_CHANNELS else OTHER
 
 
-async def deliver(alert: TokenAlert, channels: Sequence[OutputChannel], metrics: BotMetrics) -> dict[str, bool]:
-    """Send ``alert`` to every channel concurrently; ``{channel name: delivered}``. Never raises (except cancellation)."""
+async def deliver(alert: TokenAlert, channels: Sequence[OutputChannel], metrics: BotMetrics, *,
+                  context: RequestContext = NO_CONTEXT) -> dict[str, bool]:
+    """Send ``alert`` to every channel concurrently; ``{channel name: delivered}``. Never raises (except cancellation).
+
+    ``context``: the chat the alert's token was found in (channels that pace themselves serve chats in turn).
+    """
 
     async def one(channel: OutputChannel) -> bool:
         try:
-            await channel.send(alert)
+            await channel.send(alert, context=context)
             delivered = True
         except asyncio.CancelledError:
             raise

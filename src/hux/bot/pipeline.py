@@ -302,7 +302,7 @@ class Pipeline:
             url=pair.url,
             reasons=result.reasons,
         )
-        deliveries = await deliver(alert, self.channels, m) if self.channels else {}
+        deliveries = await deliver(alert, self.channels, m, context=context) if self.channels else {}
         if deliveries and not any(deliveries.values()):
             m.stage_results.labels(stage="notify", outcome="failure").inc()
             log.warning("alert for %s (score %.1f) not delivered on any channel; retried on its next mention", alert.symbol, result.value)

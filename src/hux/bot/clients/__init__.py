@@ -1,7 +1,9 @@
-"""Clients for the external APIs: one resilient HTTP core (``http``) and one module per API."""
+"""Clients for the external APIs: one resilient HTTP core (``http``, with its limiter, breaker and
+Retry-After parsing in ``resilience``) and one module per API."""
 
 from hux.bot.clients.dexscreener import DexScreenerClient, PairInfo
-from hux.bot.clients.http import ApiClient, ApiError, CircuitBreaker, RateLimiter, RequestContext, redact
+from hux.bot.clients.http import ApiClient, ApiError, RequestContext, redact
+from hux.bot.clients.resilience import CircuitBreaker, RateLimiter
 from hux.bot.clients.rugcheck import RiskReport, RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
 
