@@ -13,9 +13,9 @@ What it does:
    ``promtool tsdb create-blocks-from openmetrics``.
 3. **Compaction**: a real Prometheus opens the directory and compacts the 2 h
    blocks the way a week-old server would have them.
-4. **Backup**: ``hux.ops.prometheus.backup_prometheus`` (snapshot, verification
+4. **Backup**: ``hux.ops.prometheus_backup.backup_prometheus`` (snapshot, verification
    queries, pack) — time and archive size.
-5. **Restore**: ``hux.ops.prometheus.restore_prometheus`` into the same running
+5. **Restore**: ``hux.ops.prometheus_backup.restore_prometheus`` into the same running
    server (verify + unpack, stop, swap, start, verification queries, old data
    removed) — time per phase.
 
@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from hux.bot import metrics as bm  # noqa: E402
 from hux.ops import archive as arc  # noqa: E402
 from hux.ops.clients import Prometheus  # noqa: E402
-from hux.ops.prometheus import backup_prometheus, restore_prometheus  # noqa: E402
+from hux.ops.prometheus_backup import backup_prometheus, restore_prometheus  # noqa: E402
 from hux.ops.service import CallableControl, free_loopback_port  # noqa: E402
 
 WINDOW = 2 * 3600

@@ -1,21 +1,26 @@
 """The ``hux`` command: one entry point for everything the project does.
 
-Each area registers its own sub-commands (``register(subparsers)``) so the
-dispatcher stays small: the bot (``hux.bot.cli``), monitoring-as-code
-(``hux.monitoring.cli``), the local API doubles (``hux.doubles.cli``), running the stack (``hux.stack.cli``) and operator
-tasks such as backup and maintenance (``hux.ops.cli``).
+Each area registers its own sub-commands (``register(subparsers)``) and only
+this module, the top of the package graph (docs/architecture.md), wires them
+together: the bot (``hux.bot.cli``), monitoring-as-code (``hux.monitoring.cli``),
+the local API doubles (``hux.doubles.cli``), running the stack (``hux.stack.cli``)
+and operator tasks such as backup and maintenance (``hux.ops.cli``), which gets
+from here how a restore stops and starts Prometheus (``hux.stack.control``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from hux import __version__
+from hux.bot import cli as bot_cli
 from hux.config import ConfigError
-
-AREAS = ("hux.bot.cli", "hux.doubles.cli", "hux.monitoring.cli", "hux.stack.cli", "hux.ops.cli")
+from hux.doubles import cli as doubles_cli
+from hux.monitoring import cli as monitoring_cli
+from hux.ops import cli as ops_cli
+from hux.stack import cli as stack_cli
+from hux.stack.control import native_control
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,14 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings file (default: $HUX_CONFIG, else ./hux.toml if present, else the embedded defaults)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in AREAS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not name.startswith(exc.name or "\0"):  # a missing area, not a broken import
-                raise
-            continue
-        module.register(sub)
+    bot_cli.register(sub)
+    doubles_cli.register(sub)
+    monitoring_cli.register(sub)
+    stack_cli.register(sub)
+    # ops sits below the stack: how a restore stops and starts Prometheus is handed to it from here
+    ops_cli.register(sub, prometheus_control=native_control)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The `hux` operator commands and the seed's backup script, end to end on real processes."""
+"""The `hux` operator commands and the backup script (scripts/backup_monitoring.py), end to end on real processes."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_grafana_backup_without_credentials_says_what_to_set(hux_home: Path, cap
 
 
 def test_grafana_backup_and_restore_commands(hux_home: Path, capsys, monkeypatch) -> None:
-    from hux.doubles.grafana import GrafanaInThread, GrafanaState
+    from tests.doubles.grafana import GrafanaInThread, GrafanaState
 
     monkeypatch.setenv("HUX_GRAFANA_TOKEN", "cli-token")
     source = GrafanaState(tokens={"cli-token": "Admin"})

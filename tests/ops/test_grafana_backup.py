@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hux.doubles.grafana import GrafanaInThread, GrafanaState
 from hux.ops import archive as arc
 from hux.ops.errors import ApiError, ArchiveError, OpsError
-from hux.ops.grafana import GrafanaCredentials, _parents_first, backup_grafana, restore_grafana
+from hux.ops.grafana_backup import GrafanaCredentials, _parents_first, backup_grafana, restore_grafana
 from hux.ops.textfile import FILE_NAME, read_values
+from tests.doubles.grafana import GrafanaInThread, GrafanaState
 
 TOKEN = "glsa_admin_token_for_tests"
 ADMIN = GrafanaCredentials(token=TOKEN, source="test token")

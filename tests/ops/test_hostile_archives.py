@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from hux.ops import archive as arc
 from hux.ops.errors import ArchiveError, OpsError
-from hux.ops.prometheus import _ConfigSwap, restore_prometheus
+from hux.ops.prometheus_backup import _ConfigSwap, restore_prometheus
 
 KEY = b"k" * 16 + os.urandom(16).hex().encode()
 
@@ -425,7 +425,7 @@ def test_fuzz_members_against_a_manifest(tmp_path: Path, members: list, listed: 
 def test_cli_uses_backup_hmac_key_file_for_backup_verify_and_restore(hux_home: Path, tmp_path: Path, capsys,
                                                                      monkeypatch) -> None:
     from hux.cli import main
-    from hux.doubles.grafana import GrafanaInThread, GrafanaState
+    from tests.doubles.grafana import GrafanaInThread, GrafanaState
 
     token = "glsa_cli_hmac"
     monkeypatch.setenv("HUX_GRAFANA_TOKEN", token)

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given, strategies as st
 
-from hux.doubles.grafana import GrafanaInThread, GrafanaState
 from hux.ops import archive as arc
 from hux.ops.errors import OpsError
-from hux.ops.grafana import GrafanaCredentials, backup_grafana
+from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana
 from hux.ops.names import UnsafeNameError, quote_segment, safe_component
-from hux.ops.prometheus import backup_prometheus
+from hux.ops.prometheus_backup import backup_prometheus
+from tests.doubles.grafana import GrafanaInThread, GrafanaState
 
 TOKEN = "glsa_hostile_names"
 

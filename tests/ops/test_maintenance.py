@@ -15,7 +15,7 @@ from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
 from hux.ops.maintenance.logs import pattern_of, review_logs
 from hux.ops.maintenance.report import FAIL, WARN, Table
-from hux.ops.prometheus import backup_prometheus
+from hux.ops.prometheus_backup import backup_prometheus
 from tests.conftest import free_port
 from tests.ops.conftest import DEFAULT_AM_CONFIG, AmProcess, PromProcess, create_blocks
 

@@ -18,7 +18,7 @@ import pytest
 from hux.ops import archive as arc
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ArchiveError, BackupError, OpsError, RestoreError
-from hux.ops.prometheus import backup_prometheus, restore_prometheus
+from hux.ops.prometheus_backup import backup_prometheus, restore_prometheus
 from hux.ops.service import CallableControl
 from hux.ops.textfile import FILE_NAME, read_values
 from tests.ops.conftest import PromProcess, create_blocks, known_series

@@ -4,7 +4,7 @@ It accepts the command line the supervisor builds (``server --homepath H --confi
 C``), reads the ini the stack writes the way Grafana does (``[server]``
 address and port, ``[security]`` admin user and ``$__file{...}`` password,
 ``[paths] provisioning`` datasources), and serves the shared Grafana API double
-(``hux.doubles.grafana``) plus what the stack's health check and Prometheus use:
+(``tests.doubles.grafana``) plus what the stack's health check and Prometheus use:
 ``GET /api/datasources/uid/:uid/health`` (authenticated; queries the datasource's
 Prometheus like Grafana does) and an unauthenticated ``/metrics``.
 """
@@ -23,7 +23,8 @@ import httpx
 import yaml
 from aiohttp import web
 
-from hux.doubles.grafana import STATE_KEY, VERSION, GrafanaState, build_app
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # run as a script: the checkout's tests package
+from tests.doubles.grafana import STATE_KEY, VERSION, GrafanaState, build_app  # noqa: E402 - after the path
 
 
 def read_ini(path: Path) -> configparser.ConfigParser:

@@ -146,3 +146,47 @@ def test_plan_round_trips_and_refuses_bad_fields(tmp_path):
                 {**data, "log_max_bytes": -1}):
         with pytest.raises(ValueError):
             StackPlan.from_dict(bad)
+
+
+def test_stop_and_start_requests_act_on_one_component_and_a_stopped_one_stays_stopped(supervised, tmp_path):
+    """A Prometheus restore stops and starts Prometheus alone: the other components keep their processes."""
+    paths = StackPaths(tmp_path)
+    stack = supervised(spec(paths, "sleeper", SLEEPER), spec(paths, "other", SLEEPER))
+    first, other = component(stack, "sleeper")["pid"], component(stack, "other")["pid"]
+    victim = ProcessIdentity.from_dict(component(stack, "sleeper")["identity"])
+    stack.request("stop", ["sleeper"])
+    assert stack.wait_component("sleeper", "stopped", 15), component(stack, "sleeper")
+    assert victim is not None and not victim.alive()
+    # loops and request polls later it is still stopped (no crash restart, no backoff): a restart of
+    # another component takes the supervisor through its loop again
+    stack.request("restart", ["other"])
+    assert stack.wait_component("other", "running", 15, not_pid=other)
+    assert component(stack, "sleeper")["state"] == "stopped" and component(stack, "sleeper")["pid"] is None
+    assert component(stack, "sleeper")["restarts"] == 0
+    stack.request("start", ["sleeper"])
+    assert stack.wait_component("sleeper", "running", 15, not_pid=first)
+    assert component(stack, "sleeper")["restarts"] == 0
+    log = paths.supervisor_log.read_text()
+    assert "sleeper: stop requested" in log and "sleeper: start requested" in log
+    assert "stays stopped until a start or restart request" in log
+    # a start of a running component changes nothing
+    running = component(stack, "sleeper")["pid"]
+    stack.request("start", ["sleeper"])
+    wait_for(lambda: "start requested, it is already running" in paths.supervisor_log.read_text(), 10,
+             "the second start to be answered")
+    assert component(stack, "sleeper")["pid"] == running
+
+
+@pytest.mark.parametrize("request_body", [{"action": "stop"}, {"action": "stop", "components": []},
+                                          {"action": "start", "components": None}])
+def test_stop_or_start_without_components_is_refused(supervised, tmp_path, request_body):
+    paths = StackPaths(tmp_path)
+    stack = supervised(spec(paths, "sleeper", SLEEPER))
+    pid = component(stack, "sleeper")["pid"]
+    drop(stack, "all.json", json.dumps(request_body))
+    poke(stack)
+    log = wait_for(lambda: "ignored" in (t := paths.supervisor_log.read_text()) and t, 10, "the request to be refused")
+    assert "names its components" in log and "hux down" in log
+    wait_for(lambda: (stack.state() or {})["supervisor"]["requests_refused"].get("bad_request") == 1, 10,
+             "the refusal to be counted")
+    assert component(stack, "sleeper")["pid"] == pid and component(stack, "sleeper")["state"] == "running"

@@ -101,11 +101,11 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
         name, port = targets.bot_dns
         # One A record per replica: `docker compose up --scale bot=3` adds targets, each its own instance.
         jobs.append({
-            "job_name": "bot",
+            "job_name": settings.stack.bot_job,
             "dns_sd_configs": [{"names": [name], "type": "A", "port": port, "refresh_interval": "30s"}],
         })
     else:
-        jobs.append(_static_job("bot", list(targets.bot_static)))
+        jobs.append(_static_job(settings.stack.bot_job, list(targets.bot_static)))
     alertmanager: dict[str, Any] = {"basic_auth": dict(auth)} if auth else {}
     alertmanager["static_configs"] = [{"targets": [targets.alertmanager]}]
     return {

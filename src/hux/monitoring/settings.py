@@ -19,15 +19,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hux import paths
 from hux.bot import metrics as catalogue
+from hux.bot.config import BotConfig
 from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
+from hux.monitoring import grafana_install
 
 SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "grafana", "backup")
 
@@ -177,6 +178,14 @@ class StackSettings(_Section):
     def resolved_bot_targets(self) -> list[str]:
         return list(self.bot_targets) or [f"{self.loopback_host}:{self.ports.bot}"]
 
+    #: the bot's scrape job in prometheus.yml (every bot instance is a target of it)
+    bot_job: ClassVar[str] = "bot"
+
+    @property
+    def bot_selector(self) -> str:
+        """The label matchers that select the bot's series, like a mixin's selector (job equals bot_job)."""
+        return f'job="{self.bot_job}"'
+
 
 # --- prometheus --------------------------------------------------------------
 
@@ -288,7 +297,7 @@ class AlertSettings(_Section):
         return no_template(value, "Prometheus (rule annotations)")
 
     # windows shared by the rate-based rules
-    rate_window: Duration = "5m"          # rate()/increase() window: the seed's "in 5m"
+    rate_window: Duration = "5m"          # rate()/increase() window: the alert rules' "in 5m" of the spec
     short_window: Duration = "1m"         # confirmation window: error alerts clear soon after recovery
     error_rate_min_events: float = Field(5.0, ge=0)  # events in rate_window before a ratio counts
 
@@ -661,9 +670,12 @@ class GrafanaSettings(_Section):
         return _check_duration(value)
 
     def native_enabled(self) -> bool:
-        if self.enabled == "auto":
-            return grafana_binary() is not None
-        return bool(self.enabled)
+        """Whether natively rendered configs include Grafana (``grafana_install``: the one decision).
+
+        grafana.enabled = true counts even when Grafana is missing: `hux up` then refuses to start.
+        """
+        decision = grafana_install.native_decision(self.enabled)
+        return decision.run or bool(decision.error)
 
 
 class BackupSettings(_Section):
@@ -679,10 +691,6 @@ class BackupSettings(_Section):
     @classmethod
     def _age(cls, value: str) -> str:
         return _check_duration(value)
-
-
-def grafana_binary() -> str | None:
-    return shutil.which("grafana") or shutil.which("grafana-server")
 
 
 # --- the whole -------------------------------------------------------------------
@@ -776,10 +784,7 @@ def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | No
 
 
 def _check_bot_section(section: Mapping[str, Any], source: str) -> None:
-    try:
-        from hux.bot.config import BotConfig  # the bot validates its own section
-    except ImportError:
-        return
+    """The bot validates its own section."""
     try:
         BotConfig.model_validate(dict(section))
     except ValidationError as exc:

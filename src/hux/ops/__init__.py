@@ -2,9 +2,9 @@
 
 Public surface (the CLI in ``hux.ops.cli`` is a thin layer over these):
 
-* ``backup_prometheus`` / ``restore_prometheus`` (``hux.ops.prometheus``): TSDB
+* ``backup_prometheus`` / ``restore_prometheus`` (``hux.ops.prometheus_backup``): TSDB
   snapshot + silences + configs into one verified archive, and back;
-* ``backup_grafana`` / ``restore_grafana`` (``hux.ops.grafana``): Grafana's
+* ``backup_grafana`` / ``restore_grafana`` (``hux.ops.grafana_backup``): Grafana's
   objects through its HTTP API;
 * ``archive``: the archive format (manifest, checksums, retention);
 * ``textfile``: the backup metrics file for node_exporter;
@@ -15,9 +15,9 @@ Public surface (the CLI in ``hux.ops.cli`` is a thin layer over these):
 """
 
 from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
-from hux.ops.grafana import GrafanaCredentials, backup_grafana, restore_grafana
+from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
 from hux.ops.notify import notify_test
-from hux.ops.prometheus import BackupResult, RestoreReport, backup_prometheus, restore_prometheus
+from hux.ops.prometheus_backup import BackupResult, RestoreReport, backup_prometheus, restore_prometheus
 from hux.ops.service import CallableControl, CommandControl, LocalPrometheus, ServiceControl
 
 __all__ = [

@@ -6,19 +6,39 @@
 (``stack.ports``, ``backup.*``); every one can be overridden on the command line.
 Exit codes: 0 done, 1 failed (the message says why and what to do), 2 bad usage or
 configuration, 3 done but a follow-up check needs attention.
+
+ops sits below the stack in the package graph (docs/architecture.md): it does not
+know who runs Prometheus. ``register`` takes ``prometheus_control``, a function of
+the home that returns how to stop and start Prometheus there (a
+``hux.ops.service.ServiceControl``) or None; ``hux.cli`` passes the native stack's.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from hux import paths
+from hux.monitoring.grafana_install import grafana_decision
+from hux.monitoring.settings import Settings, load_settings
+from hux.ops import archive as arc
 from hux.ops.errors import OpsError
+from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
+from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
+from hux.ops.notify import notify_test
+from hux.ops.progress import Progress, human_bytes
+from hux.ops.prometheus_backup import backup_prometheus, restore_prometheus
+from hux.ops.service import CommandControl, ServiceControl
+from hux.ops.textfile import record_refusal
+
+#: how to stop and start Prometheus under a home, when something there runs it (None: nothing does)
+ControlFactory = Callable[[Path], "ServiceControl | None"]
 
 EXIT_FAILED = 1
 EXIT_ATTENTION = 3
@@ -28,7 +48,7 @@ EXIT_ATTENTION = 3
 class OpsSettings:
     """Where things are, from the settings with command-line overrides."""
 
-    settings: Any
+    settings: Settings
     home: Path
     prometheus_url: str
     alertmanager_url: str
@@ -46,8 +66,6 @@ class OpsSettings:
 
 
 def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
-    from hux.monitoring.settings import load_settings
-
     settings = load_settings(getattr(args, "config", None))
     layout = paths.Layout.current()
 
@@ -76,8 +94,6 @@ def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
 
 def hmac_key(ops: OpsSettings) -> bytes | None:
     """The backup HMAC key (backup.hmac_key_file), or None when archives are not authenticated."""
-    from hux.ops import archive as arc
-
     return arc.load_hmac_key(ops.hmac_key_file) if ops.hmac_key_file else None
 
 
@@ -102,8 +118,6 @@ def _count_refusal(command: str, args: argparse.Namespace, exc: OpsError) -> Non
     reason = getattr(exc, "reason", None)
     if not reason:
         return
-    from hux.ops.textfile import record_refusal
-
     kind = command.split()[-1]
     textfile = getattr(args, "textfile_dir", None) or paths.Layout.current().textfile_dir
     try:
@@ -112,25 +126,18 @@ def _count_refusal(command: str, args: argparse.Namespace, exc: OpsError) -> Non
         pass  # the refusal itself is reported; the count is best effort
 
 
-def _progress(args: argparse.Namespace):
-    from hux.ops.progress import Progress
-
+def _progress(args: argparse.Namespace) -> Progress:
     return Progress(quiet=getattr(args, "quiet", False))
 
 
 # --- backup ------------------------------------------------------------------------------------
 
 
-def _utc(seconds: float):
-    from datetime import datetime, timezone
-
+def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def _print_backup(result: Any) -> None:
-    from hux.ops import archive as arc
-    from hux.ops.progress import human_bytes
-
     manifest = result.manifest
     print(f"{result.kind} backup written: {result.path}")
     print(f"  size {human_bytes(result.size)} in {result.duration:.1f}s, {len(manifest['files'])} files, "
@@ -166,8 +173,6 @@ def _print_backup(result: Any) -> None:
 
 
 def backup_prometheus_cmd(args: argparse.Namespace, ops: OpsSettings | None = None) -> int:
-    from hux.ops.prometheus import backup_prometheus
-
     ops = ops or load_ops_settings(args)
     result = backup_prometheus(
         prometheus_url=ops.prometheus_url,
@@ -187,9 +192,7 @@ def backup_prometheus_cmd(args: argparse.Namespace, ops: OpsSettings | None = No
     return EXIT_ATTENTION if result.warnings else 0
 
 
-def grafana_credentials(args: argparse.Namespace, ops: OpsSettings):
-    from hux.ops.grafana import GrafanaCredentials
-
+def grafana_credentials(args: argparse.Namespace, ops: OpsSettings) -> GrafanaCredentials:
     password_file = ops.grafana_password_file
     if password_file is not None and not password_file.exists() and not getattr(args, "password_file", None):
         password_file = None
@@ -197,8 +200,6 @@ def grafana_credentials(args: argparse.Namespace, ops: OpsSettings):
 
 
 def backup_grafana_cmd(args: argparse.Namespace, ops: OpsSettings | None = None) -> int:
-    from hux.ops.grafana import backup_grafana
-
     ops = ops or load_ops_settings(args)
     result = backup_grafana(
         grafana_url=ops.grafana_url,
@@ -218,21 +219,18 @@ def backup_all_cmd(args: argparse.Namespace) -> int:
     ops = load_ops_settings(args)
     codes = []
     for name, func in (("prometheus", backup_prometheus_cmd), ("grafana", backup_grafana_cmd)):
-        if name == "grafana" and not _grafana_expected(ops):
-            print("grafana backup skipped: Grafana is not part of this stack (no grafana binary, grafana.enabled)")
+        grafana = grafana_decision(ops.settings) if name == "grafana" else None
+        if grafana is not None and grafana.error:
+            codes.append(_fail("backup grafana", OpsError(grafana.error)))
+            continue
+        if grafana is not None and not grafana.run:
+            print(f"grafana backup skipped: Grafana is not part of this stack. {grafana.reason}")
             continue
         try:
             codes.append(func(args, ops))
         except OpsError as exc:
             codes.append(_fail(f"backup {name}", exc))
     return max(codes) if codes else 0
-
-
-def _grafana_expected(ops: OpsSettings) -> bool:
-    settings = ops.settings
-    if settings.stack.mode == "docker":
-        return True
-    return bool(settings.grafana.native_enabled())
 
 
 # --- restore -----------------------------------------------------------------------------------
@@ -244,33 +242,22 @@ def _print_steps(report: Any) -> None:
         print(f"  {step.ljust(width)}  {status.upper():8s} {detail}")
 
 
-def _service_control(args: argparse.Namespace, ops: OpsSettings):
-    """How to stop/start Prometheus: given commands, else the native stack when it runs, else offline."""
-    from hux.ops.service import CommandControl
-
+def _service_control(args: argparse.Namespace, ops: OpsSettings,
+                     prometheus_control: ControlFactory | None) -> ServiceControl | None:
+    """How to stop/start Prometheus: given commands, else what runs it under the home (the native stack), else offline."""
     if args.stop_command or args.start_command:
         if not (args.stop_command and args.start_command):
             raise OpsError("give both --stop-command and --start-command")
         return CommandControl.from_strings(args.stop_command, args.start_command)
-    try:
-        from hux.stack.native import NativeStack
-        from hux.stack.plan import StackPaths
-    except ImportError:
-        return None
-    if NativeStack(StackPaths(ops.home)).running():
-        prefix = [sys.executable, "-m", "hux.cli"] + (["--config", args.config] if getattr(args, "config", None) else [])
-        control = CommandControl(prefix + ["down"], prefix + ["up"], timeout=600)
-        control.description = "the native stack (`hux down`, then `hux up`)"
-        return control
-    return None
+    return prometheus_control(ops.home) if prometheus_control is not None else None
 
 
-def restore_prometheus_cmd(args: argparse.Namespace) -> int:
-    from hux.ops.prometheus import restore_prometheus
-
+def restore_prometheus_cmd(args: argparse.Namespace, prometheus_control: ControlFactory | None = None) -> int:
     ops = load_ops_settings(args)
-    control = _service_control(args, ops)
-    stack_managed = control is not None and "native stack" in control.description
+    control = _service_control(args, ops, prometheus_control)
+    #: a control whose owner renders the configs itself (the native stack) says so; they are not restored then
+    configs_managed = str(getattr(control, "configs_managed", "") or "")
+    stack_managed = bool(configs_managed)
     restore_configs = not args.no_configs and not stack_managed
     report = restore_prometheus(
         Path(args.archive),
@@ -281,8 +268,7 @@ def restore_prometheus_cmd(args: argparse.Namespace) -> int:
         config_dir=ops.run_dir if restore_configs else None,
         restore_configs=restore_configs,
         keep_old=args.keep_old,
-        configs_skipped="the native stack renders its configs from the settings at `hux up`"
-        if stack_managed and not args.no_configs else "",
+        configs_skipped=configs_managed if stack_managed and not args.no_configs else "",
         progress=_progress(args),
         hmac_key=hmac_key(ops),
         allow_unauthenticated=args.allow_unauthenticated,
@@ -293,8 +279,6 @@ def restore_prometheus_cmd(args: argparse.Namespace) -> int:
 
 
 def restore_grafana_cmd(args: argparse.Namespace) -> int:
-    from hux.ops.grafana import restore_grafana
-
     ops = load_ops_settings(args)
     report = restore_grafana(Path(args.archive), grafana_url=ops.grafana_url,
                              credentials=grafana_credentials(args, ops), overwrite=not args.keep_existing,
@@ -309,9 +293,6 @@ def restore_grafana_cmd(args: argparse.Namespace) -> int:
 
 
 def backups_list_cmd(args: argparse.Namespace) -> int:
-    from hux.ops import archive as arc
-    from hux.ops.progress import human_bytes
-
     ops = load_ops_settings(args)
     archives = arc.list_archives(ops.backup_dir)
     if args.json:
@@ -339,8 +320,6 @@ def backups_list_cmd(args: argparse.Namespace) -> int:
 
 
 def backups_prune_cmd(args: argparse.Namespace) -> int:
-    from hux.ops import archive as arc
-
     ops = load_ops_settings(args)
     keep = args.keep if args.keep is not None else ops.keep
     keep_days = args.keep_days if args.keep_days is not None else ops.keep_days
@@ -353,9 +332,6 @@ def backups_prune_cmd(args: argparse.Namespace) -> int:
 
 
 def backups_verify_cmd(args: argparse.Namespace) -> int:
-    from hux.ops import archive as arc
-    from hux.ops.progress import human_bytes
-
     manifest = arc.verify_archive(Path(args.archive), progress=_progress(args),
                                   hmac_key=hmac_key(load_ops_settings(args)),
                                   allow_unauthenticated=args.allow_unauthenticated)
@@ -368,8 +344,6 @@ def backups_verify_cmd(args: argparse.Namespace) -> int:
 
 
 def maintain_cmd(args: argparse.Namespace) -> int:
-    from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
-
     ops = load_ops_settings(args)
     ctx = MaintenanceContext(
         prometheus_url=ops.prometheus_url, alertmanager_url=ops.alertmanager_url, log_dir=ops.log_dir,
@@ -397,8 +371,6 @@ def maintain_cmd(args: argparse.Namespace) -> int:
 
 
 def notify_test_cmd(args: argparse.Namespace) -> int:
-    from hux.ops.notify import notify_test
-
     ops = load_ops_settings(args)
     labels = {}
     for item in args.label or []:
@@ -445,7 +417,8 @@ def _common(parser: argparse.ArgumentParser, *, prometheus: bool = False, alertm
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, *, prometheus_control: ControlFactory | None = None) -> None:
+    """The operator commands; ``prometheus_control`` (from ``hux.cli``) says how a restore stops/starts Prometheus."""
     backup = subparsers.add_parser("backup", help="back up Prometheus (+ silences, configs) and Grafana into archives")
     bsub = backup.add_subparsers(dest="backup_kind", metavar="KIND")
     for kind, helptext, func in (
@@ -481,7 +454,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.add_argument("archive", metavar="ARCHIVE")
     _common(rp, prometheus=True, alertmanager=True, backups=False)
     rp.add_argument("--config-dir", metavar="DIR", help="where to restore the configs (default: data/run)")
-    rp.add_argument("--stop-command", metavar="CMD", help="command that stops Prometheus (default: the native stack)")
+    rp.add_argument("--stop-command", metavar="CMD", help="command that stops Prometheus (default: the native stack's supervisor "
+                                                              "stops and starts Prometheus alone)")
     rp.add_argument("--start-command", metavar="CMD", help="command that starts Prometheus")
     rp.add_argument("--no-configs", action="store_true", help="leave the config files as they are")
     rp.add_argument("--no-silences", action="store_true", help="do not re-import Alertmanager silences")
@@ -489,7 +463,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.add_argument("--allow-unauthenticated", action="store_true",
                     help="restore an archive without an authenticator although backup.hmac_key_file is set "
                          "(archives made before the key was set)")
-    rp.set_defaults(func=_guard("restore prometheus", restore_prometheus_cmd))
+    rp.set_defaults(func=_guard("restore prometheus",
+                                functools.partial(restore_prometheus_cmd, prometheus_control=prometheus_control)))
     rg = rsub.add_parser("grafana", help="recreate folders (parents first), dashboards, datasources, alerting")
     rg.add_argument("archive", metavar="ARCHIVE")
     _common(rg, grafana=True)

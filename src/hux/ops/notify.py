@@ -1,6 +1,6 @@
 """``hux notify-test``: send a synthetic alert through Alertmanager and report delivery per integration.
 
-The seed's last recovery step, "test alert notifications", and a routine check
+The last recovery step, "test alert notifications", and a routine check
 that every receiver still works:
 
 1. read Alertmanager's running config (``/api/v2/status``) and predict, with the

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
+
+# Grafana's install and the decision whether it runs live with the settings (monitoring reads them too)
+from hux.monitoring.grafana_install import (  # noqa: F401 - re-exported for the stack
+    EXTRA_DIRS,
+    GRAFANA_HOMES,
+    GRAFANA_HOWTO,
+    GrafanaInstall,
+    env_var,
+    find_grafana,
+)
 
 # component -> names to look for, in order (Debian package name first)
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -28,24 +36,8 @@ DEBIAN_PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "node_exporter": "prometheus-node-exporter",
 }
-EXTRA_DIRS = ("/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
-GRAFANA_HOMES = ("/usr/share/grafana", "/opt/grafana", "/usr/local/share/grafana")
-
-GRAFANA_HOWTO = (
-    "Grafana is not installed, so it is skipped. "
-    "To run it: install Grafana (the `grafana` package from apt.grafana.com, or the tarball from "
-    "https://grafana.com/grafana/download) so that `grafana` or `grafana-server` is on PATH (or set "
-    "HUX_GRAFANA_BINARY and HUX_GRAFANA_HOME), then run `hux up` again; or use the docker path. "
-    "Its dashboards are rendered anyway, under data/run/grafana/dashboards."
-)
-
-
 class MissingBinary(Exception):
     """A program the stack needs is not installed. The message says how to get it."""
-
-
-def env_var(component: str) -> str:
-    return f"HUX_{component.upper()}_BINARY"
 
 
 def find(component: str) -> str | None:
@@ -73,47 +65,3 @@ def require(component: str) -> str:
         f"(or run `python3 scripts/setup_monitoring.py` as root, which installs it); elsewhere put the upstream "
         f"binary on PATH or set {env_var(component)}; or use the docker path (stack.mode = \"docker\")."
     )
-
-
-@dataclass(frozen=True)
-class GrafanaInstall:
-    binary: str
-    home: str
-    modern: bool   # `grafana server` (Grafana >= 9.x) rather than `grafana-server`
-
-    def argv(self, config_file: Path) -> list[str]:
-        head = [self.binary, "server"] if self.modern else [self.binary]
-        return [*head, "--homepath", self.home, "--config", str(config_file)]
-
-
-def _grafana_home(binary: str) -> str | None:
-    pinned = os.environ.get("HUX_GRAFANA_HOME")
-    candidates = [pinned] if pinned else []
-    # tarball layout: <home>/bin/grafana
-    candidates.append(str(Path(binary).resolve().parent.parent))
-    candidates.extend(GRAFANA_HOMES)
-    for home in candidates:
-        if home and (Path(home) / "conf" / "defaults.ini").is_file():
-            return home
-    return None
-
-
-def find_grafana() -> GrafanaInstall | None:
-    """The Grafana server install, or None (then the stack runs without it)."""
-    pinned = os.environ.get(env_var("grafana"))
-    search = os.pathsep.join([os.environ.get("PATH", ""), *EXTRA_DIRS, *(f"{h}/bin" for h in GRAFANA_HOMES)])
-    options: list[tuple[str, bool]] = []
-    if pinned:
-        options.append((pinned, Path(pinned).name != "grafana-server"))
-    else:
-        for name, modern in (("grafana", True), ("grafana-server", False)):
-            found = shutil.which(name, path=search)
-            if found:
-                options.append((found, modern))
-    for binary, modern in options:
-        if not os.access(binary, os.X_OK):
-            continue
-        home = _grafana_home(binary)
-        if home:
-            return GrafanaInstall(binary=binary, home=home, modern=modern)
-    return None

@@ -24,9 +24,13 @@ from typing import Any, TextIO
 import httpx
 
 from hux.config import ConfigError
+from hux.monitoring.prometheus import DOCKER_SERVICES
+from hux.monitoring.render import render_native
+from hux.monitoring.settings import Settings, load_settings
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
     LOG_FILES,
+    READY_PATHS,
     build_plan,
     decide_grafana,
     grafana_password_file,
@@ -44,13 +48,11 @@ DEFAULT_UP_TIMEOUT = 60.0
 CRASH_LOOP_RESTARTS = 3   # `up` stops waiting for a component restarted this often
 
 
-def load(config: str | None) -> Any:
-    from hux.monitoring.settings import load_settings
-
+def load(config: str | None) -> Settings:
     return load_settings(config)
 
 
-def resolve_mode(settings: Any, forced: str | None) -> str:
+def resolve_mode(settings: Settings, forced: str | None) -> str:
     return forced or settings.stack.mode
 
 
@@ -73,15 +75,11 @@ def _rel(path: str | Path, home: Path) -> str:
 # ----- rendering and applying configuration ---------------------------------------------------------
 
 
-def render(settings: Any, paths: StackPaths, *, grafana: bool) -> Any:
+def render(settings: Settings, paths: StackPaths, *, grafana: bool) -> Any:
     """Render + validate into a staging dir, then swap into data/run (the renderer's contract).
 
     A config that fails promtool/amtool raises ConfigError and leaves data/run untouched.
     """
-    try:
-        from hux.monitoring.render import render_native
-    except ImportError as exc:
-        raise StackError(f"the monitoring renderer is not available ({exc}); reinstall the project") from None
     try:
         return render_native(settings, paths.run_dir, data_dir=paths.data, grafana_enabled=grafana)
     except ConfigError as exc:
@@ -89,7 +87,7 @@ def render(settings: Any, paths: StackPaths, *, grafana: bool) -> Any:
                           "configuration). Fix the settings and run the command again.") from None
 
 
-def hot_reload(settings: Any, stack: NativeStack) -> list[str]:
+def hot_reload(settings: Settings, stack: NativeStack) -> list[str]:
     """Ask Prometheus and Alertmanager to re-read their (already validated) files."""
     messages = []
     children = stack.recorded_children()
@@ -114,7 +112,7 @@ def hot_reload(settings: Any, stack: NativeStack) -> list[str]:
     return messages
 
 
-def apply_changes(settings: Any, paths: StackPaths, stack: NativeStack, new_plan: StackPlan, con: Console) -> None:
+def apply_changes(settings: Settings, paths: StackPaths, stack: NativeStack, new_plan: StackPlan, con: Console) -> None:
     """On a running stack: hot-reload configs, restart components whose command line changed."""
     for message in hot_reload(settings, stack):
         con.say(f"  {message}")
@@ -145,7 +143,7 @@ def apply_changes(settings: Any, paths: StackPaths, stack: NativeStack, new_plan
 
 @dataclass
 class Prepared:
-    settings: Any
+    settings: Settings
     paths: StackPaths
     plan: StackPlan
     grafana_note: str
@@ -297,7 +295,7 @@ def down_native(paths: StackPaths, con: Console, timeout: float = 60.0) -> int:
     return 0
 
 
-def status_data(settings: Any, paths: StackPaths) -> dict[str, Any]:
+def status_data(settings: Settings, paths: StackPaths) -> dict[str, Any]:
     stack = NativeStack(paths)
     state = stack.state() or {}
     sup = stack.supervisor()
@@ -348,7 +346,7 @@ def status_data(settings: Any, paths: StackPaths) -> dict[str, Any]:
     }
 
 
-def status_native(settings: Any, paths: StackPaths, con: Console, *, as_json: bool) -> int:
+def status_native(settings: Settings, paths: StackPaths, con: Console, *, as_json: bool) -> int:
     data = status_data(settings, paths)
     if as_json:
         con.say(json.dumps(data, indent=2))
@@ -421,17 +419,14 @@ def reload_native(config: str | None, con: Console) -> int:
 # ----- docker ------------------------------------------------------------------------------------------
 
 
-def _docker_urls(settings: Any, project: docker.ComposeProject) -> dict[str, str]:
+def _docker_urls(settings: Settings, project: docker.ComposeProject) -> dict[str, str]:
     """Ready URLs of the services compose publishes on the host (the bot is only reachable inside)."""
-    from hux.monitoring.prometheus import DOCKER_SERVICES
-    from hux.stack.components import READY_PATHS
-
     published = project.published_services()
     return {name: settings.url(name) + path for name, path in READY_PATHS.items()
             if DOCKER_SERVICES.get(name) in published}
 
 
-def docker_environment(settings: Any, project: docker.ComposeProject) -> dict[str, str]:
+def docker_environment(settings: Settings, project: docker.ComposeProject) -> dict[str, str]:
     """Compose's environment with the generated Grafana and PostgreSQL passwords (unless .env sets them)."""
     paths = StackPaths.current()
     secrets = {
@@ -444,7 +439,7 @@ def docker_environment(settings: Any, project: docker.ComposeProject) -> dict[st
         raise StackError(f"generated passwords for the docker path: {exc}") from None
 
 
-def up_docker(settings: Any, con: Console, *, timeout: float, compose_file: Path | None) -> int:
+def up_docker(settings: Settings, con: Console, *, timeout: float, compose_file: Path | None) -> int:
     project = docker.ComposeProject.detect(compose_file)
     env = docker_environment(settings, project)
     con.say(f"hux up: docker path ({' '.join(project.frontend)}, {project.file})")
@@ -461,7 +456,7 @@ def up_docker(settings: Any, con: Console, *, timeout: float, compose_file: Path
     return 0 if all(r.ok for r in results.values()) else 1
 
 
-def docker_simple(settings: Any, verb: str, con: Console, *, compose_file: Path | None,
+def docker_simple(settings: Settings, verb: str, con: Console, *, compose_file: Path | None,
                   services: list[str] | None = None) -> int:
     project = docker.ComposeProject.detect(compose_file)
     if verb == "down":
@@ -478,7 +473,7 @@ def docker_simple(settings: Any, verb: str, con: Console, *, compose_file: Path 
 # ----- health ------------------------------------------------------------------------------------------
 
 
-def health_report(settings: Any, mode: str) -> HealthReport:
+def health_report(settings: Settings, mode: str) -> HealthReport:
     return asyncio.run(run_health(settings, StackPaths.current(), mode=mode))
 
 

@@ -2,7 +2,7 @@
 
 Prometheus, Alertmanager, node_exporter and Grafana write their logs to
 stdout/stderr. The supervisor pipes both into a :class:`LogPump` thread that
-appends each line to the seed's file (``logs/prometheus.log``, ...) through a
+appends each line to the component's required log file (``logs/prometheus.log``, ...) through a
 :class:`RotatingLog`: when the file would exceed ``max_bytes`` it becomes
 ``name.log.1`` (older ones shift to ``.2`` ... ``.backups``) and a fresh file
 starts. Exactly one writer owns each file, so rotation never races: the bot

@@ -166,15 +166,29 @@ class NativeStack:
             raise StackError("the stack is not running: start it with `hux up`")
 
     def request_restart(self, components: list[str]) -> None:
+        self.request("restart", components)
+
+    def request(self, action: str, components: list[str]) -> None:
+        """Ask the supervisor to restart, stop or start components (``hux.stack.supervisor`` requests)."""
         sup = self.supervisor()
         if sup is None:
             raise StackError("the stack is not running: start it with `hux up`")
         self.paths.requests_dir.mkdir(parents=True, exist_ok=True)
         request = self.paths.requests_dir / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.json"
         tmp = request.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"action": "restart", "components": components}))
+        tmp.write_text(json.dumps({"action": action, "components": components}))
         os.replace(tmp, request)
         sup.signal(signal.SIGUSR1)
+
+    def wait_component(self, name: str, state: str, timeout: float, *, not_pid: int | None = None) -> bool:
+        """Wait until the supervisor records ``name`` in ``state`` (with a pid other than ``not_pid``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            comp = ((self.state() or {}).get("components") or {}).get(name) or {}
+            if comp.get("state") == state and (not_pid is None or comp.get("pid") != not_pid):
+                return True
+            time.sleep(0.1)
+        return False
 
     def wait_new_pids(self, components: list[str], old: dict[str, int | None], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -17,11 +17,14 @@ one honest answer), reads ``data/supervisor/plan.json`` and then:
   SIGKILL after its ``stop_timeout``), then exits 0;
 * SIGHUP: re-reads the plan and restarts only components whose command line
   or environment changed (starting new ones, stopping removed ones);
-* SIGUSR1: handles restart requests dropped in ``data/supervisor/requests/``
-  (``hux restart <component>``); those restarts are not counted as crashes.
-  A request is ``{"action": "restart", "components": [name, ...]}`` (no or an
-  empty list: all); anything else is logged with the reason, counted in the
-  state file (``supervisor.requests_refused``) and ignored.
+* SIGUSR1: handles requests dropped in ``data/supervisor/requests/``
+  (``hux restart <component>``; a Prometheus restore stops and starts
+  Prometheus alone); those restarts are not counted as crashes. A request is
+  ``{"action": "restart", "components": [name, ...]}`` (no or an empty list:
+  all), or ``"stop"``/``"start"`` with the components named (a stopped
+  component stays stopped until a start or restart request, or ``hux up``);
+  anything else is logged with the reason, counted in the state file
+  (``supervisor.requests_refused``) and ignored.
 
 Least privilege: each child gets only the variables of the supervisor's
 environment its spec names (``ComponentSpec.inherit_env``: Prometheus never
@@ -64,6 +67,8 @@ MAX_REQUEST_COMPONENTS = 32
 #: every child (and every file it creates) is private to the user running the stack
 CHILD_UMASK = 0o077
 REQUEST_HOWTO = "use `hux restart <component>` to ask for a restart"
+#: what a request may ask: restart (the default of `hux restart`), or stop / start named components
+REQUEST_ACTIONS = ("restart", "stop", "start")
 
 
 class BadRequest(Exception):
@@ -74,8 +79,8 @@ class BadRequest(Exception):
         self.reason = reason
 
 
-def read_request(path: Path) -> list[str] | None:
-    """The components a request file asks to restart (None: all of them); BadRequest otherwise.
+def read_request(path: Path) -> tuple[str, list[str] | None]:
+    """(action, components) of a request file (components None: all of them, restart only); BadRequest otherwise.
 
     The file is opened without following a symlink and read up to MAX_REQUEST_BYTES.
     """
@@ -104,16 +109,20 @@ def read_request(path: Path) -> list[str] | None:
     unknown = sorted(str(k)[:40] for k in request if k not in ("action", "components"))
     if unknown:
         raise BadRequest("bad_request", f"it has unknown keys {unknown}")
-    if request.get("action") != "restart":
-        raise BadRequest("bad_request", f"action {str(request.get('action'))[:40]!r} is not \"restart\"")
+    action = request.get("action")
+    if action not in REQUEST_ACTIONS:
+        raise BadRequest("bad_request", f"action {str(action)[:40]!r} is not one of {', '.join(REQUEST_ACTIONS)}")
     components = request.get("components")
     if components is None or components == []:
-        return None
+        if action != "restart":
+            raise BadRequest("bad_request", f"a {action} request names its components, e.g. [\"prometheus\"] "
+                                            "(the whole stack stops with `hux down`)")
+        return action, None
     if (not isinstance(components, list) or len(components) > MAX_REQUEST_COMPONENTS
             or not all(isinstance(n, str) and 0 < len(n) <= 40 for n in components)):
         raise BadRequest("bad_request", "components must be a list of component names (at most "
                                         f"{MAX_REQUEST_COMPONENTS}), e.g. [\"prometheus\"]")
-    return list(dict.fromkeys(components))
+    return action, list(dict.fromkeys(components))
 
 try:
     _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -407,11 +416,11 @@ class Supervisor:
         pending = sorted(p for p in directory.glob("*.json") if p.name not in self._reported_requests)
         for path in pending[:MAX_REQUESTS_PER_POLL]:
             try:
-                names = read_request(path)
+                action, names = read_request(path)
             except BadRequest as bad:
                 self.requests_refused[bad.reason] += 1
                 self.say(f"request {path.name[:80]!r} ignored: {bad}; {REQUEST_HOWTO}")
-                names = []
+                action, names = "restart", []
             try:
                 path.unlink(missing_ok=True)
             except OSError:   # a directory, or not ours to remove: leave it, report it once
@@ -419,13 +428,24 @@ class Supervisor:
             for name in list(self.children) if names is None else names:
                 child = self.children.get(name)
                 if child is None:
-                    self.say(f"restart request for unknown component {name!r} ignored; known: "
+                    self.say(f"{action} request for unknown component {name!r} ignored; known: "
                              f"{', '.join(self.children)}")
                     continue
-                self.say(f"{name}: restart requested")
-                self._stop_now(child)
-                child.backoff = self.plan.restart.initial_backoff
-                self._start(child)
+                self._act(action, child)
+
+    def _act(self, action: str, child: Child) -> None:
+        """Restart, stop or start one component on request (never counted as a crash)."""
+        name = child.spec.name
+        if action == "start" and child.state in ("running", "starting", "backoff"):
+            self.say(f"{name}: start requested, it is already {child.state}")
+            return
+        self.say(f"{name}: {action} requested")
+        self._stop_now(child)
+        child.backoff = self.plan.restart.initial_backoff
+        if action == "stop":
+            self.say(f"{name}: stopped on request; it stays stopped until a start or restart request or `hux up`")
+            return
+        self._start(child)
 
     # ----- main loop ---------------------------------------------------------------------------
     def run(self) -> int:

@@ -157,7 +157,7 @@ def build(ctx: Context) -> dict[str, Any]:
             f"{n.alert_delivery_failure_ratio}{{{SEL}}}", "{{instance}} {{channel}}")], unit="percentunit",
             minimum=0, maximum=1, width=12, thresholds=[(0, GREEN), (a.alert_delivery_failure_ratio, RED)],
             description="Dashed: BotAlertDeliveryFailing."),
-        ctx.stat("Bot targets", q('up{job="bot"}', "{{instance}}"), unit="none", mappings=up_down_mappings(),
+        ctx.stat("Bot targets", q(f"up{{{ctx.settings.stack.bot_selector}}}", "{{instance}}"), unit="none", mappings=up_down_mappings(),
                  thresholds=[(0, RED), (1, GREEN)], width=12, height=8),
     ):
         board = board.with_panel(panel)

@@ -1,4 +1,4 @@
-"""The seed's maintenance routine as commands: ``hux maintain daily|weekly|monthly``.
+"""The maintenance routine (the spec's daily, weekly and monthly tasks) as commands: ``hux maintain daily|weekly|monthly``.
 
 Each task builds a ``Report`` (``report.py``) from the live components and
 files, rendered as terminal tables or as one self-contained HTML file.

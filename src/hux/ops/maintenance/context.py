@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from hux.monitoring.settings import Settings
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import OpsError
 from hux.ops.maintenance.report import FAIL, Section
@@ -23,7 +24,7 @@ class MaintenanceContext:
     textfile_dir: Path
     run_dir: Path | None = None
     prometheus_data_dir: Path | None = None
-    settings: Any = None  # hux.monitoring.settings.Settings when available
+    settings: Settings | None = None
     allow_remote: bool = False
     now: float = field(default_factory=time.time)
     _prom: Prometheus | None = field(default=None, init=False, repr=False)

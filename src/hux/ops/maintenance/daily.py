@@ -1,4 +1,4 @@
-"""The seed's daily tasks: check alert status, review error logs, monitor resource usage."""
+"""The daily maintenance tasks: check alert status, review error logs, monitor resource usage."""
 
 from __future__ import annotations
 

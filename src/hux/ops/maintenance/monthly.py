@@ -1,4 +1,4 @@
-"""The seed's monthly tasks: clean old metrics, update alert thresholds, performance review."""
+"""The monthly maintenance tasks: clean old metrics, update alert thresholds, performance review."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from hux.monitoring.settings import duration_seconds
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.promql import Threshold, find_threshold
 from hux.ops.maintenance.report import (FAIL, OK, WARN, LineChart, RangeChart, RangeRow, Report, Series, Table, ago,
@@ -49,14 +50,9 @@ def _duration(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        from hux.monitoring.settings import duration_seconds
-
         return duration_seconds(text)
-    except (ImportError, ValueError):
-        match = re.fullmatch(r"(\d+)([smhdwy])", text)
-        if not match:
-            return None
-        return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY, "y": 365 * DAY}[match.group(2)]
+    except ValueError:
+        return None
 
 
 # --- clean old metrics --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""The seed's weekly tasks: review dashboard trends, check alert configurations, verify backup metrics."""
+"""The weekly maintenance tasks: review dashboard trends, check alert configurations, verify backup metrics."""
 
 from __future__ import annotations
 
+from hux.monitoring.checks import run_config_checks
+from hux.monitoring.settings import duration_seconds
 from hux.ops import archive as arc
 from hux.ops.maintenance.context import MaintenanceContext, guarded
 from hux.ops.maintenance.report import FAIL, OK, WARN, LineChart, Report, Series, Table, ago, fmt_value, worst
@@ -116,10 +118,6 @@ def run_checks(ctx: MaintenanceContext) -> list[tuple[str, bool, str]] | None:
     """The monitoring area's config checks (promtool/amtool, rule tests, routing cases)."""
     if ctx.settings is None:
         return None
-    try:
-        from hux.monitoring.checks import run_config_checks
-    except ImportError:
-        return None
     run_dir = ctx.run_dir if ctx.run_dir and (ctx.run_dir / "prometheus.yml").is_file() else None
     results = run_config_checks(ctx.settings, run_dir)
     return [(r.name, bool(r.ok), getattr(r, "detail", "")) for r in results]
@@ -171,10 +169,8 @@ def backup_metrics(ctx: MaintenanceContext, report: Report) -> None:
 def _max_age(ctx: MaintenanceContext) -> float:
     text = getattr(getattr(ctx.settings, "backup", None), "max_age", "26h")
     try:
-        from hux.monitoring.settings import duration_seconds
-
         return duration_seconds(text)
-    except (ImportError, ValueError):
+    except ValueError:
         return 26 * 3600.0
 
 

@@ -44,7 +44,7 @@ from hux.ops import names
 from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
 from hux.ops.http import JsonApi
 from hux.ops.progress import Progress
-from hux.ops.prometheus import BackupResult, RestoreReport, recorded_backup
+from hux.ops.prometheus_backup import BackupResult, RestoreReport, recorded_backup
 
 KIND = "grafana"
 REDACTED = "[REDACTED]"

@@ -13,7 +13,7 @@ Backup (``backup_prometheus``)
    removed whatever happens; the backup metrics are updated; old archives are
    pruned by the retention policy.
 
-Restore (``restore_prometheus``), after the seed's recovery steps:
+Restore (``restore_prometheus``), following the spec's recovery steps:
 
 1. verify every checksum while unpacking into a staging directory next to
    the data directory (a bad archive is refused before anything is touched);
@@ -633,7 +633,7 @@ def _reload_alertmanager(report: RestoreReport, alertmanager_url: str) -> None:
 
 
 def _check_collection(report: RestoreReport, prometheus_url: str, timeout: float, *, since: float) -> None:
-    """Seed step 3: metric collection works again (a scrape newer than the restart)."""
+    """Recovery step 3: metric collection works again (a scrape newer than the restart)."""
     deadline = time.monotonic() + timeout
     with Prometheus(prometheus_url) as prom:
         while True:

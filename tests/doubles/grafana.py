@@ -1,5 +1,7 @@
 """A local double of Grafana's HTTP API: what backup, restore and health checks talk to in tests.
 
+Test-only (it does not ship): demo mode never runs Grafana's double.
+
 Grafana's server cannot be installed on every machine this project runs on,
 so tests use this double. It follows the documented HTTP API (Grafana 10/11,
 legacy ``/api`` routes) closely enough that code written against it works
@@ -44,12 +46,13 @@ import asyncio
 import base64
 import binascii
 import copy
+import functools
 import re
 import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -316,6 +319,36 @@ async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
     return body
 
 
+def _route(table: str | None = None, *, key: str = "uid", missing: str = "not found", body: bool = False,
+           check: str | None = None, **not_found: Any) -> Callable[..., Callable[["_Routes", web.Request], Awaitable[web.Response]]]:
+    """What every CRUD handler does first, once: look the object up and parse the JSON body.
+
+    ``table``: the state's dict the path's ``key`` names an entry of (404 ``missing`` when absent,
+    passed after the request); ``body``: the request's JSON object (400 otherwise, passed last);
+    ``check``: the name of the method that validates the body (its answer, when it has one, is returned).
+    """
+    def wrap(method: Callable[..., Awaitable[web.Response]]) -> Callable[["_Routes", web.Request], Awaitable[web.Response]]:
+        @functools.wraps(method)
+        async def handler(self: "_Routes", request: web.Request) -> web.Response:
+            args: dict[str, Any] = {}
+            if table is not None:
+                item = getattr(self.s, table).get(request.match_info[key])
+                if item is None:
+                    return _error(404, missing, **not_found)
+                args["item"] = item
+            if body:
+                parsed = await _json_body(request)
+                if isinstance(parsed, web.Response):
+                    return parsed
+                problem = getattr(self, check)(parsed) if check else None
+                if problem is not None:
+                    return problem
+                args["body"] = parsed
+            return await method(self, request, *args.values())
+        return handler
+    return wrap
+
+
 class _Routes:
     def __init__(self, state: GrafanaState) -> None:
         self.s = state
@@ -366,16 +399,12 @@ class _Routes:
         children.sort(key=lambda f: (f["title"].lower(), f["uid"]))
         return web.json_response([_public_folder(self.s, f, full=False) for f in children[(page - 1) * limit: page * limit]])
 
-    async def get_folder(self, request: web.Request) -> web.Response:
-        folder = self.s.folders.get(request.match_info["uid"])
-        if folder is None:
-            return _error(404, "folder not found", status="not-found")
+    @_route("folders", missing="folder not found", status="not-found")
+    async def get_folder(self, request: web.Request, folder: dict[str, Any]) -> web.Response:
         return web.json_response(_public_folder(self.s, folder, full=True))
 
-    async def create_folder(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route(body=True)
+    async def create_folder(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         title = body.get("title")
         if not isinstance(title, str) or not title.strip():
             return _error(400, "folder title cannot be empty")
@@ -390,13 +419,8 @@ class _Routes:
         folder = self.s.add_folder(uid, title, parent or None)
         return web.json_response(_public_folder(self.s, folder, full=True))
 
-    async def update_folder(self, request: web.Request) -> web.Response:
-        folder = self.s.folders.get(request.match_info["uid"])
-        if folder is None:
-            return _error(404, "folder not found")
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route("folders", missing="folder not found", body=True)
+    async def update_folder(self, request: web.Request, folder: dict[str, Any], body: dict[str, Any]) -> web.Response:
         if not body.get("overwrite") and body.get("version") != folder["version"]:
             return _error(412, "The folder has been changed by someone else", status="version-mismatch")
         if body.get("title"):
@@ -405,13 +429,8 @@ class _Routes:
         folder["updated"] = _now()
         return web.json_response(_public_folder(self.s, folder, full=True))
 
-    async def move_folder(self, request: web.Request) -> web.Response:
-        folder = self.s.folders.get(request.match_info["uid"])
-        if folder is None:
-            return _error(404, "folder not found")
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route("folders", missing="folder not found", body=True)
+    async def move_folder(self, request: web.Request, folder: dict[str, Any], body: dict[str, Any]) -> web.Response:
         parent = body.get("parentUid") or None
         if parent and parent not in self.s.folders:
             return _error(400, "parent folder not found")
@@ -443,10 +462,8 @@ class _Routes:
         return web.json_response({"message": "Folder deleted", "id": 0})
 
     # --- dashboards -----------------------------------------------------------------
-    async def get_dashboard(self, request: web.Request) -> web.Response:
-        item = self.s.dashboards.get(request.match_info["uid"])
-        if item is None:
-            return _error(404, "Dashboard not found")
+    @_route("dashboards", missing="Dashboard not found")
+    async def get_dashboard(self, request: web.Request, item: dict[str, Any]) -> web.Response:
         dash = item["dashboard"]
         folder = self.s.folders.get(item["folderUid"])
         meta = {"type": "db", "canSave": True, "canEdit": True, "canAdmin": True, "canStar": True,
@@ -468,10 +485,8 @@ class _Routes:
         title = item["dashboard"].get("title", "")
         return web.json_response({"title": title, "message": f"Dashboard {title} deleted", "id": item["dashboard"].get("id")})
 
-    async def save_dashboard(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route(body=True)
+    async def save_dashboard(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         dash = body.get("dashboard")
         if not isinstance(dash, dict) or not isinstance(dash.get("title"), str) or not dash["title"].strip():
             return _error(400, "Dashboard title cannot be empty")
@@ -505,16 +520,12 @@ class _Routes:
         items = sorted(self.s.datasources.values(), key=lambda d: d["name"].lower())
         return web.json_response([self._ds_public(d, with_secure=False) for d in items])
 
-    async def get_datasource(self, request: web.Request) -> web.Response:
-        ds = self.s.datasources.get(request.match_info["uid"])
-        if ds is None:
-            return _error(404, "Data source not found")
+    @_route("datasources", missing="Data source not found")
+    async def get_datasource(self, request: web.Request, ds: dict[str, Any]) -> web.Response:
         return web.json_response(self._ds_public(ds, with_secure=True))
 
-    async def create_datasource(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route(body=True)
+    async def create_datasource(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         name, type_ = body.get("name"), body.get("type")
         if not name or not type_:
             return _error(400, "name and type are required")
@@ -531,10 +542,8 @@ class _Routes:
         public = self._ds_public(ds, with_secure=True)
         return web.json_response({"datasource": public, "id": ds["id"], "message": "Datasource added", "name": name})
 
-    async def update_datasource(self, request: web.Request) -> web.Response:
-        ds = self.s.datasources.get(request.match_info["uid"])
-        if ds is None:
-            return _error(404, "Data source not found")
+    @_route("datasources", missing="Data source not found")
+    async def update_datasource(self, request: web.Request, ds: dict[str, Any]) -> web.Response:
         if ds.get("readOnly"):
             return _error(403, "Cannot update read-only data source")
         body = await _json_body(request)
@@ -550,10 +559,8 @@ class _Routes:
         return web.json_response({"datasource": self._ds_public(ds, with_secure=True), "id": ds["id"],
                                   "message": "Datasource updated", "name": ds["name"]})
 
-    async def delete_datasource(self, request: web.Request) -> web.Response:
-        ds = self.s.datasources.get(request.match_info["uid"])
-        if ds is None:
-            return _error(404, "Data source not found")
+    @_route("datasources", missing="Data source not found")
+    async def delete_datasource(self, request: web.Request, ds: dict[str, Any]) -> web.Response:
         if ds.get("readOnly"):
             return _error(403, "Cannot delete read-only data source")
         del self.s.datasources[ds["uid"]]
@@ -586,28 +593,16 @@ class _Routes:
         self.s.group_intervals.setdefault((rule["folderUID"], rule["ruleGroup"]), 60)
         return rule
 
-    async def create_rule(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        problem = self._check_rule(body)
-        if problem:
-            return problem
+    @_route(body=True, check="_check_rule")
+    async def create_rule(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         uid = body.get("uid") or _new_uid()
         if uid in self.s.alert_rules:
             return _error(409, f"alert rule with uid {uid} already exists")
         return web.json_response(self._store_rule(body, uid, _provenance(request)), status=201)
 
-    async def update_rule(self, request: web.Request) -> web.Response:
+    @_route("alert_rules", missing="not found", body=True, check="_check_rule")
+    async def update_rule(self, request: web.Request, _existing: dict[str, Any], body: dict[str, Any]) -> web.Response:
         uid = request.match_info["uid"]
-        if uid not in self.s.alert_rules:
-            return _error(404, "not found")
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        problem = self._check_rule(body)
-        if problem:
-            return problem
         return web.json_response(self._store_rule(body, uid, _provenance(request)))
 
     async def delete_rule(self, request: web.Request) -> web.Response:
@@ -663,13 +658,8 @@ class _Routes:
             return _error(400, f"invalid contact point: unknown type {body['type']!r}")
         return None
 
-    async def create_contact_point(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        problem = self._check_point(body)
-        if problem:
-            return problem
+    @_route(body=True, check="_check_point")
+    async def create_contact_point(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         uid = body.get("uid") or _new_uid()
         if uid in self.s.contact_points:
             return _error(400, f"contact point with uid {uid} already exists")
@@ -680,17 +670,8 @@ class _Routes:
         self.s.contact_points[uid] = point
         return web.json_response(self._redacted(point), status=202)
 
-    async def update_contact_point(self, request: web.Request) -> web.Response:
-        uid = request.match_info["uid"]
-        existing = self.s.contact_points.get(uid)
-        if existing is None:
-            return _error(404, "contact point not found")
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        problem = self._check_point(body)
-        if problem:
-            return problem
+    @_route("contact_points", missing="contact point not found", body=True, check="_check_point")
+    async def update_contact_point(self, request: web.Request, existing: dict[str, Any], body: dict[str, Any]) -> web.Response:
         settings = dict(body["settings"])
         for key, value in settings.items():
             if value == REDACTED:  # Grafana keeps the stored secret for the placeholder
@@ -709,10 +690,8 @@ class _Routes:
     async def get_policies(self, _: web.Request) -> web.Response:
         return web.json_response(self.s.policies)
 
-    async def put_policies(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route(body=True)
+    async def put_policies(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         receivers = {p["name"] for p in self.s.contact_points.values()} | {"grafana-default-email"}
         missing = sorted(_route_receivers(body) - receivers)
         if not body.get("receiver"):
@@ -725,10 +704,8 @@ class _Routes:
     async def list_mute_timings(self, _: web.Request) -> web.Response:
         return web.json_response(list(self.s.mute_timings.values()))
 
-    async def create_mute_timing(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route(body=True)
+    async def create_mute_timing(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         if not body.get("name"):
             return _error(400, "invalid mute timing: name is required")
         if body["name"] in self.s.mute_timings:
@@ -738,13 +715,9 @@ class _Routes:
         self.s.mute_timings[body["name"]] = timing
         return web.json_response(timing, status=201)
 
-    async def put_mute_timing(self, request: web.Request) -> web.Response:
+    @_route("mute_timings", key="name", missing="mute timing not found", body=True)
+    async def put_mute_timing(self, request: web.Request, _existing: dict[str, Any], body: dict[str, Any]) -> web.Response:
         name = request.match_info["name"]
-        if name not in self.s.mute_timings:
-            return _error(404, "mute timing not found")
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
         timing = {"name": name, "time_intervals": body.get("time_intervals") or [], "provenance": _provenance(request)}
         self.s.mute_timings[name] = timing
         return web.json_response(timing, status=202)
@@ -752,10 +725,8 @@ class _Routes:
     async def list_templates(self, _: web.Request) -> web.Response:
         return web.json_response(list(self.s.templates.values()))
 
-    async def put_template(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        if isinstance(body, web.Response):
-            return body
+    @_route(body=True)
+    async def put_template(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         name = request.match_info["name"]
         if not isinstance(body.get("template"), str):
             return _error(400, "invalid template: template is required")

@@ -1,0 +1,1 @@
+"""Doubles only the tests use (demo mode runs the ones in hux.doubles)."""
