@@ -18,16 +18,18 @@ from hux.stack import commands
 from hux.stack.health import (
     CheckResult,
     HealthReport,
+    NotAnswering,
     check_backup,
     check_disk,
     check_receivers,
-    NotAnswering,
+    client_auth,
     grafana_vars_to_promql,
     run_health,
 )
 from hux.stack.health.dashboard_checks import query_outcomes
 from hux.stack.plan import StackPaths
 from tests.conftest import free_port
+from tests.ops.conftest import prom_factory  # noqa: F401 - the fixture: a real Prometheus on a free port
 from tests.stack.conftest import stack_env
 
 
@@ -148,6 +150,22 @@ def test_a_stack_that_is_not_running_fails_with_how_to_start_it(tmp_path) -> Non
     assert {c.name for c in report.checks if c.reason.startswith("not checked")} >= {"prometheus config", "rule groups"}
 
 
+def test_under_docker_the_runtime_decides_what_is_checked_and_how_to_fix_it(tmp_path) -> None:
+    """One Runtime object holds the docker differences: no credentials, no bot probe, Grafana expected,
+    `docker compose logs` as the fix, and no supervisor state read."""
+    settings = settings_for(tmp_path, "[stack.ports]\n" + "".join(
+        f"{n} = {free_port()}\n" for n in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot")))
+    (tmp_path / "data" / "auth").mkdir(parents=True)
+    (tmp_path / "data" / "auth" / "password").write_text("secret\n")
+    assert client_auth(settings, StackPaths(tmp_path), "docker") is None
+    assert client_auth(settings, StackPaths(tmp_path), "native") is not None
+    report = asyncio.run(run_health(settings, StackPaths(tmp_path), mode="docker"))
+    checks = {c.name: c for c in report.checks}
+    assert report.mode == "docker" and "bot ready" not in checks
+    assert checks["prometheus ready"].fix == "`docker compose logs prometheus`; `hux restart prometheus`"
+    assert checks["grafana ready"].status == "fail" and "docker compose logs grafana" in checks["grafana ready"].fix
+
+
 def test_report_formats() -> None:
     report = HealthReport([CheckResult("a ready", "pass", "ready"), CheckResult("b", "warn", "meh", "do x"),
                            CheckResult("c ready", "fail", "down", "start it")], duration=0.12)
@@ -178,8 +196,6 @@ def _capture(write) -> str:
 
 
 # ----- dashboard queries against a real Prometheus, batched -------------------------------------------
-
-from tests.ops.conftest import prom_factory  # noqa: E402,F401 - the fixture: a real Prometheus on a free port
 
 
 def _query_requests(url: str) -> float:
