@@ -12,6 +12,8 @@ from threading import Thread
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hux.monitoring.settings import load_settings
 from hux.stack import commands
@@ -23,9 +25,11 @@ from hux.stack.health import (
     check_disk,
     check_receivers,
     client_auth,
+    describe_bot_ready,
     grafana_vars_to_promql,
     run_health,
 )
+from hux.stack.health.alertmanager_checks import metric_value
 from hux.stack.health.dashboard_checks import query_outcomes
 from hux.stack.plan import StackPaths
 from tests.conftest import free_port
@@ -238,3 +242,25 @@ def test_a_prometheus_that_does_not_answer_is_not_a_dashboard_bug(tmp_path) -> N
     outcomes = _outcomes(settings, tmp_path, ["vector(1)", "vector(2)"])
     assert all(isinstance(o, NotAnswering) and not o.answered for o in outcomes)
     assert "did not answer" in str(outcomes[0])
+
+
+# ----- answers from the components are input too ---------------------------------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=10)
+
+
+@given(body=st.dictionaries(st.sampled_from(["mode", "database", "queue", "sources", "ready"]), _json))
+@example(body={"database": "down", "queue": [1], "sources": "replay"})
+def test_any_ready_answer_of_the_bot_reads_as_one_line(body) -> None:
+    line = describe_bot_ready(body)
+    assert isinstance(line, str) and "\n" not in line and "mode" in line
+
+
+@given(text=st.text(max_size=200))
+@example(text="alertmanager_config_last_reload_successful NaNx\n")
+@example(text="alertmanager_config_last_reload_successful{a=\"b\"} 1\n")
+def test_a_metrics_page_never_crashes_the_alertmanager_check(text) -> None:
+    value = metric_value(text, "alertmanager_config_last_reload_successful")
+    assert value is None or isinstance(value, float)
