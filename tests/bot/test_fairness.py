@@ -65,7 +65,7 @@ async def test_a_message_with_1400_addresses_is_capped_and_the_rest_counted(hux_
     assert len(text.encode()) < 65536
     feed = write_feed(hux_home / "feed.jsonl", [{"ts": 1_736_500_000, "group": "Flooders", "text": text}])
     cfg = bot_config(max_addresses_per_message=20, replay={"path": str(feed), "loop": False, "speed": 100.0},
-                     rugcheck={"rate_limit_per_minute": 60_000.0}, fairness={"chat_lookups_per_minute": 60_000.0})
+                     rugcheck={"rate_limit_per_minute": 60_000.0})
     async with running_bot(cfg) as app:
         reg = app.metrics.registry
         assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") >= 1, 60)
@@ -100,6 +100,23 @@ async def test_a_chat_occupies_at_most_its_in_flight_limit() -> None:
     assert chat_of(other) == "telegram:-200"  # another chat gets a worker at once
     q.task_done(first)
     assert chat_of(await q.get()) == "telegram:-100"
+
+
+async def test_a_lone_busy_chat_uses_the_idle_workers_but_one() -> None:
+    """Work-conserving: a bot reading one busy chat is not held to one worker; one stays free for others."""
+    q = IntakeQueue(1000, BotMetrics.noop(), fair(chat_max_in_flight=1), workers=4)
+    for i in range(10):
+        await q.put(msg("-100", i))
+    taken = [await q.get() for _ in range(3)]           # 3 of 4 workers: nobody else waits
+    assert [chat_of(m) for m in taken] == ["telegram:-100"] * 3
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await q.get()                                 # the last worker stays free ...
+    await q.put(msg("-200", 0))
+    assert chat_of(await q.get()) == "telegram:-200"      # ... for the next chat, served at once
+    q.task_done(taken[0])
+    await q.put(msg("-300", 0))
+    assert chat_of(await q.get()) == "telegram:-300"      # a chat under its limit goes before the busy one
 
 
 async def test_a_chat_over_its_rate_is_served_after_the_others_and_counted() -> None:
@@ -220,7 +237,7 @@ async def test_an_ordinary_chat_is_decided_while_a_flooding_chat_waits(hux_home:
     cfg = bot_config(workers=2, cooldown_seconds=0, lookups_per_message=20,
                      replay={"path": str(feed), "loop": False, "speed": 1000.0},
                      dexscreener={"rate_limit_per_minute": 60_000.0},
-                     rugcheck={"rate_limit_per_minute": 60_000.0}, fairness={"chat_lookups_per_minute": 60_000.0})
+                     rugcheck={"rate_limit_per_minute": 60_000.0})
     async with running_bot(cfg) as app:
         async with httpx.AsyncClient() as http:  # every lookup takes a while, so the flood is slow to work off
             await http.put(f"{app.profile.doubles.base_url}/_double/faults", json={"dexscreener": {"latency_seconds": 0.1}})
@@ -259,8 +276,7 @@ async def test_a_calm_chats_risk_lookup_goes_ahead_of_a_flooding_chats_queued_on
     feed = write_feed(hux_home / "feed.jsonl", [flood, calm])
     cfg = bot_config(workers=2, cooldown_seconds=0, lookups_per_message=20,
                      replay={"path": str(feed), "loop": False, "speed": 1.0},
-                     rugcheck={"rate_limit_per_minute": 120.0},
-                     fairness={"chat_lookups_per_minute": 60_000.0, "chat_lookup_burst": 1000})
+                     rugcheck={"rate_limit_per_minute": 120.0})
     async with running_bot(cfg) as app:
         order: list[tuple[str, float, str | None]] = []
         original = app.persistence.submit
@@ -278,18 +294,3 @@ async def test_a_calm_chats_risk_lookup_goes_ahead_of_a_flooding_chats_queued_on
     assert calm_risk is not None, "the calm token must have been looked up on RugCheck for this test to mean anything"
     assert calls_before_calm < 15, calls_before_calm  # most of the flood's lookups were still waiting
     assert calls_before_calm >= 3  # ... and the flood had taken RugCheck's burst before the calm message came
-
-
-def test_one_chats_lookups_wait_for_its_share_and_other_chats_do_not() -> None:
-    from hux.bot.pipeline import ChatLookupBudget
-
-    metrics = BotMetrics.noop()
-    now = [0.0]
-    budget = ChatLookupBudget(30.0, 3, metrics, clock=lambda: now[0])  # 0.5 lookups/s, burst 3
-    assert [budget.reserve("telegram:-666") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert budget.reserve("telegram:-666") == pytest.approx(2.0)
-    assert budget.reserve("telegram:-666") == pytest.approx(4.0)  # debts queue up: the chat keeps its rate
-    assert budget.reserve("telegram:-1") == 0.0                   # another chat is not held back
-    assert metric_value(metrics.registry, "hux_chat_throttled_total", reason="over_lookup_rate") == 2
-    now[0] = 10.0
-    assert budget.reserve("telegram:-666") == 0.0

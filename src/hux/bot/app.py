@@ -83,7 +83,7 @@ class BotApp:
             inbox_retention_seconds=cfg.inbox_retention_hours * 3600,
         )
         await self.persistence.start()
-        queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness)
+        queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness, workers=cfg.workers)
         self.intake = Intake(queue, self.persistence, m)
 
         dex = DexScreenerClient.create(
@@ -113,8 +113,6 @@ class BotApp:
                 alert_threshold=profile.alert_threshold,
                 max_addresses_per_message=cfg.max_addresses_per_message,
                 lookups_per_message=cfg.lookups_per_message,
-                chat_lookups_per_minute=cfg.fairness.chat_lookups_per_minute,
-                chat_lookup_burst=cfg.fairness.chat_lookup_burst,
             ),
             m, queue, self.persistence,
             Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug),

@@ -123,8 +123,6 @@ class FairnessSettings(_Section):
     chat_max_in_flight: int = Field(1, ge=1, le=256)
     chat_rate_per_minute: float = Field(60.0, gt=0)
     chat_burst: int = Field(20, ge=1)
-    chat_lookups_per_minute: float = Field(30.0, gt=0)
-    chat_lookup_burst: int = Field(10, ge=1)
 
 
 class BotConfig(_Section):

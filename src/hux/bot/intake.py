@@ -13,8 +13,10 @@ messages):
 
 * each chat has its own FIFO; workers serve the chats round-robin, so a chat
   with a thousand messages waiting gets one turn like a chat with one;
-* a chat may occupy at most ``chat_max_in_flight`` workers at once, so the
-  others stay free for the other chats;
+* a chat may occupy at most ``chat_max_in_flight`` workers at once while
+  other chats have work; when no other chat is waiting it may also use the
+  idle workers but one (kept free for the next chat's message), so a bot that
+  reads a single busy chat still uses all its workers but one;
 * a per-chat token bucket (``chat_rate_per_minute``, ``chat_burst``) marks
   messages that arrive faster than that as over rate: they are served only
   when no chat within its rate has work, and counted in
@@ -84,8 +86,11 @@ class IntakeQueue:
     """
 
     def __init__(self, capacity: int, metrics: BotMetrics, fairness: FairnessSettings | None = None,
-                 *, clock: Callable[[], float] = time.monotonic) -> None:
+                 *, workers: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
+        # Workers serving this queue: with it, a chat over its in-flight limit may use idle workers
+        # but one while no other chat waits (work-conserving); without it the limit is strict.
+        self.workers = workers
         self.fairness = fairness or FairnessSettings()
         # Below ``capacity`` a flooding chat cannot fill the shared queue; at or above it, it can
         # (the back-pressure then holds every source): keep it well below.
@@ -201,6 +206,10 @@ class IntakeQueue:
             if fallback is None:
                 fallback = name
         chosen = chosen or fallback
+        if chosen is None and not ignore_limits and self._ring and self._spare_worker():
+            # Nobody under its limit waits: let an over-limit chat use an idle worker (round-robin,
+            # within-rate chats first), keeping one worker free for whichever chat comes next.
+            chosen = next((name for name in self._ring if self._chats[name].waiting[0][1]), self._ring[0])
         if chosen is None:
             return None
         chat = self._chats[chosen]
@@ -212,6 +221,12 @@ class IntakeQueue:
             self._ring.append(chosen)  # its next message waits for every other chat's turn
         self._wake()  # room for a waiting put
         return message
+
+    def _spare_worker(self) -> bool:
+        if self.workers is None:
+            return False
+        in_flight = sum(chat.in_flight for chat in self._chats.values())
+        return in_flight < self.workers - 1
 
     async def get(self) -> ChatMessage:
         """The next message to work on; the caller must call ``task_done(message)`` when finished."""

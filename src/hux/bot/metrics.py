@@ -79,7 +79,6 @@ SKIP_REASONS = ("over_message_cap",)
 # A message from a chat sending faster than bot.fairness.chat_rate_per_minute: served after the others.
 THROTTLE_REASONS = (
     "over_rate",         # a message over bot.fairness.chat_rate_per_minute: served after the other chats
-    "over_lookup_rate",  # a lookup over bot.fairness.chat_lookups_per_minute: waited for the chat's share
 )
 ALERT_OUTCOMES = ("success", "failure")
 OTHER = "other"
@@ -201,7 +200,7 @@ class BotMetrics:
         )
         self.chat_throttled = Counter(
             f"{PREFIX}_chat_throttled_total",
-            "Messages or lookups of a chat over its fair share, by reason (over_rate, over_lookup_rate).",
+            "Messages of a chat over its fair share, by reason (over_rate: served after the other chats).",
             ["reason"],
             registry=r,
         )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -46,51 +45,6 @@ class PipelineSettings:
     alert_threshold: float = 70.0
     max_addresses_per_message: int = 20  # candidates taken from one message; the rest are counted, not looked up
     lookups_per_message: int = 2         # concurrent lookups for one message's candidates
-    chat_lookups_per_minute: float = 30.0  # one chat's share of the market-API budget
-    chat_lookup_burst: int = 10
-
-
-class ChatLookupBudget:
-    """Per-chat token bucket for lookups that reach the market APIs.
-
-    The API clients' limiters serve chats in turn and keep the last token of
-    their burst for a quiet chat (``RateLimiter``); this bucket bounds what
-    one chat may ask of them at all, so a chat naming many new tokens spends
-    its own share, not everyone's (RugCheck allows one a second). Each lookup reserves a
-    token from its chat's bucket (the balance may go negative) and waits out
-    its debt, so a chat never takes more than its share of the APIs.
-    Cooldown hits make no API call and take no token. Bounded: the least
-    recently active chats are forgotten first (a forgotten chat has a full bucket).
-    """
-
-    def __init__(self, per_minute: float, burst: int, metrics: BotMetrics, *, max_chats: int = 10_000,
-                 clock=time.monotonic) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(max(1, burst))
-        self.max_chats = max_chats
-        self._metrics = metrics
-        self._clock = clock
-        self._chats: OrderedDict[str, list[float]] = OrderedDict()  # chat -> [tokens, updated]
-        metrics.chat_throttled.labels(reason="over_lookup_rate")
-
-    def reserve(self, chat: str) -> float:
-        """Take a token for ``chat``; the seconds to wait before the lookup may start (0: at once)."""
-        now = self._clock()
-        state = self._chats.pop(chat, None) or [self.burst, now]
-        state[0] = min(self.burst, state[0] + (now - state[1]) * self.rate) - 1.0
-        state[1] = now
-        self._chats[chat] = state
-        while len(self._chats) > self.max_chats:
-            self._chats.popitem(last=False)
-        if state[0] >= 0:
-            return 0.0
-        self._metrics.chat_throttled.labels(reason="over_lookup_rate").inc()
-        return -state[0] / self.rate
-
-    async def wait(self, chat: str) -> None:
-        delay = self.reserve(chat)
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 class Pipeline:
@@ -115,7 +69,6 @@ class Pipeline:
         self.mentions = mentions
         self._workers: list[asyncio.Task] = []
         self._busy = 0
-        self.lookup_budget = ChatLookupBudget(settings.chat_lookups_per_minute, settings.chat_lookup_burst, metrics)
         self._over_cap_logged = -OVER_CAP_LOG_SECONDS
         self._over_cap_messages = self._over_cap_skipped = 0
         metrics.workers.set(settings.workers)
@@ -223,7 +176,6 @@ class Pipeline:
         started = time.perf_counter()
         context = RequestContext(chat=chat_of(message))
         try:
-            await self.lookup_budget.wait(context.chat)
             result = await self._evaluate(message, candidate, groups, context=context)
         except BaseException:
             self.gate.failed(candidate.key)
