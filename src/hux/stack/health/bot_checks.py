@@ -11,7 +11,6 @@ from hux.stack.components import READY_PATHS
 from hux.stack.health.context import HealthContext, NotAnswering, discovering, not_checked, still_discovering
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
 
-BOT_JOB = "bot"             # the bot's scrape job in the rendered prometheus.yml
 _SUFFIXES = "(_total|_bucket|_count|_sum|_created|_info)?"
 
 
@@ -64,7 +63,7 @@ async def check_metric_families(ctx: HealthContext) -> list[CheckResult]:
     bot_addresses = set(ctx.settings.stack.resolved_bot_targets())
     jobs = sorted({t["labels"].get("job", "") for t in active if urlsplit(t.get("scrapeUrl", "")).netloc in bot_addresses})
     if not jobs:   # docker: the bot is discovered by service name, not by the host addresses
-        jobs = sorted({t["labels"].get("job", "") for t in active if t["labels"].get("job") == BOT_JOB})
+        jobs = sorted({t["labels"].get("job", "") for t in active if t["labels"].get("job") == ctx.settings.stack.bot_job})
     if not jobs and (age := await still_discovering(ctx)) is not None:
         return [discovering(name, age, "targets")]
     if not jobs:

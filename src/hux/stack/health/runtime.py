@@ -1,7 +1,7 @@
 """What differs between the native stack and the docker path, chosen once per run.
 
 Natively the supervisor runs the components: its state says why one is down,
-Grafana runs only when its binary exists, Prometheus, Alertmanager and
+Grafana runs as :func:`hux.monitoring.grafana_install.grafana_decision` says, Prometheus, Alertmanager and
 node_exporter want the stack's credentials, and the bot's ``/ready`` is on the
 host. Under docker compose none of that holds: containers are diagnosed with
 ``docker compose logs``, Grafana always runs, the components run without auth
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from hux.monitoring import auth as stack_auth
+from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.settings import Settings
-from hux.stack.binaries import MissingBinary
-from hux.stack.components import LOG_FILES, decide_grafana
+from hux.stack.components import LOG_FILES
 from hux.stack.docker import DockerUnavailable, find_compose_file
 from hux.paths import Layout
 from hux.stack.plan import read_state
@@ -45,13 +45,12 @@ class NativeRuntime:
         return read_state(paths.state_file) or {}
 
     def grafana_expected(self, settings: Settings, supervised: bool) -> tuple[bool, str]:
-        """(whether Grafana should be running, why not / why it cannot)."""
+        """(whether Grafana should be running, why not / why it cannot): the one Grafana decision for this mode."""
         if supervised:
             return True, ""
-        try:
-            decision = decide_grafana(settings)
-        except MissingBinary as exc:   # grafana.enabled = true without a binary
-            return True, str(exc)
+        decision = grafana_decision(settings, mode=self.name)
+        if decision.error:   # grafana.enabled = true without an install
+            return True, decision.error
         return decision.run, decision.reason
 
     def down_fix(self, paths: Layout, name: str) -> tuple[str, str]:
@@ -93,9 +92,6 @@ class DockerRuntime(NativeRuntime):
 
     def supervisor_state(self, paths: Layout) -> dict[str, Any]:
         return {}
-
-    def grafana_expected(self, settings: Settings, supervised: bool) -> tuple[bool, str]:
-        return True, ""
 
     def down_fix(self, paths: Layout, name: str) -> tuple[str, str]:
         return "", f"`docker compose logs {name}`; `hux restart {name}`"
