@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from hux.monitoring.dashboards import build_dashboards
-from hux.monitoring.prometheus import Targets, prometheus_config
+from hux.monitoring.prometheus_config import Targets, prometheus_config
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "hux"
 #: a bare bot job: job="bot" in a query, or a scrape job / label named "bot"

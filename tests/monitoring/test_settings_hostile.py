@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hux.bot.config import BotConfig
 from hux.config import ConfigError, deep_merge, env_overrides, load_raw
 from hux.monitoring import alertmanager as am
-from hux.monitoring import compose, prometheus
+from hux.monitoring import compose, prometheus_config
 from hux.monitoring.render import docker_secret_refs
 from hux.monitoring.settings import Settings, load_settings, settings_from_raw
 from hux.monitoring.yamlout import dump
@@ -197,7 +197,7 @@ def test_any_settings_give_settings_or_a_config_error_naming_a_key(fuzz):
     # Whatever loads renders into documents that read back as they were written.
     refs, needed = docker_secret_refs(settings)
     for document in (compose.compose_document(settings, needed), am.alertmanager_config(settings, refs),
-                     prometheus.prometheus_config(settings, prometheus.Targets.docker())):
+                     prometheus_config.prometheus_config(settings, prometheus_config.Targets.docker())):
         assert yaml.safe_load(dump(document)) == json.loads(json.dumps(document))
 
 

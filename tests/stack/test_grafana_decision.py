@@ -13,7 +13,7 @@ import pytest
 
 from hux.cli import main
 from hux.monitoring.grafana_install import grafana_decision
-from hux.monitoring.prometheus import Targets
+from hux.monitoring.prometheus_config import Targets
 from hux.monitoring.settings import load_settings
 from hux.stack.binaries import MissingBinary
 from hux.stack.components import decide_grafana

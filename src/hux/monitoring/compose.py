@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from hux.monitoring.prometheus import DOCKER_PORTS
+from hux.monitoring.prometheus_config import DOCKER_PORTS
 from hux.monitoring.settings import Settings
 
 #: docker secret name -> file under docker/secrets/ (see .env.example)

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
-from hux.monitoring import auth, compose, grafana, prometheus, rules
+from hux.monitoring import auth, compose, grafana, prometheus_config, rules
 from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
@@ -96,11 +96,11 @@ def _dashboards(settings: Settings) -> dict[str, dict[str, Any]]:
     return build_dashboards(settings)
 
 
-def _common_files(settings: Settings, targets: prometheus.Targets, secrets: am.ReceiverSecrets,
+def _common_files(settings: Settings, targets: prometheus_config.Targets, secrets: am.ReceiverSecrets,
                   basic_auth: dict[str, str] | None = None) -> dict[str, str]:
     """Relative path -> text, shared by both modes (the callers add their own extras)."""
     files: dict[str, str] = {}
-    files["prometheus.yml"] = dump(prometheus.prometheus_config(settings, targets, auth=basic_auth), GENERATED)
+    files["prometheus.yml"] = dump(prometheus_config.prometheus_config(settings, targets, auth=basic_auth), GENERATED)
     for name, document in rules.rule_files(settings).items():
         files[f"rules/{name}"] = dump(document, GENERATED)
     files["alertmanager.yml"] = dump(am.alertmanager_config(settings, secrets), GENERATED)
@@ -158,9 +158,9 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
     with user ``hux`` and this password file (``hux.monitoring.auth``); only the path is rendered.
     """
     with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
-    targets = prometheus.Targets.native(settings, grafana=with_grafana)
+    targets = prometheus_config.Targets.native(settings, grafana=with_grafana)
     refs, secrets = native_secrets(settings, run_dir, environ)
-    basic_auth = prometheus.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
+    basic_auth = prometheus_config.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
     files = _common_files(settings, targets, refs, basic_auth)
     datasources = grafana.datasource_provisioning(settings, settings.url("prometheus"))
     if auth_password_file:
@@ -206,14 +206,14 @@ def docker_files(settings: Settings) -> dict[str, str]:
     there); only native mode puts Prometheus, Alertmanager and node_exporter behind it.
     """
     refs, needed = docker_secret_refs(settings)
-    common = _common_files(settings, prometheus.Targets.docker(), refs)
+    common = _common_files(settings, prometheus_config.Targets.docker(), refs)
     files: dict[str, str] = {}
     for rel, text in common.items():
         if rel == "prometheus.yml" or rel.startswith("rules/"):
             files[f"docker/prometheus/{rel}"] = text
         else:
             files[f"docker/alertmanager/{rel}"] = text
-    prometheus_url = f"http://{prometheus.DOCKER_SERVICES['prometheus']}:{prometheus.DOCKER_PORTS['prometheus']}"
+    prometheus_url = f"http://{prometheus_config.DOCKER_SERVICES['prometheus']}:{prometheus_config.DOCKER_PORTS['prometheus']}"
     files["docker/grafana/provisioning/datasources/hux.yml"] = dump(
         grafana.datasource_provisioning(settings, prometheus_url), GENERATED)
     files["docker/grafana/provisioning/dashboards/hux.yml"] = dump(
@@ -395,11 +395,11 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         _swap_in(staging, run_dir, entries)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    prometheus_config = run_dir / "prometheus.yml"
+    prometheus_file = run_dir / "prometheus.yml"
     alertmanager_config = run_dir / "alertmanager.yml"
     return RenderedNative(
         run_dir=run_dir,
-        prometheus_config=prometheus_config,
+        prometheus_config=prometheus_file,
         rules_dir=run_dir / "rules",
         alertmanager_config=alertmanager_config,
         templates_dir=run_dir / "templates",
@@ -408,7 +408,7 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         grafana_dashboards_dir=run_dir / "grafana" / "dashboards",
         grafana_enabled=with_grafana,
         web_config=credentials.web_config,
-        prometheus_args=prometheus.prometheus_flags(settings, prometheus_config, data_dir / "prometheus"),
+        prometheus_args=prometheus_config.prometheus_flags(settings, prometheus_file, data_dir / "prometheus"),
         alertmanager_args=am.alertmanager_flags(settings, str(alertmanager_config), str(data_dir / "alertmanager")),
         files=[run_dir / rel for rel in (*files, *secrets)],
     )

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import httpx
 
 from hux.config import ConfigError
-from hux.monitoring.prometheus import DOCKER_SERVICES
+from hux.monitoring.prometheus_config import DOCKER_SERVICES
 from hux.monitoring.render import render_native
 from hux.monitoring.settings import Settings, load_settings
 from hux.stack import binaries, docker, probe
