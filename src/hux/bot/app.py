@@ -83,7 +83,8 @@ class BotApp:
             inbox_retention_seconds=cfg.inbox_retention_hours * 3600,
         )
         await self.persistence.start()
-        queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness, workers=cfg.workers)
+        queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness,
+                            workers=cfg.workers if cfg.fairness.lend_idle_workers else None)
         self.intake = Intake(queue, self.persistence, m)
 
         dex = DexScreenerClient.create(

@@ -13,10 +13,10 @@ messages):
 
 * each chat has its own FIFO; workers serve the chats round-robin, so a chat
   with a thousand messages waiting gets one turn like a chat with one;
-* a chat may occupy at most ``chat_max_in_flight`` workers at once while
-  other chats have work; when no other chat is waiting it may also use the
-  idle workers but one (kept free for the next chat's message), so a bot that
-  reads a single busy chat still uses all its workers but one;
+* a chat may occupy at most ``chat_max_in_flight`` workers at once, so the
+  others stay free for the other chats; with ``lend_idle_workers`` it may
+  also use the idle workers but one while no other chat is waiting (one is
+  kept free for the next chat's message), for a bot that reads one busy chat;
 * a per-chat token bucket (``chat_rate_per_minute``, ``chat_burst``) marks
   messages that arrive faster than that as over rate: they are served only
   when no chat within its rate has work, and counted in
