@@ -91,10 +91,18 @@ def record_run(textfile_dir: Path, run: BackupRun) -> Path:
         mine["hux_backup_last_success_timestamp_seconds"] = round(run.finished_at or run.started_at + run.duration_seconds, 3)
         if run.size_bytes is not None:
             mine["hux_backup_last_size_bytes"] = run.size_bytes
-    fd, tmp = tempfile.mkstemp(prefix=".hux_backup.", suffix=".tmp", dir=textfile_dir)
+    return _replace_atomically(path, render(values))
+
+
+def _replace_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` beside ``path`` and rename it over: node_exporter never reads half a file.
+
+    0644: node_exporter may run as another user and must read it (no secrets in it).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render(values))
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -131,13 +139,4 @@ def record_refusal(textfile_dir: Path, kind: str, reason: str) -> Path:
     lines = [f"# HELP {REFUSALS_METRIC} Archives and API names backup/restore refused, by kind and reason.",
              f"# TYPE {REFUSALS_METRIC} counter"]
     lines += [f'{REFUSALS_METRIC}{{kind="{k}",reason="{r}"}} {v}' for (k, r), v in sorted(counts.items())]
-    fd, tmp = tempfile.mkstemp(prefix=".hux_backup_refusals.", suffix=".tmp", dir=textfile_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _replace_atomically(path, "\n".join(lines) + "\n")
