@@ -98,7 +98,7 @@ def route_cases(settings: Settings) -> list[RouteCase]:
             continue
         expected = critical if severity == "critical" else warning
         cases.append(RouteCase(f"{alertname} ({severity}) pages {', '.join(expected)}",
-                               {"alertname": alertname, "severity": severity, "job": "bot",
+                               {"alertname": alertname, "severity": severity, "job": settings.stack.bot_job,
                                 "instance": "bot-1:8000"}, expected))
     cases.append(RouteCase("an alert without severity falls back to the root receiver",
                            {"alertname": "Unlabelled"}, [warning[0]]))

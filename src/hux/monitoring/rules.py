@@ -638,7 +638,7 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
         ),
         alert(
             "BotAbsent",
-            'absent(up{job="bot"})',
+            f"absent(up{{{settings.stack.bot_selector}}})",
             for_=a.service_down_for, family="service_down",
             summary="No bot instance is being scraped",
             description=_fill(
