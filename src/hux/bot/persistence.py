@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
-from hux.bot.store import OUTAGE, REFUSED, ROW, MessageResult, Refusals, Store, classify, describe_refusal, unstorable
+from hux.bot.store import OUTAGE, REFUSED, ROW, MessageResult, Refusals, Store, classify, describe_refusal, split_storable
 
 log = logging.getLogger("hux.bot.store")
 T = TypeVar("T")
@@ -314,13 +314,7 @@ class Persistence:
         rejected (counted, reason ``unstorable``) and left out; the others go in.
         """
         refused: Refusals = []
-        storable = []
-        for message in messages:
-            why = unstorable(message)
-            if why is None:
-                storable.append(message)
-            else:
-                refused.append((message, why))
+        storable = split_storable(messages, refused)
         self._rejected(refused)
         if not storable:
             return []

@@ -285,6 +285,18 @@ def _storable_text(value: Any, limit: int | None) -> bool:
     return True
 
 
+def split_storable(messages: Sequence[ChatMessage], refused: Refusals) -> list[ChatMessage]:
+    """The messages an inbox row can hold; the others are appended to ``refused`` with why."""
+    keep = []
+    for message in messages:
+        why = unstorable(message)
+        if why is None:
+            keep.append(message)
+        else:
+            refused.append((message, why))
+    return keep
+
+
 def unstorable(message: ChatMessage) -> str | None:
     """Why no inbox row can hold ``message`` (a value out of a column's range), or None.
 
@@ -388,14 +400,7 @@ class Store:
         """
         unique = list({m.key: m for m in messages}.values())
         if refused is not None:
-            keep = []
-            for m in unique:
-                why = unstorable(m)
-                if why is None:
-                    keep.append(m)
-                else:
-                    refused.append((m, why))
-            unique = keep
+            unique = split_storable(unique, refused)
         if not unique:
             return []
         if refused is None:
