@@ -36,6 +36,7 @@ TEST_PACKAGES = {
     "pg_ctlcluster": "postgresql",
     "/usr/lib/postgresql/15/bin/postgres": "postgresql",
     "docker-compose": "docker-compose",
+    "chromium": "chromium",  # the dashboards snapshot is checked in a real headless browser
 }
 
 
