@@ -186,7 +186,7 @@ class BotApp:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a source bug must not end the bot; restart it
+            except Exception:  # a source bug must not end the bot; restart it
                 log.exception("source %s failed; restarting it in 5 s", source.name)
                 await sleep_or_stop(self.stop_event, 5.0)
 

@@ -71,7 +71,7 @@ class PairBatcher:
     async def _lookup(self, batch: dict[str, list[asyncio.Future[list[PairInfo]]]]) -> None:
         try:
             found = await self.source.token_pairs(list(batch))
-        except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure
+        except BaseException as exc:  # every waiter gets the failure
             for futures in batch.values():
                 for future in futures:
                     if not future.done():

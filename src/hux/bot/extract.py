@@ -89,7 +89,7 @@ def to_checksum_address(address: str) -> str:
     """EIP-55 form of a ``0x`` + 40 hex address."""
     body = address[2:].lower()
     digest = keccak256(body.encode("ascii")).hex()
-    return "0x" + "".join(c.upper() if c.isalpha() and int(h, 16) >= 8 else c for c, h in zip(body, digest))
+    return "0x" + "".join(c.upper() if c.isalpha() and int(h, 16) >= 8 else c for c, h in zip(body, digest, strict=False))  # 40 hex digits of 64
 
 
 @lru_cache(maxsize=65536)

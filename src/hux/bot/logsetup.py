@@ -23,9 +23,9 @@ import logging.handlers
 import os
 import re
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Iterable
 
 from hux import paths
 

@@ -189,11 +189,11 @@ async def deliver(alert: TokenAlert, channels: Sequence[OutputChannel], metrics:
         except ApiError as exc:  # already redacted, names the API and what to do
             log.warning("alert not delivered to %s: %s", channel.name, exc)
             delivered = False
-        except Exception as exc:  # a channel bug must not take the pipeline down
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not take the pipeline down
             log.error("alert not delivered to %s: unexpected %s: %s", channel.name, type(exc).__name__, redact(str(exc))[:300])
             delivered = False
         metrics.alerts_sent.labels(channel=_channel_label(channel.name), outcome="success" if delivered else "failure").inc()
         return delivered
 
     results = await asyncio.gather(*(one(channel) for channel in channels))
-    return {channel.name: ok for channel, ok in zip(channels, results)}
+    return {channel.name: ok for channel, ok in zip(channels, results, strict=True)}

@@ -41,7 +41,17 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
-from hux.bot.store import OUTAGE, REFUSED, ROW, MessageResult, Refusals, Store, classify, describe_refusal, split_storable
+from hux.bot.store import (
+    OUTAGE,
+    REFUSED,
+    ROW,
+    MessageResult,
+    Refusals,
+    Store,
+    classify,
+    describe_refusal,
+    split_storable,
+)
 
 log = logging.getLogger("hux.bot.store")
 T = TypeVar("T")

@@ -114,7 +114,7 @@ class Pipeline:
                 await self.process(message)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - log and keep the worker alive
+            except Exception:  # log and keep the worker alive
                 log.exception("worker %d: unexpected error on a message; its inbox row stays pending for the next start", index)
             finally:
                 self._busy -= 1
@@ -125,7 +125,7 @@ class Pipeline:
         m = self.metrics
         try:
             candidates, over_cap = extract_capped(message.text, self.settings.max_addresses_per_message)
-        except Exception:  # noqa: BLE001 - extraction must never kill a worker
+        except Exception:  # extraction must never kill a worker
             m.stage_results.labels(stage="extract", outcome="failure").inc()
             log.exception("extraction failed on message %s", message.key)
             candidates = []
@@ -220,7 +220,7 @@ class Pipeline:
                     groups_mentioning=groups,
                 )
             )
-        except Exception:  # noqa: BLE001
+        except Exception:
             m.stage_results.labels(stage="score", outcome="failure").inc()
             log.exception("scoring failed")
             return self._decide(candidate, "failed")

@@ -14,8 +14,6 @@ from typing import TextIO
 from hux.ops.units import human_bytes
 
 
-
-
 class Progress:
     """``with Progress(quiet=args.quiet) as p: p.start("packing", total); p.advance(n)``."""
 

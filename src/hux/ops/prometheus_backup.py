@@ -42,10 +42,7 @@ from typing import Any, Callable
 
 import yaml
 
-from hux.ops import archive as arc
-from hux.ops import names
-from hux.ops import silences as sil
-from hux.ops import verify
+from hux.ops import archive as arc, names, silences as sil, verify
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
 from hux.ops.http import require_loopback

@@ -11,13 +11,14 @@ import os
 import shutil
 
 # Grafana's install and the decision whether it runs live with the settings (monitoring reads them too)
-from hux.monitoring.grafana_install import (  # noqa: F401 - re-exported for the stack
+# (`X as X`: re-exported for the stack)
+from hux.monitoring.grafana_install import (
     EXTRA_DIRS,
-    GRAFANA_HOMES,
-    GRAFANA_HOWTO,
-    GrafanaInstall,
+    GRAFANA_HOMES as GRAFANA_HOMES,
+    GRAFANA_HOWTO as GRAFANA_HOWTO,
+    GrafanaInstall as GrafanaInstall,
     env_var,
-    find_grafana,
+    find_grafana as find_grafana,
 )
 
 # component -> names to look for, in order (Debian package name first)

@@ -26,9 +26,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: i
             widths[i] = max(widths[i], len(cell))
     lead = sum(widths[:-1]) + 2 * (len(headers) - 1)
     last_width = max(20, max_width - lead) if max_width else 0
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths[:-1])) + "  " + headers[-1]]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:-1], widths[:-1], strict=True)) + "  " + headers[-1]]
     for row in rows:
-        head = "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths[:-1]))
+        head = "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=False))
         chunks = _wrap(row[-1], last_width) if last_width else [row[-1]]
         lines.append(f"{head}  {chunks[0]}".rstrip())
         lines.extend(" " * (lead + 2) + chunk for chunk in chunks[1:])

@@ -70,7 +70,7 @@ async def probe_all(urls: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT
     async with httpx.AsyncClient(verify=False, follow_redirects=False, auth=default_auth()) as client:
         results = await asyncio.gather(*(get(client, url, timeout=timeout, auth=auth.get(name))
                                          for name, url in urls.items()))
-    return dict(zip(urls, results))
+    return dict(zip(urls, results, strict=True))
 
 
 def probe_all_sync(urls: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT,
@@ -95,7 +95,7 @@ async def wait_ready(urls: Mapping[str, str], *, timeout: float, interval: float
             names = sorted(pending)
             probes = await asyncio.gather(*(get(client, urls[n], timeout=min(1.0, timeout), auth=auth.get(n))
                                             for n in names))
-            for name, result in zip(names, probes):
+            for name, result in zip(names, probes, strict=True):
                 last[name] = result
                 if result.ok:
                     pending.discard(name)

@@ -43,11 +43,11 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
-import stat
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -158,7 +158,7 @@ class TelegramSource:
             except Rejected as exc:
                 intake.reject(self.name, exc, where)
                 continue
-            except Exception as exc:  # noqa: BLE001 - a parser bug must not stall the offset: count it, keep going
+            except Exception as exc:  # a parser bug must not stall the offset: count it, keep going
                 log.exception("update could not be read; refused it (a bug: please report it)")
                 intake.reject(self.name, Rejected("malformed", f"unreadable update ({type(exc).__name__})"), where)
                 continue

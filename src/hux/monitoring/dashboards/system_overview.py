@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from hux.monitoring.dashboards.common import GREEN, RED, YELLOW, Context, to_json, up_down_mappings
 from hux.monitoring.settings import duration_seconds
 

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from hux.monitoring.settings import Settings
 from hux.ops.clients import Alertmanager, Prometheus

@@ -6,8 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.logs import review_logs
-from hux.ops.maintenance.report import (FAIL, OK, WARN, LineChart, Report, Series, Table, ago, fmt_value,
-                                        worst)
+from hux.ops.maintenance.report import FAIL, OK, WARN, LineChart, Report, Series, Table, ago, fmt_value, worst
 
 DAY = 86400.0
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "none": 3}

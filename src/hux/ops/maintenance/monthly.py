@@ -10,8 +10,20 @@ from typing import Any
 from hux.monitoring.settings import duration_seconds
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.promql import Threshold, find_threshold
-from hux.ops.maintenance.report import (FAIL, OK, WARN, LineChart, RangeChart, RangeRow, Report, Series, Table, ago,
-                                        fmt_value, worst)
+from hux.ops.maintenance.report import (
+    FAIL,
+    OK,
+    WARN,
+    LineChart,
+    RangeChart,
+    RangeRow,
+    Report,
+    Series,
+    Table,
+    ago,
+    fmt_value,
+    worst,
+)
 
 DAY = 86400.0
 MONTH = 30 * DAY

@@ -9,6 +9,7 @@ inline SVG, so the file can be mailed or archived without external assets.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -206,11 +207,11 @@ def render_table_text(table: Table, width: int) -> list[str]:
     def fit(text: str, w: int) -> str:
         return text if len(text) <= w else text[: max(1, w - 1)] + "…"
 
-    lines.append("    " + "  ".join(fit(c, w).ljust(w) for c, w in zip(table.columns, widths)).rstrip())
+    lines.append("    " + "  ".join(fit(c, w).ljust(w) for c, w in zip(table.columns, widths, strict=True)).rstrip())
     lines.append("    " + "  ".join("-" * w for w in widths))
     for index, row in enumerate(cells):
         status = (table.row_status or [])[index] if table.row_status and index < len(table.row_status) else OK
-        lines.append(f"  {_MARK.get(status, ' ')} " + "  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths)).rstrip())
+        lines.append(f"  {_MARK.get(status, ' ')} " + "  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
     return lines
 
 
@@ -220,7 +221,7 @@ def _vertical(table: Table, cells: list[list[str]]) -> list[str]:
     for index, row in enumerate(cells):
         status = table.row_status[index] if table.row_status and index < len(table.row_status) else OK
         lines.append(f"  {_MARK.get(status, ' ')} {row[0]}")
-        for name, cell in zip(table.columns[1:], row[1:]):
+        for name, cell in zip(table.columns[1:], row[1:], strict=False):  # a row may be short
             if cell not in ("", "—"):
                 lines.append(f"      {name.ljust(label_width)}  {cell}")
     return lines
@@ -357,7 +358,7 @@ def line_chart_svg(chart: LineChart, width: int = 760, height: int = 250) -> str
         color = _PALETTE[index % len(_PALETTE)]
         segments, current = [], []
         xs_sorted = [p[0] for p in series.points]
-        gaps = sorted(b - a for a, b in zip(xs_sorted, xs_sorted[1:]))
+        gaps = sorted(b - a for a, b in itertools.pairwise(xs_sorted))
         max_gap = 2.5 * gaps[len(gaps) // 2] if gaps else math.inf  # a missing stretch breaks the line
         previous_x = None
         for x, y in series.points:

@@ -15,7 +15,7 @@ async def check_components(ctx: HealthContext) -> list[CheckResult]:
     expected, skip_reason = ctx.grafana_expected()
     probes = await asyncio.gather(*(ctx.get(ctx.url(n) + READY_PATHS[n]) for n in COMPONENTS))
     results = []
-    for name, result in zip(COMPONENTS, probes):
+    for name, result in zip(COMPONENTS, probes, strict=True):
         if result.ok:
             results.append(CheckResult(f"{name} ready", PASS, f"{ctx.url(name)} ready ({result.elapsed * 1000:.0f} ms)"))
         elif result.status == 401:

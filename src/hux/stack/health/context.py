@@ -24,10 +24,10 @@ import httpx
 from hux.monitoring.settings import Settings
 from hux.ops.clients import Prometheus
 from hux.ops.errors import ApiError
+from hux.paths import Layout
 from hux.stack import probe
 from hux.stack.health.model import WARN, CheckResult
 from hux.stack.health.runtime import NativeRuntime, runtime_for
-from hux.paths import Layout
 
 HTTP_TIMEOUT = 1.0          # per request
 AUTH_FIX = ("our credentials (data/auth/password) do not match its web config: run `hux up` to re-render "

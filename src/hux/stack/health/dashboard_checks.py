@@ -72,7 +72,7 @@ async def check_dashboards(ctx: HealthContext) -> list[CheckResult]:
         return [CheckResult("dashboards", WARN, "no dashboard panel queries to check",
                             "the dashboards module built no panels: `hux render --check`")]
     unique = sorted({q.expr for q in queries})
-    outcome = dict(zip(unique, await query_outcomes(ctx, unique)))
+    outcome = dict(zip(unique, await query_outcomes(ctx, unique), strict=True))
     empty: dict[str, list[str]] = {}
     errors: dict[str, list[tuple[str, NotAnswering]]] = {}
     totals: dict[str, int] = {}

@@ -10,6 +10,7 @@ import httpx
 
 from hux.monitoring.settings import Settings
 from hux.ops.clients import Prometheus
+from hux.paths import Layout
 from hux.stack.health.alertmanager_checks import check_alertmanager, check_receivers
 from hux.stack.health.backup_checks import check_backup
 from hux.stack.health.bot_checks import check_bot, check_metric_families
@@ -26,7 +27,6 @@ from hux.stack.health.prometheus_checks import (
     check_targets,
 )
 from hux.stack.health.runtime import runtime_for
-from hux.paths import Layout
 
 CHECK_BUDGET = 1.7          # per check: the whole run must stay under 2 s
 

@@ -20,9 +20,9 @@ import httpx
 from hux.monitoring import auth as stack_auth
 from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.settings import Settings
+from hux.paths import Layout
 from hux.stack.components import LOG_FILES
 from hux.stack.docker import DockerUnavailable, find_compose_file
-from hux.paths import Layout
 from hux.stack.plan import read_state
 
 START_FIX = "start it: `hux up` (or `python3 scripts/setup_monitoring.py`)"
