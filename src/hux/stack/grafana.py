@@ -48,7 +48,7 @@ def ensure_secret_file(path: Path) -> tuple[str, bool]:
             raise ValueError(
                 f"{path} holds an empty or default password; delete the file (for Grafana also data/grafana/grafana.db "
                 "if it already ran with it) and run `hux up` to generate a new one"
-            )
+            ) from None
         return password, False
     password = secrets.token_urlsafe(PASSWORD_BYTES)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

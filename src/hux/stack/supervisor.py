@@ -279,6 +279,7 @@ class Supervisor:
         spec = child.spec
         env = spec.child_env(os.environ)   # only what this component needs (never the others' secrets)
         child.error = None
+        parent = os.getpid()  # read here: in the child, os.getpid() is the child
         try:
             proc = subprocess.Popen(
                 list(spec.argv),
@@ -289,7 +290,7 @@ class Supervisor:
                 cwd=spec.cwd or str(self.paths.home),
                 close_fds=True,
                 process_group=0,
-                preexec_fn=lambda parent=os.getpid(): _child_setup(parent),
+                preexec_fn=lambda: _child_setup(parent),
             )
         except OSError as exc:
             child.error = f"cannot start {spec.argv[0]}: {exc.strerror or exc}"
