@@ -85,7 +85,6 @@ def test_compose_services_are_pinned_healthchecked_and_persistent():
     assert services["bot"]["build"]["context"] == "."
     assert set(doc["volumes"]) >= {"prometheus_data", "alertmanager_data", "grafana_data", "postgres_data"}
     assert any(arg.startswith("--storage.tsdb.retention.time=") for arg in services["prometheus"]["command"])
-    assert "secrets" in services["alertmanager"]
 
 
 def test_no_secret_values_in_the_docker_tree():
@@ -98,10 +97,10 @@ def test_no_secret_values_in_the_docker_tree():
     database_url = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["bot"]["environment"][
         "HUX__BOT__DATABASE_URL"]
     assert "${HUX_POSTGRES_PASSWORD:?" in database_url
+    # the committed tree wires no receiver (all are off by default); when one is, its secret is a file
+    # (tests/monitoring/test_receiver_wiring.py)
     am = yaml.safe_load((REPO / "docker/alertmanager/alertmanager.yml").read_text())
-    receivers = {r["name"]: r for r in am["receivers"]}
-    assert receivers["slack"]["slack_configs"][0]["api_url_file"] == "/run/secrets/hux_slack_api_url"
-    assert receivers["webhook"]["webhook_configs"][0]["url_file"] == "/run/secrets/hux_webhook_url"
+    assert {r["name"] for r in am["receivers"]} == {"blackhole", "heartbeat"}
     assert (REPO / "docker/secrets/.gitignore").read_text().startswith("*\n")
 
 

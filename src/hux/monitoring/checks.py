@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hux.monitoring import rules as rules_mod
+from hux.monitoring import wiring
 from hux.monitoring.alertmanager import HEARTBEAT, severity_receivers
 from hux.monitoring.settings import Settings, load_settings
 from hux.monitoring.status import from_ok
@@ -111,6 +112,21 @@ def amtool_route_test(config: Path, case: RouteCase) -> CheckResult:
                                         f"--verify.receivers={','.join(case.receivers)}", *labels])
 
 
+def receiver_checks(settings: Settings) -> list[CheckResult]:
+    """One line per receiver and mode: wired, or not wired and why (:mod:`hux.monitoring.wiring`).
+
+    An enabled receiver that the settings' own mode cannot wire fails (it would never deliver);
+    everything else is information.
+    """
+    results = []
+    for mode in wiring.MODES:
+        for w in wiring.receiver_wiring(settings, mode):
+            enabled = getattr(settings.receivers, w.receiver).enabled
+            broken = enabled and not w.wired and mode == settings.stack.mode
+            results.append(CheckResult(w.line, not broken, w.detail if broken else ""))
+    return results
+
+
 def run_config_checks(settings: Settings, run_dir: Path | None = None) -> list[CheckResult]:
     """promtool check config/rules, rule unit tests, amtool check-config and the routing cases.
 
@@ -138,4 +154,4 @@ def run_config_checks(settings: Settings, run_dir: Path | None = None) -> list[C
             _run("amtool check-config", ["amtool", "check-config", str(run_dir / "alertmanager.yml")]),
         ]
         results += [amtool_route_test(run_dir / "alertmanager.yml", case) for case in route_cases(settings)]
-    return results
+    return results + receiver_checks(settings)

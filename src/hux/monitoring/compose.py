@@ -100,7 +100,6 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
                 "--cluster.listen-address=",
             ],
             "volumes": ["./docker/alertmanager:/etc/alertmanager:ro", "alertmanager_data:/alertmanager"],
-            "secrets": list(alertmanager_secrets),
             "ports": _publish(settings, "alertmanager"),
             "healthcheck": _wget_health("http://localhost:9093/-/healthy"),
             "restart": "unless-stopped",
@@ -187,9 +186,13 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
             "restart": "unless-stopped",
         },
     }
-    return {
+    document: dict[str, Any] = {
         "services": services,
         "volumes": {name: {} for name in ("prometheus_data", "alertmanager_data", "grafana_data", "postgres_data",
                                           "bot_home")},
-        "secrets": {name: {"file": f"./docker/secrets/{ALERTMANAGER_SECRETS[name]}"} for name in alertmanager_secrets},
     }
+    if alertmanager_secrets:   # only the wired receivers' secrets (hux.monitoring.wiring); none: no secrets at all
+        services["alertmanager"]["secrets"] = list(alertmanager_secrets)
+        document["secrets"] = {name: {"file": f"./docker/secrets/{ALERTMANAGER_SECRETS[name]}"}
+                               for name in alertmanager_secrets}
+    return document

@@ -25,7 +25,8 @@ from typing import Any, Iterable
 
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
-from hux.monitoring import auth, compose, grafana, prometheus_config, rules
+from hux.monitoring import auth, compose, grafana, prometheus_config, rules, wiring
+from hux.monitoring import runbooks
 from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
@@ -47,10 +48,15 @@ its *_file settings.
 
 | file | holds | needed |
 |---|---|---|
-| smtp_password | SMTP password of receivers.email.auth_username | when auth_username is set |
-| slack_api_url | Slack incoming-webhook URL | always (empty: Slack notifications fail) |
-| webhook_url | generic webhook URL | always (empty: webhook notifications fail) |
-| heartbeat_url | dead man's switch URL for the Watchdog | when receivers.heartbeat.enabled |
+| smtp_password | SMTP password of receivers.email.auth_username | when email is wired and auth_username is set |
+| slack_api_url | Slack incoming-webhook URL | when receivers.slack is enabled |
+| webhook_url | generic webhook URL | when receivers.webhook is enabled without a url setting |
+| heartbeat_url | dead man's switch URL for the Watchdog | when receivers.heartbeat is enabled without a url setting |
+
+A receiver is wired into docker/alertmanager/alertmanager.yml only when it is
+enabled and complete inside a container (an SMTP relay or URL on localhost is
+the Alertmanager container itself, so it is not wired): `hux check-config`
+prints one line per receiver saying which are wired and why the others are not.
 
 Create them with `umask 077; printf %s 'https://hooks.slack.com/services/...' > slack_api_url`.
 A receiver whose file is empty or wrong fails its notifications, and the
@@ -145,6 +151,7 @@ def native_secrets(settings: Settings, run_dir: Path, environ: os._Environ[str] 
         slack_api_url_file=slack_file,
         webhook_url=webhook_url,
         heartbeat_url=heartbeat_url,
+        inbox_url=am.inbox_url(settings),
     )
     return refs, contents
 
@@ -180,21 +187,27 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
 def docker_secret_refs(settings: Settings) -> tuple[am.ReceiverSecrets, list[str]]:
     """Receiver references of the docker tree and the docker secrets Alertmanager needs.
 
-    The docker tree always wires email, Slack and the webhook (the operator fills
-    docker/secrets/); the heartbeat only when receivers.heartbeat is enabled.
+    Only the receivers that are enabled and complete inside a container are wired
+    (:mod:`hux.monitoring.wiring`); their secrets come from docker/secrets/ files the operator fills.
     """
     r = settings.receivers
-    needed = ["hux_slack_api_url", "hux_webhook_url"]
-    if r.email.auth_username:
-        needed.insert(0, "hux_smtp_password")
-    if r.heartbeat.enabled:
-        needed.append("hux_heartbeat_url")
+    wired = wiring.wired_receivers(settings, "docker")
+    heartbeat = wiring.heartbeat_wired(settings, "docker")
+    smtp = "email" in wired and bool(r.email.auth_username)
+    slack = "slack" in wired
+    webhook_file = "webhook" in wired and not r.webhook.url
+    heartbeat_file = heartbeat and not r.heartbeat.url
+    needed = [name for name, used in (("hux_smtp_password", smtp), ("hux_slack_api_url", slack),
+                                      ("hux_webhook_url", webhook_file), ("hux_heartbeat_url", heartbeat_file))
+              if used]
     refs = am.ReceiverSecrets(
-        receivers=("email", "slack", "webhook"),
-        smtp_password_file=compose.secret_path("hux_smtp_password") if r.email.auth_username else None,
-        slack_api_url_file=compose.secret_path("hux_slack_api_url"),
-        webhook_url_file=compose.secret_path("hux_webhook_url"),
-        heartbeat_url_file=compose.secret_path("hux_heartbeat_url") if r.heartbeat.enabled else None,
+        receivers=wired,
+        smtp_password_file=compose.secret_path("hux_smtp_password") if smtp else None,
+        slack_api_url_file=compose.secret_path("hux_slack_api_url") if slack else None,
+        webhook_url=r.webhook.url if "webhook" in wired and r.webhook.url else None,
+        webhook_url_file=compose.secret_path("hux_webhook_url") if webhook_file else None,
+        heartbeat_url=r.heartbeat.url if heartbeat and r.heartbeat.url else None,
+        heartbeat_url_file=compose.secret_path("hux_heartbeat_url") if heartbeat_file else None,
     )
     return refs, needed
 
@@ -224,6 +237,7 @@ def docker_files(settings: Settings) -> dict[str, str]:
     files["docker/secrets/README.md"] = DOCKER_SECRETS_README
     files["docker-compose.yml"] = dump(compose.compose_document(settings, needed), GENERATED)
     files["docs/alerts.md"] = alerts_markdown(settings)
+    files[runbooks.DOCS_PATH] = runbooks.docs_markdown()
     return files
 
 
