@@ -1,4 +1,4 @@
-"""Grafana provisioning: the Prometheus datasource (fixed uid) and the dashboard provider."""
+"""Grafana provisioning: the Prometheus and Alertmanager datasources (fixed uids) and the dashboard provider."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from hux.monitoring.settings import Settings
 DASHBOARD_FOLDER = "Mr Hux Alpha Bot"
 
 
-def datasource_provisioning(settings: Settings, prometheus_url: str) -> dict[str, Any]:
+def datasource_provisioning(settings: Settings, prometheus_url: str, alertmanager_url: str) -> dict[str, Any]:
+    """Grafana's datasources: Prometheus (the default, every panel's queries) and Alertmanager.
+
+    The Alertmanager datasource (``implementation: prometheus``: the Prometheus project's Alertmanager,
+    not Grafana's own) gives Grafana's Alerting pages this stack's alerts and silences; the Prometheus
+    datasource names it as its Alertmanager, so Grafana shows Prometheus's alert rules beside them.
+    Credentials are added by the caller where the components ask for them (native basic auth).
+    """
     g = settings.grafana
     return {
         "apiVersion": 1,
@@ -24,6 +31,21 @@ def datasource_provisioning(settings: Settings, prometheus_url: str) -> dict[str
             "jsonData": {
                 "timeInterval": settings.prometheus.scrape_interval,
                 "httpMethod": "POST",
+                "manageAlerts": True,
+                "alertmanagerUid": g.alertmanager_datasource_uid,
+            },
+        }, {
+            "name": g.alertmanager_datasource_name,
+            "uid": g.alertmanager_datasource_uid,
+            "type": "alertmanager",
+            "access": "proxy",
+            "url": alertmanager_url,
+            "isDefault": False,
+            "editable": False,
+            "jsonData": {
+                "implementation": "prometheus",
+                # the alerts come from Prometheus's rules; Grafana sends none of its own here
+                "handleGrafanaManagedAlerts": False,
             },
         }],
     }

@@ -169,9 +169,9 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
     refs, secrets = native_secrets(settings, run_dir, environ)
     basic_auth = prometheus_config.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
     files = _common_files(settings, targets, refs, basic_auth)
-    datasources = grafana.datasource_provisioning(settings, settings.url("prometheus"))
+    datasources = grafana.datasource_provisioning(settings, settings.url("prometheus"), settings.url("alertmanager"))
     if auth_password_file:
-        # Grafana queries Prometheus as user hux; it reads the password from the file itself ($__file),
+        # Grafana queries Prometheus and Alertmanager as user hux; it reads the password from the file itself ($__file),
         # so the provisioning file holds only the path.
         for source in datasources["datasources"]:
             source.update(basicAuth=True, basicAuthUser=auth.USER,
@@ -227,8 +227,10 @@ def docker_files(settings: Settings) -> dict[str, str]:
         else:
             files[f"docker/alertmanager/{rel}"] = text
     prometheus_url = f"http://{prometheus_config.DOCKER_SERVICES['prometheus']}:{prometheus_config.DOCKER_PORTS['prometheus']}"
+    alertmanager_url = (f"http://{prometheus_config.DOCKER_SERVICES['alertmanager']}:"
+                        f"{prometheus_config.DOCKER_PORTS['alertmanager']}")
     files["docker/grafana/provisioning/datasources/hux.yml"] = dump(
-        grafana.datasource_provisioning(settings, prometheus_url), GENERATED)
+        grafana.datasource_provisioning(settings, prometheus_url, alertmanager_url), GENERATED)
     files["docker/grafana/provisioning/dashboards/hux.yml"] = dump(
         grafana.dashboard_provisioning("/var/lib/grafana/dashboards"), GENERATED)
     for name, text in _dashboard_files(settings).items():

@@ -426,6 +426,13 @@ class AlertSettings(_Section):
     slo_ticket_slow_short_window: Duration = "6h"
     slo_ticket_slow_burn_rate: float = Field(1.0, gt=0, le=10000)
     slo_page_for: Duration = "0s"
+    # Containers (docker mode, from cAdvisor): ContainerRestarting (warning), ContainerMemoryNearLimit (warning)
+    container_restart_window: Duration = "15m"
+    container_restarts_max: int = Field(2, ge=1, le=1000)   # more restarts than this in the window fire
+    container_restart_for: Duration = "0s"
+    container_memory_ratio: Ratio = Field(0.90, gt=0, lt=1)  # working set / memory limit (containers with a limit)
+    container_memory_for: Duration = "5m"
+
     slo_ticket_for: Duration = "0s"
 
     def slo_windows(self) -> list[tuple[str, str, str, float]]:
@@ -444,7 +451,8 @@ class AlertSettings(_Section):
 
     @field_validator("rate_window", "short_window", "error_rate_baseline_window", "disk_predict_window",
                      "pipeline_stall_after", "tsdb_failure_window", "notification_queue_horizon",
-                     "target_sync_window", "interface_flap_window", "restart_window", "slo_page_long_window", "slo_page_short_window",
+                     "target_sync_window", "interface_flap_window", "restart_window", "container_restart_window",
+                     "slo_page_long_window", "slo_page_short_window",
                      "slo_page_slow_long_window", "slo_page_slow_short_window", "slo_ticket_long_window",
                      "slo_ticket_short_window", "slo_ticket_slow_long_window", "slo_ticket_slow_short_window")
     @classmethod
@@ -650,26 +658,38 @@ class GrafanaSettings(_Section):
                              "move the file to a path without them")
         return value
 
-    @field_validator("datasource_name")
+    @field_validator("datasource_name", "alertmanager_datasource_name")
     @classmethod
     def _datasource_name(cls, value: str) -> str:
         if not value or "$" in value:
             raise ValueError(f"{value!r}: Grafana expands $NAME in provisioning files; give a name without '$'")
         return value
 
-    @field_validator("datasource_uid")
+    @field_validator("datasource_uid", "alertmanager_datasource_uid")
     @classmethod
     def _uid(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,40}", value):
             raise ValueError(f"{value!r} is not a Grafana uid (letters, digits, - and _, at most 40)")
         return value
 
-    @field_validator("dashboard_refresh")
+    @field_validator("dashboard_refresh", "apt_timeout")
     @classmethod
     def _refresh(cls, value: str) -> str:
         return _check_duration(value)
 
     def native_enabled(self) -> bool:
+    #: the Alertmanager datasource (Grafana's alert and silence views, the alert list on System Overview)
+    alertmanager_datasource_uid: str = "hux-alertmanager"
+    alertmanager_datasource_name: str = "Alertmanager"
+    #: scripts/setup_monitoring.py as root on Debian/Ubuntu installs Grafana OSS from this APT repository when
+    #: no Grafana is found (false, or --no-grafana: never); the key is stored as a signed-by keyring
+    install: bool = True
+    apt_repository: str = "https://apt.grafana.com"
+    apt_key_url: str = "https://apt.grafana.com/gpg.key"
+    #: the `grafana` package version installed (pinned; the docker image is stack.images.grafana)
+    apt_version: str = "11.4.0"
+    #: each network step of the installation (key download, apt-get update) gives up after this long
+    apt_timeout: Duration = "20s"
         """Whether natively rendered configs include Grafana (``grafana_install``: the one decision).
 
         grafana.enabled = true counts even when Grafana is missing: `hux up` then refuses to start.
@@ -707,6 +727,26 @@ class Settings(_Section):
     backup: BackupSettings = BackupSettings()
 
     def url(self, component: str) -> str:
+    @field_validator("apt_repository", "apt_key_url")
+    @classmethod
+    def _apt_url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("apt_version")
+    @classmethod
+    def _apt_version(cls, value: str) -> str:
+        # a Debian version (it goes on apt-get's command line as grafana=<version>); never an option
+        if not re.fullmatch(r"[0-9][A-Za-z0-9.+~:-]{0,63}", value):
+            raise ValueError(f"{value!r} is not a Debian package version, e.g. \"11.4.0\"")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_uids(self) -> "GrafanaSettings":
+        if self.datasource_uid == self.alertmanager_datasource_uid:
+            raise ValueError(f"datasource_uid and alertmanager_datasource_uid are both {self.datasource_uid!r}: "
+                             "give grafana.alertmanager_datasource_uid another value")
+        return self
+
         """Where a local client reaches a component, e.g. ``url("prometheus")`` -> ``http://127.0.0.1:9090``."""
         try:
             port = getattr(self.stack.ports, component)

@@ -26,6 +26,8 @@ from hux.monitoring.rules import RecordingNames, recording_names
 from hux.monitoring.settings import Settings
 
 GREEN, YELLOW, RED, BLUE = "green", "#EAB839", "red", "blue"
+#: Grafana's alert list panel type: it reads alert rules, not PromQL (no targets)
+ALERT_LIST = "alertlist"
 TAGS = ["hux", "mr-hux-alpha-bot"]
 
 
@@ -138,6 +140,32 @@ class Context:
         if hidden:
             panel = panel.with_transformation(dash_models.DataTransformerConfig(
                 id_val="organize", options={"excludeByName": {name: True for name in hidden}}))
+        if description:
+            panel = panel.description(description)
+        return panel
+
+    def alert_list(self, title: str, *, description: str = "", width: int = 24, height: int = 8,
+                   max_items: int = 20) -> dash.Panel:
+        """Grafana's alert list (panel type ``alertlist``): firing and pending alerts, no PromQL target.
+
+        The SDK has no builder for it, so this is the generic panel with the options Grafana's alert list
+        reads (``UnifiedAlertListOptions``). The alerts are those of the Prometheus datasource's rules (the
+        rule source ``options.datasource`` names); the panel's own datasource is the Alertmanager one, where
+        Grafana's Alerting pages show the same alerts with their silences.
+        """
+        g = self.settings.grafana
+        panel = (
+            dash.Panel().type(ALERT_LIST).id(self.next_id()).title(title)
+            .datasource(common_models.DataSourceRef(type_val="alertmanager", uid=g.alertmanager_datasource_uid))
+            .span(width).height(height)
+            .options({
+                "viewMode": "list", "groupMode": "default", "groupBy": [], "maxItems": max_items,
+                "sortOrder": 3,   # importance: firing first
+                "dashboardAlerts": False, "alertName": "", "alertInstanceLabelFilter": "",
+                "showInstances": True, "datasource": g.datasource_name,
+                "stateFilter": {"firing": True, "pending": True, "noData": False, "normal": False, "error": True},
+            })
+        )
         if description:
             panel = panel.description(description)
         return panel

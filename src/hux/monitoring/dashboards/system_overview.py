@@ -57,6 +57,9 @@ def build(ctx: Context) -> dict[str, Any]:
                  thresholds=[(0, RED), (1, GREEN)], width=3),
     ):
         board = board.with_panel(panel)
+    board = board.with_panel(ctx.alert_list(
+        "Alerts firing and pending", description="Prometheus's alerts as Grafana's Alerting sees them (silences: "
+        "Alerting > Silences, Alertmanager datasource); the Watchdog is always firing by design."))
 
     # --- host --------------------------------------------------------------------------------
     board = board.with_row(ctx.row("Host resources"))
