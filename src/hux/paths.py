@@ -99,6 +99,16 @@ class Layout:
         """Where backup archives go: ``backup.dir`` (relative to the home), else data/backups."""
         return self.resolve(configured or self.DEFAULT_BACKUP_DIR)
 
+    @property
+    def inbox_dir(self) -> Path:
+        """The alert inbox's index (``hux.monitoring.inbox``): data/inbox/index.sqlite3."""
+        return self.component_data("inbox")
+
+    @property
+    def alerts_log(self) -> Path:
+        """Every notification the alert inbox received, as JSON lines (rotated: alerts.log.1, ...)."""
+        return self.logs / "alerts.log"
+
     # --- the native supervisor ---------------------------------------------------------------------
 
     @property

@@ -62,18 +62,19 @@ def test_amtool_check_config(all_receivers):
     proc = subprocess.run(["amtool", "check-config", str(rendered.alertmanager_config)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # receivers: blackhole, heartbeat, email, slack, webhook
-    for found in (" - 5 receivers", " - 4 inhibit rules", " - 1 templates"):
+    # receivers: blackhole, heartbeat, inbox, email, slack, webhook
+    for found in (" - 6 receivers", " - 4 inhibit rules", " - 1 templates"):
         assert found in proc.stdout
 
 
 @pytest.mark.parametrize(("labels", "receivers"), [
-    ({"alertname": "BotHighErrorRate", "severity": "critical"}, "email,slack,webhook"),
-    ({"alertname": "ServiceDown", "severity": "critical", "job": "node"}, "email,slack,webhook"),
-    ({"alertname": "BotHighLatency", "severity": "warning"}, "slack"),
-    ({"alertname": "HostDiskSpaceLow", "severity": "warning"}, "slack"),
-    ({"alertname": "Watchdog", "severity": "none"}, "heartbeat"),
-    ({"alertname": "SomethingElse"}, "slack"),
+    # the local inbox first: it gets every alert, beside the receivers
+    ({"alertname": "BotHighErrorRate", "severity": "critical"}, "inbox,email,slack,webhook"),
+    ({"alertname": "ServiceDown", "severity": "critical", "job": "node"}, "inbox,email,slack,webhook"),
+    ({"alertname": "BotHighLatency", "severity": "warning"}, "inbox,slack"),
+    ({"alertname": "HostDiskSpaceLow", "severity": "warning"}, "inbox,slack"),
+    ({"alertname": "Watchdog", "severity": "none"}, "inbox,heartbeat"),
+    ({"alertname": "SomethingElse"}, "inbox,slack"),
 ], ids=["critical-pages-everywhere", "service-down", "warning-to-slack", "disk-warning-to-slack",
         "watchdog-heartbeat", "no-severity-falls-back"])
 def test_routing_tree(all_receivers, labels, receivers):
@@ -102,7 +103,8 @@ def test_pages_wait_critical_group_wait_and_warnings_group_wait(make_settings):
                                                            slack_api_url_file="/run/secrets/slack",
                                                            webhook_url="http://127.0.0.1:9/hook"))
     assert config["route"]["group_wait"] == "30s"
-    waits = {(r["receiver"], r["matchers"][0]): r.get("group_wait") for r in config["route"]["routes"]}
+    waits = {(r["receiver"], r["matchers"][0]): r.get("group_wait") for r in config["route"]["routes"]
+             if r["receiver"] != "inbox"}
     assert waits[("slack", 'severity="critical"')] == "10s"
     assert waits[("webhook", 'severity="critical"')] == "10s"
     assert waits[("slack", 'severity="warning"')] is None  # inherits the root's 30s
@@ -111,7 +113,7 @@ def test_pages_wait_critical_group_wait_and_warnings_group_wait(make_settings):
 def test_warnings_fall_back_to_the_critical_receivers_without_slack(make_settings, tmp_path):
     settings = make_settings('[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:2525"\n')
     rendered = render_native(settings, tmp_path / "run", data_dir=tmp_path, grafana_enabled=False, environ={})
-    for labels, expected in (("severity=warning", "email"), ("severity=critical", "email")):
+    for labels, expected in (("severity=warning", "inbox,email"), ("severity=critical", "inbox,email")):
         proc = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={rendered.alertmanager_config}",
                                f"--verify.receivers={expected}", "alertname=X", labels],
                               capture_output=True, text=True, timeout=60)

@@ -333,3 +333,60 @@ EXPECTED_FAMILIES = (
     "hux_database_errors_total",
     "process_resident_memory_bytes",
 )
+
+
+#: Why the alert inbox refused a webhook body: ``hux_inbox_payloads_rejected_total{reason}``.
+INBOX_REJECT_REASONS = ("too_large", "not_json", "bad_schema")
+#: Where the alert inbox failed to keep a notification: ``hux_inbox_write_errors_total{target}``.
+INBOX_WRITE_TARGETS = ("log", "index")
+
+
+class InboxMetrics:
+    """The alert inbox's own series (``hux.monitoring.inbox``), on its own registry.
+
+    ``receiver`` comes from the webhook body: capped like ``group`` (beyond
+    ``receiver_label_limit`` names, ``other``).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, receiver_label_limit: int = 10,
+                 process_metrics: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.receiver_label = GroupLabeler(receiver_label_limit)
+        if process_metrics:
+            ProcessCollector(registry=r)
+        self.notifications = Counter(
+            f"{PREFIX}_inbox_notifications_total",
+            "Webhook notifications the alert inbox received and kept, by status (firing/resolved) and receiver.",
+            ["status", "receiver"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            f"{PREFIX}_inbox_alerts_total",
+            "Alerts inside the received notifications, by status (firing/resolved).",
+            ["status"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            f"{PREFIX}_inbox_payloads_rejected_total",
+            "Webhook bodies the alert inbox refused with HTTP 400, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.write_errors = Counter(
+            f"{PREFIX}_inbox_write_errors_total",
+            "Notifications the alert inbox could not write, by target (log: logs/alerts.log, index: its SQLite).",
+            ["target"],
+            registry=r,
+        )
+        self.last_heartbeat = Gauge(
+            f"{PREFIX}_inbox_last_heartbeat_timestamp_seconds",
+            "Unix time the last Watchdog heartbeat reached the alert inbox (0: none since it started).",
+            registry=r,
+        )
+        for reason in INBOX_REJECT_REASONS:
+            self.rejected.labels(reason)
+        for target in INBOX_WRITE_TARGETS:
+            self.write_errors.labels(target)
+        for status in ("firing", "resolved"):
+            self.alerts.labels(status)

@@ -10,7 +10,12 @@ Routing (``alertmanager.*`` settings):
   (10 s) rather than ``group_wait`` (30 s) before a new group's first message;
 * ``severity="warning"`` -> ``warning_receivers`` (Slack by default; the
   critical receivers when none of these is enabled);
-* anything else -> the root receiver (the first warning receiver).
+* anything else -> the root receiver (the first warning receiver);
+* before all of these, natively, ``inbox``: the local alert inbox
+  (``hux.monitoring.inbox``, ``hux alerts``) gets every notification, firing and
+  resolved, through two routes with ``continue`` (the Watchdog re-sent every
+  ``heartbeat_interval``, everything else), so it never takes an alert from
+  another receiver. It is the floor, not a person: see ``who_is_paged``.
 
 A critical alert inhibits the warning alert of the same ``alert_family`` on the
 same job/instance (and stage/api/component/slo), e.g. ``BotHighErrorRate`` mutes
@@ -30,6 +35,7 @@ uses ``url_file`` with docker secrets.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +44,11 @@ from hux.monitoring.settings import Settings
 RECEIVER_ORDER = ("email", "slack", "webhook")
 BLACKHOLE = "blackhole"
 HEARTBEAT = "heartbeat"
+INBOX = "inbox"
+#: receivers that reach no person: nothing, the dead man's switch, the local inbox
+NOT_A_PERSON = (BLACKHOLE, HEARTBEAT, INBOX)
+#: where the inbox takes Alertmanager's webhook posts (``hux.monitoring.inbox.server``)
+INBOX_PATH = "/webhook"
 INHIBIT_EQUAL = ["alert_family", "job", "instance", "component", "stage", "api", "slo"]
 TEMPLATE_FILES = ("hux.tmpl",)
 
@@ -53,6 +64,7 @@ class ReceiverSecrets:
     webhook_url_file: str | None = None
     heartbeat_url: str | None = None
     heartbeat_url_file: str | None = None
+    inbox_url: str | None = None                # the local alert inbox (native); None: not wired
 
 
 def _email(settings: Settings, secrets: ReceiverSecrets) -> dict[str, Any]:
@@ -109,6 +121,133 @@ def severity_receivers(settings: Settings, wired: list[str] | tuple[str, ...]) -
     return critical or [BLACKHOLE], warning or [BLACKHOLE]
 
 
+def inbox_url(settings: Settings) -> str | None:
+    """The inbox's webhook URL when the native stack runs one (``inbox.enabled``), else None."""
+    return settings.url("inbox") + INBOX_PATH if settings.inbox.enabled else None
+
+
+def _inbox_routes(settings: Settings) -> list[dict[str, Any]]:
+    """The inbox gets everything and lets every alert go on to its receivers (``continue``)."""
+    am = settings.alertmanager
+    return [
+        {"receiver": INBOX, "matchers": ['alertname="Watchdog"'], "group_by": ["alertname"], "group_wait": "0s",
+         "group_interval": am.heartbeat_interval, "repeat_interval": am.heartbeat_interval, "continue": True},
+        {"receiver": INBOX, "matchers": ['alertname!="Watchdog"'], "group_wait": am.critical_group_wait,
+         "continue": True},
+    ]
+
+
+#: one matcher of a route's ``matchers`` list, e.g. ``severity=~"critical|page"``
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$')
+
+
+def _duration(text: Any, default: float) -> float:
+    if text is None:
+        return default
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(text)):
+        total += int(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}[unit]
+    return total or default
+
+
+def _matchers(route: dict[str, Any]) -> list[tuple[str, str, str]]:
+    found = [(k, "=", str(v)) for k, v in (route.get("match") or {}).items()]
+    found += [(k, "=~", str(v)) for k, v in (route.get("match_re") or {}).items()]
+    for text in route.get("matchers") or []:
+        for part in str(text).strip("{}").split(","):
+            match = _MATCHER.match(part)
+            if match:
+                value = match.group(3) if match.group(3) is not None else match.group(4)
+                found.append((match.group(1), match.group(2), value.replace('\\"', '"')))
+    return found
+
+
+def route_matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
+    for name, op, value in _matchers(route):
+        actual = labels.get(name, "")
+        if op == "=" and actual != value:
+            return False
+        if op == "!=" and actual == value:
+            return False
+        if op == "=~" and not re.fullmatch(value, actual):
+            return False
+        if op == "!~" and re.fullmatch(value, actual):
+            return False
+    return True
+
+
+def route_receivers(route: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, float]]:
+    """(receiver, group_wait seconds) pairs an alert with ``labels`` is sent to, as Alertmanager routes it."""
+
+    def walk(node: dict[str, Any], receiver: str, group_wait: float) -> list[tuple[str, float]]:
+        receiver = node.get("receiver") or receiver
+        group_wait = _duration(node.get("group_wait"), group_wait)
+        results: list[tuple[str, float]] = []
+        for child in node.get("routes") or []:
+            if route_matches(child, labels):
+                results += walk(child, receiver, group_wait)
+                if not child.get("continue", False):
+                    break
+        return results or [(receiver, group_wait)]
+
+    return walk(route, route.get("receiver", ""), _duration(route.get("group_wait"), 30.0))
+
+
+def receiver_integrations(receiver: dict[str, Any]) -> dict[str, int]:
+    """``{"email": 1, "webhook": 2}`` for a receiver's ``*_configs``."""
+    return {key[: -len("_configs")]: len(value or []) for key, value in receiver.items()
+            if key.endswith("_configs") and value}
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Who gets critical and warning alerts: the person-reaching receivers of a rendered config."""
+
+    critical: tuple[str, ...]
+    warning: tuple[str, ...]
+    inbox: bool
+
+    @property
+    def nobody(self) -> bool:
+        return not self.critical and not self.warning
+
+    def sentence(self) -> str:
+        """One plain sentence for `hux up`, `hux status`, `hux health` and `hux notify-test`."""
+        floor = "the local inbox (hux alerts)" if self.inbox else "no receiver at all"
+        if self.nobody:
+            return (f"No one is paged: alerts go only to {floor}. To page a person, enable receivers.email or "
+                    "receivers.slack in hux.toml (README: Configuration).")
+        also = " (and to the local inbox: hux alerts)" if self.inbox else ""
+        return (f"Critical alerts page {', '.join(self.critical) or 'no one'}; warnings go to "
+                f"{', '.join(self.warning) or 'no one'}{also}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"critical": list(self.critical), "warning": list(self.warning), "inbox": self.inbox,
+                "nobody_paged": self.nobody, "sentence": self.sentence()}
+
+
+def who_is_paged(config: dict[str, Any]) -> Paging:
+    """Which receivers reaching a person get a critical and a warning alert under a rendered (or running)
+    Alertmanager config: its own routing, walked as Alertmanager walks it (``route_receivers``)."""
+    receivers = {r.get("name"): r for r in config.get("receivers") or [] if isinstance(r, dict)}
+    route = config.get("route") or {}
+
+    def people(severity: str) -> tuple[str, ...]:
+        labels = {"alertname": f"HuxPaging{severity.capitalize()}", "severity": severity}
+        names = [name for name, _ in route_receivers(route, labels)]
+        return tuple(dict.fromkeys(n for n in names if n not in NOT_A_PERSON
+                                   and receiver_integrations(receivers.get(n, {}))))
+
+    inbox = INBOX in receivers and any(n == INBOX for n, _ in route_receivers(route, {"severity": "critical"}))
+    return Paging(people("critical"), people("warning"), inbox)
+
+
+def native_paging(settings: Settings) -> Paging:
+    """Who is paged under these settings natively: the routing `hux render` writes (no secret needed for it)."""
+    refs = ReceiverSecrets(receivers=tuple(settings.enabled_receivers()), inbox_url=inbox_url(settings))
+    return who_is_paged(alertmanager_config(settings, refs))
+
+
 def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[str, Any]:
     am = settings.alertmanager
     wired = [name for name in RECEIVER_ORDER if name in secrets.receivers]
@@ -118,6 +257,8 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
     if secrets.heartbeat_url or secrets.heartbeat_url_file:
         heartbeat["webhook_configs"] = [_webhook(secrets.heartbeat_url, secrets.heartbeat_url_file, False)]
     receivers.append(heartbeat)
+    if secrets.inbox_url:
+        receivers.append({"name": INBOX, "webhook_configs": [_webhook(secrets.inbox_url, None, True)]})
     for name in wired:
         if name == "email":
             receivers.append({"name": "email", "email_configs": [_email(settings, secrets)]})
@@ -128,14 +269,15 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
                 _webhook(secrets.webhook_url, secrets.webhook_url_file, am.send_resolved)]})
 
     critical, warning = severity_receivers(settings, wired)
-    routes: list[dict[str, Any]] = [{
+    routes: list[dict[str, Any]] = _inbox_routes(settings) if secrets.inbox_url else []
+    routes.append({
         "receiver": HEARTBEAT,
         "matchers": ['alertname="Watchdog"'],
         "group_by": ["alertname"],
         "group_wait": "0s",
         "group_interval": am.heartbeat_interval,
         "repeat_interval": am.heartbeat_interval,
-    }]
+    })
     for severity, names in (("critical", critical), ("warning", warning)):
         for index, name in enumerate(names):
             route: dict[str, Any] = {"receiver": name, "matchers": [f'severity="{severity}"']}
@@ -146,6 +288,10 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
             routes.append(route)
 
     root_receiver = warning[0]
+    if secrets.inbox_url:
+        # An alert no route above matches went to the root receiver; the inbox route matched it, so
+        # Alertmanager would not fall back any more: say it explicitly.
+        routes.append({"receiver": root_receiver})
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
         "templates": [f"templates/{name}" for name in TEMPLATE_FILES],

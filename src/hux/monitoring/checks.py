@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hux.monitoring import rules as rules_mod
 from hux.monitoring import wiring
-from hux.monitoring.alertmanager import HEARTBEAT, severity_receivers
+from hux.monitoring.alertmanager import HEARTBEAT, INBOX, severity_receivers
 from hux.monitoring.settings import Settings, load_settings
 from hux.monitoring.status import from_ok
 from hux.monitoring.yamlout import GENERATED, dump
@@ -92,8 +92,11 @@ def run_rule_tests(workdir: Path | None = None) -> CheckResult:
 def route_cases(settings: Settings) -> list[RouteCase]:
     """What each kind of alert must reach under these settings (enabled receivers only)."""
     critical, warning = severity_receivers(settings, settings.enabled_receivers())
+    # the local inbox (native) gets every alert first, beside the receivers
+    inbox = [INBOX] if settings.inbox.enabled else []
+    critical, warning = inbox + critical, inbox + warning
     cases = [RouteCase("Watchdog goes to the heartbeat route", {"alertname": "Watchdog", "severity": "none"},
-                       [HEARTBEAT])]
+                       [*inbox, HEARTBEAT])]
     for alertname, severity in rules_mod.ALERTS.items():
         if alertname == "Watchdog":
             continue
@@ -102,7 +105,7 @@ def route_cases(settings: Settings) -> list[RouteCase]:
                                {"alertname": alertname, "severity": severity, "job": settings.stack.bot_job,
                                 "instance": "bot-1:8000"}, expected))
     cases.append(RouteCase("an alert without severity falls back to the root receiver",
-                           {"alertname": "Unlabelled"}, [warning[0]]))
+                           {"alertname": "Unlabelled"}, [*inbox, warning[len(inbox)]]))
     return cases
 
 

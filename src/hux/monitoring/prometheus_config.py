@@ -34,6 +34,8 @@ class Targets:
     bot_static: list[str] = field(default_factory=list)
     #: docker: the bot service name resolved through DNS (one A record per replica)
     bot_dns: tuple[str, int] | None = None
+    #: the local alert inbox (native, ``inbox.enabled``); the docker path has none
+    inbox: str | None = None
 
     @classmethod
     def native(cls, settings: Settings, *, grafana: bool | None = None) -> "Targets":
@@ -47,6 +49,7 @@ class Targets:
             grafana=f"{host}:{ports.grafana}" if with_grafana else None,
             cadvisor=None,
             bot_static=settings.stack.resolved_bot_targets(),
+            inbox=f"{host}:{ports.inbox}" if settings.inbox.enabled else None,
         )
 
     @classmethod
@@ -97,6 +100,8 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
         jobs.append(_static_job("cadvisor", [targets.cadvisor]))
     if targets.grafana:
         jobs.append(_static_job("grafana", [targets.grafana]))
+    if targets.inbox:
+        jobs.append(_static_job("inbox", [targets.inbox]))
     if targets.bot_dns:
         name, port = targets.bot_dns
         # One A record per replica: `docker compose up --scale bot=3` adds targets, each its own instance.

@@ -30,7 +30,7 @@ from hux.bot.config import BotConfig
 from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
 from hux.monitoring import grafana_install
 
-SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "grafana", "backup")
+SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "inbox", "grafana", "backup")
 
 # Every pattern below is used with fullmatch: "$" would also accept a trailing newline.
 _DURATION_RE = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
@@ -106,6 +106,8 @@ class Ports(_Section):
     bot: int = Field(8000, ge=1, le=65535)
     doubles: int = Field(8010, ge=1, le=65535)
     cadvisor: int = Field(8080, ge=1, le=65535)
+    #: the local alert inbox (``hux alerts``), native mode
+    inbox: int = Field(9097, ge=1, le=65535)
 
 
 class Images(_Section):
@@ -627,6 +629,26 @@ class Receivers(_Section):
     heartbeat: HeartbeatReceiver = HeartbeatReceiver()
 
 
+class InboxSettings(_Section):
+    """The local alert inbox: every notification Alertmanager sends, kept on disk for ``hux alerts``."""
+
+    #: native mode: a receiver on every route beside the external ones; the docker path has none (README)
+    enabled: bool = True
+    #: logs/alerts.log (JSON lines) rotates at this size, keeping ``log_keep`` older files
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096, le=1 << 34)
+    log_keep: int = Field(5, ge=1, le=100)
+    #: the index (data/inbox/index.sqlite3) keeps at most this many entries, none older than ``index_retention``
+    index_max_entries: int = Field(100_000, ge=100, le=10_000_000)
+    index_retention: Duration = "30d"
+    #: a webhook body larger than this is refused with HTTP 400 (and counted)
+    max_payload_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+
+    @field_validator("index_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        return _check_duration(value)
+
+
 # --- grafana / backup ------------------------------------------------------------
 
 
@@ -723,6 +745,7 @@ class Settings(_Section):
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     alerts: AlertSettings = AlertSettings()
     receivers: Receivers = Receivers()
+    inbox: InboxSettings = InboxSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     backup: BackupSettings = BackupSettings()
 

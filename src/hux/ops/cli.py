@@ -26,7 +26,9 @@ from typing import Any, Callable
 
 from hux import paths
 from hux.monitoring.grafana_install import grafana_decision
-from hux.monitoring.settings import Settings, load_settings
+from hux.monitoring.alertmanager import native_paging
+from hux.monitoring.settings import Settings, duration_seconds, load_settings
+from hux.ops import alerts as alerts_view
 from hux.ops import archive as arc
 from hux.ops.errors import OpsError
 from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
@@ -393,7 +395,20 @@ def notify_test_cmd(args: argparse.Namespace) -> int:
         print(f"  receiver {name} is not reached by severity-routed alerts (e.g. the Watchdog heartbeat)")
     if result.resolved:
         print("  test alerts resolved")
+    print(result.paging.sentence())
     return 0 if result.ok else EXIT_FAILED
+
+
+def alerts_cmd(args: argparse.Namespace) -> int:
+    settings = load_settings(getattr(args, "config", None))
+    try:
+        since = duration_seconds(args.since)
+    except ValueError as exc:
+        raise OpsError(f"--since: {exc}") from None
+    layout = paths.Layout.current()
+    view = alerts_view.load_view(layout, since, native_paging(settings))
+    sys.stdout.write(alerts_view.to_json(view) + "\n" if args.json else alerts_view.to_text(view, layout))
+    return 0
 
 
 # --- argument parsing --------------------------------------------------------------------------
@@ -516,4 +531,12 @@ def register(subparsers: argparse._SubParsersAction, *, prometheus_control: Cont
                         help="how long to wait for delivery (default: the longest group_wait + 45 s)")
     notify.add_argument("--no-resolve", action="store_true", help="leave the test alerts firing (they expire in 1 h)")
     notify.set_defaults(func=_guard("notify-test", notify_test_cmd))
+
+    alerts = subparsers.add_parser("alerts", help="what the local alert inbox received: firing now, history, heartbeat",
+                                   description="What fires now (with the runbook's first steps), the notifications "
+                                               "received since --since, and when the last Watchdog heartbeat "
+                                               "arrived, from the local alert inbox (logs/alerts.log).")
+    alerts.add_argument("--since", default="24h", metavar="DURATION", help="history window, e.g. 2h, 30m (default: 24h)")
+    alerts.add_argument("--json", action="store_true", help="machine-readable output")
+    alerts.set_defaults(func=_guard("alerts", alerts_cmd))
 

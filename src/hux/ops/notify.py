@@ -14,6 +14,11 @@ that every receiver still works:
    deltas of ``alertmanager_notification_requests_total`` / ``..._failed_total``
    (single attempts) and ``alertmanager_notifications_total`` / ``..._failed_total``;
 5. resolve the test alerts (``endsAt`` = now).
+
+The local alert inbox (receiver ``inbox``) counts as reached, but it is not a
+person: when no receiver that reaches one gets the test alerts
+(``hux.monitoring.alertmanager.who_is_paged`` of the running config), the test
+fails with the sentence that says how to enable one.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import yaml
 
+from hux.monitoring.alertmanager import Paging, receiver_integrations, route_receivers, who_is_paged
 from hux.ops.clients import Alertmanager
 from hux.ops.errors import OpsError
 
@@ -35,65 +40,6 @@ _METRIC = re.compile(r'^alertmanager_(notifications|notifications_failed|notific
                      r'_total\{([^}]*)\}\s+(\S+)', re.M)
 _COUNTERS = ("notifications", "notifications_failed", "notification_requests", "notification_requests_failed")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$')
-
-
-def _duration(text: Any, default: float) -> float:
-    if text is None:
-        return default
-    total = 0.0
-    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(text)):
-        total += int(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}[unit]
-    return total or default
-
-
-def _matchers(route: dict[str, Any]) -> list[tuple[str, str, str]]:
-    found = [(k, "=", str(v)) for k, v in (route.get("match") or {}).items()]
-    found += [(k, "=~", str(v)) for k, v in (route.get("match_re") or {}).items()]
-    for text in route.get("matchers") or []:
-        for part in str(text).strip("{}").split(","):
-            match = _MATCHER.match(part)
-            if match:
-                value = match.group(3) if match.group(3) is not None else match.group(4)
-                found.append((match.group(1), match.group(2), value.replace('\\"', '"')))
-    return found
-
-
-def route_matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
-    for name, op, value in _matchers(route):
-        actual = labels.get(name, "")
-        if op == "=" and actual != value:
-            return False
-        if op == "!=" and actual == value:
-            return False
-        if op == "=~" and not re.fullmatch(value, actual):
-            return False
-        if op == "!~" and re.fullmatch(value, actual):
-            return False
-    return True
-
-
-def route_receivers(route: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, float]]:
-    """(receiver, group_wait seconds) pairs an alert with ``labels`` is sent to, as Alertmanager routes it."""
-
-    def walk(node: dict[str, Any], receiver: str, group_wait: float) -> list[tuple[str, float]]:
-        receiver = node.get("receiver") or receiver
-        group_wait = _duration(node.get("group_wait"), group_wait)
-        results: list[tuple[str, float]] = []
-        for child in node.get("routes") or []:
-            if route_matches(child, labels):
-                results += walk(child, receiver, group_wait)
-                if not child.get("continue", False):
-                    break
-        return results or [(receiver, group_wait)]
-
-    return walk(route, route.get("receiver", ""), _duration(route.get("group_wait"), 30.0))
-
-
-def receiver_integrations(receiver: dict[str, Any]) -> dict[str, int]:
-    """``{"email": 1, "webhook": 2}`` for a receiver's ``*_configs``."""
-    return {key[: -len("_configs")]: len(value or []) for key, value in receiver.items()
-            if key.endswith("_configs") and value}
 
 
 def read_counters(text: str) -> dict[str, dict[str, float]]:
@@ -150,10 +96,13 @@ class NotifyTestResult:
     waited: float = 0.0
     resolved: bool = False
     in_alertmanager: int = 0
+    paging: Paging = field(default_factory=lambda: Paging((), (), False))
 
     @property
     def ok(self) -> bool:
-        return bool(self.integrations) and all(i.status == "delivered" for i in self.integrations)
+        """Every reached integration delivered, and a person is among the receivers."""
+        return (bool(self.integrations) and all(i.status == "delivered" for i in self.integrations)
+                and not self.paging.nobody)
 
 
 def notify_test(
@@ -171,6 +120,8 @@ def notify_test(
             config = yaml.safe_load(status["config"]["original"]) or {}
         except (KeyError, TypeError, yaml.YAMLError):
             raise OpsError(f"Alertmanager at {alertmanager_url} did not return its configuration (/api/v2/status)") from None
+        if not isinstance(config, dict):
+            raise OpsError(f"Alertmanager at {alertmanager_url} returned a configuration that is not a mapping")
         receivers = {r["name"]: r for r in config.get("receivers") or []}
         route = config.get("route") or {}
         test_id = uuid.uuid4().hex[:12]
@@ -201,7 +152,8 @@ def notify_test(
         reached = {r for names in routes.values() for r in names}
         result = NotifyTestResult(test_id, [a["labels"] for a in alerts], routes,
                                   unreached=sorted(n for n, r in receivers.items()
-                                                   if n not in reached and receiver_integrations(r)))
+                                                   if n not in reached and receiver_integrations(r)),
+                                  paging=who_is_paged(config))
         before = read_counters(am.metrics_text())
         am.post_alerts(alerts)
         started = time.monotonic()

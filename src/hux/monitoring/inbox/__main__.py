@@ -1,0 +1,5 @@
+import sys
+
+from hux.monitoring.inbox.server import main
+
+sys.exit(main())
