@@ -3,27 +3,84 @@
 Each area registers its own sub-commands (``register(subparsers)``) and only
 this module, the top of the package graph (docs/architecture.md), wires them
 together: the bot (``hux.bot.cli``), monitoring-as-code (``hux.monitoring.cli``),
-the local API doubles (``hux.doubles.cli``), running the stack (``hux.stack.cli``)
-and operator tasks such as backup and maintenance (``hux.ops.cli``), which gets
-from here how a restore stops and starts Prometheus (``hux.stack.control``).
+the local API doubles (``hux.doubles.cli``), running the stack (``hux.stack.cli``,
+``hux.stack.health.cli``) and operator tasks such as backup and maintenance
+(``hux.ops.cli``), which gets from here how a restore stops and starts
+Prometheus (``hux.stack.control``).
+
+``COMMANDS`` names, one line per command, the module that registers it. A run
+imports only the module of the command it runs (``importlib``, here and nowhere
+else in the project; tests/test_import_graph.py checks the table like imports):
+``hux health`` does not pay for the bot, the renderer or the backups. Without a
+known command (``hux``, ``hux --help``, a typo) every module is registered, so
+the help lists them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from typing import Any, Sequence
 
 from hux import __version__
-from hux.bot import cli as bot_cli
 from hux.config import ConfigError
-from hux.doubles import cli as doubles_cli
-from hux.monitoring import cli as monitoring_cli
-from hux.ops import cli as ops_cli
-from hux.stack import cli as stack_cli
 from hux.stack.control import native_control
 
+#: every command -> the module whose ``register(subparsers, **WIRING.get(module, {}))`` adds it; the help lists
+#: the modules in this order. A new command: one line here (tests/test_cli_dispatch.py checks the table is complete).
+COMMANDS: dict[str, str] = {
+    "bot": "hux.bot.cli",
+    "doubles": "hux.doubles.cli",
+    "render": "hux.monitoring.cli",
+    "check-config": "hux.monitoring.cli",
+    "up": "hux.stack.cli",
+    "down": "hux.stack.cli",
+    "status": "hux.stack.cli",
+    "restart": "hux.stack.cli",
+    "reload": "hux.stack.cli",
+    "health": "hux.stack.health.cli",
+    "backup": "hux.ops.cli",
+    "restore": "hux.ops.cli",
+    "backups": "hux.ops.cli",
+    "maintain": "hux.ops.cli",
+    "notify-test": "hux.ops.cli",
+    "alerts": "hux.ops.cli",
+    "dashboards": "hux.ops.cli",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+#: what a module's ``register`` is handed besides the sub-parsers: ops sits below the stack, so how a restore
+#: stops and starts Prometheus is handed to it from here
+WIRING: dict[str, dict[str, Any]] = {
+    "hux.ops.cli": {"prometheus_control": native_control},
+}
+
+#: the options ``hux`` itself takes before the command, and whether each takes a value
+_TOP_OPTIONS = {"--config": True, "--version": False, "--help": False}
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, as the parser will read it: the first word that is neither one of ``hux``'s
+    own options (or an abbreviation of one, as argparse accepts) nor the value of ``--config``. None when
+    there is none, when help is asked for, or when something before it is not one of ``hux``'s options
+    (the full parser then decides)."""
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-") or word == "-":
+            return word
+        if word == "-h":
+            return None
+        name, eq, _ = word.partition("=")
+        matches = [option for option in _TOP_OPTIONS if len(name) > 2 and option.startswith(name)]
+        if len(matches) != 1 or matches[0] == "--help":
+            return None
+        if _TOP_OPTIONS[matches[0]] and not eq:
+            next(words, None)   # the option's value
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """``hux``'s parser: with a known ``command``, only the module that registers it; otherwise every module."""
     parser = argparse.ArgumentParser(
         prog="hux",
         description="Mr Hux Alpha Bot and its monitoring stack.",
@@ -35,17 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings file (default: $HUX_CONFIG, else ./hux.toml if present, else the embedded defaults)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    bot_cli.register(sub)
-    doubles_cli.register(sub)
-    monitoring_cli.register(sub)
-    stack_cli.register(sub)
-    # ops sits below the stack: how a restore stops and starts Prometheus is handed to it from here
-    ops_cli.register(sub, prometheus_control=native_control)
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(name).register(sub, **WIRING.get(name, {}))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -12,11 +12,9 @@ from threading import Thread
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
 from hux.monitoring.settings import load_settings
-from hux.stack import commands
 from hux.stack.health import (
     CheckResult,
     HealthReport,
@@ -30,7 +28,9 @@ from hux.stack.health import (
     run_health,
 )
 from hux.stack.health.alertmanager_checks import metric_value
+from hux.stack.health.cli import print_health
 from hux.stack.health.dashboard_checks import query_outcomes
+from hux.stack.output import Console
 from hux.stack.plan import StackPaths
 from tests.conftest import free_port
 from tests.ops.conftest import prom_factory  # noqa: F401 - the fixture: a real Prometheus on a free port
@@ -176,7 +176,7 @@ def test_report_formats() -> None:
     data = report.to_dict()
     assert data["status"] == "fail" and data["counts"] == {"pass": 1, "warn": 1, "fail": 1}
     assert report.exit_code == 1 and report.failing() == ["c ready"]
-    out = _capture(lambda con: commands.print_health(report, con, as_json=False))
+    out = _capture(lambda con: print_health(report, con, as_json=False))
     lines = out.splitlines()
     assert lines[0].split() == ["CHECK", "STATUS", "DETAIL"]
     assert "FAIL" in lines[3] and "→ fix: start it" in lines[3]
@@ -195,7 +195,7 @@ def _capture(write) -> str:
     import io
 
     buffer = io.StringIO()
-    write(commands.Console(buffer))
+    write(Console(buffer))
     return buffer.getvalue()
 
 

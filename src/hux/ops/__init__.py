@@ -1,6 +1,7 @@
 """Operator tasks: backup and restore, the maintenance routine, notification tests.
 
-Public surface (the CLI in ``hux.ops.cli`` is a thin layer over these):
+Where things are (import them from their modules; this package imports nothing, so that a
+command pays only for the modules it uses; the CLI in ``hux.ops.cli`` is a thin layer over these):
 
 * ``backup_prometheus`` / ``restore_prometheus`` (``hux.ops.prometheus_backup``): TSDB
   snapshot + silences + configs into one verified archive, and back;
@@ -13,16 +14,3 @@ Public surface (the CLI in ``hux.ops.cli`` is a thin layer over these):
 * ``maintenance``: the daily, weekly and monthly reports;
 * ``notify_test`` (``hux.ops.notify``): a synthetic alert through every receiver.
 """
-
-from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
-from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
-from hux.ops.notify import notify_test
-from hux.ops.prometheus_backup import BackupResult, RestoreReport, backup_prometheus, restore_prometheus
-from hux.ops.service import CallableControl, CommandControl, LocalPrometheus, ServiceControl
-
-__all__ = [
-    "ApiError", "ArchiveError", "BackupError", "OpsError", "RestoreError",
-    "BackupResult", "RestoreReport", "backup_prometheus", "restore_prometheus",
-    "GrafanaCredentials", "backup_grafana", "restore_grafana",
-    "notify_test", "CallableControl", "CommandControl", "LocalPrometheus", "ServiceControl",
-]

@@ -1,52 +1,30 @@
-"""`hux up | down | status | restart | reload | health`: running the stack."""
+"""`hux up | down | status | restart | reload`: running the stack (`hux health`: ``hux.stack.health.cli``)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from hux.config import ConfigError
 from hux.stack import commands
-from hux.stack.binaries import MissingBinary
-from hux.stack.docker import DockerUnavailable
-from hux.stack.native import StackError
+from hux.stack.cli_common import guard, mode_flags, resolve_mode
+from hux.stack.output import Console
 from hux.stack.plan import StackPaths
 
 COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot")
 
 
-def _mode_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--native", dest="mode", action="store_const", const="native",
-                       help="local processes under a supervisor (overrides stack.mode)")
-    group.add_argument("--docker", dest="mode", action="store_const", const="docker",
-                       help="docker compose with the committed docker-compose.yml (overrides stack.mode)")
-    parser.add_argument("--compose-file", type=Path, default=None, help="docker path: compose file to use")
-
-
-def _guard(func):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (StackError, MissingBinary, DockerUnavailable) as exc:
-            print(f"hux: {exc}", file=sys.stderr)
-            return 1
-    return run
-
-
-@_guard
+@guard
 def _up(args: argparse.Namespace) -> int:
-    con = commands.Console()
+    con = Console()
     settings = commands.load(args.config)
-    if commands.resolve_mode(settings, args.mode) == "docker":
+    if resolve_mode(settings, args.mode) == "docker":
         return commands.up_docker(settings, con, timeout=args.timeout, compose_file=args.compose_file)
     return commands.up_native(args.config, timeout=args.timeout, foreground=args.foreground, con=con)
 
 
-@_guard
+@guard
 def _down(args: argparse.Namespace) -> int:
-    con = commands.Console()
+    con = Console()
     paths = StackPaths.current()
     # Stopping must work even when the settings were just broken: the native stack needs none.
     code = commands.down_native(paths, con, timeout=args.timeout)
@@ -56,41 +34,33 @@ def _down(args: argparse.Namespace) -> int:
         if args.mode == "docker":
             raise
         return code
-    if commands.resolve_mode(settings, args.mode) == "docker":
+    if resolve_mode(settings, args.mode) == "docker":
         code = commands.docker_simple(settings, "down", con, compose_file=args.compose_file) or code
     return code
 
 
-@_guard
+@guard
 def _status(args: argparse.Namespace) -> int:
-    con = commands.Console()
+    con = Console()
     settings = commands.load(args.config)
-    if commands.resolve_mode(settings, args.mode) == "docker":
+    if resolve_mode(settings, args.mode) == "docker":
         return commands.docker_simple(settings, "status", con, compose_file=args.compose_file)
     return commands.status_native(settings, StackPaths.current(), con, as_json=args.json)
 
 
-@_guard
+@guard
 def _restart(args: argparse.Namespace) -> int:
-    con = commands.Console()
+    con = Console()
     settings = commands.load(args.config)
-    if commands.resolve_mode(settings, args.mode) == "docker":
+    if resolve_mode(settings, args.mode) == "docker":
         return commands.docker_simple(settings, "restart", con, compose_file=args.compose_file,
                                       services=args.components)
     return commands.restart_native(args.config, args.components, timeout=args.timeout, con=con)
 
 
-@_guard
+@guard
 def _reload(args: argparse.Namespace) -> int:
-    return commands.reload_native(args.config, commands.Console())
-
-
-@_guard
-def _health(args: argparse.Namespace) -> int:
-    settings = commands.load(args.config)
-    report = commands.health_report(settings, commands.resolve_mode(settings, args.mode))
-    commands.print_health(report, commands.Console(), as_json=args.json)
-    return report.exit_code
+    return commands.reload_native(args.config, Console())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -104,33 +74,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="keep the supervisor in this process (containers, systemd); Ctrl-C stops the stack")
     up.add_argument("--timeout", type=float, default=commands.DEFAULT_UP_TIMEOUT,
                     help="seconds to wait for every component to be ready (default: %(default)s)")
-    _mode_flags(up)
+    mode_flags(up)
     up.set_defaults(func=_up)
 
     down = subparsers.add_parser("down", help="stop exactly what `hux up` started (by recorded pid)")
     down.add_argument("--timeout", type=float, default=60.0, help="seconds for a graceful stop (default: %(default)s)")
-    _mode_flags(down)
+    mode_flags(down)
     down.set_defaults(func=_down)
 
     status = subparsers.add_parser("status", help="components, pids, restart counts, readiness, URLs, logs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    _mode_flags(status)
+    mode_flags(status)
     status.set_defaults(func=_status)
 
     restart = subparsers.add_parser("restart", help="restart some components (or, with none named, the whole stack)")
     restart.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(COMPONENTS)}")
     restart.add_argument("--timeout", type=float, default=commands.DEFAULT_UP_TIMEOUT)
-    _mode_flags(restart)
+    mode_flags(restart)
     restart.set_defaults(func=_restart)
 
     reload = subparsers.add_parser(
         "reload", help="re-render, validate (promtool/amtool) and hot-reload the configuration of the running stack",
     )
     reload.set_defaults(func=_reload)
-
-    health = subparsers.add_parser("health", help="deep health check: pass/warn/fail per check, non-zero exit on failure")
-    health.add_argument("--json", action="store_true", help="machine-readable output")
-    # Also after the command, for the wrapper scripts (`run_monitoring_health.sh --config hux.toml`).
-    health.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="settings file (as `hux --config`)")
-    _mode_flags(health)
-    health.set_defaults(func=_health)

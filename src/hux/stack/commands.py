@@ -14,12 +14,11 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 
@@ -37,10 +36,10 @@ from hux.stack.components import (
     is_loopback,
 )
 from hux.stack.grafana import ensure_admin_password
-from hux.stack.health import HealthReport, client_auth, run_health
+from hux.stack.health import client_auth
 from hux.stack.logs import tail
 from hux.stack.native import NativeStack, StackError
-from hux.stack.output import duration, megabytes, paint, table, use_colour
+from hux.stack.output import Console, duration, megabytes, paint, table, use_colour
 from hux.stack.plan import StackPaths, StackPlan
 from hux.stack.supervisor import Supervisor
 
@@ -50,18 +49,6 @@ CRASH_LOOP_RESTARTS = 3   # `up` stops waiting for a component restarted this of
 
 def load(config: str | None) -> Settings:
     return load_settings(config)
-
-
-def resolve_mode(settings: Settings, forced: str | None) -> str:
-    return forced or settings.stack.mode
-
-
-@dataclass
-class Console:
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-
-    def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
 
 
 def _rel(path: str | Path, home: Path) -> str:
@@ -468,29 +455,3 @@ def docker_simple(settings: Settings, verb: str, con: Console, *, compose_file: 
     else:
         raise ValueError(verb)
     return project.run(argv, env=docker_environment(settings, project)).returncode
-
-
-# ----- health ------------------------------------------------------------------------------------------
-
-
-def health_report(settings: Settings, mode: str) -> HealthReport:
-    return asyncio.run(run_health(settings, StackPaths.current(), mode=mode))
-
-
-def print_health(report: HealthReport, con: Console, *, as_json: bool) -> None:
-    if as_json:
-        con.say(json.dumps(report.to_dict(), indent=2))
-        return
-    colour = use_colour(con.out)
-    width = int(os.environ.get("COLUMNS", "0") or 0) or 120
-    rows = []
-    for check in report.checks:
-        detail = check.reason + (f" → fix: {check.fix}" if check.fix and check.status != "pass" else "")
-        rows.append([check.name, paint(check.status.upper().ljust(4), check.status, colour), detail])
-    con.say(table(["CHECK", "STATUS", "DETAIL"], rows, max_width=width))
-    counts = report.counts()
-    con.say()
-    con.say(f"health: {paint(report.status.upper(), report.status, colour)} — {counts['fail']} failing, "
-            f"{counts['warn']} warning, {counts['pass']} passing ({report.duration:.2f} s)")
-    if report.failing():
-        con.say("failing: " + ", ".join(report.failing()))

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Sequence, TextIO
 
 COLOURS = {"pass": "32", "warn": "33", "fail": "31", "running": "32", "backoff": "31", "stopped": "33"}
+
+
+@dataclass
+class Console:
+    """Where a command's lines for people go (stdout unless told otherwise), flushed line by line."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
 
 
 def use_colour(stream=sys.stdout) -> bool:
