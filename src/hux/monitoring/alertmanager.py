@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from hux.monitoring.durations import duration_or
 from hux.monitoring.settings import Settings
 
 RECEIVER_ORDER = ("email", "slack", "webhook")
@@ -141,15 +142,6 @@ def _inbox_routes(settings: Settings) -> list[dict[str, Any]]:
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|(\S*))\s*$')
 
 
-def _duration(text: Any, default: float) -> float:
-    if text is None:
-        return default
-    total = 0.0
-    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(text)):
-        total += int(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}[unit]
-    return total or default
-
-
 def _matchers(route: dict[str, Any]) -> list[tuple[str, str, str]]:
     found = [(k, "=", str(v)) for k, v in (route.get("match") or {}).items()]
     found += [(k, "=~", str(v)) for k, v in (route.get("match_re") or {}).items()]
@@ -181,7 +173,7 @@ def route_receivers(route: dict[str, Any], labels: dict[str, str]) -> list[tuple
 
     def walk(node: dict[str, Any], receiver: str, group_wait: float) -> list[tuple[str, float]]:
         receiver = node.get("receiver") or receiver
-        group_wait = _duration(node.get("group_wait"), group_wait)
+        group_wait = duration_or(node.get("group_wait"), group_wait)
         results: list[tuple[str, float]] = []
         for child in node.get("routes") or []:
             if route_matches(child, labels):
@@ -190,7 +182,7 @@ def route_receivers(route: dict[str, Any], labels: dict[str, str]) -> list[tuple
                     break
         return results or [(receiver, group_wait)]
 
-    return walk(route, route.get("receiver", ""), _duration(route.get("group_wait"), 30.0))
+    return walk(route, route.get("receiver", ""), duration_or(route.get("group_wait"), 30.0))
 
 
 def receiver_integrations(receiver: dict[str, Any]) -> dict[str, int]:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hux.bot import metrics as catalogue
-from hux.monitoring.settings import AlertSettings, Settings, duration_seconds
+from hux.monitoring.durations import duration_seconds
+from hux.monitoring.settings import AlertSettings, Settings
 
 #: every alert the rules define, with its severity (docs/runbooks.md has one section each)
 ALERTS: dict[str, str] = {

@@ -29,12 +29,11 @@ from hux.bot import metrics as catalogue
 from hux.bot.config import BotConfig
 from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
 from hux.monitoring import grafana_install
+from hux.monitoring.durations import duration_seconds
 
 SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "inbox", "grafana", "backup")
 
 # Every pattern below is used with fullmatch: "$" would also accept a trailing newline.
-_DURATION_RE = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
-_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 _TARGET_RE = re.compile(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
 #: an image reference: [registry[:port]/]name[:tag][@digest]; nothing compose would interpolate or split
 _IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*(?::\d{1,5}/[A-Za-z0-9._\-/]+)?:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}"
@@ -43,14 +42,6 @@ _IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*(?::\d{1,5}/[A-Za-z0-9._\-/
 _GRAFANA_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,99}")
 #: characters grafana.ini cannot carry inside a $__file{...} path (or would expand/cut)
 INI_UNSAFE = set("${}\";#`'\\")
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a Prometheus duration such as ``"1h30m"``; ValueError when malformed."""
-    match = _DURATION_RE.fullmatch(text) if isinstance(text, str) else None
-    if not text or not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration: use a Prometheus duration such as \"30s\", \"5m\", \"1h\", \"1d\"")
-    return sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS) if g)
 
 
 def _check_duration(value: str, *, allow_zero: bool = False) -> str:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -42,6 +41,7 @@ from typing import Any, Callable
 
 import yaml
 
+from hux.monitoring.durations import duration_or
 from hux.ops import archive as arc, names, silences as sil, verify
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
@@ -128,21 +128,14 @@ def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-def _seconds(text: Any, default: float) -> float:
-    total = 0.0
-    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d)", str(text or "")):
-        total += int(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
-    return total or default
-
-
 def verify_margin(prom: Prometheus) -> float:
     """The longest scrape timeout in Prometheus's running config plus 10 s (between 15 and 60 s)."""
     try:
         config = yaml.safe_load(prom.get_json("/api/v1/status/config")["data"]["yaml"]) or {}
     except (ApiError, KeyError, TypeError, yaml.YAMLError):
         return MAX_VERIFY_MARGIN_SECONDS
-    default = _seconds((config.get("global") or {}).get("scrape_timeout"), 10.0)
-    longest = max([default] + [_seconds(job.get("scrape_timeout"), default) for job in config.get("scrape_configs") or []])
+    default = duration_or((config.get("global") or {}).get("scrape_timeout"), 10.0)
+    longest = max([default] + [duration_or(job.get("scrape_timeout"), default) for job in config.get("scrape_configs") or []])
     return min(MAX_VERIFY_MARGIN_SECONDS, max(MIN_VERIFY_MARGIN_SECONDS, longest + 10.0))
 
 

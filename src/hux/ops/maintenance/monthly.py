@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from hux.monitoring.settings import duration_seconds
+from hux.monitoring.durations import duration_or
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.promql import Threshold, find_threshold
 from hux.ops.maintenance.report import (
@@ -58,15 +58,6 @@ def review_window(ctx: MaintenanceContext, longest: float = MONTH) -> Window:
 BYTES_PER_SAMPLE_FALLBACK = 1.5  # Prometheus's documented rule of thumb (1-2 bytes per sample)
 
 
-def _duration(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return duration_seconds(text)
-    except ValueError:
-        return None
-
-
 # --- clean old metrics --------------------------------------------------------------------------
 
 
@@ -83,7 +74,7 @@ def _retention_seconds(ctx: MaintenanceContext) -> float:
         flags = ctx.prom.flags()
     except Exception:  # noqa: BLE001 - fall back to the default retention
         flags = {}
-    return _duration(flags.get("storage.tsdb.retention.time")) or 15 * DAY
+    return duration_or(flags.get("storage.tsdb.retention.time"), None) or 15 * DAY
 
 
 def find_stale_targets(ctx: MaintenanceContext) -> list[StaleTarget]:
@@ -144,7 +135,7 @@ def retention_review(ctx: MaintenanceContext, report: Report) -> None:
     section = report.section("Retention review")
     with guarded(section, "Prometheus"):
         flags = ctx.prom.flags()
-        retention = _duration(flags.get("storage.tsdb.retention.time")) or 15 * DAY
+        retention = duration_or(flags.get("storage.tsdb.retention.time"), None) or 15 * DAY
         size_limit = flags.get("storage.tsdb.retention.size", "0B")
         lowest = ctx.value("min(prometheus_tsdb_lowest_timestamp_seconds)")
         if lowest is None:
@@ -214,7 +205,7 @@ def _setting_for(ctx: MaintenanceContext, alertname: str, threshold: float) -> s
         if isinstance(value, (int, float)):
             number = float(value)
         elif isinstance(value, str) and value and value[0].isdigit():
-            number = _duration(value)
+            number = duration_or(value, None)
         else:
             continue
         if number is not None and number == threshold:

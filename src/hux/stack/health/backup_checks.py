@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from hux.monitoring.settings import duration_seconds
+from hux.monitoring.durations import duration_seconds
 from hux.ops.textfile import FILE_NAME, read_values
 from hux.ops.units import ago
 from hux.stack.health.context import HealthContext, backup_dir

@@ -14,7 +14,7 @@ import asyncio
 from typing import Union
 
 from hux.monitoring.dashboards import PanelQuery, dashboard_queries, grafana_intervals, load_boards
-from hux.monitoring.settings import duration_seconds
+from hux.monitoring.durations import duration_seconds
 from hux.stack.health.context import HealthContext, NotAnswering
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
 
