@@ -16,7 +16,7 @@ import httpx
 from hux import paths
 from hux.monitoring import auth as stack_auth
 from hux.ops.errors import ApiError, OpsError
-from hux.ops.http import JsonApi, require_loopback
+from hux.ops.jsonapi import JsonApi, require_loopback
 
 
 def _ts(value: float) -> str:

@@ -42,7 +42,7 @@ import httpx
 from hux.ops import archive as arc
 from hux.ops import names
 from hux.ops.errors import ApiError, ArchiveError, BackupError, OpsError, RestoreError
-from hux.ops.http import JsonApi
+from hux.ops.jsonapi import JsonApi
 from hux.ops.progress import Progress
 from hux.ops.prometheus_backup import BackupResult, RestoreReport, recorded_backup
 

@@ -45,7 +45,7 @@ from hux.monitoring.durations import duration_or
 from hux.ops import archive as arc, names, silences as sil, verify
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
-from hux.ops.http import require_loopback
+from hux.ops.jsonapi import require_loopback
 from hux.ops.progress import Progress
 from hux.ops.service import LocalPrometheus, ServiceControl, tsdb_locked, wait_unlocked
 from hux.ops.textfile import BackupRun, record_run
