@@ -24,7 +24,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, MutableMapping
 
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
 ENV_PREFIX = "HUX__"
@@ -88,7 +88,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML ({exc}): fix the syntax and retry") from None
 
 
-def load_dotenv(path: Path | None = None, environ: dict[str, str] | None = None) -> None:
+def load_dotenv(path: Path | None = None, environ: MutableMapping[str, str] | None = None) -> None:
     """Read KEY=VALUE lines from ``.env`` into the environment, never overriding."""
     environ = os.environ if environ is None else environ
     path = path or Path(environ.get("HUX_ENV_FILE", ".env"))

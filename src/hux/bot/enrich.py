@@ -46,7 +46,7 @@ class PairBatcher:
         self.wait_seconds = wait_seconds
         self._waiting: dict[str, list[asyncio.Future[list[PairInfo]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
 
     async def pairs(self, address: str) -> list[PairInfo]:
         future: asyncio.Future[list[PairInfo]] = asyncio.get_running_loop().create_future()

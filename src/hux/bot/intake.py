@@ -71,7 +71,7 @@ def chat_of(message: ChatMessage) -> str:
 class _Chat:
     tokens: float
     updated: float
-    waiting: deque = field(default_factory=deque)  # (message, within_rate)
+    waiting: deque[tuple[ChatMessage, bool]] = field(default_factory=deque)  # (message, within_rate)
     in_flight: int = 0
 
 

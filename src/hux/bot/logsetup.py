@@ -17,6 +17,7 @@ before any handler sees them; nothing is installed on import.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
@@ -29,9 +30,10 @@ from pathlib import Path
 
 from hux import paths
 
-_BOT_TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
-# Any Telegram-style bot token in a URL ("bot123456:AA...") even when it was not registered as a secret.
-_BOT_TOKEN_IN_URL = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+#: A Telegram bot token even when it was not registered as a secret: in a Bot API URL ("bot<id>:<any>", the
+#: "bot" kept) or bare, shaped like a real one ("<id>:<20+ characters>"). Both outputs use it: the log lines
+#: (``Redactor``) and the clients' error texts (``redact``).
+_BOT_TOKEN = re.compile(r"(?<=bot)\d+:[A-Za-z0-9_-]+|\d{3,}:[A-Za-z0-9_-]{20,}")
 _REDACTED = "***"
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/:@\s]+:)(?P<pw>[^@\s/]+)(?=@)", re.IGNORECASE)
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -58,7 +60,7 @@ class Redactor:
         for secret in self._ordered:
             if secret in text:
                 text = text.replace(secret, "***")
-        text = _BOT_TOKEN.sub("***", text)
+        text = _BOT_TOKEN.sub(_REDACTED, text)
         return _URL_PASSWORD.sub(r"\g<scheme>***", text)
 
 
@@ -67,7 +69,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, _REDACTED)
-    return _BOT_TOKEN_IN_URL.sub("bot" + _REDACTED, text)
+    return _BOT_TOKEN.sub(_REDACTED, text)
 
 
 #: Every secret this process knows (tokens, passwords, webhook paths): what every log line is cleaned of.
@@ -97,7 +99,7 @@ class LibraryLogRedaction(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken format string is not ours to fix; drop its args
             message = str(record.msg)
-        record.msg = redact(self.redact(message))
+        record.msg = self.redact(message)
         record.args = ()
         return True
 
@@ -146,7 +148,7 @@ class TextFormatter(logging.Formatter):
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Every file it opens (the first and each after a rollover) is 0600: log lines quote chat texts."""
 
-    def _open(self):  # type: ignore[override]
+    def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, 0o600)

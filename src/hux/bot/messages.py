@@ -56,7 +56,8 @@ def check_timestamp(value: Any, what: str = "timestamp") -> float:
         return float(value)
     if not math.isfinite(value) or not 0 <= value <= MAX_TIMESTAMP:
         raise Rejected("out_of_range", f"{what} {value!r} is not a time between 1970 and the year 9999")
-    return value
+    seconds: float = value
+    return seconds
 
 
 def check_int64(value: Any, what: str, *, minimum: int = -INT64_MAX - 1) -> int:
@@ -65,7 +66,8 @@ def check_int64(value: Any, what: str, *, minimum: int = -INT64_MAX - 1) -> int:
         raise Rejected("malformed", f"{what} must be an integer, got {type(value).__name__}")
     if not minimum <= value <= INT64_MAX:
         raise Rejected("out_of_range", f"{what} is outside {minimum}..{INT64_MAX}")
-    return value
+    checked: int = value
+    return checked
 
 
 def clean_text(text: Any, *, max_bytes: int) -> str:

@@ -156,7 +156,7 @@ class Persistence:
         self._refusal_logged: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Condition()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._stop_event = asyncio.Event()
         self._last_prune = 0.0

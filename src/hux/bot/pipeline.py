@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from hux.bot.clients.http import RequestContext
 from hux.bot.dedupe import MentionTracker, TokenGate
@@ -67,7 +67,7 @@ class Pipeline:
         self.channels = tuple(channels)
         self.gate = gate
         self.mentions = mentions
-        self._workers: list[asyncio.Task] = []
+        self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._over_cap_logged = -OVER_CAP_LOG_SECONDS
         self._over_cap_messages = self._over_cap_skipped = 0
@@ -187,7 +187,7 @@ class Pipeline:
         m.token_processing_seconds.observe(time.perf_counter() - started)
         return result
 
-    def _decide(self, candidate: Candidate, outcome: str, **fields) -> TokenResult:
+    def _decide(self, candidate: Candidate, outcome: str, **fields: Any) -> TokenResult:
         self.metrics.tokens_processed.labels(outcome=outcome).inc()
         return TokenResult(candidate.key, candidate.address, fields.pop("chain", candidate.chain), candidate.kind, outcome, time.time(), **fields)
 
@@ -226,7 +226,7 @@ class Pipeline:
             return self._decide(candidate, "failed")
         m.stage_results.labels(stage="score", outcome="success").inc()
         m.token_score.observe(result.value)
-        fields = dict(
+        fields: dict[str, Any] = dict(
             chain=pair.chain_id or candidate.chain,
             score=result.value,
             symbol=pair.base_symbol or None,

@@ -17,7 +17,7 @@ import json
 import random
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
 from hux.bot.extract import BASE58_ALPHABET, is_solana_address, to_checksum_address
 
@@ -99,7 +99,7 @@ def _lookalike_b58(rng: random.Random) -> str:
 class TokenPool:
     def __init__(self, rng: random.Random, size: int = 60) -> None:
         self.rng = rng
-        self.tokens: list[dict] = []
+        self.tokens: list[dict[str, str]] = []
         for i in range(size):
             kind = rng.choices(("sol", "pump", "evm"), weights=(4, 3, 3))[0]
             chain = "solana" if kind != "evm" else rng.choice(("ethereum", "base", "bsc", "arbitrum"))
@@ -113,11 +113,11 @@ class TokenPool:
         # Zipf-like popularity: a few hot tokens get mentioned in many groups.
         self.weights = [1.0 / (rank + 1) ** 0.9 for rank in range(size)]
 
-    def pick(self) -> dict:
+    def pick(self) -> dict[str, str]:
         return self.rng.choices(self.tokens, weights=self.weights)[0]
 
 
-def _mention(rng: random.Random, token: dict) -> str:
+def _mention(rng: random.Random, token: dict[str, str]) -> str:
     a, s, c = token["address"], token["symbol"], token["chain"]
     if token["kind"] == "evm":
         e = a if rng.random() < 0.7 else a.lower()
@@ -141,7 +141,7 @@ def _lookalike(rng: random.Random) -> str:
 
 
 def generate_messages(count: int, *, seed: int = 7, groups: tuple[str, ...] = GROUPS, tokens: int = 60,
-                      start: datetime | None = None, mean_gap_seconds: float = 10.0) -> Iterator[dict]:
+                      start: datetime | None = None, mean_gap_seconds: float = 10.0) -> Iterator[dict[str, Any]]:
     """``count`` feed records: ``{"ts", "group", "message_id", "text"}``."""
     rng = random.Random(seed)
     pool = TokenPool(rng, tokens)

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -28,7 +29,7 @@ class ReadyState:
     queue_capacity: int
     sources: Callable[[], list[str]]
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         length = self.queue_length()
         saturated = length >= self.queue_capacity
         db = self.database_up()
@@ -86,7 +87,7 @@ class HttpServer:
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         server = site._server  # private, but aiohttp exposes the bound sockets only here
-        if server is not None and server.sockets:
+        if isinstance(server, asyncio.Server) and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
         return self.port
 

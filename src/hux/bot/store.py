@@ -308,9 +308,9 @@ def unstorable(message: ChatMessage) -> str | None:
                                ("group", message.group, 128), ("text", message.text, None)):
         if not _storable_text(value, limit):
             return f"{name} is not a string of at most {limit or 'any'} storable characters"
-    for name, value in (("sent_at", message.sent_at), ("accepted_at", message.accepted_wall)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1e15:
-            return f"{name} {value!r} is not a finite time"
+    for name, when in (("sent_at", message.sent_at), ("accepted_at", message.accepted_wall)):
+        if isinstance(when, bool) or not isinstance(when, (int, float)) or not math.isfinite(when) or abs(when) > 1e15:
+            return f"{name} {when!r} is not a finite time"
     return None
 
 
@@ -386,8 +386,10 @@ class Store:
         self.engine.dispose()
 
     # -- helpers ---------------------------------------------------------------------
-    def _insert(self, table: Table):
-        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     # -- intake ----------------------------------------------------------------------
     def inbox_add(self, messages: Sequence[ChatMessage], refused: Refusals | None = None) -> list[ChatMessage]:
@@ -424,7 +426,7 @@ class Store:
             for m in unique
         ]
         with self.engine.begin() as conn:
-            known = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_([m.key for m in unique]))).scalars())
+            known: set[str] = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_([m.key for m in unique]))).scalars())
             fresh = [row for row in rows if row["key"] not in known]
             if fresh:
                 conn.execute(self._insert(inbox).on_conflict_do_nothing(index_elements=["key"]), fresh)
@@ -467,7 +469,7 @@ class Store:
                 for key, why in reasons.items():
                     conn.execute(inbox.update().where(inbox.c.key == key, inbox.c.status == "pending")
                                  .values(status="rejected", processed_at=at, reason=why))
-                known = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_(list(reasons)))).scalars())
+                known: set[str] = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_(list(reasons)))).scalars())
                 missing = [{"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
                             "accepted_at": m.accepted_wall, "status": "rejected", "processed_at": at, "reason": reasons[m.key]}
                            for m, _ in chunk if m.key not in known]
@@ -579,7 +581,8 @@ class Store:
         return len(decision_rows)
 
     @staticmethod
-    def _drop_counted(token_rows: dict[str, dict[str, Any]], mention_rows: list[dict[str, Any]], existing: set) -> None:
+    def _drop_counted(token_rows: dict[str, dict[str, Any]], mention_rows: list[dict[str, Any]], existing: set[Any]) -> None:
+        """``existing``: the (token_key, message_key) rows already stored."""
         for r in mention_rows:
             if (r["token_key"], r["message_key"]) in existing:
                 token_rows[r["token_key"]]["mentions"] -= 1

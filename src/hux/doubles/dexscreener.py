@@ -64,7 +64,7 @@ def _unit(digest: bytes, index: int) -> float:
 
 def _b58(digest: bytes, length: int = 44) -> str:
     number = int.from_bytes(digest, "big")
-    chars = []
+    chars: list[str] = []
     while len(chars) < length:
         number, rem = divmod(number, 58)
         chars.append(_B58[rem])

@@ -154,7 +154,7 @@ class FaultInjector:
         """``handler`` with faults applied first and its answer counted under ``endpoint``."""
 
         async def faulted(request: web.Request) -> web.StreamResponse:
-            response = await self._inject(request)
+            response: web.StreamResponse | None = await self._inject(request)
             if response is None:
                 try:
                     response = await handler(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from typing import Any
 
 from aiohttp import web
 
@@ -39,7 +40,7 @@ def summary(mint: str, *, seed: str = "hux", unknown_share: float = 0.1) -> dict
     digest = hashlib.sha256(f"{seed}|rugcheck|{mint}".encode()).digest()
     if digest[0] / 256.0 < unknown_share:
         return None
-    risks = []
+    risks: list[dict[str, Any]] = []
     for index, (name, level, score, description, probability) in enumerate(RISK_CATALOGUE):
         if digest[1 + index] / 256.0 < probability:
             value = ""

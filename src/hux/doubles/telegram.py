@@ -287,7 +287,7 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
             return _telegram_error(400, f"Bad Request: {exc}")
         chat_id = params.get("chat_id")
         text = params.get("text")
-        if chat_id in (None, ""):
+        if chat_id is None or chat_id == "":
             return _telegram_error(400, "Bad Request: chat_id is empty")
         if not isinstance(text, str) or not text.strip():
             return _telegram_error(400, "Bad Request: message text is empty")

@@ -102,7 +102,8 @@ def parse_pair(raw: Any) -> PairInfo | None:
     chain_id = raw.get("chainId")
     pair_address = raw.get("pairAddress")
     base_address = _field(raw, "baseToken", "address")
-    if not all(isinstance(v, str) and v for v in (chain_id, pair_address, base_address)):
+    if not (isinstance(chain_id, str) and chain_id and isinstance(pair_address, str) and pair_address
+            and isinstance(base_address, str) and base_address):
         return None
     price = _number(raw.get("priceUsd"))
     return PairInfo(

@@ -382,7 +382,7 @@ class ApiClient:
     # ------------------------------------------------------- 1. retries
     def _backoff(self, retry: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped at backoff_max."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2**retry))
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0**retry))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _retry_delay(self, result: Outcome, retry: int) -> float | None:

@@ -106,7 +106,8 @@ class RugCheckClient:
         """
         if not isinstance(mint, str) or not _MINT_RE.fullmatch(mint):
             return None
-        return await self.http.get_json(
+        report: RiskReport | None = await self.http.get_json(
             "report_summary", f"/v1/tokens/{mint}/report/summary", parse=parse_summary, missing_ok=True,
             context=context,
         )
+        return report

@@ -42,7 +42,7 @@ def parse_updates(body: Any) -> list[Any]:
     return result
 
 
-def parse_message(body: Any) -> dict:
+def parse_message(body: Any) -> dict[str, Any]:
     result = _result(body)
     if not isinstance(result, dict) or not isinstance(result.get("message_id"), int):
         raise TypeError("'result' should be a Message object with a message_id")
@@ -89,11 +89,12 @@ class TelegramBotApi:
         params: dict[str, Any] = {"timeout": timeout, "limit": min(100, max(1, int(limit)))}
         if offset is not None:
             params["offset"] = int(offset)
-        return await self.http.get_json(
+        updates: list[Any] = await self.http.get_json(
             "getUpdates", "getUpdates", params, parse=parse_updates, timeout=timeout + self.http.timeout, cache=False
         )
+        return updates
 
-    async def send_message(self, chat_id: int | str, text: str, *, parse_mode: str | None = "HTML") -> dict:
+    async def send_message(self, chat_id: int | str, text: str, *, parse_mode: str | None = "HTML") -> dict[str, Any]:
         """Send ``text`` (cut to 4096 characters) to ``chat_id``; returns the sent Message."""
         payload: dict[str, Any] = {
             "chat_id": chat_id,
@@ -102,8 +103,10 @@ class TelegramBotApi:
         }
         if parse_mode:
             payload["parse_mode"] = parse_mode
-        return await self.http.post_json("sendMessage", "sendMessage", payload, parse=parse_message)
+        sent: dict[str, Any] = await self.http.post_json("sendMessage", "sendMessage", payload, parse=parse_message)
+        return sent
 
-    async def get_me(self) -> dict:
+    async def get_me(self) -> dict[str, Any]:
         """The bot's own User object: a cheap check that the token is valid."""
-        return await self.http.get_json("getMe", "getMe", parse=_result, cache=False)
+        me: dict[str, Any] = await self.http.get_json("getMe", "getMe", parse=_result, cache=False)
+        return me

@@ -37,7 +37,7 @@ class Chat:
     username: str | None = None
 
 
-def _optional_str(obj: dict, key: str, where: str, limit: int = 256) -> str | None:
+def _optional_str(obj: dict[str, Any], key: str, where: str, limit: int = 256) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
