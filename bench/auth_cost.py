@@ -340,7 +340,7 @@ once per password per process, and again for each wrong password. Cost 10 is cho
 stays under the 1 s timeout of the readiness probes and of `hux health` even on a loaded machine,
 where cost 12 does not (a first health run after a restart would time out); the password is 43 random
 URL-safe characters (256 bits), so guessing it is hopeless at any factor, and a higher factor would
-only let a flood of wrong passwords hold the toolkit's bcrypt lock longer.""""""
+only let a flood of wrong passwords hold the toolkit's bcrypt lock longer."""
 
 
 if __name__ == "__main__":
