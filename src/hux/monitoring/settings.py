@@ -401,6 +401,13 @@ class AlertSettings(_Section):
     restarts_max: int = Field(4, ge=1, le=1000)
     crashloop_for: Duration = "5m"
 
+    # Containers (docker mode, from cAdvisor): ContainerRestarting (warning), ContainerMemoryNearLimit (warning)
+    container_restart_window: Duration = "15m"
+    container_restarts_max: int = Field(2, ge=1, le=1000)   # more restarts than this in the window fire
+    container_restart_for: Duration = "0s"
+    container_memory_ratio: Ratio = Field(0.90, gt=0, lt=1)  # working set / memory limit (containers with a limit)
+    container_memory_for: Duration = "5m"
+
     # SLOs and multi-window multi-burn-rate alerts (SRE workbook ch. 5; the windows assume a 30-day budget)
     slo_alerts: bool = True
     slo_decision_success: float = Field(0.999, gt=0, lt=1)  # share of token decisions without a failed stage
@@ -419,13 +426,6 @@ class AlertSettings(_Section):
     slo_ticket_slow_short_window: Duration = "6h"
     slo_ticket_slow_burn_rate: float = Field(1.0, gt=0, le=10000)
     slo_page_for: Duration = "0s"
-    # Containers (docker mode, from cAdvisor): ContainerRestarting (warning), ContainerMemoryNearLimit (warning)
-    container_restart_window: Duration = "15m"
-    container_restarts_max: int = Field(2, ge=1, le=1000)   # more restarts than this in the window fire
-    container_restart_for: Duration = "0s"
-    container_memory_ratio: Ratio = Field(0.90, gt=0, lt=1)  # working set / memory limit (containers with a limit)
-    container_memory_for: Duration = "5m"
-
     slo_ticket_for: Duration = "0s"
 
     def slo_windows(self) -> list[tuple[str, str, str, float]]:
@@ -653,6 +653,18 @@ class GrafanaSettings(_Section):
     datasource_name: str = "Prometheus"
     dashboard_refresh: Duration = "30s"
     dashboard_time_from: str = "now-3h"
+    #: the Alertmanager datasource (Grafana's alert and silence views, the alert list on System Overview)
+    alertmanager_datasource_uid: str = "hux-alertmanager"
+    alertmanager_datasource_name: str = "Alertmanager"
+    #: scripts/setup_monitoring.py as root on Debian/Ubuntu installs Grafana OSS from this APT repository when
+    #: no Grafana is found (false, or --no-grafana: never); the key is stored as a signed-by keyring
+    install: bool = True
+    apt_repository: str = "https://apt.grafana.com"
+    apt_key_url: str = "https://apt.grafana.com/gpg.key"
+    #: the `grafana` package version installed (pinned; the docker image is stack.images.grafana)
+    apt_version: str = "11.4.0"
+    #: each network step of the installation (key download, apt-get update) gives up after this long
+    apt_timeout: Duration = "20s"
 
     @field_validator("admin_user")
     @classmethod
@@ -690,19 +702,27 @@ class GrafanaSettings(_Section):
     def _refresh(cls, value: str) -> str:
         return _check_duration(value)
 
+    @field_validator("apt_repository", "apt_key_url")
+    @classmethod
+    def _apt_url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("apt_version")
+    @classmethod
+    def _apt_version(cls, value: str) -> str:
+        # a Debian version (it goes on apt-get's command line as grafana=<version>); never an option
+        if not re.fullmatch(r"[0-9][A-Za-z0-9.+~:-]{0,63}", value):
+            raise ValueError(f"{value!r} is not a Debian package version, e.g. \"11.4.0\"")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_uids(self) -> "GrafanaSettings":
+        if self.datasource_uid == self.alertmanager_datasource_uid:
+            raise ValueError(f"datasource_uid and alertmanager_datasource_uid are both {self.datasource_uid!r}: "
+                             "give grafana.alertmanager_datasource_uid another value")
+        return self
+
     def native_enabled(self) -> bool:
-    #: the Alertmanager datasource (Grafana's alert and silence views, the alert list on System Overview)
-    alertmanager_datasource_uid: str = "hux-alertmanager"
-    alertmanager_datasource_name: str = "Alertmanager"
-    #: scripts/setup_monitoring.py as root on Debian/Ubuntu installs Grafana OSS from this APT repository when
-    #: no Grafana is found (false, or --no-grafana: never); the key is stored as a signed-by keyring
-    install: bool = True
-    apt_repository: str = "https://apt.grafana.com"
-    apt_key_url: str = "https://apt.grafana.com/gpg.key"
-    #: the `grafana` package version installed (pinned; the docker image is stack.images.grafana)
-    apt_version: str = "11.4.0"
-    #: each network step of the installation (key download, apt-get update) gives up after this long
-    apt_timeout: Duration = "20s"
         """Whether natively rendered configs include Grafana (``grafana_install``: the one decision).
 
         grafana.enabled = true counts even when Grafana is missing: `hux up` then refuses to start.
@@ -741,26 +761,6 @@ class Settings(_Section):
     backup: BackupSettings = BackupSettings()
 
     def url(self, component: str) -> str:
-    @field_validator("apt_repository", "apt_key_url")
-    @classmethod
-    def _apt_url(cls, value: str) -> str:
-        return http_url(value)
-
-    @field_validator("apt_version")
-    @classmethod
-    def _apt_version(cls, value: str) -> str:
-        # a Debian version (it goes on apt-get's command line as grafana=<version>); never an option
-        if not re.fullmatch(r"[0-9][A-Za-z0-9.+~:-]{0,63}", value):
-            raise ValueError(f"{value!r} is not a Debian package version, e.g. \"11.4.0\"")
-        return value
-
-    @model_validator(mode="after")
-    def _distinct_uids(self) -> "GrafanaSettings":
-        if self.datasource_uid == self.alertmanager_datasource_uid:
-            raise ValueError(f"datasource_uid and alertmanager_datasource_uid are both {self.datasource_uid!r}: "
-                             "give grafana.alertmanager_datasource_uid another value")
-        return self
-
         """Where a local client reaches a component, e.g. ``url("prometheus")`` -> ``http://127.0.0.1:9090``."""
         try:
             port = getattr(self.stack.ports, component)
