@@ -43,7 +43,7 @@ from hux.monitoring.settings import load_settings  # noqa: E402
 from hux.stack.health import run_health  # noqa: E402
 from hux.stack.plan import StackPaths  # noqa: E402
 
-PORTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles")
+PORTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles", "inbox")
 MAX_SETTLE_SECONDS = 120.0
 
 

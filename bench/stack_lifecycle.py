@@ -44,7 +44,7 @@ from hux.stack.health import run_health  # noqa: E402
 from hux.stack.native import NativeStack  # noqa: E402
 from hux.stack.plan import StackPaths  # noqa: E402
 
-PORTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles")
+PORTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles", "inbox")
 
 
 def free_port() -> int:

@@ -285,7 +285,7 @@ class E2EStack:
         if self.profile not in ("test", "production"):
             raise ValueError(f"profile must be 'test' or 'production', not {self.profile!r}")
         self.bots = {bot.name: bot for bot in (self.bots or [Bot("main")])}
-        self.ports = {name: free_port() for name in ("prometheus", "alertmanager", "node_exporter")}
+        self.ports = {name: free_port() for name in ("prometheus", "alertmanager", "node_exporter", "inbox")}
         self.children: dict[str, Child] = {}
         self.logs = self.home / "logs"
         self.data = self.home / "data"
@@ -377,6 +377,12 @@ class E2EStack:
             "alertmanager", [_binary("prometheus-alertmanager", "alertmanager"), *self.rendered.alertmanager_args,
                              *self.rendered.web_args],
             self.logs, cwd=self.run_dir)
+        # The local alert inbox, with the command line the supervisor's plan gives it (every route sends to it).
+        from hux.paths import Layout
+        from hux.stack.components import inbox_spec
+
+        self.children["inbox"] = start_child("inbox", list(inbox_spec(self.settings, Layout(self.home)).argv),
+                                             self.logs, env=self.child_env(), cwd=self.home)
         if self.doubles_server_port:
             self.children["doubles"] = start_child("doubles", [
                 str(HUX), "doubles", "serve", "--host", "127.0.0.1", "--port", str(self.doubles_server_port),
@@ -389,6 +395,7 @@ class E2EStack:
             cwd=self.run_dir)
         self._wait_http("node_exporter", f"http://127.0.0.1:{self.ports['node_exporter']}/metrics", auth=True)
         self._wait_http("alertmanager", f"{self.am.base_url}/-/ready", auth=True)
+        self._wait_http("inbox", f"http://127.0.0.1:{self.ports['inbox']}/ready")
         self._wait_http("prometheus", f"{self.prom.base_url}/-/ready", auth=True)
         self.wait_targets_up(timeout=60)
         if self.profile == "test":
@@ -423,7 +430,7 @@ class E2EStack:
         for bot in self.bots.values():
             if bot.child is not None:
                 bot.child.stop()
-        for name in ("doubles", "alertmanager", "node_exporter"):
+        for name in ("doubles", "alertmanager", "inbox", "node_exporter"):
             child = self.children.pop(name, None)
             if child is not None:
                 child.stop()

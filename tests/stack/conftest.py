@@ -32,7 +32,7 @@ from hux.stack.procs import ProcessIdentity
 from tests.conftest import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_NAMES = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles")
+PORT_NAMES = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles", "inbox")
 BINARIES = ("prometheus", "promtool", "prometheus-alertmanager", "amtool", "prometheus-node-exporter")
 T = TypeVar("T")
 

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def plan_for(home: Path, extra: str = ""):
     for binary in BINARIES:
         require_binary(binary)
-    ports = {name: free_port() for name in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles")}
+    ports = {name: free_port() for name in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles",
+                                            "inbox")}
     (home / "hux.toml").write_text(base_config(ports, extra))
     env = stack_env(home)
     settings = load_settings(home / "hux.toml", environ=env)
@@ -34,7 +35,8 @@ def plan_for(home: Path, extra: str = ""):
 
 def test_native_command_lines(tmp_path: Path) -> None:
     settings, plan = plan_for(tmp_path)
-    assert plan.names[:3] == ["node_exporter", "alertmanager", "prometheus"] and plan.names[-1] == "bot"
+    # the inbox starts before Alertmanager, so its first notifications have somewhere to go
+    assert plan.names[:4] == ["node_exporter", "inbox", "alertmanager", "prometheus"] and plan.names[-1] == "bot"
     prom = plan.component("prometheus").argv
     ports = settings.stack.ports
     assert f"--web.listen-address=127.0.0.1:{ports.prometheus}" in prom

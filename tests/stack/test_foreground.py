@@ -22,7 +22,8 @@ def test_foreground_serves_until_sigterm_then_stops_everything(tmp_path: Path) -
     for binary in BINARIES:
         require_binary(binary)
     stack = StackUnderTest(home=tmp_path, ports={n: free_port() for n in
-                                                 ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles")},
+                                                 ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles",
+                                                  "inbox")},
                            env=stack_env(tmp_path))
     stack.write_config()
     proc = subprocess.Popen([sys.executable, "-m", "hux.cli", "--config", str(stack.config), "up", "--foreground"],
@@ -34,7 +35,7 @@ def test_foreground_serves_until_sigterm_then_stops_everything(tmp_path: Path) -
         wait_for(lambda: any(line.startswith("supervisor     pid") for line in lines), 60, "the ready summary")
         identities = {name: ProcessIdentity.from_dict(comp["identity"])
                       for name, comp in stack.state()["components"].items()}
-        assert set(identities) == {"prometheus", "alertmanager", "node_exporter", "bot"}
+        assert set(identities) == {"prometheus", "alertmanager", "node_exporter", "inbox", "bot"}
         assert stack.state()["supervisor"]["pid"] == proc.pid, "the supervisor is the `hux up` process itself"
         assert any("prometheus     http" in line and "ready" in line for line in lines)
         # a second `up` finds it running and changes nothing

@@ -144,7 +144,7 @@ def test_disk_check_groups_data_directories_by_filesystem(tmp_path) -> None:
 
 def test_a_stack_that_is_not_running_fails_with_how_to_start_it(tmp_path) -> None:
     settings = settings_for(tmp_path, "[stack.ports]\n" + "".join(
-        f"{n} = {free_port()}\n" for n in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot")))
+        f"{n} = {free_port()}\n" for n in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "inbox")))
     report = asyncio.run(run_health(settings, StackPaths(tmp_path)))
     assert report.exit_code == 1
     failing = {c.name: c for c in report.checks if c.status == "fail"}
@@ -158,7 +158,7 @@ def test_under_docker_the_runtime_decides_what_is_checked_and_how_to_fix_it(tmp_
     """One Runtime object holds the docker differences: no credentials, no bot probe, Grafana expected,
     `docker compose logs` as the fix, and no supervisor state read."""
     settings = settings_for(tmp_path, "[stack.ports]\n" + "".join(
-        f"{n} = {free_port()}\n" for n in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot")))
+        f"{n} = {free_port()}\n" for n in ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "inbox")))
     (tmp_path / "data" / "auth").mkdir(parents=True)
     (tmp_path / "data" / "auth" / "password").write_text("secret\n")
     assert client_auth(settings, StackPaths(tmp_path), "docker") is None

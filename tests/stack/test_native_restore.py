@@ -14,7 +14,7 @@ from tests.stack.conftest import StackUnderTest, wait_for
 
 pytestmark = pytest.mark.integration
 
-OTHERS = ("supervisor", "alertmanager", "node_exporter", "bot")
+OTHERS = ("supervisor", "alertmanager", "node_exporter", "inbox", "bot")
 
 
 def test_a_native_restore_restarts_prometheus_alone(stack: StackUnderTest) -> None:

@@ -19,7 +19,7 @@ from tests.stack.conftest import ROOT, StackUnderTest, kill_until_named, wait_fo
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "bot")
+COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "inbox", "bot")
 SETTLE = 40.0   # s: bound for targets/rules to settle after a start or a restart
 
 

@@ -10,7 +10,7 @@ from hux.stack.cli_common import guard, mode_flags, resolve_mode
 from hux.stack.output import Console
 from hux.stack.plan import StackPaths
 
-COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot")
+COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "inbox", "grafana", "bot")
 
 
 @guard

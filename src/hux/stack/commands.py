@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from hux.config import ConfigError
+from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.prometheus_config import DOCKER_SERVICES
 from hux.monitoring.render import render_native
 from hux.monitoring.settings import Settings, load_settings
@@ -183,11 +184,12 @@ def wait_until_ready(prep: Prepared, stack: NativeStack | None, timeout: float, 
 def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, supervisor_pid: int | None) -> None:
     home = prep.paths.home
     rows = []
-    for name in ("grafana", "prometheus", "alertmanager", "node_exporter", "bot"):
+    for name in ("grafana", "prometheus", "alertmanager", "node_exporter", "inbox", "bot"):
         try:
             spec = prep.plan.component(name)
         except KeyError:
-            rows.append([name, prep.settings.url(name), "skipped", "not installed (see below)"])
+            why = "not installed (see below)" if name == "grafana" else "off (inbox.enabled = false)"
+            rows.append([name, prep.settings.url(name), "skipped", why])
             continue
         result = results.get(name)
         state = "ready" if result and result.ok else "NOT READY"
@@ -205,6 +207,8 @@ def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, super
     else:
         con.say(f"Grafana login: {prep.settings.grafana.admin_user} / the password in "
                 f"{_rel(grafana_password_file(prep.settings, prep.paths), home)}")
+    con.say()
+    con.say(f"Alerts: {native_paging(prep.settings).sentence()}")
 
 
 def up_native(config: str | None, *, timeout: float, foreground: bool, con: Console) -> int:
@@ -330,6 +334,7 @@ def status_data(settings: Settings, paths: StackPaths) -> dict[str, Any]:
         "memory_rss_bytes": memory,
         "memory_rss_total_bytes": sum(memory.values()),
         "grafana_skipped": grafana_note or None,
+        "paging": native_paging(settings).to_dict(),
     }
 
 
@@ -365,6 +370,7 @@ def status_native(settings: Settings, paths: StackPaths, con: Console, *, as_jso
             con.say(f"  {row['name']}: last exit: {row['last_exit']}")
     if data["grafana_skipped"]:
         con.say(f"  grafana: skipped: {data['grafana_skipped'].split('. ')[0]}")
+    con.say(f"  alerts: {data['paging']['sentence']}")
     return 0 if all(r["ready"] for r in data["components"]) else 1
 
 

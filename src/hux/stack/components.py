@@ -31,13 +31,14 @@ from hux import config
 from hux.bot.config import BotConfig
 from hux.monitoring import auth
 from hux.monitoring.grafana_install import GrafanaDecision, grafana_decision
+from hux.monitoring.inbox.store import index_file as inbox_index_file
 from hux.monitoring.settings import Settings
 from hux.stack import binaries
 from hux.stack.grafana import write_ini
 from hux.stack.plan import BASE_ENV, ComponentSpec, StackPaths, StackPlan
 
 # Start order; the supervisor stops in reverse (bot first).
-ORDER = ("node_exporter", "alertmanager", "prometheus", "grafana", "bot")
+ORDER = ("node_exporter", "inbox", "alertmanager", "prometheus", "grafana", "bot")
 PRIVILEGED_FLAGS = ("--web.enable-lifecycle", "--web.enable-admin-api")
 
 LOG_FILES = {
@@ -45,6 +46,8 @@ LOG_FILES = {
     "alertmanager": "alertmanager.log",
     "node_exporter": "node_exporter.log",
     "grafana": "grafana.log",
+    # The inbox keeps notifications in alerts.log itself (Layout.alerts_log); this is its own stdout/stderr.
+    "inbox": "inbox.log",
     # The bot writes mr_hux_alpha_bot.log itself; its stdout/stderr get their own file
     # so that two writers never rotate one file.
     "bot": "mr_hux_alpha_bot.stderr.log",
@@ -54,6 +57,7 @@ READY_PATHS = {
     "alertmanager": "/-/ready",
     "node_exporter": "/metrics",
     "grafana": "/api/health",
+    "inbox": "/ready",
     "bot": "/ready",
 }
 
@@ -126,6 +130,9 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
         url=url("node_exporter"),
         port=ports.node_exporter,
     )
+
+    if settings.inbox.enabled:
+        specs["inbox"] = inbox_spec(settings, paths, python)
 
     # Config, storage, retention and listen flags come from the renderer, next to the files they name.
     alertmanager = binaries.require("alertmanager")
@@ -210,6 +217,33 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
         inherit_env=bot_environment(settings),
     )
     return StackPlan(home=str(paths.home), components=tuple(specs[name] for name in ORDER if name in specs))
+
+
+def inbox_spec(settings: Settings, paths: StackPaths, python: str | None = None) -> ComponentSpec:
+    """The alert inbox (``python -m hux.monitoring.inbox``): everything on its command line, no secret."""
+    inbox = settings.inbox
+    return ComponentSpec(
+        name="inbox",
+        argv=(
+            python or sys.executable, "-m", "hux.monitoring.inbox",
+            f"--host={settings.stack.bind_address}",
+            f"--port={settings.stack.ports.inbox}",
+            f"--log-file={paths.alerts_log}",
+            f"--index={inbox_index_file(paths)}",
+            f"--log-max-bytes={inbox.log_max_bytes}",
+            f"--log-keep={inbox.log_keep}",
+            f"--index-max-entries={inbox.index_max_entries}",
+            f"--index-retention={inbox.index_retention}",
+            f"--max-payload-bytes={inbox.max_payload_bytes}",
+        ),
+        log_file=str(paths.logs / LOG_FILES["inbox"]),
+        ready_url=settings.url("inbox") + READY_PATHS["inbox"],
+        url=settings.url("inbox"),
+        port=settings.stack.ports.inbox,
+        env={"PYTHONUNBUFFERED": "1"},
+        extra_logs=(str(paths.alerts_log),),
+        inherit_env=(*BASE_ENV, "PYTHONPATH", "VIRTUAL_ENV"),
+    )
 
 
 #: what the bot reads from its environment besides BASE_ENV and its token: settings overrides, the

@@ -108,6 +108,7 @@ class NativeStack:
             self.paths.component_data("alertmanager"),
             self.paths.component_data("bot"),
             self.paths.component_data("grafana"),
+            self.paths.inbox_dir,
         ):
             private_dir(directory, tighten=True)
         self.paths.textfile_dir.mkdir(parents=True, exist_ok=True)   # metrics only; the docker path mounts it

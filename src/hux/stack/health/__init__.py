@@ -13,6 +13,8 @@ components' own APIs, grouped by what they look at:
 * ``alertmanager_checks``: a loaded config and cluster status; enabled receivers
   reachable (SMTP answers with its banner, webhook hosts answer HTTP);
 * ``dashboard_checks``: every dashboard panel query returning data;
+* ``inbox_checks``: the alert inbox ready, its last Watchdog heartbeat, and who is paged (a warning
+  with the fix when no receiver reaches a person);
 * ``host_checks``: free disk for each data directory; ``backup_checks``: the age of the last backup.
 
 ``model`` holds the report, ``context`` what each check is handed (settings,

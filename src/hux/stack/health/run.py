@@ -19,6 +19,7 @@ from hux.stack.health.context import HTTP_TIMEOUT, HealthContext
 from hux.stack.health.dashboard_checks import check_dashboards
 from hux.stack.health.grafana_checks import check_grafana
 from hux.stack.health.host_checks import check_disk
+from hux.stack.health.inbox_checks import check_inbox
 from hux.stack.health.model import FAIL, CheckResult, HealthReport
 from hux.stack.health.prometheus_checks import (
     check_prometheus_alertmanager,
@@ -44,6 +45,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("metric families", check_metric_families),
     ("dashboards", check_dashboards),
     ("receivers", check_receivers),
+    ("inbox", check_inbox),
     ("disk", check_disk),
     ("backup", check_backup),
 )
