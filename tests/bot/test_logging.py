@@ -56,3 +56,19 @@ def test_the_file_rotates(tmp_path: Path, restore_logging) -> None:
         logging.getLogger("hux.bot.test").info("line %d %s", i, "x" * 50)
     assert path.exists() and (tmp_path / "bot.log.1").exists() and (tmp_path / "bot.log.2").exists()
     assert not (tmp_path / "bot.log.3").exists()
+
+
+#: shapes of Bot API tokens: in a URL path (any length after ``bot<id>:``) and bare (a real token's length)
+TOKEN_SHAPES = [
+    ("GET https://api.telegram.org/bot12:short/getMe", "GET https://api.telegram.org/bot***/getMe"),
+    ("someone else's token 123456789:ABCdefGHIjklMNOpqrSTUvwxYZ012345", "someone else's token ***"),
+    (f"https://api.telegram.org/bot{TOKEN}/sendMessage", "https://api.telegram.org/bot***/sendMessage"),
+    ("at 12:30 the queue held 7:5 of 20", "at 12:30 the queue held 7:5 of 20"),
+]
+
+
+@pytest.mark.parametrize("text, expected", TOKEN_SHAPES)
+def test_one_token_pattern_for_log_lines_and_client_errors(text: str, expected: str) -> None:
+    """The bot's own log lines (``Redactor``) and the clients' error texts (``redact``) clean the same shapes."""
+    assert logsetup.Redactor()(text) == expected
+    assert logsetup.redact(text) == expected
