@@ -67,6 +67,16 @@ class Layout:
         return self.data / "run"
 
     @property
+    def dashboards_dir(self) -> Path:
+        """The rendered Grafana dashboards (what Grafana is provisioned with; ``hux dashboards snapshot`` draws them)."""
+        return self.run_dir / "grafana" / "dashboards"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Where ``hux dashboards snapshot`` writes its HTML pages unless told otherwise."""
+        return self.data / "snapshots"
+
+    @property
     def auth_dir(self) -> Path:
         """The stack's basic-auth credentials (``hux.monitoring.auth``): password, web.yml..."""
         return self.data / AUTH_DIR_NAME

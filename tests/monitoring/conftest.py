@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import pytest
 
 from hux.monitoring.settings import Settings, load_settings
+from tests.monitoring.livestack import LiveStack
+from tests.monitoring.livestack import live_stack as start_live_stack
 
 
 @pytest.fixture
@@ -21,3 +23,10 @@ def make_settings(tmp_path: Path, hux_home: Path) -> Callable[..., Settings]:
         return load_settings(path, environ=dict(environ or {}))
 
     return make
+
+
+@pytest.fixture
+def live_stack(make_settings: Callable[..., Settings], tmp_path: Path, hux_home: Path) -> Iterator[LiveStack]:
+    """Prometheus, Alertmanager, node_exporter and the demo bot running (tests/monitoring/livestack.py)."""
+    with start_live_stack(make_settings, tmp_path, hux_home) as stack:
+        yield stack

@@ -29,7 +29,7 @@ from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.settings import Settings, duration_seconds, load_settings
 from hux.ops import alerts as alerts_view
-from hux.ops import archive as arc
+from hux.ops import archive as arc, dashboard_snapshot
 from hux.ops.errors import OpsError
 from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
 from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
@@ -540,3 +540,4 @@ def register(subparsers: argparse._SubParsersAction, *, prometheus_control: Cont
     alerts.add_argument("--json", action="store_true", help="machine-readable output")
     alerts.set_defaults(func=_guard("alerts", alerts_cmd))
 
+    dashboard_snapshot.register(subparsers)   # hux dashboards snapshot

@@ -4,7 +4,8 @@
 test (tests/monitoring/test_panels_live.py) runs the same ones against a real
 Prometheus, so what the test proves is what production runs.
 
-* :func:`panel_queries`: (panel title, expr) for every target, rows (at any depth) included;
+* :func:`panel_queries`: (panel title, expr) for every target, rows (at any depth) included
+  (:func:`panel_targets`: the panel and target objects themselves);
 * :func:`substitute`: a query as Grafana would send it: ``$__rate_interval``,
   ``$__interval`` and ``$__range`` (``$x`` or ``${x}``) become durations, template
   variables (``$job``, ``${instance}``, ``${job:regex}``) their "All" value
@@ -37,15 +38,17 @@ def _panels(panels: Iterable[Any]) -> Iterator[dict[str, Any]]:
             yield from _panels(panel.get("panels") or [])   # rows hold their panels
 
 
-def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, expr) for every query of every panel, rows included."""
-    out = []
+def panel_targets(board: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(panel, target) for every target with an ``expr`` of every panel, rows included."""
     for panel in _panels(board.get("panels") or []):
         for target in panel.get("targets") or []:
-            expr = target.get("expr") if isinstance(target, dict) else None
-            if expr:
-                out.append((panel.get("title") or "(untitled)", expr))
-    return out
+            if isinstance(target, dict) and target.get("expr"):
+                yield panel, target
+
+
+def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, expr) for every query of every panel, rows included."""
+    return [(panel.get("title") or "(untitled)", target["expr"]) for panel, target in panel_targets(board)]
 
 
 def board_variables(board: dict[str, Any]) -> dict[str, str]:
@@ -89,4 +92,4 @@ def dashboard_queries(boards: Iterable[dict[str, Any]], *, rate_interval: str, i
 
 
 __all__ = ["PanelQuery", "board_variables", "dashboard_queries", "grafana_intervals", "grafana_vars_to_promql",
-           "panel_queries", "substitute"]
+           "panel_queries", "panel_targets", "substitute"]
