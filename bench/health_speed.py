@@ -16,54 +16,26 @@ stops the stack with ``hux down``. For each run it records:
 * ``CPU``: user + system CPU time of the command, which a busy machine inflates far less than wall time.
 
 Besides it times ``python -c pass`` (the interpreter alone) and
-``python -c "import hux.cli"`` plus the health command's imports, so the
-start-up share can be split further. Prints a Markdown table and the raw JSON.
+``import hux.cli; hux.cli.build_parser("health")`` (the health command's parser
+and every module it imports), so the start-up share can be split further. The
+stack comes from ``bench/_stack.py``, as ``bench/stack_lifecycle.py``'s does.
+Prints a Markdown table and the raw JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
 import resource
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hux.monitoring.settings import load_settings  # noqa: E402
-from hux.stack.health import run_health  # noqa: E402
-from hux.stack.plan import StackPaths  # noqa: E402
-
-PORTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles", "inbox")
-MAX_SETTLE_SECONDS = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def env_for(home: Path, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HUX__") and k not in ("HUX_TELEGRAM_TOKEN", "HUX_CONFIG", "HUX_ENV_FILE")}
-    env.update(HUX_HOME=str(home), HUX_CONFIG=str(config), HUX_ENV_FILE=str(home / ".env"))
-    return env
-
-
-def timed(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> tuple[float, subprocess.CompletedProcess]:
-    started = time.perf_counter()
-    result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    return time.perf_counter() - started, result
+from _stack import demo_stack, stats, timed  # noqa: E402
 
 
 def cpu_children() -> float:
@@ -71,70 +43,38 @@ def cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def settled(settings, paths: StackPaths) -> bool:
-    report = asyncio.run(run_health(settings, paths))
-    if report.status == "fail":
-        return False
-    return all(c.status == "pass" for c in report.checks
-               if c.name.startswith("target ") or c.name == "rule groups")
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"median": statistics.median(ordered), "p95": p95, "min": ordered[0], "max": ordered[-1]}
-
-
 def measure(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="hux-bench-health-") as tmp:
-        home = Path(tmp)
-        config = home / "hux.toml"
-        ports = {name: free_port() for name in PORTS}
-        config.write_text("[stack.ports]\n" + "".join(f"{n} = {p}\n" for n, p in ports.items())
-                          + f'\n[prometheus]\nscrape_interval = "{args.scrape_interval}"\n'
-                          f'evaluation_interval = "{args.scrape_interval}"\n')
-        env = env_for(home, config)
+    with demo_stack(args.scrape_interval, prefix="hux-bench-health-") as (stack, _):
+        stack.wait_settled()
+        time.sleep(args.settle)
+        env, home = stack.env, stack.home
         hux = [sys.executable, "-m", "hux.cli"]
-        _, result = timed([*hux, "up", "--timeout", "90"], env, home)
-        try:
-            if result.returncode != 0:
-                raise SystemExit(f"hux up failed:\n{result.stdout}\n{result.stderr}")
-            settings = load_settings(config, environ=env)
-            paths = StackPaths(home)
-            deadline = time.monotonic() + MAX_SETTLE_SECONDS
-            while not settled(settings, paths):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the stack did not settle within {MAX_SETTLE_SECONDS:.0f} s")
-                time.sleep(0.5)
-            time.sleep(args.settle)
-            command, checks, counts, cpu = [], [], [], []
-            baseline: dict[str, list[float]] = {"command": [], "cpu": [], "checks": []}
-            statuses: dict[str, int] = {}
-            baseline_env = {**env, "PYTHONPATH": str(args.baseline_src)} if args.baseline_src else None
-            for _ in range(args.runs):
-                if baseline_env is not None:   # alternate, so both see the same load
-                    before = cpu_children()
-                    seconds, res = timed([*hux, "health", "--json"], baseline_env, home, timeout=60)
-                    baseline["cpu"].append(cpu_children() - before)
-                    baseline["command"].append(seconds)
-                    baseline["checks"].append(json.loads(res.stdout)["duration_seconds"])
+        command, checks, counts, cpu = [], [], [], []
+        baseline: dict[str, list[float]] = {"command": [], "cpu": [], "checks": []}
+        statuses: dict[str, int] = {}
+        baseline_env = {**env, "PYTHONPATH": str(args.baseline_src)} if args.baseline_src else None
+        for _ in range(args.runs):
+            if baseline_env is not None:   # alternate, so both see the same load
                 before = cpu_children()
-                seconds, res = timed([*hux, "health", "--json"], env, home, timeout=60)
-                cpu.append(cpu_children() - before)
-                report = json.loads(res.stdout)
-                command.append(seconds)
-                checks.append(report["duration_seconds"])
-                counts.append(len(report["checks"]))
-                statuses[report["status"]] = statuses.get(report["status"], 0) + 1
-            interpreter = [timed([sys.executable, "-c", "pass"], env, home)[0] for _ in range(args.runs)]
-            imports = [timed([sys.executable, "-c", "import hux.cli; hux.cli.build_parser()"], env, home)[0]
-                       for _ in range(args.runs)]
-        finally:
-            timed([*hux, "down"], env, home)
+                seconds, res = timed([*hux, "health", "--json"], baseline_env, home, timeout=60)
+                baseline["cpu"].append(cpu_children() - before)
+                baseline["command"].append(seconds)
+                baseline["checks"].append(json.loads(res.stdout)["duration_seconds"])
+            before = cpu_children()
+            seconds, res = timed([*hux, "health", "--json"], env, home, timeout=60)
+            cpu.append(cpu_children() - before)
+            report = json.loads(res.stdout)
+            command.append(seconds)
+            checks.append(report["duration_seconds"])
+            counts.append(len(report["checks"]))
+            statuses[report["status"]] = statuses.get(report["status"], 0) + 1
+        interpreter = [timed([sys.executable, "-c", "pass"], env, home)[0] for _ in range(args.runs)]
+        imports = [timed([sys.executable, "-c", "import hux.cli; hux.cli.build_parser('health')"], env, home)[0]
+                   for _ in range(args.runs)]
     return {
         "runs": args.runs, "checks_per_run": max(counts), "statuses": statuses,
         "command_seconds": command, "command_cpu_seconds": cpu, "checks_seconds": checks,
-        "startup_seconds": [c - k for c, k in zip(command, checks)],
+        "startup_seconds": [c - k for c, k in zip(command, checks, strict=True)],
         "interpreter_seconds": interpreter, "parser_import_seconds": imports,
         "load_average": os.getloadavg(),
         **({"baseline_src": str(args.baseline_src), "baseline_command_seconds": baseline["command"],
@@ -160,7 +100,7 @@ def table(out: dict) -> str:
         row("— the checks alone (in-process)", "checks_seconds"),
         row("— start-up and output (command − checks)", "startup_seconds"),
         row("`python -c pass` (the interpreter alone)", "interpreter_seconds"),
-        row("`import hux.cli; build_parser()` (start-up imports)", "parser_import_seconds"),
+        row("`import hux.cli; build_parser('health')` (the command's parser and its imports)", "parser_import_seconds"),
         *([row(f"baseline ({out['baseline_src']}): the whole command", "baseline_command_seconds"),
            row("baseline: CPU time of the command", "baseline_command_cpu_seconds"),
            row("baseline: the checks alone", "baseline_checks_seconds")] if "baseline_src" in out else []),
