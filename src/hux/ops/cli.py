@@ -28,6 +28,7 @@ from hux import paths
 from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.settings import Settings, duration_seconds, load_settings
+from hux.monitoring.status import FAIL, PASS, WARN
 from hux.ops import alerts as alerts_view
 from hux.ops import archive as arc, dashboard_snapshot
 from hux.ops.errors import OpsError
@@ -369,7 +370,7 @@ def maintain_cmd(args: argparse.Namespace) -> int:
         sys.stdout.write(render_text(report))
     if args.html:
         print(f"HTML report: {args.html}")
-    return {"ok": 0, "info": 0, "warn": EXIT_ATTENTION, "fail": EXIT_FAILED}[report.status]
+    return {PASS: 0, WARN: EXIT_ATTENTION, FAIL: EXIT_FAILED}[report.status]
 
 
 def notify_test_cmd(args: argparse.Namespace) -> int:

@@ -14,24 +14,21 @@ import math
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Sequence, Union
 
-from hux.monitoring.status import FAIL, INFO, RANK, WARN
+from hux.monitoring.status import FAIL, INFO, PASS, WARN, worst
 from hux.ops import units
 from hux.ops.units import human_bytes
 
-#: a report's word for "nothing to act on". Its readers map the status to an exit code
-#: (``hux maintain``), so it keeps its word; the ranking and the other words are the shared ones.
-OK = "ok"
+#: a report's "nothing to act on": the shared ``pass`` (one vocabulary, one ``worst``), shown as "OK" (``word``)
+OK = PASS
 _PALETTE = ("#2f6fdf", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4", "#6c8893", "#bf399e")
 
 
-def worst(statuses: Iterable[str]) -> str:
-    result = OK
-    for status in statuses:
-        if RANK.get(status, 0) > RANK.get(result, 0):
-            result = status
-    return result
+def word(status: str) -> str:
+    """How a report shows a status: "ok" for ``pass`` (the word operators and their scripts have always read
+    in these reports, upper-cased on a badge), the others as they are."""
+    return "ok" if status == PASS else status
 
 
 @dataclass
@@ -229,12 +226,12 @@ def _vertical(table: Table, cells: list[list[str]]) -> list[str]:
 
 def render_text(report: Report, width: int | None = None) -> str:
     width = width or min(shutil.get_terminal_size((120, 24)).columns, 160)
-    out = [f"{report.title} — {report.generated_at:%Y-%m-%d %H:%M} UTC — overall: {report.status.upper()}"]
+    out = [f"{report.title} — {report.generated_at:%Y-%m-%d %H:%M} UTC — overall: {word(report.status).upper()}"]
     for name, url in report.sources.items():
         out.append(f"  {name}: {url}")
     for section in report.sections:
         out.append("")
-        out.append(f"== {section.title} [{section.status.upper()}]")
+        out.append(f"== {section.title} [{word(section.status).upper()}]")
         for item in section.items:
             if isinstance(item, Note):
                 prefix = {WARN: "  ! ", FAIL: "  ✗ "}.get(item.status, "  ")
@@ -429,11 +426,11 @@ def range_chart_svg(chart: RangeChart, width: int = 760) -> str:
 
 
 def render_html(report: Report) -> str:
-    body = [f"<h1>{_esc(report.title)} <span class=\"badge {report.status}\">{report.status.upper()}</span></h1>",
+    body = [f"<h1>{_esc(report.title)} <span class=\"badge {word(report.status)}\">{word(report.status).upper()}</span></h1>",
             f'<p class="meta">generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC'
             + "".join(f" · {_esc(k)}: {_esc(v)}" for k, v in report.sources.items()) + "</p>"]
     for section in report.sections:
-        body.append(f'<h2>{_esc(section.title)} <span class="badge {section.status}">{section.status.upper()}</span></h2>')
+        body.append(f'<h2>{_esc(section.title)} <span class="badge {word(section.status)}">{word(section.status).upper()}</span></h2>')
         for item in section.items:
             if isinstance(item, Note):
                 body.append(f'<p class="note {item.status}">{_esc(item.text)}</p>')
