@@ -23,6 +23,7 @@ from __future__ import annotations
 import platform
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.gc_collector import GCCollector
@@ -307,7 +308,7 @@ class BotMetrics:
         )
 
     @classmethod
-    def noop(cls, **kwargs) -> "BotMetrics":
+    def noop(cls, **kwargs: Any) -> "BotMetrics":
         """Same attributes, private registry, no process collectors (benchmark baseline)."""
         return cls(CollectorRegistry(), process_metrics=False, **kwargs)
 
