@@ -322,13 +322,13 @@ def _damaged(path: Path, exc: BaseException) -> ArchiveRefused:
 class _BoundedTarInfo(tarfile.TarInfo):
     """Refuses a pax or GNU long-name header larger than MAX_HEADER_BYTES before tarfile reads it into memory."""
 
-    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
         if self.type in _LONG_HEADERS and self.size > MAX_HEADER_BYTES:
             raise ArchiveRefused(
                 f"the archive holds a {self.size}-byte member header (at most {MAX_HEADER_BYTES} allowed; hux "
                 "writes a few hundred): it was not written by `hux backup`. Use another archive", "unsafe_member"
             )
-        return super()._proc_member(tar)
+        return super()._proc_member(tar)  # type: ignore[misc]  # tarfile's private hook, absent from typeshed
 
 
 class _ArchiveStream(tarfile.TarFile):
@@ -871,7 +871,7 @@ def _parse_name(path: Path) -> tuple[str, datetime] | None:
 
 def list_archives(backup_dir: Path, *, read_manifests: bool = True) -> list[ArchiveInfo]:
     """Archives in ``backup_dir``, oldest first (by the time in their name)."""
-    out = []
+    out: list[ArchiveInfo] = []
     if not backup_dir.is_dir():
         return out
     for path in backup_dir.iterdir():

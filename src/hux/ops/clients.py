@@ -139,7 +139,7 @@ class Prometheus(JsonApi):
     def scalar(self, expr: str, at: float | None = None) -> float | None:
         """The single value of an expression that yields one sample (or a scalar); None when empty."""
         data = self.query(expr, at)
-        result = data.get("result")
+        result: Any = data.get("result")
         if data.get("resultType") == "scalar":
             return float(result[1])
         if not result:

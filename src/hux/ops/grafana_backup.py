@@ -211,7 +211,7 @@ def _paged(grafana: Grafana, path: str, params: dict[str, Any], page_size: int) 
 
 def search_dashboards(grafana: Grafana, page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:
     hits = _paged(grafana, "/api/search", {"type": "dash-db"}, page_size)
-    unique = {}
+    unique: dict[str, dict[str, Any]] = {}
     for hit in hits:
         unique.setdefault(hit["uid"], hit)
     return list(unique.values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -88,7 +88,7 @@ class JsonApi:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "JsonApi":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -28,6 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import yaml
 
@@ -126,7 +127,8 @@ def notify_test(
         route = config.get("route") or {}
         test_id = uuid.uuid4().hex[:12]
         now = datetime.now(timezone.utc)
-        alerts, routes = [], {}
+        alerts: list[dict[str, Any]] = []
+        routes: dict[str, list[str]] = {}
         expected: dict[str, IntegrationResult] = {}
         longest_wait = 0.0
         for severity in severities:

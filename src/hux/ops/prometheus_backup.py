@@ -42,7 +42,9 @@ from typing import Any, Callable
 import yaml
 
 from hux.monitoring.durations import duration_or
-from hux.ops import archive as arc, names, silences as sil, verify
+from hux.ops import archive as arc
+from hux.ops import names, verify
+from hux.ops import silences as sil
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
 from hux.ops.jsonapi import require_loopback
@@ -494,7 +496,7 @@ def _swap_and_verify(report: RestoreReport, staging: arc.Staging, *, data_dir: P
             f"{data_dir} is in use by a Prometheus that {prometheus_url} does not reach: stop that Prometheus "
             "or pass the right --prometheus-url. Nothing was changed"
         )
-    if running:
+    if running and control is not None:  # (running without a control raised above)
         progress.step(f"stopping Prometheus ({control.description})")
         control.stop()
         _wait_down(prom, data_dir)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import IO, Callable, Protocol, runtime_checkable
 
 from hux.ops.errors import OpsError
 
@@ -134,16 +134,17 @@ class LocalPrometheus:
     def __init__(self, data_dir: Path, *, binary: str | None = None, ready_timeout: float = 120.0,
                  extra_args: list[str] | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.binary = binary or shutil.which("prometheus")
-        if not self.binary:
+        found = binary or shutil.which("prometheus")
+        if not found:
             raise OpsError("the prometheus binary is not on PATH: install the prometheus package "
                            "(python3 scripts/setup_monitoring.py does) or start Prometheus yourself")
+        self.binary = found
         self.ready_timeout = ready_timeout
         self.extra_args = extra_args or []
         self.port = 0
-        self.proc: subprocess.Popen | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        self._log = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:

@@ -50,7 +50,7 @@ def normalize(data: dict[str, Any]) -> list[Any]:
     result = data.get("result") or []
     if kind == "scalar" or kind == "string":
         return [["", str(result[1])]]
-    rows = []
+    rows: list[list[Any]] = []
     for item in result:
         labels = json.dumps(item.get("metric", {}), sort_keys=True)
         if kind == "matrix":

@@ -115,9 +115,9 @@ def resource_usage(ctx: MaintenanceContext, report: Report) -> None:
         rows, statuses, missing = [], [], []
         for label, expr, unit, setting, default_warn in RESOURCES:
             warn_at = default_warn
-            if setting == "memory_used_ratio":
+            if setting == "memory_used_ratio" and default_warn is not None:
                 warn_at = ctx.alert_setting(setting, default_warn)
-            elif setting == "disk_free_ratio":
+            elif setting == "disk_free_ratio" and default_warn is not None:
                 warn_at = 1 - ctx.alert_setting(setting, 1 - default_warn)
             now = ctx.series(expr)
             if not now:

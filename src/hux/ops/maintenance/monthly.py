@@ -202,6 +202,7 @@ def _setting_for(ctx: MaintenanceContext, alertname: str, threshold: float) -> s
     for key, value in candidates:
         if isinstance(value, bool):
             continue
+        number: float | None
         if isinstance(value, (int, float)):
             number = float(value)
         elif isinstance(value, str) and value and value[0].isdigit():
@@ -256,7 +257,8 @@ def threshold_review(ctx: MaintenanceContext, report: Report) -> None:
         if period.seconds < MONTH:
             section.note(f"Prometheus holds {period.label} of history: the review covers that")
         fired, activations = _firing_history(ctx, period)
-        rows, statuses, chart_rows = [], [], []
+        rows, statuses = [], []
+        chart_rows: list[RangeRow] = []
         others = []
         for group in ctx.prom.rules():
             for rule in group.get("rules", []):

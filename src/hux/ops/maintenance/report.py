@@ -295,7 +295,8 @@ def _nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     start = math.floor(lo / step) * step
-    ticks, value = [], start
+    ticks: list[float] = []
+    value = start
     while len(ticks) < 12:
         ticks.append(round(value, 12))
         if value >= hi:
@@ -350,10 +351,11 @@ def line_chart_svg(chart: LineChart, width: int = 760, height: int = 250) -> str
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d9363e" '
                      f'stroke-dasharray="6 4"/><text x="{left + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" '
                      f'style="fill:#d9363e">{_esc(name)}</text>')
-    legend_x = left
+    legend_x: float = left
     for index, series in enumerate(chart.series):
         color = _PALETTE[index % len(_PALETTE)]
-        segments, current = [], []
+        segments: list[list[str]] = []
+        current: list[str] = []
         xs_sorted = [p[0] for p in series.points]
         gaps = sorted(b - a for a, b in itertools.pairwise(xs_sorted))
         max_gap = 2.5 * gaps[len(gaps) // 2] if gaps else math.inf  # a missing stretch breaks the line
@@ -407,15 +409,15 @@ def range_chart_svg(chart: RangeChart, width: int = 760) -> str:
         label = row.label if len(row.label) <= 36 else row.label[:35] + "…"
         parts.append(f'<text x="4" y="{y + 16}">{_esc(label)}<title>{_esc(row.detail or row.label)}</title></text>')
         parts.append(f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{y + 12}" y2="{y + 12}" stroke="#e6eaee"/>')
-        q = row.quantiles
-        if q.get("p50") is not None and q.get("p99") is not None:
-            parts.append(f'<rect x="{sx(q["p50"]):.1f}" y="{y + 5}" width="{max(1.5, sx(q["p99"]) - sx(q["p50"])):.1f}" '
+        p50, p90, p99, peak = (row.quantiles.get(k) for k in ("p50", "p90", "p99", "max"))
+        if p50 is not None and p99 is not None:
+            parts.append(f'<rect x="{sx(p50):.1f}" y="{y + 5}" width="{max(1.5, sx(p99) - sx(p50)):.1f}" '
                          f'height="14" fill="#2f6fdf" opacity="0.35"><title>p50..p99</title></rect>')
-        if q.get("p90") is not None:
-            parts.append(f'<line x1="{sx(q["p90"]):.1f}" x2="{sx(q["p90"]):.1f}" y1="{y + 4}" y2="{y + 20}" '
+        if p90 is not None:
+            parts.append(f'<line x1="{sx(p90):.1f}" x2="{sx(p90):.1f}" y1="{y + 4}" y2="{y + 20}" '
                          f'stroke="#2f6fdf" stroke-width="2"><title>p90</title></line>')
-        if q.get("max") is not None:
-            parts.append(f'<circle cx="{sx(q["max"]):.1f}" cy="{y + 12}" r="3.5" fill="#1d2733"><title>max</title></circle>')
+        if peak is not None:
+            parts.append(f'<circle cx="{sx(peak):.1f}" cy="{y + 12}" r="3.5" fill="#1d2733"><title>max</title></circle>')
         if row.threshold is not None:
             x = sx(row.threshold)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 1}" y2="{y + 23}" stroke="#d9363e" '

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hux.monitoring.checks import run_config_checks
-from hux.monitoring.settings import duration_seconds
+from hux.monitoring.durations import duration_seconds
 from hux.ops import archive as arc
 from hux.ops.maintenance.context import MaintenanceContext, guarded
 from hux.ops.maintenance.report import FAIL, OK, WARN, LineChart, Report, Series, Table, ago, fmt_value, worst
@@ -56,7 +58,7 @@ def trends(ctx: MaintenanceContext, report: Report) -> None:
             this_week = ctx.value(expr)
             last_week = ctx.value(expr, ctx.now - WEEK)
             change, status = "—", OK
-            if this_week is not None and last_week not in (None, 0):
+            if this_week is not None and last_week is not None and last_week != 0:
                 delta = (this_week - last_week) / abs(last_week)
                 change = f"{delta * 100:+.0f}%"
                 if abs(delta) >= CHANGE_FLAG and bad and (delta > 0) == (bad == "up"):
@@ -127,12 +129,14 @@ def backup_metrics(ctx: MaintenanceContext, report: Report) -> None:
     section = report.section("Backup metrics")
     max_age = _max_age(ctx)
     with guarded(section, "Prometheus"):
-        rows, statuses = [], []
+        rows: list[list[Any]] = []
+        statuses = []
         success = {m.get("kind"): v for m, v in ctx.series("hux_backup_last_success_timestamp_seconds")}
         last_ok = {m.get("kind"): v for m, v in ctx.series("hux_backup_last_success")}
         size = {m.get("kind"): v for m, v in ctx.series("hux_backup_last_size_bytes")}
         duration = {m.get("kind"): v for m, v in ctx.series("hux_backup_last_duration_seconds")}
-        for kind in sorted(set(success) | set(last_ok) | {"prometheus"}):
+        kinds: set[Any] = set(success) | set(last_ok) | {"prometheus"}  # label values (None: no kind label)
+        for kind in sorted(kinds):
             age = ctx.now - success[kind] if kind in success else None
             status = OK
             if age is None or age > max_age:
