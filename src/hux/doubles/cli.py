@@ -9,7 +9,7 @@ import sys
 DEFAULT_PORT = 8010
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("doubles", help="local doubles of the external APIs (DexScreener, RugCheck, Telegram)")
     sub = parser.add_subparsers(dest="doubles_command", metavar="ACTION")
     serve = sub.add_parser(
@@ -21,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
     serve.set_defaults(func=_serve)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+    def _help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=_help)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import asyncio
 import signal
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -129,7 +130,7 @@ class RunningDoubles:
         return self.app[SUBAPPS]["dexscreener"][dexscreener.MARKET]
 
     @property
-    def webhook_received(self) -> "deque[dict]":
+    def webhook_received(self) -> "deque[dict[str, Any]]":
         """What the webhook receiver got: ``{"name", "payload"}``, oldest first."""
         return self.app[SUBAPPS]["webhook"][webhook.RECEIVED]
 

@@ -35,7 +35,7 @@ RISK_CATALOGUE = (
 )
 
 
-def summary(mint: str, *, seed: str = "hux", unknown_share: float = 0.1) -> dict | None:
+def summary(mint: str, *, seed: str = "hux", unknown_share: float = 0.1) -> dict[str, Any] | None:
     """The summary for ``mint``, or ``None`` when the double treats it as unknown."""
     digest = hashlib.sha256(f"{seed}|rugcheck|{mint}".encode()).digest()
     if digest[0] / 256.0 < unknown_share:

@@ -56,7 +56,7 @@ class _EntityChecker(HTMLParser):
         self.stack: list[str] = []
         self.error: str | None = None
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in _ALLOWED_TAGS and self.error is None:
             self.error = f"Unsupported start tag \"{tag}\""
         self.stack.append(tag)
@@ -107,8 +107,8 @@ class TelegramState:
     def __init__(self, token: str | None = None, *, known_chats: set[int | str] | None = None) -> None:
         self.token = token  # None: any well-formed token is accepted
         self.known_chats = known_chats  # None: every chat exists
-        self.pending: deque[dict] = deque(maxlen=MAX_PENDING)
-        self.sent: deque[dict] = deque(maxlen=MAX_SENT)
+        self.pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
+        self.sent: deque[dict[str, Any]] = deque(maxlen=MAX_SENT)
         self.next_update_id = 100_000
         self.next_message_id = 1
         self.poll_generation = 0
@@ -132,7 +132,7 @@ class TelegramState:
     def inject_message(
         self, text: str, *, chat_title: str = "Alpha Hunters", chat_id: int | None = None, user_id: int = 424242,
         date: int | None = None, chat_type: str = "supergroup",
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Queue a message as the next update; returns the update.
 
         ``chat_type`` is the Bot API's Chat.type: ``private`` (a one-to-one chat
@@ -154,7 +154,7 @@ class TelegramState:
         self.next_message_id += 1
         return self.inject_update({"channel_post" if chat_type == "channel" else "message": message})
 
-    def inject_update(self, fields: dict[str, Any]) -> dict:
+    def inject_update(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Queue an update made of ``fields`` exactly as given (any shape, for hostile-input tests);
         the double only assigns its ``update_id``. Returns the update."""
         update = {"update_id": self.next_update_id, **{k: v for k, v in fields.items() if k != "update_id"}}
@@ -172,7 +172,7 @@ class TelegramState:
         while self.pending and self.pending[0]["update_id"] < offset:
             self.pending.popleft()
 
-    async def poll(self, offset: int | None, limit: int, timeout: float) -> list[dict] | None:
+    async def poll(self, offset: int | None, limit: int, timeout: float) -> list[dict[str, Any]] | None:
         """Updates for one getUpdates call; ``None`` when a newer poll took over (409)."""
         self.poll_generation += 1
         generation = self.poll_generation

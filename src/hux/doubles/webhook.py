@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from typing import Any
 
 from aiohttp import web
 
@@ -29,12 +30,12 @@ MALFORMED_BODIES: list[tuple[bytes, str]] = [(b"<html>maintenance</html>", "text
 
 
 #: The payloads received, oldest first: ``{"name": ..., "payload": ...}``.
-RECEIVED: web.AppKey["deque[dict]"] = web.AppKey("received")
+RECEIVED: web.AppKey["deque[dict[str, Any]]"] = web.AppKey("received")
 
 
 def build_app(*, seed: int | None = None) -> web.Application:
     faults = FaultInjector("webhook", _error_response, MALFORMED_BODIES, seed=seed)
-    received: deque[dict] = deque(maxlen=MAX_RECEIVED)
+    received: deque[dict[str, Any]] = deque(maxlen=MAX_RECEIVED)
     app = web.Application(client_max_size=MAX_BODY)
     app[FAULTS] = faults
     app[RECEIVED] = received
