@@ -18,7 +18,9 @@ import pytest
 from hux.monitoring.inbox.store import InboxStore
 from hux.monitoring.render import render_native
 from hux.paths import Layout
-from tests.conftest import free_port, require_binary
+from tests.conftest import free_port
+from tests.ops.conftest import AmProcess
+from tests.ops.conftest import _stop as stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +56,7 @@ def inbox_process(home: Path, port: int, *extra: str) -> Iterator[str]:
         assert proc.poll() is None, (home / "inbox-process.log").read_text()
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
 
 
@@ -103,8 +100,7 @@ def _post(am: str, alerts: list[dict[str, Any]]) -> None:
 
 def test_a_real_alertmanager_delivers_firing_resolved_and_heartbeat_to_the_inbox(
         make_settings: Callable[..., Any], tmp_path: Path) -> None:
-    binary = require_binary("prometheus-alertmanager")
-    inbox_port, am_port = free_port(), free_port()
+    inbox_port = free_port()
     settings = make_settings(f"""
 [stack.ports]
 inbox = {inbox_port}
@@ -120,14 +116,11 @@ heartbeat_interval = "2s"
     assert f"http://127.0.0.1:{inbox_port}/webhook" in config and "send_resolved: true" in config
     home = tmp_path / "home"
     home.mkdir()
-    args = [a for a in rendered.alertmanager_args if not a.startswith("--web.listen-address")]
-    am_log = (tmp_path / "alertmanager.log").open("w")
-    am = subprocess.Popen([binary, *args, f"--web.listen-address=127.0.0.1:{am_port}"], stdout=am_log,
-                          stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{am_port}"
+    am = AmProcess(rendered.alertmanager_config, tmp_path / "am-data", tmp_path / "alertmanager.log")
+    am.start()
+    base = am.url
     store = InboxStore.for_layout(Layout(home), readonly=True)
     try:
-        wait_for(lambda: _ready(base + "/-/ready"), 30, "Alertmanager to be ready")
         with inbox_process(home, inbox_port) as inbox:
             started = datetime.now(timezone.utc).isoformat()
             down = {"labels": {"alertname": "ServiceDown", "severity": "critical", "job": "bot",
@@ -154,10 +147,4 @@ heartbeat_interval = "2s"
             wait_for(lambda: (store.last_heartbeat() or 0) > (first or 0), 30, "a second heartbeat")
     finally:
         store.close()
-        am.terminate()
-        try:
-            am.wait(10)
-        except subprocess.TimeoutExpired:
-            am.kill()
-            am.wait(5)
-        am_log.close()
+        am.stop()

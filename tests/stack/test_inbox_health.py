@@ -50,7 +50,8 @@ def test_nobody_paged_is_a_warning_with_the_fix_and_a_stopped_inbox_fails(tmp_pa
 
 
 def test_an_enabled_receiver_is_named(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, '[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:2525"\n')
+    settings = settings_for(tmp_path, '[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:2525"\n'
+                                      '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n')
     paging = checks(settings, tmp_path)["paging"]
     assert paging.status == "pass"
     assert paging.reason == "Critical alerts page email; warnings go to email (and to the local inbox: hux alerts)."
@@ -74,4 +75,4 @@ def test_an_overdue_heartbeat_warns(tmp_path: Path) -> None:
 def test_without_the_inbox_only_who_is_paged_is_checked(tmp_path: Path) -> None:
     found = checks(settings_for(tmp_path, "[inbox]\nenabled = false\n"), tmp_path)
     assert set(found) == {"paging"}
-    assert found["paging"].reason.startswith("No one is paged: alerts go only to no receiver at all")
+    assert found["paging"].reason.startswith("No one is paged: alerts reach no receiver")

@@ -117,8 +117,8 @@ def severity_receivers(settings: Settings, wired: list[str] | tuple[str, ...]) -
     blackhole (the stack still runs, and `hux check-config` shows it).
     """
     am = settings.alertmanager
-    critical = [name for name in am.critical_receivers if name in wired]
-    warning = [name for name in am.warning_receivers if name in wired] or critical
+    critical: list[str] = [name for name in am.critical_receivers if name in wired]
+    warning: list[str] = [name for name in am.warning_receivers if name in wired] or critical
     return critical or [BLACKHOLE], warning or [BLACKHOLE]
 
 
@@ -205,9 +205,9 @@ class Paging:
 
     def sentence(self) -> str:
         """One plain sentence for `hux up`, `hux status`, `hux health` and `hux notify-test`."""
-        floor = "the local inbox (hux alerts)" if self.inbox else "no receiver at all"
+        where = "alerts go only to the local inbox (hux alerts)" if self.inbox else "alerts reach no receiver"
         if self.nobody:
-            return (f"No one is paged: alerts go only to {floor}. To page a person, enable receivers.email or "
+            return (f"No one is paged: {where}. To page a person, enable receivers.email or "
                     "receivers.slack in hux.toml (README: Configuration).")
         also = " (and to the local inbox: hux alerts)" if self.inbox else ""
         return (f"Critical alerts page {', '.join(self.critical) or 'no one'}; warnings go to "

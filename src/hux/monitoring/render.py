@@ -213,6 +213,12 @@ def docker_secret_refs(settings: Settings) -> tuple[am.ReceiverSecrets, list[str
     return refs, needed
 
 
+def docker_paging(settings: Settings) -> am.Paging:
+    """Who the docker tree's Alertmanager pages (its wired receivers; the docker path has no local inbox)."""
+    refs, _ = docker_secret_refs(settings)
+    return am.who_is_paged(am.alertmanager_config(settings, refs))
+
+
 def docker_files(settings: Settings) -> dict[str, str]:
     """The committed docker tree, docker-compose.yml and docs/alerts.md: path relative to the repository root -> text.
 

@@ -25,7 +25,7 @@ import httpx
 from hux.config import ConfigError
 from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.prometheus_config import DOCKER_SERVICES
-from hux.monitoring.render import render_native
+from hux.monitoring.render import docker_paging, render_native
 from hux.monitoring.settings import Settings, load_settings
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
@@ -446,6 +446,7 @@ def up_docker(settings: Settings, con: Console, *, timeout: float, compose_file:
     con.say(f"Grafana login: {settings.grafana.admin_user} / the password in "
             f"{grafana_password_file(settings, StackPaths.current())} (unless .env sets HUX_GRAFANA_ADMIN_PASSWORD)")
     con.say("Logs: `docker compose logs <service>`; stop: `hux down --docker`.")
+    con.say(f"Alerts: {docker_paging(settings).sentence()}")
     return 0 if all(r.ok for r in results.values()) else 1
 
 

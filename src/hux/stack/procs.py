@@ -52,6 +52,12 @@ def cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of one process so far (``/proc/<pid>/stat`` fields 14 and 15), None when gone."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else None
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process (0 when it is gone)."""
     try:
