@@ -45,6 +45,9 @@ def test_up_starts_every_component_and_reports_where_things_are(stack: StackUnde
     # No Grafana binary here: skipped, and the summary says how to get it.
     assert "Grafana is not installed, so it is skipped" in out
     assert "grafana.com/grafana/download" in out
+    # ... and where the dashboards are without it.
+    assert "Dashboards without Grafana: `hux dashboards snapshot` writes all three" in out
+    assert "data/snapshots/" in out
     # Everything listens on loopback only.
     for name in COMPONENTS:
         assert stack.settings().stack.bind_address == "127.0.0.1"
@@ -54,6 +57,20 @@ def test_up_starts_every_component_and_reports_where_things_are(stack: StackUnde
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert len(password_file.read_text().strip()) >= 24
     assert password_file.read_text().strip() not in out
+
+
+def test_a_dashboard_snapshot_of_the_running_stack(stack: StackUnderTest) -> None:
+    """`hux dashboards snapshot` with nothing but the defaults: the stack's URL, its credentials, data/snapshots."""
+    wait_for(lambda: no_failures(stack), SETTLE, "targets scraped and up")
+    result = stack.hux("dashboards", "snapshot", "--since", "5m")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [written] = (stack.home / "data" / "snapshots").glob("dashboards-*.html")
+    assert f"wrote {written}" in result.stdout
+    page = written.read_text()
+    # Every query answered (with the stack's credentials); a fresh stack has no rates yet, so not every panel
+    # has data (the browser test, tests/monitoring/test_snapshot_browser.py, waits until each one has).
+    assert 'data-state="error"' not in page and 'data-state="unsupported"' not in page
+    assert page.count('data-state="data"') >= 20, result.stdout
 
 
 def test_up_twice_is_safe(stack: StackUnderTest) -> None:

@@ -204,6 +204,9 @@ def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, super
     if "grafana" not in prep.plan.names:
         con.say()
         con.say(f"Grafana: {prep.grafana_note}")
+        con.say("Dashboards without Grafana: `hux dashboards snapshot` writes all three, every panel over the last "
+                f"3 hours (--since 1h, --from/--to), to one HTML file in {_rel(prep.paths.snapshots_dir, home)}/ "
+                "to open in any browser.")
     else:
         con.say(f"Grafana login: {prep.settings.grafana.admin_user} / the password in "
                 f"{_rel(grafana_password_file(prep.settings, prep.paths), home)}")
