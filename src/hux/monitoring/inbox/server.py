@@ -27,9 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hux.bot.metrics import InboxMetrics
 from hux.monitoring.alertmanager import INBOX_PATH as WEBHOOK_PATH
+from hux.monitoring.durations import duration_seconds
 from hux.monitoring.inbox.payload import Rejected, parse
 from hux.monitoring.inbox.store import WATCHDOG, InboxStore, Limits, StoreError
-from hux.monitoring.settings import duration_seconds
 
 LOG = logging.getLogger("hux.inbox")
 

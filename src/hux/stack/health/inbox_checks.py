@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 from hux.monitoring.alertmanager import Paging, native_paging, who_is_paged
+from hux.monitoring.durations import duration_seconds
 from hux.monitoring.inbox.store import InboxStore, StoreError
-from hux.monitoring.settings import duration_seconds
 from hux.ops.units import ago
 from hux.stack.components import READY_PATHS
 from hux.stack.health.context import HealthContext
