@@ -27,7 +27,8 @@ from typing import Any, Callable
 from hux import paths
 from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.alertmanager import native_paging
-from hux.monitoring.settings import Settings, duration_seconds, load_settings
+from hux.monitoring.durations import duration_seconds
+from hux.monitoring.settings import Settings, load_settings
 from hux.monitoring.status import FAIL, PASS, WARN
 from hux.ops import alerts as alerts_view
 from hux.ops import archive as arc, dashboard_snapshot
