@@ -6,7 +6,8 @@ when installed) started through the CLI (``hux up``) in a temporary HUX_HOME on
 free loopback ports, never the stack's fixed ports.
 
 Run alone it starts a stack, prints the environment to point ``hux`` at it and
-keeps it up for ``--seconds`` (for profiling a command by hand), then stops it:
+keeps it up for ``--seconds`` (for profiling a command by hand), then stops it
+(also on SIGTERM):
 
     .venv/bin/python bench/_stack.py --seconds 600
 """
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -139,6 +141,8 @@ def main() -> int:
     args = parser.parse_args()
     if not 0 < args.seconds <= 3600:
         parser.error("--seconds must be in (0, 3600]")
+    # SIGTERM (and SIGINT, which a shell's background job ignores) stop the stack on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with demo_stack(args.scrape_interval) as (stack, _):
         stack.wait_settled()
         print(f"stack up and settled; for {args.seconds:.0f} s:\n"

@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hux import __version__
 from hux.config import ConfigError
-from hux.stack.control import native_control
 
-#: every command -> the module whose ``register(subparsers, **WIRING.get(module, {}))`` adds it; the help lists
+#: every command -> the module whose ``register(subparsers, **WIRING[module]())`` adds it; the help lists
 #: the modules in this order. A new command: one line here (tests/test_cli_dispatch.py checks the table is complete).
 COMMANDS: dict[str, str] = {
     "bot": "hux.bot.cli",
@@ -49,10 +48,20 @@ COMMANDS: dict[str, str] = {
     "dashboards": "hux.ops.cli",
 }
 
-#: what a module's ``register`` is handed besides the sub-parsers: ops sits below the stack, so how a restore
-#: stops and starts Prometheus is handed to it from here
-WIRING: dict[str, dict[str, Any]] = {
-    "hux.ops.cli": {"prometheus_control": native_control},
+
+
+def _ops_wiring() -> dict[str, Any]:
+    """ops sits below the stack: how a restore stops and starts Prometheus is handed to it from here."""
+    # Imported here, not at the top: only the ops commands need the supervisor's modules (measured start-up
+    # cost of every other command, e.g. `hux health`: docs/benchmarks.md).
+    from hux.stack.control import native_control
+
+    return {"prometheus_control": native_control}
+
+
+#: what a module's ``register`` is handed besides the sub-parsers (made only when that module is registered)
+WIRING: dict[str, Callable[[], dict[str, Any]]] = {
+    "hux.ops.cli": _ops_wiring,
 }
 
 #: the options ``hux`` itself takes before the command, and whether each takes a value
@@ -94,7 +103,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in modules:
-        importlib.import_module(name).register(sub, **WIRING.get(name, {}))
+        wiring = WIRING[name]() if name in WIRING else {}
+        importlib.import_module(name).register(sub, **wiring)
     return parser
 
 

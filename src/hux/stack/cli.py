@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
+from typing import Callable
 
 from hux.config import ConfigError
 from hux.stack import commands
-from hux.stack.cli_common import guard, mode_flags, resolve_mode
+from hux.stack.binaries import MissingBinary
+from hux.stack.cli_common import mode_flags, resolve_mode
+from hux.stack.docker import DockerUnavailable
+from hux.stack.native import StackError
 from hux.stack.output import Console
 from hux.stack.plan import StackPaths
 
+Handler = Callable[[argparse.Namespace], int]
+
 COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "inbox", "grafana", "bot")
+
+
+def guard(func: Handler) -> Handler:
+    """A stack command whose failure is an error of ours (a stack not running, a missing binary, no docker):
+    the message, which says what to do, and exit 1."""
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (StackError, MissingBinary, DockerUnavailable) as exc:
+            print(f"hux: {exc}", file=sys.stderr)
+            return 1
+    return run
 
 
 @guard

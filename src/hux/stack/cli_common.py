@@ -1,4 +1,4 @@
-"""What the stack's two command modules share: the --native/--docker flags, the mode they pick, the error guard.
+"""What the stack's two command modules share: the --native/--docker flags and the mode they pick.
 
 ``hux.stack.cli`` (up, down, status, restart, reload) and ``hux.stack.health.cli``
 (health) are separate so that ``hux health`` imports the health package and not
@@ -9,17 +9,9 @@ only the module of the command it runs). Nothing here imports more than they bot
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from pathlib import Path
-from typing import Callable
 
 from hux.monitoring.settings import Settings
-from hux.stack.binaries import MissingBinary
-from hux.stack.docker import DockerUnavailable
-from hux.stack.native import StackError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def mode_flags(parser: argparse.ArgumentParser) -> None:
@@ -34,16 +26,3 @@ def mode_flags(parser: argparse.ArgumentParser) -> None:
 def resolve_mode(settings: Settings, forced: str | None) -> str:
     """The mode a command runs in: --native/--docker when given, else ``stack.mode``."""
     return forced or settings.stack.mode
-
-
-def guard(func: Handler) -> Handler:
-    """A stack command whose failure is an error of ours (a stack not running, a missing binary, no docker):
-    the message, which says what to do, and exit 1."""
-    @functools.wraps(func)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (StackError, MissingBinary, DockerUnavailable) as exc:
-            print(f"hux: {exc}", file=sys.stderr)
-            return 1
-    return run

@@ -15,7 +15,7 @@ import os
 
 from hux.monitoring.settings import load_settings
 from hux.paths import Layout
-from hux.stack.cli_common import guard, mode_flags, resolve_mode
+from hux.stack.cli_common import mode_flags, resolve_mode
 from hux.stack.health.model import HealthReport
 from hux.stack.health.run import run_health
 from hux.stack.output import Console, paint, table, use_colour
@@ -46,7 +46,6 @@ def print_health(report: HealthReport, con: Console, *, as_json: bool) -> None:
         con.say("failing: " + ", ".join(report.failing()))
 
 
-@guard
 def _health(args: argparse.Namespace) -> int:
     report = health_report(args.config, args.mode)
     print_health(report, Console(), as_json=args.json)
