@@ -225,7 +225,7 @@ def write_window(path: Path, series: list[tuple[str, str, str, float]], shapes: 
     lines = 0
     with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
         current = None
-        for (name, labels, _kind, _value), shape in zip(series, shapes):
+        for (name, labels, _kind, _value), shape in zip(series, shapes, strict=True):
             if name != current:
                 fh.write(f"# HELP {name} .\n# TYPE {name} gauge\n")
                 current = name

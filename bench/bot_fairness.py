@@ -38,14 +38,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prometheus_client import disable_created_metrics  # noqa: E402
+from bot_pipeline import TOKEN, start_doubles
+from prometheus_client import disable_created_metrics
 
-from bot_pipeline import TOKEN, start_doubles  # noqa: E402
-from hux.bot import samplefeed  # noqa: E402
-from hux.bot.app import BotApp  # noqa: E402
-from hux.bot.config import BotConfig  # noqa: E402
-from hux.bot.metrics import BotMetrics  # noqa: E402
-from hux.bot.profile import live_profile  # noqa: E402
+from hux.bot import samplefeed
+from hux.bot.app import BotApp
+from hux.bot.config import BotConfig
+from hux.bot.metrics import BotMetrics
+from hux.bot.profile import live_profile
 
 ORDINARY_CHATS = 10
 ORDINARY_EVERY = 10.0  # seconds between two messages of one ordinary chat

@@ -132,7 +132,7 @@ def value(metrics: BotMetrics, name: str, **labels: str) -> float:
 def _count(counter) -> float:
     # The child's value, read directly: collecting the whole registry (process collector
     # included) on every poll would bill the benchmark's own reads to the instrumented run.
-    return counter._value.get()  # noqa: SLF001
+    return counter._value.get()
 
 
 def received(metrics: BotMetrics) -> float:

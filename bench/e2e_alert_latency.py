@@ -57,7 +57,7 @@ def ensure_postgres() -> None:
     if os.environ.get("HUX_TEST_PG_FAULT_URL"):
         return
     sys.path.insert(0, str(ROOT / "scripts"))
-    import run_tests  # noqa: PLC0415 - the same setup the test command does
+    import run_tests  # the same setup the test command does
 
     run_tests.ensure_postgres()
 
@@ -224,10 +224,10 @@ def production_table(models: list[Model]) -> str:
 
 def measure_production() -> list[dict[str, Any]]:
     """A stack on the production defaults: crash one bot and stop PostgreSQL under another, time the pages."""
-    from tests.pg import pg_ctl, scratch_database
+    from hux.monitoring.rules import ALERTS
     from tests.e2e.receivers import Receivers
     from tests.e2e.stack import Bot, E2EStack
-    from hux.monitoring.rules import ALERTS
+    from tests.pg import pg_ctl, scratch_database
 
     ensure_postgres()
     cluster = os.environ["HUX_TEST_PG_FAULT_CLUSTER"].split()
@@ -400,9 +400,10 @@ def section(records: list[dict], suite_line: str, models: list[Model], measured:
     return "\n".join(out)
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, heading: str = SECTION) -> None:
+    """Replace the ``heading`` section of docs/benchmarks.md with ``text`` (append it when missing)."""
     doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(doc):
         doc = pattern.sub(lambda _: text.rstrip() + "\n\n", doc)
     else:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import demo_stack, stats, timed  # noqa: E402
+from _stack import demo_stack, stats, timed
 
 
 def cpu_children() -> float:

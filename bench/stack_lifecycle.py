@@ -34,9 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import demo_stack, stats  # noqa: E402
+from _stack import demo_stack, stats
 
-from hux.stack.native import NativeStack  # noqa: E402
+from hux.stack.native import NativeStack
 
 
 def one_run(args: argparse.Namespace, index: int) -> dict:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bootstrap as boot  # noqa: E402
+import _bootstrap as boot
 
 if __name__ == "__main__":
     if Path(sys.prefix).resolve() != boot.VENV.resolve():

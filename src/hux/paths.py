@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 #: the credentials' directory under data/ (``Layout.auth_dir``; its web.yml names it relative to itself)
 AUTH_DIR_NAME = "auth"
 
