@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from hux.monitoring.alertmanager import Paging, receiver_integrations, route_receivers, who_is_paged
+from hux.monitoring.yamlout import load as yaml_load
 from hux.ops.clients import Alertmanager
 from hux.ops.errors import OpsError
 
@@ -118,7 +119,7 @@ def notify_test(
     with Alertmanager(alertmanager_url) as am:
         status = am.status()
         try:
-            config = yaml.safe_load(status["config"]["original"]) or {}
+            config = yaml_load(status["config"]["original"]) or {}
         except (KeyError, TypeError, yaml.YAMLError):
             raise OpsError(f"Alertmanager at {alertmanager_url} did not return its configuration (/api/v2/status)") from None
         if not isinstance(config, dict):

@@ -42,6 +42,7 @@ from typing import Any, Callable
 import yaml
 
 from hux.monitoring.durations import duration_or
+from hux.monitoring.yamlout import load as yaml_load
 from hux.ops import archive as arc
 from hux.ops import names, verify
 from hux.ops import silences as sil
@@ -133,7 +134,7 @@ def _dt(seconds: float) -> datetime:
 def verify_margin(prom: Prometheus) -> float:
     """The longest scrape timeout in Prometheus's running config plus 10 s (between 15 and 60 s)."""
     try:
-        config = yaml.safe_load(prom.get_json("/api/v1/status/config")["data"]["yaml"]) or {}
+        config = yaml_load(prom.get_json("/api/v1/status/config")["data"]["yaml"]) or {}
     except (ApiError, KeyError, TypeError, yaml.YAMLError):
         return MAX_VERIFY_MARGIN_SECONDS
     default = duration_or((config.get("global") or {}).get("scrape_timeout"), 10.0)

@@ -12,6 +12,7 @@ import yaml
 from hux.monitoring.alertmanager import Paging, native_paging, who_is_paged
 from hux.monitoring.durations import duration_seconds
 from hux.monitoring.inbox.store import InboxStore, StoreError
+from hux.monitoring.yamlout import load as yaml_load
 from hux.ops.units import ago
 from hux.stack.components import READY_PATHS
 from hux.stack.health.context import HealthContext
@@ -29,7 +30,7 @@ async def running_paging(ctx: HealthContext) -> tuple[Paging, str]:
     original = ((body or {}).get("config") or {}).get("original") if isinstance(body, dict) else None
     if isinstance(original, str) and original.strip():
         try:
-            config = yaml.safe_load(original)
+            config = yaml_load(original)
         except yaml.YAMLError:
             config = None
         if isinstance(config, dict):
