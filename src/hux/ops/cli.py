@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hux import paths
-from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.durations import duration_seconds
+from hux.monitoring.grafana_install import grafana_decision
 from hux.monitoring.settings import Settings, load_settings
 from hux.monitoring.status import FAIL, PASS, WARN
 from hux.ops import alerts as alerts_view
-from hux.ops import archive as arc, dashboard_snapshot
+from hux.ops import archive as arc
+from hux.ops import dashboard_snapshot
 from hux.ops.errors import OpsError
 from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
 from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly

@@ -38,7 +38,8 @@ from hux.monitoring.dashboards.snapshot_html import (
     render_snapshot,
     snapshot_queries,
 )
-from hux.monitoring.settings import Settings, duration_seconds, load_settings
+from hux.monitoring.durations import duration_seconds
+from hux.monitoring.settings import Settings, load_settings
 from hux.ops.clients import Prometheus
 from hux.ops.errors import ApiError, OpsError
 

@@ -75,7 +75,8 @@ def grafana_intervals(scrape_interval: float) -> dict[str, str]:
 
 def grafana_vars_to_promql(expr: str, scrape_interval: float) -> str:
     """One panel query made runnable with :func:`grafana_intervals`."""
-    return substitute(expr, **grafana_intervals(scrape_interval))
+    given = grafana_intervals(scrape_interval)
+    return substitute(expr, rate_interval=given["rate_interval"], interval=given["interval"], range_=given["range_"])
 
 
 def dashboard_queries(boards: Iterable[dict[str, Any]], *, rate_interval: str, interval: str,
