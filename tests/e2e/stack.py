@@ -43,7 +43,9 @@ HUX = Path(sys.executable).with_name("hux")
 
 #: Second-long intervals; every rule ``for`` short. Thresholds stay the production ones unless a
 #: scenario module overrides them (through settings only: the rule text is never edited).
-PROMETHEUS = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+PROMETHEUS = {"scrape_interval": "1s", "evaluation_interval": "1s",
+              # the paging fast path at the same pace (production: bot scraped every 5s, timeout 3s, group every 2s)
+              "bot_scrape_interval": "1s", "bot_scrape_timeout": "900ms", "fast_evaluation_interval": "1s"}
 #: One second for both group waits (production: critical_group_wait 10s, group_wait 30s). A 2s group_wait
 #: equal to group_interval let a scenario's first message come a few ms before its floor.
 ALERTMANAGER = {"group_wait": "1s", "critical_group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h",
@@ -56,6 +58,7 @@ ALERTS = {
     "latency_for": "2s",
     "api_usage_for": "2s",
     "service_down_for": "2s",
+    "bot_down_for": "2s",
     "memory_for": "2s",
     "disk_for": "2s",
     "disk_predict_window": "20s",
@@ -275,6 +278,7 @@ class E2EStack:
     bots: Iterable[Bot] = ()
     alerts: Mapping[str, Any] = field(default_factory=dict)
     alertmanager: Mapping[str, Any] = field(default_factory=dict)
+    prometheus: Mapping[str, Any] = field(default_factory=dict)
     #: "test": second-long intervals (PROMETHEUS, ALERTMANAGER, ALERTS, BOT above);
     #: "production": the embedded defaults, untouched (used by bench/e2e_alert_latency.py)
     profile: str = "test"
@@ -315,9 +319,12 @@ class E2EStack:
                           "grafana": free_port(), "cadvisor": free_port()},
                 "bot_targets": [bot.instance for bot in self.bots.values()],
             },
-            "prometheus": PROMETHEUS if self.profile == "test" else {},
+            "prometheus": deep_merge(PROMETHEUS if self.profile == "test" else {}, self.prometheus),
             "alertmanager": deep_merge(ALERTMANAGER if self.profile == "test" else {}, self.alertmanager),
-            "alerts": deep_merge(ALERTS if self.profile == "test" else {}, self.alerts),
+            # the receivers below are enabled: their runbook links must open from a phone
+            "alerts": deep_merge(deep_merge(ALERTS if self.profile == "test" else {},
+                                            {"runbook_base_url": "https://runbooks.example.org/runbooks.md"}),
+                                 self.alerts),
             "grafana": {"enabled": False},
             "receivers": {
                 "email": {"enabled": True, "smtp_smarthost": self.receivers.email.smarthost,
@@ -409,8 +416,10 @@ class E2EStack:
         which would make the latency measurements look better than they are. (A live bot only calls the
         APIs when a chat message comes in, so only its scrapes are waited for.)
         """
+        from hux.monitoring.settings import duration_seconds
+
         window = self.seconds("rate_window")
-        samples = window / self.scrape_s - 2
+        samples = window / duration_seconds(self.settings.prometheus.bot_scrape_interval) - 2
 
         def warm() -> bool:
             for bot in self.bots.values():

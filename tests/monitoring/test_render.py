@@ -57,7 +57,7 @@ def test_native_render_writes_a_checked_run_directory(make_settings, tmp_path):
     for rule in alerts:
         assert rule["labels"]["severity"] == ALERTS[rule["alert"]]
         assert rule["labels"]["alert_family"]
-        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url", "first_steps"}
         assert rule["annotations"]["runbook_url"] == f"docs/runbooks.md#{rule['alert'].lower()}"
     live_value = [r["alert"] for r in alerts if "$value" not in r["annotations"]["description"]]
     assert sorted(set(live_value)) == ["AlertmanagerConfigReloadFailed", "BotAbsent", "BotDatabaseDown",
@@ -98,7 +98,8 @@ def test_receivers_and_secret_files(make_settings, tmp_path):
            "HUX_SMTP_PASSWORD": "smtp-secret", "HUX_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook-secret"}
     settings = make_settings(
         "[receivers.email]\nenabled = true\nauth_username = \"alerts\"\n"
-        "[receivers.slack]\nenabled = true\n[receivers.webhook]\nenabled = true\n", environ=env)
+        "[receivers.slack]\nenabled = true\n[receivers.webhook]\nenabled = true\n"
+        '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n', environ=env)
     rendered = render_native(settings, tmp_path / "run", data_dir=tmp_path, grafana_enabled=False, environ=env)
     secrets = rendered.secrets_dir
     assert (secrets / "slack_api_url").read_text().strip() == env["HUX_SLACK_WEBHOOK_URL"]
@@ -134,9 +135,10 @@ def test_render_is_all_or_nothing_when_the_checks_cannot_run(make_settings, tmp_
 def test_rule_files_load_in_promtool_for_test_intervals(make_settings, tmp_path):
     """The end-to-end suite renders with second-long windows; those rules must load too."""
     settings = make_settings(
-        "[prometheus]\nscrape_interval = \"1s\"\nevaluation_interval = \"1s\"\n"
+        "[prometheus]\nscrape_interval = \"1s\"\nevaluation_interval = \"1s\"\nbot_scrape_interval = \"1s\"\n"
+        "bot_scrape_timeout = \"900ms\"\nfast_evaluation_interval = \"1s\"\n"
         "[alerts]\nrate_window = \"10s\"\nshort_window = \"5s\"\nerror_rate_critical_for = \"5s\"\n"
-        "latency_for = \"5s\"\nservice_down_for = \"5s\"\nerror_rate_baseline_window = \"1m\"\n"
+        "latency_for = \"5s\"\nservice_down_for = \"5s\"\nbot_down_for = \"2s\"\nerror_rate_baseline_window = \"1m\"\n"
         "disk_predict_window = \"30s\"\npipeline_stall_after = \"10s\"\n"
         "[alertmanager]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nrepeat_interval = \"1m\"\n")
     docs = rule_files(settings)

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hux import paths
 from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
 
-
 _USERNAME_RE = re.compile(r"@[A-Za-z0-9_]{4,32}")
 
 
@@ -146,7 +145,7 @@ class BotConfig(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     log_backups: int = Field(5, ge=0)
-    db_probe_interval_seconds: float = Field(5.0, gt=0)
+    db_probe_interval_seconds: float = Field(2.0, gt=0)
     db_retry_max_seconds: float = Field(10.0, gt=0)
     max_pending_writes: int = Field(20000, ge=1)
     inbox_retention_hours: float = Field(24.0, gt=0)

@@ -102,15 +102,17 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
         jobs.append(_static_job("grafana", [targets.grafana]))
     if targets.inbox:
         jobs.append(_static_job("inbox", [targets.inbox]))
+    # The paging fast path: the bot job on its own interval and timeout (per-job keys, Prometheus 2.42 and 3.x).
+    bot_timing = {"scrape_interval": p.bot_scrape_interval, "scrape_timeout": p.bot_scrape_timeout}
     if targets.bot_dns:
         name, port = targets.bot_dns
         # One A record per replica: `docker compose up --scale bot=3` adds targets, each its own instance.
         jobs.append({
-            "job_name": settings.stack.bot_job,
+            "job_name": settings.stack.bot_job, **bot_timing,
             "dns_sd_configs": [{"names": [name], "type": "A", "port": port, "refresh_interval": "30s"}],
         })
     else:
-        jobs.append(_static_job(settings.stack.bot_job, list(targets.bot_static)))
+        jobs.append({**_static_job(settings.stack.bot_job, list(targets.bot_static)), **bot_timing})
     alertmanager: dict[str, Any] = {"basic_auth": dict(auth)} if auth else {}
     alertmanager["static_configs"] = [{"targets": [targets.alertmanager]}]
     return {

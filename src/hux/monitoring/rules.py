@@ -1,6 +1,8 @@
 """Recording and alerting rules, built from the settings.
 
-Rules live in three groups, ``hux-bot``, ``hux-host`` and ``hux-stack``. The
+Rules live in three groups, ``hux-bot``, ``hux-host`` and ``hux-stack``, plus
+the paging fast path ``hux-bot-fast`` (the bot down and its database down,
+evaluated every ``prometheus.fast_evaluation_interval``). The
 recording rules (the ratios and quantiles alerts and dashboards share; names
 follow ``level:metric:operations``, the window from the settings) open the
 group whose alerts read them: Prometheus runs a group's rules in order at one
@@ -12,18 +14,27 @@ Every threshold, window and ``for`` duration comes from ``settings.alerts``;
 nothing numeric is hard-coded in rule text, so the test suite can render the
 same rules with second-long intervals. Every alert carries ``severity``,
 ``alert_family`` (a critical alert inhibits the warning of the same family and
-instance in Alertmanager), a ``summary``, a ``description`` with the live value
-and a ``runbook_url`` pointing at its section of ``docs/runbooks.md``.
+instance in Alertmanager), a ``summary`` ending in the live value (the
+description's ``$value``, or the ``value`` phrase given), a ``description``,
+a ``runbook_url`` pointing at its section of ``docs/runbooks.md`` and, as
+``first_steps``, that section's first steps (``hux.monitoring.runbooks``: one
+text, shown inline by every notification and carried in the webhook payload).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from hux.bot import metrics as catalogue
+from hux.monitoring import runbooks
 from hux.monitoring.durations import duration_seconds
 from hux.monitoring.settings import AlertSettings, Settings
+
+#: the rule group of the paging fast path (``fast_alerts``) and the alerts it holds
+FAST_GROUP = "hux-bot-fast"
+FAST_ALERTS = ("BotAbsent", "BotDatabaseDown", "ServiceDown")
 
 #: every alert the rules define, with its severity (docs/runbooks.md has one section each)
 ALERTS: dict[str, str] = {
@@ -65,6 +76,9 @@ ALERTS: dict[str, str] = {
     "HostMemoryMajorPageFaults": "warning",
     "HostNetworkInterfaceFlapping": "warning",
     "ServiceCrashlooping": "critical",
+    # docker mode (cAdvisor)
+    "ContainerRestarting": "warning",
+    "ContainerMemoryNearLimit": "warning",
     # Prometheus / Alertmanager self-monitoring (prometheus-mixin, alertmanager-mixin)
     "PrometheusMissingRuleEvaluations": "warning",
     "PrometheusRuleGroupSlow": "warning",
@@ -85,6 +99,10 @@ SLOS = {
     "decision_success": "token decisions ended with a failed stage",
     "decision_latency": "messages were not decided within [[latency]]s",
 }
+
+
+#: the label cAdvisor gives a container from its compose service (docker label com.docker.compose.service)
+COMPOSE_SERVICE = "container_label_com_docker_compose_service"
 
 
 def runbook_anchor(alertname: str) -> str:
@@ -193,19 +211,32 @@ class _AlertFactory:
         self.runbook_base = settings.alerts.runbook_base_url
 
     def __call__(self, name: str, expr: str, *, for_: str, family: str, summary: str, description: str,
-                 labels: dict[str, str] | None = None, keep_firing_for: str | None = None) -> dict[str, Any]:
+                 labels: dict[str, str] | None = None, keep_firing_for: str | None = None,
+                 value: str | None = None) -> dict[str, Any]:
+        """One alerting rule. ``value``: the live value as the summary ends in it (default: the
+        description's first ``{{ $value … }}``; ``""`` when the value says nothing, e.g. ``up == 0``)."""
         rule: dict[str, Any] = {"alert": name, "expr": _dedent(expr)}
         if duration_seconds(for_) > 0:
             rule["for"] = for_
         if keep_firing_for and duration_seconds(keep_firing_for) > 0:
             rule["keep_firing_for"] = keep_firing_for
         rule["labels"] = {"severity": ALERTS[name], "alert_family": family, **(labels or {})}
+        if value is None:
+            found = None if "$value" in summary else _LIVE_VALUE.search(description)
+            value = found.group(0) if found else ""
         rule["annotations"] = {
-            "summary": summary,
+            "summary": f"{summary}: {value}" if value else summary,
             "description": description,
             "runbook_url": f"{self.runbook_base}#{runbook_anchor(name)}",
         }
+        steps = runbooks.first_steps_text(name)
+        if steps:
+            rule["annotations"]["first_steps"] = steps
         return rule
+
+
+#: the live value in an annotation: ``{{ $value }}`` or ``{{ $value | humanize… }}``
+_LIVE_VALUE = re.compile(r"\{\{ \$value(?: \| \w+)? \}\}")
 
 
 def _dedent(expr: str) -> str:
@@ -232,8 +263,8 @@ def _slo_events(slo: str, window: str, settings: Settings) -> tuple[str, str]:
     """(bad events rate, all events rate) of an SLO over ``window``, by job and instance."""
     a = settings.alerts
     if slo == "decision_success":
-        decided = f'hux_tokens_processed_total{{outcome!="cooldown"}}'
-        failed = f'hux_tokens_processed_total{{outcome="failed"}}'
+        decided = 'hux_tokens_processed_total{outcome!="cooldown"}'
+        failed = 'hux_tokens_processed_total{outcome="failed"}'
         return (f"sum by (job, instance) (rate({failed}[{window}]))",
                 f"sum by (job, instance) (rate({decided}[{window}]))")
     fast = f'hux_message_decision_latency_seconds_bucket{{le=~"{_le_matcher(a.slo_latency_seconds)}"}}'
@@ -439,6 +470,7 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"{n.decision_latency} > {_num(a.latency_seconds)}",
             for_=a.latency_for, family="latency",
             summary="Bot {{ $labels.instance }} takes long to decide on messages",
+            value=f"p{_num(a.latency_quantile * 100)} {{{{ $value | humanizeDuration }}}}",
             description=_fill(
                 "[[q]] of messages waited {{ $value | humanizeDuration }} or more from intake to decision over the "
                 "last [[w]] (warning above [[t]]s).",
@@ -463,19 +495,10 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.api_usage_for, family="api_usage", labels={"reason": "rate_limited"},
             summary="Bot {{ $labels.instance }} is being rate limited by {{ $labels.api }}",
+            value="{{ $value | humanize }} HTTP 429s",
             description=_fill(
                 "{{ $labels.api }} answered HTTP 429 to about {{ $value | humanize }} requests over the last [[w]].",
                 w=a.rate_window,
-            ),
-        ),
-        alert(
-            "BotDatabaseDown",
-            "hux_database_up == 0",
-            for_=a.database_down_for, family="database",
-            summary="Bot {{ $labels.instance }} cannot reach its database",
-            description=_fill(
-                "The bot's database probe has failed for at least [[for]]; results are held in memory "
-                "until the database is back.", **{"for": a.database_down_for},
             ),
         ),
         alert(
@@ -487,6 +510,7 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.pipeline_stall_for, family="pipeline_stalled",
             summary="Bot {{ $labels.instance }} receives messages but finishes none",
+            value="last finished {{ $value | humanizeDuration }} ago",
             description=_fill(
                 "Messages keep arriving, but the last message was finished {{ $value | humanizeDuration }} ago "
                 "(critical after [[after]]).", after=a.pipeline_stall_after,
@@ -597,6 +621,7 @@ def host_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.disk_for, family="disk", labels={"reason": "low_free_space"},
             summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is almost full",
+            value="{{ $value | humanizePercentage }} free",
             description=_fill(
                 "Only {{ $value | humanizePercentage }} of {{ $labels.mountpoint }} ({{ $labels.device }}) is free "
                 "(warning below [[t]]).", t=f"{a.disk_free_ratio:.0%}",
@@ -613,6 +638,7 @@ def host_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.disk_for, family="disk", labels={"reason": "predicted_full"},
             summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} will be full soon",
+            value="{{ $value | humanizePercentage }} free",
             description=_fill(
                 "{{ $labels.mountpoint }} ({{ $labels.device }}) has {{ $value | humanizePercentage }} free and, at the "
                 "rate of the last [[win]], will be full within [[h]] hours.",
@@ -627,31 +653,14 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
     alert = _AlertFactory(settings)
     max_age = settings.backup.max_age
     return [
-        alert(
-            "ServiceDown",
-            "up == 0",
-            for_=a.service_down_for, family="service_down",
-            summary="{{ $labels.job }} at {{ $labels.instance }} is down",
-            description=_fill(
-                "Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for at least [[for]].",
-                **{"for": a.service_down_for},
-            ),
-        ),
-        alert(
-            "BotAbsent",
-            f"absent(up{{{settings.stack.bot_selector}}})",
-            for_=a.service_down_for, family="service_down",
-            summary="No bot instance is being scraped",
-            description=_fill(
-                "Prometheus has had no bot target at all for at least [[for]]: the bot job is missing from the "
-                "scrape config or service discovery finds no instance.", **{"for": a.service_down_for},
-            ),
-        ),
+        # The bot's ServiceDown is on the fast path (fast_alerts); every other job is scraped every scrape_interval.
+        _service_down(alert, f'job!="{settings.stack.bot_job}"', a.service_down_for),
         alert(
             "BackupTooOld",
             f"time() - hux_backup_last_success_timestamp_seconds > {_seconds(max_age)}",
             for_=a.backup_too_old_for, family="backup",
             summary="The last {{ $labels.kind }} backup is too old",
+            value="finished {{ $value | humanizeDuration }} ago",
             description=_fill(
                 "The last successful {{ $labels.kind }} backup finished {{ $value | humanizeDuration }} ago "
                 "(warning after [[age]]).", age=max_age,
@@ -670,6 +679,7 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"sum by (job, instance, rule_group) (increase(prometheus_rule_evaluation_failures_total[{a.rate_window}])) > 0",
             for_=a.rule_failures_for, family="rule_evaluation",
             summary="Prometheus {{ $labels.instance }} fails to evaluate rules",
+            value="{{ $value | humanize }} failed",
             description=_fill(
                 "{{ $value | humanize }} rule evaluations failed in group {{ $labels.rule_group }} over the last [[w]]; "
                 "alerts of that group may not fire.", w=a.rate_window,
@@ -680,6 +690,7 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
             "prometheus_notifications_alertmanagers_discovered < 1",
             for_=a.alertmanager_unreachable_for, family="alertmanager_delivery", labels={"reason": "none_discovered"},
             summary="Prometheus {{ $labels.instance }} knows no Alertmanager",
+            value="",
             description="Prometheus has discovered {{ $value }} Alertmanagers: alerts fire but nobody is notified.",
         ),
         alert(
@@ -692,6 +703,7 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.alertmanager_unreachable_for, family="alertmanager_delivery", labels={"reason": "send_errors"},
             summary="Prometheus {{ $labels.instance }} cannot send alerts to Alertmanager",
+            value="{{ $value | humanize }} failed",
             description=_fill(
                 "Alert batches to every Alertmanager failed over the last [[w]] (at least {{ $value | humanize }} to "
                 "each).", w=a.rate_window,
@@ -702,6 +714,7 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"sum by (job, instance, integration) (increase(alertmanager_notifications_failed_total[{a.rate_window}])) > 0",
             for_=a.notifications_failing_for, family="notifications",
             summary="Alertmanager {{ $labels.instance }} cannot deliver {{ $labels.integration }} notifications",
+            value="{{ $value | humanize }} failed",
             description=_fill(
                 "{{ $value | humanize }} {{ $labels.integration }} notifications failed over the last [[w]]; check that "
                 "receiver's address and secret.", w=a.rate_window,
@@ -726,10 +739,61 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def _service_down(alert: _AlertFactory, selector: str, for_: str) -> dict[str, Any]:
+    return alert(
+        "ServiceDown",
+        f"up{{{selector}}} == 0",
+        for_=for_, family="service_down",
+        summary="{{ $labels.job }} at {{ $labels.instance }} is down",
+        description=_fill(
+            "Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for at least [[for]].",
+            **{"for": for_},
+        ),
+    )
+
+
+def fast_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """The paging fast path: the bot down and its database down, in a group of their own.
+
+    The group runs every ``prometheus.fast_evaluation_interval`` over the bot job, which is scraped every
+    ``prometheus.bot_scrape_interval``; its ``for`` (``alerts.bot_down_for``, ``database_down_for``) outlasts
+    two bot scrapes, so one or two lost scrapes (a supervised restart under 10 s) do not page. Keeping these
+    rules out of the other groups keeps the rest of the rules at the slower, cheaper interval.
+    """
+    a = settings.alerts
+    alert = _AlertFactory(settings)
+    return [
+        _service_down(alert, settings.stack.bot_selector, a.bot_down_for),
+        alert(
+            "BotAbsent",
+            f"absent(up{{{settings.stack.bot_selector}}})",
+            for_=a.bot_down_for, family="service_down",
+            summary="No bot instance is being scraped",
+            description=_fill(
+                "Prometheus has had no bot target at all for at least [[for]]: the bot job is missing from the "
+                "scrape config or service discovery finds no instance.", **{"for": a.bot_down_for},
+            ),
+        ),
+        alert(
+            "BotDatabaseDown",
+            "hux_database_up == 0",
+            for_=a.database_down_for, family="database",
+            summary="Bot {{ $labels.instance }} cannot reach its database",
+            description=_fill(
+                "The bot's database probe has failed for at least [[for]]; results are held in memory "
+                "until the database is back.", **{"for": a.database_down_for},
+            ),
+        ),
+    ]
+
+
 def rule_files(settings: Settings) -> dict[str, dict[str, Any]]:
     """File name -> rule file document."""
     interval = settings.prometheus.evaluation_interval
     return {
+        "bot-fast-alerts.yml": {"groups": [{"name": FAST_GROUP,
+                                            "interval": settings.prometheus.fast_evaluation_interval,
+                                            "rules": fast_alerts(settings)}]},
         "bot-alerts.yml": {"groups": [{"name": "hux-bot", "interval": interval,
                                        "rules": bot_recording_rules(settings) + slo_recording_rules(settings)
                                        + bot_alerts(settings) + slo_alerts(settings)}]},
@@ -761,6 +825,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.inodes_for, family="inodes", labels={"reason": "low_free_inodes"},
             summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is almost out of inodes",
+            value="{{ $value | humanizePercentage }} free",
             description=_fill(
                 "Only {{ $value | humanizePercentage }} of the inodes of {{ $labels.mountpoint }} "
                 "({{ $labels.device }}) are free (warning below [[t]]); new files fail even with bytes free.",
@@ -778,6 +843,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.inodes_for, family="inodes", labels={"reason": "predicted_exhausted"},
             summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} will run out of inodes soon",
+            value="{{ $value | humanizePercentage }} free",
             description=_fill(
                 "{{ $labels.mountpoint }} ({{ $labels.device }}) has {{ $value | humanizePercentage }} of its inodes "
                 "free and, at the rate of the last [[win]], runs out within [[h]] hours.",
@@ -793,6 +859,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.inodes_for, family="inodes",
             summary="Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is out of inodes",
+            value="{{ $value | humanizePercentage }} free",
             description=_fill(
                 "Only {{ $value | humanizePercentage }} of the inodes of {{ $labels.mountpoint }} "
                 "({{ $labels.device }}) are free (critical below [[t]]): creating files is about to fail.",
@@ -839,6 +906,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.clock_for, family="clock",
             summary="Clock of {{ $labels.instance }} is off and not getting better",
+            value="{{ $value | humanizeDuration }} off",
             description=_fill(
                 "The clock is {{ $value | humanizeDuration }} off its time source (warning beyond [[t]]s) and the "
                 "offset is not shrinking; TLS to the market APIs and the timestamps of alerts go wrong.",
@@ -854,6 +922,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.clock_for, family="clock",
             summary="Clock of {{ $labels.instance }} is not synchronising",
+            value="maximum error {{ $value | humanizeDuration }}",
             description=_fill(
                 "The kernel reports the clock unsynchronised for [[w]], with a maximum error of "
                 "{{ $value | humanizeDuration }} (warning from [[t]]s): NTP/chrony is not running or cannot "
@@ -865,6 +934,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"increase(node_vmstat_oom_kill[{a.rate_window}]) > 0",
             for_=a.oom_kill_for, family="oom_kill",
             summary="The kernel on {{ $labels.instance }} killed a process for lack of memory",
+            value="{{ $value | humanize }} killed",
             description=_fill(
                 "{{ $value | humanize }} processes were OOM-killed over the last [[w]]; `dmesg` names them "
                 "(the bot, Prometheus or Alertmanager restart under the supervisor).", w=a.rate_window,
@@ -891,6 +961,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.cpu_for, family="cpu", labels={"reason": "load"},
             summary="Load on {{ $labels.instance }} is high for its CPUs",
+            value="{{ $value | humanize }} per CPU",
             description=_fill(
                 "The 1-minute load is {{ $value | humanize }} per CPU (warning above [[t]]): runnable tasks wait "
                 "for a CPU (or for I/O, which Linux counts as load too).", t=_num(a.load_per_core),
@@ -921,6 +992,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"rate(node_disk_io_time_weighted_seconds_total[{a.rate_window}]) > {_num(a.disk_io_queue_depth)}",
             for_=a.disk_io_for, family="disk_io",
             summary="Disk {{ $labels.device }} on {{ $labels.instance }} is saturated",
+            value="{{ $value | humanize }} requests in flight",
             description=_fill(
                 "{{ $labels.device }} had {{ $value | humanize }} I/O requests in flight on average over the last "
                 "[[w]] (warning above [[t]]); writes of the TSDB and the bot's database queue up.",
@@ -942,6 +1014,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             "node_textfile_scrape_error == 1",
             for_=a.textfile_error_for, family="textfile",
             summary="node_exporter on {{ $labels.instance }} cannot read a textfile",
+            value="",
             description="node_textfile_scrape_error is {{ $value }}: a *.prom file in the textfile directory is "
                         "unreadable or malformed, so series written there (backup status) are missing.",
         ),
@@ -950,6 +1023,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"rate(node_vmstat_pgmajfault[{a.rate_window}]) > {_num(a.major_page_faults_per_second)}",
             for_=a.major_page_faults_for, family="memory_pressure",
             summary="Host {{ $labels.instance }} keeps reading memory pages back from disk",
+            value="{{ $value | humanize }} faults/s",
             description=_fill(
                 "{{ $value | humanize }} major page faults per second over the last [[w]] (warning above [[t]]): "
                 "memory is short, processes wait for the disk.", w=a.rate_window,
@@ -961,6 +1035,7 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             f'changes(node_network_up{{device!~"veth.+"}}[{a.interface_flap_window}]) > {a.interface_flap_changes}',
             for_=a.interface_flap_for, family="network",
             summary="Interface {{ $labels.device }} on {{ $labels.instance }} keeps going up and down",
+            value=_fill("{{ $value }} changes in [[w]]", w=a.interface_flap_window),
             description=_fill(
                 "{{ $labels.device }} changed state {{ $value }} times in [[w]] (warning above [[n]]); connections "
                 "to the market APIs and to Telegram break each time.",
@@ -972,9 +1047,40 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"changes(process_start_time_seconds[{a.restart_window}]) > {a.restarts_max}",
             for_=a.crashloop_for, family="crashloop",
             summary="{{ $labels.job }} at {{ $labels.instance }} keeps restarting",
+            value=_fill("{{ $value }} starts in [[w]]", w=a.restart_window),
             description=_fill(
                 "The process started {{ $value }} times in [[w]] (critical above [[n]]); each restart is short "
                 "enough to escape ServiceDown.", w=a.restart_window, n=a.restarts_max,
+            ),
+        ),
+        # Docker mode: cAdvisor has no restart counter; a restarted container keeps its name and gets a new
+        # container_start_time_seconds, so changes() over the window counts its starts. Natively there is no
+        # cAdvisor and these never fire (ServiceCrashlooping covers the processes).
+        alert(
+            "ContainerRestarting",
+            f"max by (name, {COMPOSE_SERVICE}) "
+            f'(changes(container_start_time_seconds{{name=~".+"}}[{a.container_restart_window}])) '
+            f"> {a.container_restarts_max}",
+            for_=a.container_restart_for, family="container_restart",
+            summary="Container {{ $labels.name }} keeps restarting",
+            description=_fill(
+                "Container {{ $labels.name }} (compose service {{ $labels." + COMPOSE_SERVICE + " }}) started "
+                "{{ $value }} times in [[w]] (warning above [[n]]); docker restarts it after each exit or OOM kill.",
+                w=a.container_restart_window, n=a.container_restarts_max,
+            ),
+        ),
+        alert(
+            "ContainerMemoryNearLimit",
+            f"max by (name, {COMPOSE_SERVICE}) ("
+            f'container_memory_working_set_bytes{{name=~".+"}} / (container_spec_memory_limit_bytes{{name=~".+"}} > 0)'
+            f") > {_num(a.container_memory_ratio)}",
+            for_=a.container_memory_for, family="container_memory",
+            summary="Container {{ $labels.name }} uses {{ $value | humanizePercentage }} of its memory limit",
+            description=_fill(
+                "The working set of {{ $labels.name }} is above [[r]] of its memory limit for [[f]]; at the limit "
+                "the kernel kills it and docker restarts it (ContainerRestarting). Containers without a limit "
+                "(container_spec_memory_limit_bytes 0) are left out.",
+                r=f"{a.container_memory_ratio:.0%}", f=a.container_memory_for,
             ),
         ),
     ]
@@ -992,6 +1098,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"sum by (job, instance, rule_group) (increase(prometheus_rule_group_iterations_missed_total[{w}])) > 0",
             for_=a.rule_group_missed_for, family="rule_evaluation",
             summary="Prometheus {{ $labels.instance }} skips rule evaluations",
+            value="{{ $value | humanize }} missed",
             description=_fill(
                 "Group {{ $labels.rule_group }} missed {{ $value | humanize }} evaluations over the last [[w]]: "
                 "its alerts fire late or not at all.", w=w,
@@ -1002,6 +1109,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             "prometheus_rule_group_last_duration_seconds > prometheus_rule_group_interval_seconds",
             for_=a.rule_group_slow_for, family="rule_evaluation",
             summary="Prometheus {{ $labels.instance }} evaluates a rule group slower than its interval",
+            value="took {{ $value | humanizeDuration }}",
             description="Group {{ $labels.rule_group }} took {{ $value | humanizeDuration }} to evaluate, longer "
                         "than its interval; the next evaluations are skipped.",
         ),
@@ -1019,6 +1127,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"increase({metric}[{a.tsdb_failure_window}]) > 0",
             for_=a.tsdb_failures_for, family="tsdb", labels={"reason": reason},
             summary=f"Prometheus {{{{ $labels.instance }}}} fails TSDB {what}",
+            value="{{ $value | humanize }} failed",
             description=_fill(
                 "{{ $value | humanize }} [[what]] failed over the last [[w]]; the disk fills and memory grows "
                 "until they succeed.", what=what, w=a.tsdb_failure_window,
@@ -1030,6 +1139,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"increase(prometheus_tsdb_wal_corruptions_total[{a.tsdb_failure_window}]) > 0",
             for_="0s", family="tsdb",
             summary="Prometheus {{ $labels.instance }} found a corrupted write-ahead log",
+            value="{{ $value | humanize }} corruptions",
             description=_fill(
                 "{{ $value | humanize }} WAL corruptions over the last [[w]]: samples after the corruption were "
                 "dropped at replay.", w=a.tsdb_failure_window,
@@ -1044,6 +1154,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.notification_queue_for, family="alertmanager_delivery",
             summary="Alert notification queue of Prometheus {{ $labels.instance }} is running full",
+            value="{{ $value | humanize }} queued at this trend",
             description=_fill(
                 "At the trend of the last [[w]] the queue of alerts for Alertmanager holds {{ $value | humanize }} "
                 "within [[h]], more than its capacity: alerts will be dropped.",
@@ -1071,6 +1182,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"sum by (job, instance, scrape_job) (increase(prometheus_target_sync_failed_total[{a.target_sync_window}])) > 0",
             for_=a.target_sync_for, family="scrape",
             summary="Prometheus {{ $labels.instance }} cannot build the targets of {{ $labels.scrape_job }}",
+            value="{{ $value | humanize }} failed",
             description=_fill(
                 "{{ $value | humanize }} target syncs of scrape job {{ $labels.scrape_job }} failed over the last "
                 "[[w]]: its targets are not scraped, so their alerts cannot fire.", w=a.target_sync_window,
@@ -1090,6 +1202,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"sum by (job, instance) (increase({metric}[{w}])) > 0",
             for_=a.scrape_limit_for, family="scrape", labels={"reason": reason},
             summary="Prometheus {{ $labels.instance }} drops scrapes at a configured limit",
+            value="{{ $value | humanize }} dropped",
             description=_fill(
                 "{{ $value | humanize }} [[what]] over the last [[w]]; those scrapes were discarded whole.",
                 what=what, w=w,
@@ -1109,6 +1222,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.not_ingesting_for, family="ingestion",
             summary="Prometheus {{ $labels.instance }} is not ingesting samples",
+            value="",
             description=_fill(
                 "Prometheus appended {{ $value }} samples per second over the last [[w]] although it has targets "
                 "or rules: dashboards go flat and alerts see no new data.", w=w,
@@ -1123,6 +1237,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             """,
             for_=a.alertmanager_cluster_for, family="alertmanager_cluster", labels={"reason": "members"},
             summary="Alertmanager {{ $labels.instance }} does not see every cluster member",
+            value="sees {{ $value }}",
             description="It sees {{ $value }} members, fewer than the cluster has: alerts may be notified twice "
                         "or silences not shared.",
         ),
@@ -1131,6 +1246,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             'count by (job) (count_values by (job) ("config_hash", alertmanager_config_hash)) > 1',
             for_=a.alertmanager_cluster_for, family="alertmanager_cluster", labels={"reason": "config"},
             summary="Alertmanagers of job {{ $labels.job }} run different configurations",
+            value="{{ $value }} configurations",
             description="{{ $value }} different configurations are loaded in one cluster: routing and inhibition "
                         "depend on which member notifies.",
         ),
@@ -1145,6 +1261,7 @@ def self_monitoring_alerts(settings: Settings) -> list[dict[str, Any]]:
             f"sum by (job, instance) (rate({metric}[{w}])) > 0",
             for_=a.samples_rejected_for, family="scrape", labels={"reason": reason},
             summary="Prometheus {{ $labels.instance }} drops scraped samples",
+            value="{{ $value | humanize }}/s",
             description=_fill(
                 "{{ $value | humanize }} [[what]] per second were dropped over the last [[w]]: an exporter exposes "
                 "the same series twice or with timestamps.", what=what, w=w,

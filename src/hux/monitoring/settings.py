@@ -21,6 +21,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -188,12 +189,19 @@ class PrometheusSettings(_Section):
     #: empty: the smaller of 10s and scrape_interval
     scrape_timeout: Duration = ""
     evaluation_interval: Duration = "15s"
+    #: the paging fast path: the bot job's own scrape interval and timeout (timeout < interval: a frozen bot
+    #: shows as down after the timeout) and the interval of the rule group with ServiceDown/BotAbsent for the
+    #: bot and BotDatabaseDown (docs/benchmarks.md, "Page latency")
+    bot_scrape_interval: Duration = "5s"
+    bot_scrape_timeout: Duration = "3s"
+    fast_evaluation_interval: Duration = "2s"
     retention_time: Duration = "15d"
     #: e.g. "10GB"; empty: no size limit (retention_time alone)
     retention_size: str = ""
     external_labels: dict[str, str] = Field(default_factory=lambda: {"monitor": "hux"})
 
-    @field_validator("scrape_interval", "evaluation_interval", "retention_time")
+    @field_validator("scrape_interval", "evaluation_interval", "retention_time", "bot_scrape_interval",
+                     "bot_scrape_timeout", "fast_evaluation_interval")
     @classmethod
     def _durations(cls, value: str) -> str:
         return _check_duration(value)
@@ -225,6 +233,12 @@ class PrometheusSettings(_Section):
                 f"scrape_timeout {self.scrape_timeout} is longer than scrape_interval {self.scrape_interval}: "
                 "shorten prometheus.scrape_timeout or leave it empty"
             )
+        if duration_seconds(self.bot_scrape_timeout) >= duration_seconds(self.bot_scrape_interval):
+            raise ValueError(
+                f"bot_scrape_timeout {self.bot_scrape_timeout} is not shorter than bot_scrape_interval "
+                f"{self.bot_scrape_interval}: a frozen bot would hold every scrape for the whole interval; "
+                "shorten prometheus.bot_scrape_timeout"
+            )
         return self
 
     @property
@@ -243,7 +257,7 @@ class AlertmanagerSettings(_Section):
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "severity", "job"])
     group_wait: Duration = "30s"
     #: group_wait of the critical routes: pages reach a person sooner, warnings still batch up
-    critical_group_wait: Duration = "10s"
+    critical_group_wait: Duration = "3s"
     group_interval: Duration = "5m"
     repeat_interval: Duration = "4h"
     resolve_timeout: Duration = "5m"
@@ -279,7 +293,8 @@ class AlertSettings(_Section):
     """Every threshold, window and ``for`` duration of the alert rules (docs/runbooks.md)."""
 
     #: where the runbook_url annotations point; set your repository's URL of the file
-    #: (e.g. "https://git.example.com/hux/blob/main/docs/runbooks.md") so links open from Slack and mail
+    #: (e.g. "https://git.example.com/hux/blob/main/docs/runbooks.md") so links open from Slack and mail;
+    #: an http(s) URL is required once an email, Slack or webhook receiver is enabled (_check_runbook_link)
     runbook_base_url: str = "docs/runbooks.md"
 
     @field_validator("runbook_base_url")
@@ -314,6 +329,9 @@ class AlertSettings(_Section):
 
     # Service down (critical): two failed scrapes in a row at the 15 s interval
     service_down_for: Duration = "15s"
+    # The bot down (ServiceDown and BotAbsent of the bot job, the paging fast path): longer than two bot scrape
+    # intervals, so one or two lost scrapes (a supervised restart under 10 s) never page
+    bot_down_for: Duration = "12s"
 
     # Memory (critical)
     memory_used_ratio: Ratio = Field(0.90, gt=0, lt=1)
@@ -331,8 +349,8 @@ class AlertSettings(_Section):
         ]
     )
 
-    # Database connection failures (critical)
-    database_down_for: Duration = "15s"
+    # Database connection failures (critical): every probe of the bot (2 s apart) failed for this long
+    database_down_for: Duration = "12s"
 
     # Pipeline stalled (critical), queue backlog (warning), alert delivery (warning)
     pipeline_stall_after: Duration = "5m"
@@ -772,6 +790,18 @@ class Settings(_Section):
     def enabled_receivers(self) -> list[str]:
         return [name for name in ("email", "slack", "webhook") if getattr(self.receivers, name).enabled]
 
+    @model_validator(mode="after")
+    def _bot_down_outlasts_a_lost_scrape(self) -> "Settings":
+        # One lost scrape leaves up == 0 visible for one scrape interval: a shorter `for` pages on it every time
+        # (equal to it pages when the evaluations fall on both ends; the default is two intervals).
+        if duration_seconds(self.alerts.bot_down_for) < duration_seconds(self.prometheus.bot_scrape_interval):
+            raise ValueError(
+                f"alerts.bot_down_for ({self.alerts.bot_down_for}) is shorter than prometheus.bot_scrape_interval "
+                f"({self.prometheus.bot_scrape_interval}): one lost scrape would page; raise alerts.bot_down_for "
+                "(two scrape intervals or more)"
+            )
+        return self
+
 
 def _check_receiver_secrets(settings: Settings, environ: Mapping[str, str]) -> None:
     """An enabled receiver must find its secret now, not when the first page is due."""
@@ -807,6 +837,32 @@ def _check_receiver_secrets(settings: Settings, environ: Mapping[str, str]) -> N
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
+def is_web_url(value: str) -> bool:
+    """An http(s) URL with a host: a link that opens from Slack or a mail client on a phone."""
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[" (an unclosed IPv6 host)
+        return False
+
+
+def _check_runbook_link(settings: Settings) -> None:
+    """Notifications link the runbook: with a person's receiver enabled, the link must open from a phone.
+
+    Both modes: the docker tree wires the same receivers. With no external receiver a relative base is fine
+    (the links are read beside the repository, e.g. by `hux alerts`).
+    """
+    base = settings.alerts.runbook_base_url
+    enabled = settings.enabled_receivers()
+    if enabled and not is_web_url(base):
+        raise ConfigError(
+            f"invalid configuration:\n  alerts.runbook_base_url is {base!r}, which opens nowhere from a "
+            f"notification, and receivers.{enabled[0]} is enabled: set alerts.runbook_base_url in hux.toml to "
+            "the https:// URL of docs/runbooks.md where your team can open it (e.g. "
+            "\"https://github.com/<you>/<repo>/blob/main/docs/runbooks.md\"); the first steps are sent inline "
+            "either way")
+
+
 def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
                       source: str = "settings") -> Settings:
     """Validate an already merged settings dict (see ``load_settings``)."""
@@ -834,6 +890,7 @@ def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | No
     if settings.stack.mode == "native":
         # The docker path reads receiver secrets from docker/secrets/ files, not from this environment.
         _check_receiver_secrets(settings, environ)
+    _check_runbook_link(settings)
     return settings
 
 
