@@ -146,7 +146,7 @@ def kill_until_named(stack: StackUnderTest, name: str, check: str, attempts: int
         report = stack.health()
         if check in report.failing():
             return victim, report, kills
-        wait_for(lambda: stack.component(name).get("restarts") == restarts + kills
+        wait_for(lambda kills=kills: stack.component(name).get("restarts") == restarts + kills
                  and stack.component(name).get("state") == "running", 20, f"{name} to be restarted")
     pytest.fail(f"no health run caught {name} down in {attempts} kills")
 

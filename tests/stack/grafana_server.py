@@ -24,7 +24,7 @@ import yaml
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # run as a script: the checkout's tests package
-from tests.doubles.grafana import STATE_KEY, VERSION, GrafanaState, build_app  # noqa: E402 - after the path
+from tests.doubles.grafana import STATE_KEY, VERSION, GrafanaState, build_app  # after the path
 
 
 def read_ini(path: Path) -> configparser.ConfigParser:

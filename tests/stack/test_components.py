@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import crypt  # noqa: deprecated in 3.11 but present; bcrypt hashes for the exporter-toolkit web config
+import crypt  # deprecated since 3.11 but present; bcrypt hashes for the exporter-toolkit web config
 import subprocess
 from pathlib import Path
 

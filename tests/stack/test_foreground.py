@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from hux.stack.procs import ProcessIdentity
-from tests.conftest import free_port
+from tests.conftest import free_port, require_binary
 from tests.stack.conftest import BINARIES, StackUnderTest, stack_env, wait_for
-from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration
 

@@ -86,7 +86,7 @@ def test_data_logs_database_and_log_files_are_private_and_old_modes_tightened(lo
     assert not [str(p) for p in created if mode(p) & 0o077]
 
 
-def test_a_supervised_child_inherits_only_what_its_spec_names(supervised, tmp_path, monkeypatch):
+def test_a_supervised_child_inherits_only_what_its_spec_names(supervised, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("HUX_SMTP_PASSWORD", FAKE_SMTP)
     monkeypatch.setenv("HUX_TELEGRAM_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("LC_TIME", "C")

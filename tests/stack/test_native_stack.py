@@ -244,7 +244,7 @@ def test_down_stops_everything_it_started(stack: StackUnderTest) -> None:
         assert not ident.alive(), f"{name} (pid {ident.pid}) is still running"
     for name, port in stack.ports.items():
         if name != "grafana":
-            wait_for(lambda: _port_free(port), 5, f"port {port} ({name}) to be free")
+            wait_for(lambda port=port: _port_free(port), 5, f"port {port} ({name}) to be free")
     assert not list((stack.home / "data" / "supervisor").glob("*.pid"))
     assert stack.hux("status").returncode == 3
     again = stack.hux("down")

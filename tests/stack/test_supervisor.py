@@ -38,9 +38,9 @@ def supervised(tmp_path: Path):
     stack = NativeStack(paths)
     seen: list[ProcessIdentity] = []
 
-    def start(*specs: ComponentSpec, policy: RestartPolicy = RestartPolicy(), **plan_kwargs) -> NativeStack:
+    def start(*specs: ComponentSpec, policy: RestartPolicy | None = None, **plan_kwargs) -> NativeStack:
         stack.prepare_dirs()
-        StackPlan(home=str(tmp_path), components=specs, restart=policy, **plan_kwargs).save(paths.plan_file)
+        StackPlan(home=str(tmp_path), components=specs, restart=policy or RestartPolicy(), **plan_kwargs).save(paths.plan_file)
         seen.append(stack.start_detached())
         wait_for(lambda: all((stack.state() or {}).get("components", {}).get(s.name, {}).get("pid") for s in specs),
                  10, "every child to be started")

@@ -50,7 +50,7 @@ def poke(stack: NativeStack) -> None:
     sup.signal(signal.SIGUSR1)
 
 
-def test_malformed_requests_are_logged_and_ignored_and_the_supervisor_keeps_running(supervised, tmp_path):
+def test_malformed_requests_are_logged_and_ignored_and_the_supervisor_keeps_running(supervised, tmp_path):  # noqa: F811
     paths = StackPaths(tmp_path)
     stack = supervised(spec(paths, "sleeper", SLEEPER))
     sup = stack.supervisor()
@@ -82,7 +82,7 @@ def test_malformed_requests_are_logged_and_ignored_and_the_supervisor_keeps_runn
     assert sup.alive()
 
 
-def test_a_corrupt_plan_on_sighup_keeps_the_running_plan(supervised, tmp_path):
+def test_a_corrupt_plan_on_sighup_keeps_the_running_plan(supervised, tmp_path):  # noqa: F811
     paths = StackPaths(tmp_path)
     stack = supervised(spec(paths, "sleeper", SLEEPER))
     sup = stack.supervisor()
@@ -98,7 +98,7 @@ def test_a_corrupt_plan_on_sighup_keeps_the_running_plan(supervised, tmp_path):
     )):
         paths.plan_file.write_text(json.dumps(broken))
         sup.signal(signal.SIGHUP)
-        wait_for(lambda: paths.supervisor_log.read_text().count("keeping the running plan") > index, 10,
+        wait_for(lambda index=index: paths.supervisor_log.read_text().count("keeping the running plan") > index, 10,
                  f"bad plan #{index} to be refused")
     assert sup.alive()
     assert component(stack, "sleeper")["pid"] == pid and component(stack, "sleeper")["state"] == "running"
@@ -148,7 +148,7 @@ def test_plan_round_trips_and_refuses_bad_fields(tmp_path):
             StackPlan.from_dict(bad)
 
 
-def test_stop_and_start_requests_act_on_one_component_and_a_stopped_one_stays_stopped(supervised, tmp_path):
+def test_stop_and_start_requests_act_on_one_component_and_a_stopped_one_stays_stopped(supervised, tmp_path):  # noqa: F811
     """A Prometheus restore stops and starts Prometheus alone: the other components keep their processes."""
     paths = StackPaths(tmp_path)
     stack = supervised(spec(paths, "sleeper", SLEEPER), spec(paths, "other", SLEEPER))
@@ -179,7 +179,7 @@ def test_stop_and_start_requests_act_on_one_component_and_a_stopped_one_stays_st
 
 @pytest.mark.parametrize("request_body", [{"action": "stop"}, {"action": "stop", "components": []},
                                           {"action": "start", "components": None}])
-def test_stop_or_start_without_components_is_refused(supervised, tmp_path, request_body):
+def test_stop_or_start_without_components_is_refused(supervised, tmp_path, request_body):  # noqa: F811
     paths = StackPaths(tmp_path)
     stack = supervised(spec(paths, "sleeper", SLEEPER))
     pid = component(stack, "sleeper")["pid"]

@@ -11,15 +11,9 @@ import os
 import shutil
 
 # Grafana's install and the decision whether it runs live with the settings (monitoring reads them too)
-# (`X as X`: re-exported for the stack)
-from hux.monitoring.grafana_install import (
-    EXTRA_DIRS,
-    GRAFANA_HOMES as GRAFANA_HOMES,
-    GRAFANA_HOWTO as GRAFANA_HOWTO,
-    GrafanaInstall as GrafanaInstall,
-    env_var,
-    find_grafana as find_grafana,
-)
+from hux.monitoring.grafana_install import EXTRA_DIRS, env_var
+from hux.monitoring.grafana_install import GrafanaInstall as GrafanaInstall  # re-exported (`X as X`)
+from hux.monitoring.grafana_install import find_grafana as find_grafana
 
 # component -> names to look for, in order (Debian package name first)
 CANDIDATES: dict[str, tuple[str, ...]] = {

@@ -61,10 +61,10 @@ def write_ini(
     *,
     bind_address: str,
     port: int,
-    data_dir: Path,
-    provisioning_dir: Path,
+    data_dir: Path | str,
+    provisioning_dir: Path | str,
     admin_user: str,
-    password_file: Path,
+    password_file: Path | str,
 ) -> Path:
     """The ini Grafana starts with (``--config``); values override the install's defaults.ini.
 

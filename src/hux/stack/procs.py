@@ -91,7 +91,8 @@ class ProcessIdentity:
         if not isinstance(data, dict):
             return None
         pid, ticks = data.get("pid"), data.get("start_ticks", -1)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (pid, ticks)) or not 1 < pid < 1 << 22:
+        if not (isinstance(pid, int) and not isinstance(pid, bool) and isinstance(ticks, int)
+                and not isinstance(ticks, bool)) or not 1 < pid < 1 << 22:
             return None
         return cls(pid=pid, start_ticks=ticks, argv0=str(data.get("argv0", ""))[:4096])
 

@@ -51,7 +51,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from hux.stack.logs import LogPump, RotatingLog
 from hux.stack.plan import ComponentSpec, StackPaths, StackPlan, write_json_atomic
@@ -124,6 +124,7 @@ def read_request(path: Path) -> tuple[str, list[str] | None]:
                                         f"{MAX_REQUEST_COMPONENTS}), e.g. [\"prometheus\"]")
     return action, list(dict.fromkeys(components))
 
+_LIBC: ctypes.CDLL | None
 try:
     _LIBC = ctypes.CDLL(None, use_errno=True)
 except OSError:  # not Linux/glibc: children just won't get the parent-death signal
@@ -221,7 +222,7 @@ class Supervisor:
 
     def write_state(self, running: bool = True) -> None:
         me = ProcessIdentity.of(os.getpid())
-        state = {
+        state: dict[str, Any] = {
             "supervisor": {
                 "running": running,
                 "pid": os.getpid() if running else None,

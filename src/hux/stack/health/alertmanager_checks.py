@@ -19,8 +19,10 @@ async def check_alertmanager(ctx: HealthContext) -> list[CheckResult]:
     if not status.ok or not isinstance(status.body, dict):
         return [CheckResult(name, WARN, f"not checked: {status.detail}", "fix the alertmanager ready check first")]
     body = status.body
-    config = body.get("config") if isinstance(body.get("config"), dict) else {}
-    cluster_info = body.get("cluster") if isinstance(body.get("cluster"), dict) else {}
+    config = body.get("config")
+    config = config if isinstance(config, dict) else {}
+    cluster_info = body.get("cluster")
+    cluster_info = cluster_info if isinstance(cluster_info, dict) else {}
     original = str(config.get("original") or "").strip()
     cluster = cluster_info.get("status", "unknown")
     if not original:
