@@ -12,6 +12,7 @@ from hux.monitoring import auth
 from hux.monitoring.settings import load_settings
 from hux.ops.cli import load_ops_settings
 from hux.stack import components
+from hux.stack.health.runtime import runtime_for
 from hux.stack.plan import StackPaths
 
 
@@ -30,6 +31,14 @@ def test_the_layout_names_every_runtime_place_under_the_home(tmp_path: Path) -> 
 
 def test_the_stack_reads_the_same_layout() -> None:
     assert StackPaths is paths.Layout
+
+
+def test_the_rendered_dashboards_and_snapshots_have_one_place(tmp_path: Path) -> None:
+    """`hux health` (its dashboard check) and `hux dashboards snapshot` read the dashboards from the same place."""
+    layout = paths.Layout(tmp_path)
+    assert layout.dashboards_dir == tmp_path / "data/run/grafana/dashboards"
+    assert runtime_for("native").dashboards_dir(layout) == layout.dashboards_dir
+    assert layout.snapshots_dir == tmp_path / "data/snapshots"
 
 
 def test_ops_defaults_come_from_the_layout(hux_home: Path) -> None:

@@ -39,7 +39,7 @@ class NativeRuntime:
         return stack_auth.client_auth(paths.data, [settings.url(name) for name in stack_auth.COMPONENTS])
 
     def dashboards_dir(self, paths: Layout) -> Path:
-        return paths.run_dir / "grafana" / "dashboards"
+        return paths.dashboards_dir
 
     def supervisor_state(self, paths: Layout) -> dict[str, Any]:
         return read_state(paths.state_file) or {}
@@ -88,7 +88,7 @@ class DockerRuntime(NativeRuntime):
         try:
             return find_compose_file().parent / "docker" / "grafana" / "dashboards"
         except DockerUnavailable:   # no compose file: the dashboards are built instead
-            return paths.run_dir / "grafana" / "dashboards"
+            return paths.dashboards_dir
 
     def supervisor_state(self, paths: Layout) -> dict[str, Any]:
         return {}
