@@ -69,7 +69,8 @@ def test_scrape_jobs_and_every_bot_instance(make_settings, tmp_path):
     rendered = render_native(settings, tmp_path / "run", data_dir=tmp_path, grafana_enabled=False, environ={})
     config = yaml.safe_load(rendered.prometheus_config.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "bot"}  # no Grafana without a grafana binary
+    # no Grafana without a grafana binary; the local alert inbox natively
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "inbox", "bot"}
     assert jobs["bot"]["static_configs"][0]["targets"] == ["127.0.0.1:18001", "127.0.0.1:18002"]
     assert config["rule_files"] == ["rules/*.yml"]
     text = rendered.prometheus_config.read_text()

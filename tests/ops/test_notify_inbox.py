@@ -87,7 +87,8 @@ def test_an_email_receiver_reaches_a_person_and_passes(alertmanager: Callable[[P
     try:
         inbox_port = free_port()
         config = _config(tmp_path, inbox_port, f'[receivers.email]\nenabled = true\n'
-                                               f'smtp_smarthost = "127.0.0.1:{smtp.port}"\nrequire_tls = false\n')
+                                               f'smtp_smarthost = "127.0.0.1:{smtp.port}"\nrequire_tls = false\n'
+                                               '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n')
         am = alertmanager(tmp_path, config)
         with inbox_process(tmp_path, inbox_port):
             cli = _notify_cli(tmp_path, config, am.url)
