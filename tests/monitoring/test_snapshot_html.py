@@ -70,9 +70,10 @@ def _render(panel: dict[str, Any], result: QueryResult | None) -> tuple[str, str
 
 
 def test_the_window_picks_a_step_from_the_range_and_rate_interval_like_grafana() -> None:
-    assert (WINDOW.step, WINDOW.rate_interval) == (15, 60)          # 1 h / 300 = 12 s < the 15 s scrape
+    assert (WINDOW.step, WINDOW.rate_interval) == (15, 60)          # 1 h / 290 = 12.4 s < the 15 s scrape
     day = Window.over(START, START + 86400, 15)
-    assert (day.step, day.rate_interval) == (288, 303)              # range/300; step + scrape
+    assert (day.step, day.rate_interval) == (298, 313)              # range/290, rounded up; step + scrape
+    assert 86400 / day.step + 1 <= MAX_POINTS                        # a day's lines are not thinned
     with pytest.raises(ValueError, match="end must come after"):
         Window.over(END, START, 15)
 
@@ -284,3 +285,19 @@ def test_any_labels_and_values_render_without_markup_leaking(labels: dict[str, s
     assert state in ("data", "nodata")
     text_only = re.sub(r"<[^<>]*>", "", inner)          # once the page's own tags are gone, no markup is left
     assert "<" not in text_only and ">" not in text_only
+
+
+def test_a_long_series_keeps_its_last_value_for_a_stat() -> None:
+    points = [(START + i, float(i % 10)) for i in range(1_000)] + [(START + 1_000, 4.0)]
+    assert downsample(points)[-1] == (START + 1_000, 4.0) and downsample(points)[0] == points[0]
+    state, inner = _render(_panel("stat", defaults={"unit": "none"}), QueryResult([Series({}, points)]))
+    assert re.search(r'class="stat-value"[^>]*>4<', inner), inner
+
+
+def test_a_heatmap_counts_every_sample_of_a_long_series_once() -> None:
+    panel = _panel("heatmap", legend_format="{{le}}")
+    panel["targets"][0]["format"] = "heatmap"
+    ones = Series({"le": "+Inf"}, [(START + i * 3600 / 1_000, 1.0) for i in range(1_000)])
+    _, inner = _render(panel, QueryResult([ones]))
+    counts = [float(v) for v in re.findall(r"<title>\+Inf: ([\d.]+)</title>", inner)]
+    assert sum(counts) == 1_000

@@ -199,3 +199,12 @@ def test_parse_result_never_raises_and_keeps_labels_as_strings(data: Any) -> Non
     for series in result.series:
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in series.labels.items())
         assert all(isinstance(t, float) and isinstance(v, float) for t, v in series.points)
+
+
+def test_fetch_gives_up_at_its_deadline_and_says_so() -> None:
+    window = Window.over(1_800_000_000, 1_800_000_600, 15)
+    queries = snapshot_queries([_board()], window)
+    with Prometheus(f"http://127.0.0.1:{free_port()}", auth=None) as prometheus:
+        results = fetch(prometheus, queries, window, total_timeout=0)
+    assert set(results) == {q.key for q in queries}
+    assert all("no answer within 0 s for all queries" in (r.error or "") for r in results.values())

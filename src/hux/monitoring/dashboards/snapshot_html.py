@@ -37,8 +37,8 @@ from hux.monitoring.dashboards.queries import board_variables, panel_targets, su
 MAX_POINTS = 300
 #: at most this many series are drawn per panel; the rest are counted ("+N more series")
 MAX_SERIES = 20
-#: a range query asks for about this many points per series
-TARGET_POINTS = 300
+#: a range query asks for about this many points per series (a few less than MAX_POINTS: none is thinned)
+TARGET_POINTS = 290
 #: an error or label longer than this is cut
 MAX_TEXT = 300
 
@@ -97,8 +97,9 @@ class Window:
 
     @classmethod
     def over(cls, start: float, end: float, scrape_interval: float) -> "Window":
-        """``step`` about range/300 and never below the scrape interval; ``$__rate_interval`` as Grafana
-        computes it for a datasource scraped every ``scrape_interval``: max(step + scrape, 4 x scrape)."""
+        """``step``: range/290 rounded up (about 300 points), never below the scrape interval;
+        ``$__rate_interval`` as Grafana computes it for a datasource scraped every ``scrape_interval``:
+        max(step + scrape, 4 x scrape)."""
         if not end > start:
             raise ValueError("the time range is empty: its end must come after its start")
         scrape = max(float(scrape_interval), 1.0)
@@ -290,19 +291,22 @@ def legend(series: Series, legend_format: str, expr: str) -> str:
 
 
 def downsample(points: Sequence[tuple[float, float]], limit: int = MAX_POINTS) -> list[tuple[float, float]]:
-    """At most ``limit`` points: the minimum and the maximum of each of ``limit // 2`` buckets, in time order."""
+    """At most ``limit`` points in time order: the first and the last (a stat shows the last), and between them
+    the minimum and the maximum of each of ``(limit - 2) // 2`` stretches (so a spike stays)."""
     if len(points) <= limit:
         return list(points)
-    buckets = max(1, limit // 2)
-    size = len(points) / buckets
-    out: list[tuple[float, float]] = []
+    inner = points[1:-1]
+    buckets = max(1, (limit - 2) // 2)
+    size = len(inner) / buckets
+    out: list[tuple[float, float]] = [points[0]]
     for index in range(buckets):
-        chunk = [p for p in points[int(index * size):int((index + 1) * size)] if math.isfinite(p[1])]
+        chunk = [p for p in inner[int(index * size):int((index + 1) * size)] if math.isfinite(p[1])]
         if not chunk:
             continue
         low = min(chunk, key=lambda p: p[1])
         high = max(chunk, key=lambda p: p[1])
         out.extend(sorted({low, high}))
+    out.append(points[-1])
     return out
 
 
@@ -370,7 +374,9 @@ def _bucket_width(points: Sequence[tuple[float, float]]) -> float:
 
 
 def _collect(board: Mapping[str, Any], panel: Mapping[str, Any], results: Mapping[Key, QueryResult],
-             step: float) -> _PanelData:
+             step: float, *, thin: bool = True) -> _PanelData:
+    """The panel's series, named and coloured; ``thin``: lines cut to :data:`MAX_POINTS` (a heatmap bins
+    every sample itself)."""
     drawn: list[_Drawn] = []
     errors, notes = [], []
     dropped = unreadable = 0
@@ -387,7 +393,7 @@ def _collect(board: Mapping[str, Any], panel: Mapping[str, Any], results: Mappin
             series = buckets(series)
         for item in series:
             name = legend(item, str(target.get("legendFormat") or ""), str(target["expr"]))
-            points = downsample(item.points)
+            points = downsample(item.points) if thin else list(item.points)
             # a downsampled line has up to two buckets between its points; otherwise a step
             gap = 1.5 * step if len(points) == len(item.points) else 2.5 * _bucket_width(item.points)
             drawn.append(_Drawn(name, points, PALETTE[len(drawn) % len(PALETTE)], gap))
@@ -770,7 +776,7 @@ def _panel_html(board: Mapping[str, Any], panel: Mapping[str, Any], results: Map
     title = str(panel.get("title") or "")
     if kind == "row":
         return f'<h3 class="row" style="grid-column:1/-1;grid-row:{y + 1}/span 1">{esc(title)}</h3>'
-    data = _collect(board, panel, results, window.step)
+    data = _collect(board, panel, results, window.step, thin=kind != "heatmap")
     legend_rows = min(3, math.ceil(len(data.series) / max(1, w // 4))) if kind == "timeseries" else 0
     size = (w * COLUMN_PX - 16.0, max(40.0, h * (ROW_PX + GAP_PX) - 40 - 16 * legend_rows))
     if kind == "timeseries":
