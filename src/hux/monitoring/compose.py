@@ -38,6 +38,10 @@ ALERTMANAGER_SECRETS = {
     "hux_heartbeat_url": "heartbeat_url",
 }
 REQUIRED_ENV = ("HUX_GRAFANA_ADMIN_PASSWORD", "HUX_POSTGRES_PASSWORD")
+#: every service's memory limit (compose ``mem_limit``): a runaway container is killed and restarted
+#: rather than starving the host, and ContainerMemoryNearLimit (working set / limit) has a limit to measure
+MEMORY_LIMITS = {"prometheus": "2g", "alertmanager": "256m", "grafana": "512m", "node-exporter": "128m",
+                 "cadvisor": "512m", "postgres": "1g", "bot": "512m"}
 
 
 def secret_path(name: str) -> str:
@@ -186,6 +190,8 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
             "restart": "unless-stopped",
         },
     }
+    for name, service in services.items():
+        service["mem_limit"] = MEMORY_LIMITS[name]
     document: dict[str, Any] = {
         "services": services,
         "volumes": {name: {} for name in ("prometheus_data", "alertmanager_data", "grafana_data", "postgres_data",

@@ -240,7 +240,9 @@ def docker_files(settings: Settings) -> dict[str, str]:
         grafana.datasource_provisioning(settings, prometheus_url, alertmanager_url), GENERATED)
     files["docker/grafana/provisioning/dashboards/hux.yml"] = dump(
         grafana.dashboard_provisioning("/var/lib/grafana/dashboards"), GENERATED)
-    for name, text in _dashboard_files(settings).items():
+    # the docker tree's dashboards read cAdvisor whatever mode these settings run in
+    docker_mode = settings.model_copy(update={"stack": settings.stack.model_copy(update={"mode": "docker"})})
+    for name, text in _dashboard_files(docker_mode).items():
         files[f"docker/grafana/dashboards/{name}"] = text
     files["docker/secrets/.gitignore"] = "*\n!.gitignore\n!README.md\n"
     files["docker/secrets/README.md"] = DOCKER_SECRETS_README

@@ -1,19 +1,89 @@
 """System Overview: host resources, health and resource use of every component, key metrics.
 
-Component panels use ``up`` and each job's own ``process_*`` metrics, which
-exist in both modes (cAdvisor runs only in docker), so every panel has data on
-a native stack too.
+Resource use per component is chosen at build time from ``stack.mode``: in
+docker mode from cAdvisor, per compose service (CPU, memory against its limit,
+restarts, network); natively, where there is no cAdvisor, from each job's own
+``process_*`` metrics (network: the host's, there is no per-process counter),
+so every panel has data on a native stack too. The docker tree's dashboards
+are always rendered in docker mode.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models.dashboard import Panel
+
 from hux.monitoring.dashboards.common import GREEN, RED, YELLOW, Context, to_json, up_down_mappings
+from hux.monitoring.rules import COMPOSE_SERVICE
 from hux.monitoring.settings import duration_seconds
 
 UID = "hux-system-overview"
 RATE = "$__rate_interval"
+#: cAdvisor series of the compose services (the cAdvisor root and system cgroups have no service label)
+SERVICE = f'{COMPOSE_SERVICE}=~".+"'
+BY_SERVICE = f"sum by ({COMPOSE_SERVICE})"
+SERVICE_LEGEND = "{{" + COMPOSE_SERVICE + "}}"
+
+
+def _container_panels(ctx: Context) -> list[Builder[Panel]]:
+    """Docker mode: resource use per compose service from cAdvisor."""
+    a = ctx.settings.alerts
+    q = ctx.query
+    return [
+        ctx.timeseries("CPU per container", [q(
+            f"{BY_SERVICE} (rate(container_cpu_usage_seconds_total{{{SERVICE}}}[{RATE}]))", SERVICE_LEGEND)],
+            unit="percentunit", minimum=0, width=8, description="CPU seconds per second per compose service "
+                                                                   "(1 = one core), from cAdvisor."),
+        ctx.timeseries("Memory per container (share of its limit)", [q(
+            f"{BY_SERVICE} (container_memory_working_set_bytes{{{SERVICE}}}) / "
+            f"{BY_SERVICE} (container_spec_memory_limit_bytes{{{SERVICE}}} > 0)", SERVICE_LEGEND)],
+            unit="percentunit", minimum=0, maximum=1, width=8,
+            thresholds=[(0, GREEN), (a.container_memory_ratio, RED)],
+            description="Working set / memory limit (mem_limit in docker-compose.yml); dashed: "
+                        "ContainerMemoryNearLimit. Containers without a limit are left out."),
+        ctx.timeseries("Memory per container", [q(
+            f"{BY_SERVICE} (container_memory_working_set_bytes{{{SERVICE}}})", SERVICE_LEGEND)],
+            unit="bytes", minimum=0, width=8, description="Working set (what the kernel's limit counts)."),
+        ctx.timeseries("Container restarts", [q(
+            f"{BY_SERVICE} (changes(container_start_time_seconds{{{SERVICE}}}[{a.container_restart_window}]))",
+            SERVICE_LEGEND)], unit="short", minimum=0, width=8,
+            thresholds=[(0, GREEN), (a.container_restarts_max + 1, RED)],
+            description=f"Starts per compose service within {a.container_restart_window} (cAdvisor has no restart "
+                        "counter: a new container_start_time_seconds is a start); dashed: ContainerRestarting."),
+        ctx.timeseries("Network per container", [
+            q(f"{BY_SERVICE} (rate(container_network_receive_bytes_total{{{SERVICE}}}[{RATE}]))",
+              SERVICE_LEGEND + " in"),
+            q(f"{BY_SERVICE} (rate(container_network_transmit_bytes_total{{{SERVICE}}}[{RATE}]))",
+              SERVICE_LEGEND + " out", ref="B"),
+        ], unit="Bps", minimum=0, width=8),
+    ]
+
+
+def _process_panels(ctx: Context, comp: str) -> list[Builder[Panel]]:
+    """Native mode: the same questions from each job's own process metrics (no cAdvisor)."""
+    a = ctx.settings.alerts
+    q = ctx.query
+    return [
+        ctx.timeseries("CPU per component", [q(
+            f"rate(process_cpu_seconds_total{{{comp}}}[{RATE}])", "{{job}} {{instance}}")],
+            unit="percentunit", minimum=0, width=8, description="CPU seconds per second (1 = one core)."),
+        ctx.timeseries("Resident memory per component", [q(
+            f"process_resident_memory_bytes{{{comp}}}", "{{job}} {{instance}}")], unit="bytes", minimum=0, width=8),
+        ctx.timeseries("Restarts per component", [q(
+            f"changes(process_start_time_seconds{{{comp}}}[{a.restart_window}])", "{{job}} {{instance}}")],
+            unit="short", minimum=0, width=8, thresholds=[(0, GREEN), (a.restarts_max + 1, RED)],
+            description=f"Process starts within {a.restart_window}; dashed: ServiceCrashlooping."),
+        ctx.timeseries("Network (host)", [
+            q(f'sum by (instance) (rate(node_network_receive_bytes_total{{device!="lo"}}[{RATE}]))',
+              "{{instance}} in"),
+            q(f'sum by (instance) (rate(node_network_transmit_bytes_total{{device!="lo"}}[{RATE}]))',
+              "{{instance}} out", ref="B"),
+        ], unit="Bps", minimum=0, width=8,
+            description="Natively there is no per-process network counter: the host's traffic (docker mode: "
+                        "per container)."),
+    ]
 
 
 def build(ctx: Context) -> dict[str, Any]:
@@ -35,6 +105,7 @@ def build(ctx: Context) -> dict[str, Any]:
 
     # --- key metrics --------------------------------------------------------------------
     board = board.with_row(ctx.row("Key metrics (all bot instances)"))
+    panel: Builder[Panel]   # stat and time series panels alike
     for panel in (
         ctx.stat("Targets up", q("sum(up) / count(up)"), unit="percentunit",
                  thresholds=[(0, RED), (1, GREEN)], width=3,
@@ -102,11 +173,7 @@ def build(ctx: Context) -> dict[str, Any]:
                  mappings=up_down_mappings(), thresholds=[(0, RED), (1, GREEN)], width=24, height=4,
                  description="Every scrape target: Prometheus, Alertmanager, node_exporter, Grafana, "
                              "cAdvisor (docker) and each bot instance."),
-        ctx.timeseries("CPU per component", [q(
-            f"rate(process_cpu_seconds_total{{{comp}}}[{RATE}])", "{{job}} {{instance}}")],
-            unit="percentunit", minimum=0, width=8, description="CPU seconds per second (1 = one core)."),
-        ctx.timeseries("Resident memory per component", [q(
-            f"process_resident_memory_bytes{{{comp}}}", "{{job}} {{instance}}")], unit="bytes", minimum=0, width=8),
+        *(_container_panels(ctx) if ctx.settings.stack.mode == "docker" else _process_panels(ctx, comp)),
         ctx.timeseries("File descriptors in use", [q(
             f"process_open_fds{{{comp}}} / process_max_fds{{{comp}}}", "{{job}} {{instance}}")],
             unit="percentunit", minimum=0, width=8),
