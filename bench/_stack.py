@@ -49,10 +49,14 @@ def free_port() -> int:
         return port
 
 
+#: not passed on: the operator's hux settings, and PYTHONDONTWRITEBYTECODE (an installed hux has its bytecode
+#: compiled; without it every module edited since the last compile is compiled again on every command)
+DROPPED = ("HUX_TELEGRAM_TOKEN", "HUX_CONFIG", "HUX_ENV_FILE", "PYTHONDONTWRITEBYTECODE")
+
+
 def env_for(home: Path, config: Path) -> dict[str, str]:
     """This environment without any of the operator's hux settings, pointed at ``home`` and ``config``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HUX__") and k not in ("HUX_TELEGRAM_TOKEN", "HUX_CONFIG", "HUX_ENV_FILE")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUX__") and k not in DROPPED}
     env.update(HUX_HOME=str(home), HUX_CONFIG=str(config), HUX_ENV_FILE=str(home / ".env"))
     return env
 
