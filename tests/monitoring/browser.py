@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.monitoring.livestack import stop_process
 
 CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT = 30.0
@@ -75,13 +76,8 @@ class Browser:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, grace=10)
 
     def _page_socket(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT

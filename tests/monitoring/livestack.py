@@ -53,6 +53,17 @@ DATA_TIMEOUT = 60
 JOBS = {"prometheus", "alertmanager", "node", "bot"}
 
 
+def stop_process(proc: "subprocess.Popen[bytes]", grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` s (a process this test started, by its handle)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class Child:
     def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
@@ -61,13 +72,7 @@ class Child:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
 
     def tail(self) -> str:
