@@ -37,6 +37,10 @@ TEST_PACKAGES = {
     "/usr/lib/postgresql/15/bin/postgres": "postgresql",
     "docker-compose": "docker-compose",
     "chromium": "chromium",  # the dashboards snapshot is checked in a real headless browser
+    # the Grafana APT install is tested against a signed repository on loopback (tests/stack/test_grafana_apt.py)
+    "apt-ftparchive": "apt-utils",
+    "gpg": "gpg",
+    "gpg-agent": "gpg-agent",
 }
 
 
