@@ -10,7 +10,7 @@ from pathlib import Path
 from hux import paths
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     render = subparsers.add_parser(
         "render",
         help="render Prometheus, Alertmanager and Grafana configs from the settings (native run dir + docker tree)",

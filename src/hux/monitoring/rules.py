@@ -398,7 +398,7 @@ def _error_rate_alerts(settings: Settings, alert: _AlertFactory) -> list[dict[st
         ("api", "api", n.api_error_ratio(), n.api_error_ratio(a.short_window), n.api_rate,
          "API {{ $labels.api }}", "requests to the {{ $labels.api }} API"),
     )
-    for component, label, ratio, short_ratio, volume, what, events in scopes:
+    for component, _label, ratio, short_ratio, volume, what, events in scopes:
         enough = f"{volume} * {window_seconds} >= {_num(a.error_rate_min_events)}"
         # The warning comes first in the group, so that when both clear in one evaluation its
         # "resolved" reaches Alertmanager no later than the critical's.

@@ -20,7 +20,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -253,6 +253,11 @@ class PrometheusSettings(_Section):
 ReceiverName = Literal["email", "slack", "webhook"]
 
 
+def _receivers(*names: ReceiverName) -> Callable[[], list[ReceiverName]]:
+    """A default_factory for a receiver list (a fresh list per Settings)."""
+    return lambda: list(names)
+
+
 class AlertmanagerSettings(_Section):
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "severity", "job"])
     group_wait: Duration = "30s"
@@ -263,9 +268,9 @@ class AlertmanagerSettings(_Section):
     resolve_timeout: Duration = "5m"
     send_resolved: bool = True
     #: receivers that page for severity=critical (each one that is enabled)
-    critical_receivers: list[ReceiverName] = Field(default_factory=lambda: ["email", "slack", "webhook"])
+    critical_receivers: list[ReceiverName] = Field(default_factory=_receivers("email", "slack", "webhook"))
     #: receivers for severity=warning, and for anything no other route matches
-    warning_receivers: list[ReceiverName] = Field(default_factory=lambda: ["slack"])
+    warning_receivers: list[ReceiverName] = Field(default_factory=_receivers("slack"))
     #: how often the always-firing Watchdog is re-sent to the heartbeat receiver
     heartbeat_interval: Duration = "1m"
 
@@ -520,7 +525,7 @@ class AlertSettings(_Section):
                 f"hux_message_decision_latency_seconds: use one of {', '.join(f'{b:g}' for b in buckets)}"
             )
         prefixes = ("slo_page", "slo_page_slow", "slo_ticket", "slo_ticket_slow")
-        for prefix, (_, long, short, burn) in zip(prefixes, self.slo_windows()):
+        for prefix, (_, long, short, burn) in zip(prefixes, self.slo_windows(), strict=True):
             if duration_seconds(short) >= duration_seconds(long):
                 raise ValueError(
                     f"{prefix}_short_window ({short}) must be shorter than {prefix}_long_window ({long}): the short "

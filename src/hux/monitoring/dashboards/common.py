@@ -219,4 +219,5 @@ def _oneline(expr: str) -> str:
 
 def to_json(builder: dash.Dashboard) -> dict[str, Any]:
     """The dashboard as plain JSON data (what Grafana's file provisioning reads)."""
-    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    data: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dash_models
 from grafana_foundation_sdk.models import prometheus as prom_models
 
@@ -31,6 +32,7 @@ def build(ctx: Context) -> dict[str, Any]:
     a = ctx.settings.alerts
     n = ctx.names
     q = ctx.query
+    panel: Builder[dash_models.Panel]  # the loops below mix panel kinds
     error_steps = [(0, GREEN), (a.error_rate_warning, YELLOW), (a.error_rate_critical, RED)]
     api_sent = f'hux_api_requests_total{{{SEL}, outcome!="circuit_open"}}'
     api_errors = "|".join(API_ERROR_OUTCOMES)

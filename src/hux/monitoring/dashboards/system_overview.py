@@ -16,8 +16,8 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models.dashboard import Panel
 
 from hux.monitoring.dashboards.common import GREEN, RED, YELLOW, Context, to_json, up_down_mappings
+from hux.monitoring.durations import duration_seconds
 from hux.monitoring.rules import COMPOSE_SERVICE
-from hux.monitoring.settings import duration_seconds
 
 UID = "hux-system-overview"
 RATE = "$__rate_interval"

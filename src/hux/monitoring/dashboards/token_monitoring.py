@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from grafana_foundation_sdk.builders import heatmap
+from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import prometheus as prom_models
+from grafana_foundation_sdk.models.dashboard import Panel
 
 from hux.monitoring.dashboards.common import BLUE, GREEN, RED, YELLOW, Context, to_json
 
@@ -19,7 +22,7 @@ RATE = "$__rate_interval"
 SEL = 'job=~"$job", instance=~"$instance"'
 
 
-def _quantiles(ctx: Context, metric: str) -> list:
+def _quantiles(ctx: Context, metric: str) -> list[prom.Dataquery]:
     return [
         ctx.query(f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{SEL}}}[{RATE}])))", f"p{label}",
                   ref=ref)
@@ -31,6 +34,7 @@ def build(ctx: Context) -> dict[str, Any]:
     a = ctx.settings.alerts
     n = ctx.names
     q = ctx.query
+    panel: Builder[Panel]  # the loops below mix panel kinds
     success_steps = [(0, RED), (1 - a.error_rate_critical, YELLOW), (1 - a.error_rate_warning, GREEN)]
 
     board = (
