@@ -8,6 +8,8 @@ from hux.monitoring.checks import receiver_checks
 from hux.monitoring.render import docker_files, native_files
 
 SLACK_ENV = {"HUX_SLACK_WEBHOOK_URL": "https://hooks.example.test/services/x"}
+#: an enabled receiver needs runbook links that open from a phone
+RUNBOOKS = '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n'
 
 
 def _docker_am(settings) -> tuple[dict, dict]:
@@ -25,7 +27,7 @@ def test_default_docker_tree_wires_no_receiver_and_no_secret(make_settings):
 
 
 def test_email_to_localhost_is_not_wired_in_docker_but_a_relay_is(make_settings):
-    local = make_settings("[receivers.email]\nenabled = true\n[stack]\nmode = \"docker\"\n")
+    local = make_settings("[receivers.email]\nenabled = true\n[stack]\nmode = \"docker\"\n" + RUNBOOKS)
     receivers, _ = _docker_am(local)
     assert "email" not in receivers
     lines = {r.name: r for r in receiver_checks(local)}
@@ -36,7 +38,7 @@ def test_email_to_localhost_is_not_wired_in_docker_but_a_relay_is(make_settings)
     assert native_line.ok and ": wired: to ops@localhost via localhost:25" in native_line.name
 
     relay = make_settings('[receivers.email]\nenabled = true\nsmtp_smarthost = "smtp.example.com:587"\n'
-                          'auth_username = "alerts"\n[stack]\nmode = "docker"\n')
+                          'auth_username = "alerts"\n[stack]\nmode = "docker"\n' + RUNBOOKS)
     receivers, compose = _docker_am(relay)
     cfg = receivers["email"]["email_configs"][0]
     assert cfg["smarthost"] == "smtp.example.com:587"
@@ -48,7 +50,7 @@ def test_email_to_localhost_is_not_wired_in_docker_but_a_relay_is(make_settings)
 
 def test_slack_and_webhook_secrets_only_when_enabled(make_settings):
     settings = make_settings("[receivers.slack]\nenabled = true\n[receivers.webhook]\nenabled = true\n"
-                             "[stack]\nmode = \"docker\"\n")
+                             "[stack]\nmode = \"docker\"\n" + RUNBOOKS)
     receivers, compose = _docker_am(settings)
     assert receivers["slack"]["slack_configs"][0]["api_url_file"] == "/run/secrets/hux_slack_api_url"
     assert receivers["webhook"]["webhook_configs"][0]["url_file"] == "/run/secrets/hux_webhook_url"
@@ -57,7 +59,7 @@ def test_slack_and_webhook_secrets_only_when_enabled(make_settings):
 
 
 def test_webhook_on_loopback_is_wired_natively_not_in_docker(make_settings, tmp_path):
-    toml = '[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:9999/hook"\n'
+    toml = '[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:9999/hook"\n' + RUNBOOKS
     native = make_settings(toml)
     files, _ = native_files(native, tmp_path / "run")
     am = yaml.safe_load(files["alertmanager.yml"])
@@ -65,7 +67,7 @@ def test_webhook_on_loopback_is_wired_natively_not_in_docker(make_settings, tmp_
     receivers, compose = _docker_am(native)
     assert "webhook" not in receivers and "secrets" not in compose
     # a non-loopback URL from the settings is not a secret: docker wires it as it is
-    remote = make_settings('[receivers.webhook]\nenabled = true\nurl = "http://hooks.internal:8080/hux"\n')
+    remote = make_settings('[receivers.webhook]\nenabled = true\nurl = "http://hooks.internal:8080/hux"\n' + RUNBOOKS)
     receivers, compose = _docker_am(remote)
     assert receivers["webhook"]["webhook_configs"][0]["url"] == "http://hooks.internal:8080/hux"
     assert "secrets" not in compose
@@ -77,7 +79,7 @@ def test_webhook_on_loopback_is_wired_natively_not_in_docker(make_settings, tmp_
 
 
 def test_every_receiver_has_a_line_per_mode(make_settings):
-    results = receiver_checks(make_settings("[receivers.slack]\nenabled = true\n", environ=SLACK_ENV))
+    results = receiver_checks(make_settings("[receivers.slack]\nenabled = true\n" + RUNBOOKS, environ=SLACK_ENV))
     names = [r.name for r in results]
     assert len(names) == 8
     for mode in ("native", "docker"):
