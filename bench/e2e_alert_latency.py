@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from hux.bot.config import BotConfig  # noqa: E402
 from hux.config import load_raw  # noqa: E402
-from hux.monitoring.settings import Settings, duration_seconds, settings_from_raw  # noqa: E402
+from hux.monitoring.durations import duration_seconds  # noqa: E402
+from hux.monitoring.settings import Settings, settings_from_raw  # noqa: E402
 from tests.e2e.latency import SLACK_S, render_table  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"

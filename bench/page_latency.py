@@ -42,8 +42,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import e2e_alert_latency as base  # noqa: E402
 
 from hux.config import deep_merge  # noqa: E402
+from hux.monitoring.durations import duration_seconds  # noqa: E402
 from hux.monitoring.rules import ALERTS  # noqa: E402
-from hux.monitoring.settings import Settings, duration_seconds  # noqa: E402
+from hux.monitoring.settings import Settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.e2e.procs import get_ok, wait_until  # noqa: E402
 from tests.e2e.receivers import KINDS, Receivers  # noqa: E402
@@ -174,13 +175,17 @@ class Side:
     stack: E2EStack
     receivers: Receivers
 
+    def _bot(self, name: str) -> Bot:
+        return next(bot for bot in self.stack.bots if bot.name == name) if not isinstance(self.stack.bots, dict) \
+            else self.stack.bots[name]
+
     @property
     def svc(self) -> Bot:
-        return self.stack.bots["svc"]
+        return self._bot("svc")
 
     @property
     def pg(self) -> Bot:
-        return self.stack.bots["pg"]
+        return self._bot("pg")
 
 
 def new_side(name: str, home: Path, cluster: Cluster) -> Side:
@@ -470,16 +475,20 @@ def table(result: dict[str, Any], models: dict[str, list[PageModel]]) -> list[st
     return lines
 
 
-def section(result: dict[str, Any], restarts: list[float] | None) -> str:
+def section(result: dict[str, Any], restarts: list[dict[str, float]] | None,
+            scrape_cpu: dict[str, float] | None = None) -> str:
     configs = configurations()
     models = {name: page_models(s, probe) for name, (s, probe) in configs.items()}
     new, _ = configs["new"]
     p, a = new.prometheus, new.alerts
     out = [SECTION, "", "`bench/page_latency.py` (re-run: `.venv/bin/python bench/page_latency.py --write`, ~40 min).",
-           __doc__.split("\n\n", 2)[2].strip(), "",
+           (__doc__ or "").split("\n\n", 2)[2].strip().replace("``", "`"), "",
            f"Run: {result.get('started', '?')}, {result.get('machine', '?')}, load average before/after "
            f"{result.get('load', '?')} (the machine was shared with other work). Time = fault -> the first of",
-           "e-mail and Slack (the webhook arrives within the same Alertmanager flush).", "",
+           "e-mail and Slack (the webhook arrives within the same Alertmanager flush). A database stop is timed",
+           "from the start of `pg_ctlcluster stop` (which itself took "
+           f"{min(r['pg_stop_s'] for r in result['rows']):.1f}–{max(r['pg_stop_s'] for r in result['rows']):.1f} s "
+           "here), so its figures err long.", "",
            "### The model (per alert and fault)", "",
            "| alert | fault | defaults | floor | worst case (bound) | terms of the bound |", "|---|---|---|---:|---:|---|"]
     for config in ("old", "new"):
@@ -500,7 +509,22 @@ def section(result: dict[str, Any], restarts: list[float] | None) -> str:
             old, new_ = cost.get("old", {}).get(key), cost.get("new", {}).get(key)
             cell = lambda v: "–" if v is None else (f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}")  # noqa: E731
             out.append(f"| {label} | {cell(old)} | {cell(new_)} |")
+        samples = [cost.get(k, {}).get("samples_per_s") for k in ("old", "new")]
+        series = [cost.get(k, {}).get("head_series") for k in ("old", "new")]
+        if None not in samples and None not in series:
+            out.append(f"The fast path costs Prometheus {samples[1] - samples[0]:+.1f} samples/s "
+                       f"({samples[1] / samples[0] - 1:+.0%}) for these two bots and {series[1] - series[0]:+.0f} "
+                       "head series (the fast group's own rule-group metrics and its three alerts' series; the "
+                       "bots' series are the same at any interval).")
         out.append("")
+    if scrape_cpu:
+        per = scrape_cpu["cpu_per_scrape_ms"]
+        p_new = duration_seconds(p.bot_scrape_interval)
+        out += [f"The bot's CPU per `/metrics` scrape (`--metrics-cpu`: a running demo bot's CPU over "
+                f"{scrape_cpu['window_s']:g} s of scrapes at 10/s against quiet windows before and after): "
+                f"{per:.1f} ms. Scraped every {p_new:g} s instead of 15 s that is "
+                f"{per * (1 / p_new - 1 / 15):.2f} ms of CPU per second per bot "
+                f"({per * (1 / p_new - 1 / 15) / 10:.2f} % of one core).", ""]
     if restarts:
         wall = [r["wall_s"] for r in restarts]
         cpu = [r["cpu_s"] for r in restarts]
@@ -524,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart", action="store_true", help="measure supervised restarts of the bot only")
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--restart-file", metavar="FILE", help="restart measurements (JSON) for the section")
+    parser.add_argument("--metrics-cpu-file", metavar="FILE", help="a --metrics-cpu result (JSON) for the section")
     parser.add_argument("--write", action="store_true", help="update the section in docs/benchmarks.md")
     parser.add_argument("--metrics-cpu", nargs=2, metavar=("PID", "URL"),
                         help="CPU per /metrics scrape of a running bot (writes --out)")
@@ -536,13 +561,16 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(cost) + "\n", encoding="utf-8")
         return 0
     if args.restart:
-        restarts = supervised_restarts(args.restarts)
-        Path(args.out).write_text(json.dumps(restarts) + "\n", encoding="utf-8")
+        measured = supervised_restarts(args.restarts)
+        Path(args.out).write_text(json.dumps(measured) + "\n", encoding="utf-8")
         return 0
     result = (json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report
               else run(args.faults, args.max_minutes, Path(args.out), args.seed))
-    restarts = json.loads(Path(args.restart_file).read_text(encoding="utf-8")) if args.restart_file else None
-    text = section(result, restarts)
+    restarts: list[dict[str, float]] | None = (
+        json.loads(Path(args.restart_file).read_text(encoding="utf-8")) if args.restart_file else None)
+    scrape_cpu = (json.loads(Path(args.metrics_cpu_file).read_text(encoding="utf-8"))
+                  if args.metrics_cpu_file else None)
+    text = section(result, restarts, scrape_cpu)
     print(text)
     if args.write:
         base.write_section(text, SECTION)

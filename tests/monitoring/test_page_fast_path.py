@@ -15,10 +15,11 @@ import yaml
 
 from hux.bot.config import BotConfig
 from hux.config import ConfigError
+from hux.monitoring.durations import duration_seconds
 from hux.monitoring.prometheus_config import Targets, prometheus_config
 from hux.monitoring.render import render_native, validate_native
 from hux.monitoring.rules import ALERTS, FAST_ALERTS, FAST_GROUP, rule_files
-from hux.monitoring.settings import Settings, duration_seconds
+from hux.monitoring.settings import Settings
 from tests.conftest import require_binary
 
 #: the issue's target: fault -> a person
