@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
