@@ -9,6 +9,7 @@ that must never leak.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import subprocess
@@ -328,7 +329,7 @@ async def test_429_without_retry_after_backs_off_and_gives_up(server: ScriptedSe
             await client.get_json("tokens", "/x")
     assert caught.value.outcome == "rate_limited" and caught.value.retry_after is None and caught.value.attempts == 4
     times = [t for t, _ in server.arrivals]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # Jittered exponential backoff: each wait is at least half of 0.05·2^n.
     assert all(gap >= 0.05 * 2**n / 2 * 0.9 for n, gap in enumerate(gaps)), gaps
     assert requests(metrics, "dexscreener", "tokens", "rate_limited") == 4

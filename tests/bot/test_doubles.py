@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -349,4 +350,4 @@ async def test_even_fault_spacing_gives_exact_shares(http: httpx.AsyncClient) ->
     await http.put("/_double/faults", json={"rugcheck": {"error_rate": 0.25, "even": True}})
     statuses = [(await http.get(f"/rugcheck/v1/tokens/{SOL}/report/summary")).status_code for _ in range(12)]
     assert statuses.count(503) == 3
-    assert all(a != 503 or b != 503 for a, b in zip(statuses, statuses[1:])), "never two faults in a row at 0.25"
+    assert all(a != 503 or b != 503 for a, b in itertools.pairwise(statuses)), "never two faults in a row at 0.25"

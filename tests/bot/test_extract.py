@@ -7,7 +7,6 @@ import json
 import pytest
 
 from hux.bot import samplefeed
-from hux.bot.profile import sample_feed_path
 from hux.bot.extract import (
     extract,
     is_evm_address,
@@ -15,6 +14,7 @@ from hux.bot.extract import (
     keccak256,
     to_checksum_address,
 )
+from hux.bot.profile import sample_feed_path
 
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 WRAPPED_SOL = "So11111111111111111111111111111111111111112"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from hux.bot import samplefeed
@@ -16,7 +17,7 @@ from hux.bot.config import FairnessSettings
 from hux.bot.extract import extract, extract_capped
 from hux.bot.intake import Intake, IntakeQueue, chat_of, interleave_by_chat
 from hux.bot.messages import ChatMessage
-from hux.bot.metrics import BotMetrics, REJECT_REASONS
+from hux.bot.metrics import REJECT_REASONS, BotMetrics
 from hux.bot.persistence import Persistence
 from hux.bot.store import Store, inbox
 from hux.doubles import rugcheck as rugcheck_double

@@ -33,7 +33,14 @@ from hux.bot.metrics import CANDIDATE_KINDS, REJECT_REASONS, BotMetrics
 from hux.bot.sources.replay import ReplaySource, parse_timestamp
 from hux.bot.sources.telegram import CHAT_TYPES, parse_update
 from hux.bot.store import unstorable
-from tests.bot.test_clients import FAST, Scripted, ScriptedServer, pair, requests, server  # noqa: F401 - server is a fixture
+from tests.bot.test_clients import (  # noqa: F401 - server is a fixture
+    FAST,
+    Scripted,
+    ScriptedServer,
+    pair,
+    requests,
+    server,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -317,7 +324,7 @@ async def test_a_huge_retry_after_is_capped_and_never_escapes_uncounted(server: 
                 await client.get_json("getUpdates", "/x", cache=False)
             assert caught.value.outcome == "rate_limited"
             assert caught.value.retry_after is not None and caught.value.retry_after <= MAX_RETRY_AFTER
-            client._not_before = 0.0  # noqa: SLF001 - let the second answer be fetched now
+            client._not_before = 0.0  # let the second answer be fetched now
     assert requests(metrics, "telegram", "getUpdates", "rate_limited") == 2
     assert parse_retry_after("99999999999") == MAX_RETRY_AFTER
 

@@ -167,7 +167,7 @@ async def test_unreachable_webhook_and_broken_channel_never_raise(metrics: BotMe
     class BrokenChannel:
         name = "webhook"
 
-        async def send(self, alert: TokenAlert, *, context: RequestContext = RequestContext()) -> None:
+        async def send(self, alert: TokenAlert, *, context: RequestContext | None = None) -> None:
             raise RuntimeError(f"bug while sending to https://api.telegram.org/bot{TOKEN}/sendMessage")
 
     secret_path = "/hooks/T0001/B0002/s3cr3tWebhookKey"
@@ -211,7 +211,7 @@ async def test_a_calm_chats_alert_goes_ahead_of_a_flooding_chats_queued_alerts(
     now = [0.0]
     tick = 1 / 1024
     output = TelegramOutput(telegram_api, CHAT, rate_limit_per_minute=60, burst=1)
-    output._limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])  # noqa: SLF001 - the same limiter on a clock the test moves
+    output._limiter = RateLimiter(1024, burst=1, clock=lambda: now[0])  # the same limiter on a clock the test moves
     flood, calm = RequestContext(chat="telegram:-666"), RequestContext(chat="telegram:-1")
 
     def alert(symbol: str) -> TokenAlert:

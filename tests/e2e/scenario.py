@@ -14,6 +14,7 @@ definition of done:
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from dataclasses import dataclass, field
@@ -131,7 +132,7 @@ class Scenario:
                 f"{where}, expected 1..{most_firing} firing messages before it")
             if kind == "webhook":
                 contents = [_alert_states(n, alertname) for n in mine]
-                repeats = [c for a, c in zip(contents, contents[1:]) if a == c]
+                repeats = [c for a, c in itertools.pairwise(contents) if a == c]
                 assert not repeats, f"{where}: the same alerts were notified twice in a row: {repeats}"
 
     def assert_nothing_else(self, allowed: Iterable[str]) -> None:

@@ -93,7 +93,7 @@ def test_every_panel_query_parses(boards, tmp_path: Path):
     require_binary("promtool")
     rules = []
     for uid, board in boards.items():
-        for index, (title, expr) in enumerate(panel_queries(board)):
+        for index, (_title, expr) in enumerate(panel_queries(board)):
             rules.append({"record": f"dashboard_query:{uid.replace('-', '_')}:{index}",
                           "expr": substitute(expr, rate_interval="1m", interval="15s", range_="1h")})
     assert len(rules) >= 60

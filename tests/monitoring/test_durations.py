@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hux.monitoring.alertmanager import route_receivers
 from hux.monitoring.durations import duration_or, duration_seconds

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hux.monitoring.inbox.payload import MAX_ALERTS, Rejected, parse
 from hux.monitoring.inbox.store import WATCHDOG, InboxStore, Limits

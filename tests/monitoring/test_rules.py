@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hux.config import load_raw
 from hux.monitoring.checks import RULE_TESTS_DIR, prepare_rule_tests, rule_test_settings, run_rule_tests
 from hux.monitoring.rules import ALERTS, recording_rules, rule_files
 from hux.monitoring.settings import settings_from_raw
-from hux.config import load_raw
 from tests.conftest import require_binary
 
 

@@ -25,7 +25,7 @@ from hux.config import ConfigError, deep_merge, env_overrides, load_raw
 from hux.monitoring import alertmanager as am
 from hux.monitoring import compose, prometheus_config
 from hux.monitoring.render import docker_secret_refs
-from hux.monitoring.settings import Settings, load_settings, settings_from_raw
+from hux.monitoring.settings import load_settings, settings_from_raw
 from hux.monitoring.yamlout import dump
 from hux.stack.grafana import write_ini
 

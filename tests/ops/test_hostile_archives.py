@@ -20,7 +20,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from hux.ops import archive as arc
 from hux.ops.errors import ArchiveError, OpsError

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hux.ops import archive as arc
 from hux.ops.errors import OpsError
@@ -39,14 +40,14 @@ class _Impostor(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:  # http.server API
         self.requests.append(f"GET {self.path}")
         if self.path.startswith("/api/v1/status/buildinfo"):
             self._send(200, {"status": "success", "data": {"version": "2.42.0", "revision": "impostor"}})
         else:
             self._send(404, {"status": "error", "error": "not here"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.requests.append(f"POST {self.path}")
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)

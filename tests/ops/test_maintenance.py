@@ -91,7 +91,7 @@ def write_logs(log_dir: Path, now: datetime) -> None:
     recent = [now - timedelta(hours=h) for h in (1, 2, 3)]
     bot = [json.dumps({"ts": t.isoformat(timespec="milliseconds"), "level": "ERROR", "logger": "hux.bot.enrich",
                        "msg": f"dexscreener request failed: timeout after {s}s to 10.0.0.{i}:443"})
-           for i, (t, s) in enumerate(zip(recent, ("3.2", "5.0", "2.75")))]
+           for i, (t, s) in enumerate(zip(recent, ("3.2", "5.0", "2.75"), strict=True))]
     bot.append(json.dumps({"ts": (now - timedelta(hours=30)).isoformat(), "level": "ERROR", "logger": "hux.bot.enrich",
                            "msg": "old error outside the window"}))
     bot.append(json.dumps({"ts": (now - timedelta(minutes=5)).isoformat(), "level": "CRITICAL", "logger": "hux.bot.store",
