@@ -545,9 +545,8 @@ class E2EStack:
         return duration_seconds(self.settings.prometheus.scrape_interval)
 
     def timing(self, alertname: str, *, for_key: str, window_s: float = 0.0, window_note: str = "") -> Timing:
-        from hux.monitoring.settings import duration_seconds
-
         from hux.monitoring.rules import ALERTS as SEVERITIES
+        from hux.monitoring.settings import duration_seconds
 
         a = self.settings.alerts
         am = self.settings.alertmanager

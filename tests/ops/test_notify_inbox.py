@@ -76,7 +76,7 @@ def test_only_the_inbox_reached_is_a_failure_with_the_sentence(alertmanager: Cal
 
 
 class _Sink:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook
         return "250 OK"
 
 

@@ -83,7 +83,7 @@ def _build_repo(root: Path, sign_home: Path | None, uid: str) -> None:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:   # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:  # the base class's name
         pass
 
 
