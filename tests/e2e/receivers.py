@@ -191,9 +191,11 @@ class SmtpRecorder(_Recorder):
         message: EmailMessage = email.message_from_bytes(envelope.original_content, policy=email.policy.default)  # type: ignore[assignment]
         subject = str(message.get("Subject", ""))
         bodies = []
+        parts: dict[str, str] = {}   # as sent: "plain" and "html"
         for part in message.walk():
             if part.get_content_maintype() == "text":
                 content = part.get_content()
+                parts[part.get_content_subtype()] = content
                 if part.get_content_subtype() == "html":
                     content = _html_to_text(content)
                 bodies.append(content)
@@ -211,6 +213,7 @@ class SmtpRecorder(_Recorder):
                     "from": envelope.mail_from,
                     "to": list(envelope.rcpt_tos),
                     "headers": dict(message.items()),
+                    "parts": parts,
                 },
             )
         )

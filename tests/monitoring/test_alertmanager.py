@@ -38,6 +38,8 @@ url = "http://127.0.0.1:{http_port}/heartbeat"
 group_wait = "1s"
 group_interval = "1s"
 repeat_interval = "1h"
+[alerts]
+runbook_base_url = "https://runbooks.example.org/runbooks.md"
 """
 
 
@@ -111,7 +113,8 @@ def test_pages_wait_critical_group_wait_and_warnings_group_wait(make_settings):
 
 
 def test_warnings_fall_back_to_the_critical_receivers_without_slack(make_settings, tmp_path):
-    settings = make_settings('[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:2525"\n')
+    settings = make_settings('[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:2525"\n'
+                             '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n')
     rendered = render_native(settings, tmp_path / "run", data_dir=tmp_path, grafana_enabled=False, environ={})
     for labels, expected in (("severity=warning", "inbox,email"), ("severity=critical", "inbox,email")):
         proc = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={rendered.alertmanager_config}",
@@ -331,8 +334,8 @@ def test_notifications_read_well_in_slack_mail_and_webhook(live_alertmanager):
     assert attachment["color"] == "danger"
     assert attachment["title"] == ":rotating_light: [FIRING:1] BotDatabaseDown on bot (bot-1:8000)"
     assert "*CRITICAL* BotDatabaseDown summary" in attachment["text"]
-    assert "BotDatabaseDown description 12%" in attachment["text"]
-    assert "<https://runbooks.example.org/runbooks.md#botdatabasedown|runbook>" in attachment["text"]
+    assert "`bot` at `bot-1:8000`" in attachment["text"]   # the description stays in the mail: Slack is short
+    assert "<https://runbooks.example.org/runbooks.md#botdatabasedown|Full runbook>" in attachment["text"]
     assert "<no value>" not in json.dumps(slack)
 
     mail = _wait(lambda: mailbox.messages, 20, "the e-mail")[0]

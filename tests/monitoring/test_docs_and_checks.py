@@ -34,7 +34,8 @@ def test_hux_check_config(tmp_path, hux_home, monkeypatch, capsys):
         require_binary(tool)
     monkeypatch.setenv("HUX_ENV_FILE", str(tmp_path / "no.env"))
     config = tmp_path / "hux.toml"
-    config.write_text('[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:9/hook"\n')
+    config.write_text('[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:9/hook"\n'
+                      '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n')
     assert main(["--config", str(config), "check-config", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     names = [r["check"] for r in results]

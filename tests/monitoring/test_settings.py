@@ -11,6 +11,9 @@ from hux.cli import main
 from hux.config import ConfigError
 from hux.monitoring.settings import duration_seconds
 
+#: an enabled receiver needs runbook links that open from a phone
+RUNBOOKS = '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n'
+
 
 def test_defaults_are_the_seed_values(make_settings):
     s = make_settings()
@@ -78,12 +81,12 @@ def test_bad_input_names_the_key_and_the_fix(make_settings, toml, environ, key, 
 
 
 def test_receiver_secret_from_environment_or_file(make_settings, tmp_path):
-    s = make_settings("[receivers.slack]\nenabled = true\n",
+    s = make_settings(f"[receivers.slack]\nenabled = true\n{RUNBOOKS}",
                       environ={"HUX_SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/T/B/x"})
     assert s.enabled_receivers() == ["slack"]
     secret = tmp_path / "slack_url"
     secret.write_text("https://hooks.slack.invalid/T/B/y\n")
-    s = make_settings(f'[receivers.slack]\nenabled = true\napi_url_file = "{secret}"\n')
+    s = make_settings(f'[receivers.slack]\nenabled = true\napi_url_file = "{secret}"\n{RUNBOOKS}')
     assert s.receivers.slack.api_url({}) == "https://hooks.slack.invalid/T/B/y"
 
 
@@ -121,5 +124,5 @@ def test_hux_render_refuses_bad_settings_and_writes_nothing(tmp_path, hux_home, 
 
 def test_docker_mode_takes_receiver_secrets_from_docker_secrets(make_settings):
     """On the docker path Alertmanager reads docker/secrets/ files: no environment secret is demanded."""
-    s = make_settings('[stack]\nmode = "docker"\n[receivers.slack]\nenabled = true\n')
+    s = make_settings(f'[stack]\nmode = "docker"\n[receivers.slack]\nenabled = true\n{RUNBOOKS}')
     assert s.stack.mode == "docker" and s.enabled_receivers() == ["slack"]

@@ -195,7 +195,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, hook):
     extra = ("\n[receivers.webhook]\nenabled = true\nurl_env = \"HUX_TEST_UNSET_WEBHOOK_URL\"\n"
              f"url_file = \"{url_file}\"\n"
              "\n[alertmanager]\ncritical_receivers = [\"webhook\"]\nwarning_receivers = [\"webhook\"]\n"
-             "critical_group_wait = \"1s\"\ngroup_wait = \"1s\"\n")
+             "critical_group_wait = \"1s\"\ngroup_wait = \"1s\"\n"
+             "\n[alerts]\nrunbook_base_url = \"https://runbooks.example.org/runbooks.md\"\n")
     running = start_stack(home, config_extra=extra)
     yield running
     stop_stack(running)

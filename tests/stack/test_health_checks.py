@@ -83,7 +83,8 @@ def test_reachable_receivers_pass_and_their_secrets_stay_out_of_the_report(tmp_p
                                                                           monkeypatch) -> None:
     monkeypatch.setenv("HOOK", webhook_url)   # receiver secrets are read from the environment at check time
     settings = settings_for(tmp_path, f'[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:{smtp_port}"\n'
-                                      f'[receivers.webhook]\nenabled = true\nurl_env = "HOOK"\n',
+                                      f'[receivers.webhook]\nenabled = true\nurl_env = "HOOK"\n'
+                                      '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n',
                             env={"HOOK": webhook_url})
     checks = {c.name: c for c in run(settings, tmp_path, check_receivers)}
     assert checks["receiver email"].status == "pass" and "220" in checks["receiver email"].reason
@@ -95,7 +96,8 @@ def test_reachable_receivers_pass_and_their_secrets_stay_out_of_the_report(tmp_p
 def test_unreachable_receivers_fail_with_the_setting_to_fix(tmp_path) -> None:
     dead = free_port()
     settings = settings_for(tmp_path, f'[receivers.email]\nenabled = true\nsmtp_smarthost = "127.0.0.1:{dead}"\n'
-                                      f'[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:{free_port()}/x"\n')
+                                      f'[receivers.webhook]\nenabled = true\nurl = "http://127.0.0.1:{free_port()}/x"\n'
+                                      '[alerts]\nrunbook_base_url = "https://runbooks.example.org/runbooks.md"\n')
     checks = {c.name: c for c in run(settings, tmp_path, check_receivers)}
     assert checks["receiver email"].status == "fail"
     assert f"cannot connect to SMTP 127.0.0.1:{dead}" in checks["receiver email"].reason

@@ -15,9 +15,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from hux.monitoring import rules as rules_mod
-from hux.monitoring import wiring
+from hux.monitoring import runbooks, wiring
 from hux.monitoring.alertmanager import HEARTBEAT, INBOX, severity_receivers
 from hux.monitoring.settings import Settings, load_settings
 from hux.monitoring.status import from_ok
@@ -78,9 +81,26 @@ def prepare_rule_tests(workdir: Path, settings: Settings | None = None) -> list[
     tests = []
     for source in sorted(RULE_TESTS_DIR.glob("*.test.yml")):
         target = workdir / source.name
-        shutil.copyfile(source, target)
+        target.write_text(dump(with_first_steps(yaml.safe_load(source.read_text(encoding="utf-8")))),
+                          encoding="utf-8")
         tests.append(target)
     return tests
+
+
+def with_first_steps(spec: dict[str, Any]) -> dict[str, Any]:
+    """A rule test file whose expected alerts also expect their runbook's first steps.
+
+    The ``first_steps`` annotation is the runbook's text (``hux.monitoring.runbooks``), not a threshold
+    the cases are about, so the files do not repeat it: it is added here, and promtool then proves that
+    Prometheus hands it on unchanged.
+    """
+    for test in spec.get("tests") or []:
+        for case in test.get("alert_rule_test") or []:
+            steps = runbooks.first_steps_text(case.get("alertname", ""))
+            for expected in case.get("exp_alerts") or []:
+                if steps:
+                    expected.setdefault("exp_annotations", {})["first_steps"] = steps
+    return spec
 
 
 def run_rule_tests(workdir: Path | None = None) -> CheckResult:
