@@ -63,6 +63,14 @@ def test_a_finding_fails_the_full_run_before_pytest_starts(tmp_path: Path) -> No
     assert "test_never" not in out and "1 failed" not in out  # pytest never started
 
 
+def test_a_blanket_noqa_fails_the_gate(tmp_path: Path) -> None:
+    tree = _tree_with(tmp_path, "import os  # noqa\n")  # hides the unused import and names no code
+    result = _run_script(tree, ["--lint-only"])
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "PGH004" in out and "src/hux/sample.py" in out
+
+
 def test_lint_only_runs_just_the_gate(tmp_path: Path) -> None:
     tree = _tree_with(tmp_path, "def half(n: int) -> float:\n    return n / 2\n")
     result = _run_script(tree, ["--lint-only"])
