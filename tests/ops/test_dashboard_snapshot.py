@@ -170,6 +170,7 @@ def test_take_snapshot_writes_atomically_and_privately(hux_home) -> None:
     assert result.path.parent == layout.snapshots_dir and result.path.is_file()
     assert not list(layout.snapshots_dir.glob("*.tmp"))
     assert layout.snapshots_dir.stat().st_mode & 0o077 == 0
+    assert result.path.stat().st_mode & 0o077 == 0        # chat names in label values: private, like data/
     assert sum(result.panels.values()) >= 60 and set(result.panels) == {"error"}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import time
@@ -257,7 +258,10 @@ def take_snapshot(settings: Settings, *, start: float, end: float, out: Path | N
     path = out or default_output(layout, end)
     paths.private_dir(path.parent, tighten=False)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
+    # 0600 like the rest of data/: label values carry the names of the chats the bot reads
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(page)
     tmp.replace(path)
     states = Counter(re.findall(r'<section class="panel [^"]*" data-type="[^"]*" data-state="(\w+)"', page))
     titles = {q.key: q for q in queries}
