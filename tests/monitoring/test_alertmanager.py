@@ -107,8 +107,8 @@ def test_pages_wait_critical_group_wait_and_warnings_group_wait(make_settings):
     assert config["route"]["group_wait"] == "30s"
     waits = {(r["receiver"], r["matchers"][0]): r.get("group_wait") for r in config["route"]["routes"]
              if r["receiver"] != "inbox"}
-    assert waits[("slack", 'severity="critical"')] == "10s"
-    assert waits[("webhook", 'severity="critical"')] == "10s"
+    assert waits[("slack", 'severity="critical"')] == "3s"  # alertmanager.critical_group_wait: the paging fast path
+    assert waits[("webhook", 'severity="critical"')] == "3s"
     assert waits[("slack", 'severity="warning"')] is None  # inherits the root's 30s
 
 
