@@ -209,3 +209,12 @@ def test_fetch_gives_up_at_its_deadline_and_says_so() -> None:
         results = fetch(prometheus, queries, window, total_timeout=0)
     assert set(results) == {q.key for q in queries}
     assert all("no answer within 0 s for all queries" in (r.error or "") for r in results.values())
+
+
+def test_the_rate_interval_covers_the_slowest_scrape(hux_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hux.monitoring.settings import load_settings
+    from hux.ops.dashboard_snapshot import slowest_scrape
+
+    monkeypatch.chdir(hux_home)                      # no hux.toml but the defaults
+    settings = load_settings(None, environ={"HUX__PROMETHEUS__SCRAPE_INTERVAL": "1s"})
+    assert slowest_scrape(settings) == 5.0          # the bot's own 5 s: a rate over 4 x 1 s would see one sample

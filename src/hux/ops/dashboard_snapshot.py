@@ -217,8 +217,8 @@ def select_boards(boards: Sequence[Mapping[str, Any]], names: Sequence[str]) -> 
 def slowest_scrape(settings: Settings) -> float:
     """The longest scrape interval of any job, in seconds: ``$__rate_interval`` is at least four of them, so a
     rate over a job scraped less often than the others (the bot has its own interval) still sees two samples."""
-    intervals = [settings.prometheus.scrape_interval, getattr(settings.prometheus, "bot_scrape_interval", "")]
-    return max(duration_seconds(value) for value in intervals if value)
+    return max(duration_seconds(settings.prometheus.scrape_interval),
+               duration_seconds(settings.prometheus.bot_scrape_interval))
 
 
 def default_output(layout: paths.Layout, at: float) -> Path:
