@@ -12,7 +12,8 @@ from threading import Thread
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hux.monitoring.settings import load_settings
 from hux.stack.health import (
@@ -48,12 +49,12 @@ def run(settings, home: Path, check) -> list[CheckResult]:
 
 
 class _Sink:
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd API
         return "250 OK"
 
 
 class _Hook(BaseHTTPRequestHandler):
-    def do_HEAD(self):  # noqa: N802 (http.server API)
+    def do_HEAD(self):  # http.server API
         self.send_response(405)   # a webhook that only takes POST still answers
         self.end_headers()
 
