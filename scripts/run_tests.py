@@ -27,7 +27,7 @@ PG_CLUSTERS = {"main": 5432, "huxfault": 5433}  # huxfault: tests stop and start
 PG_SOCKET = "/var/run/postgresql"
 
 LINT_ONLY = "--lint-only"
-RUFF_PATHS = ["src"]  # what `ruff check` covers in the gate (mypy reads its `files` from pyproject.toml)
+RUFF_PATHS = ["src", "scripts", "bench"]  # what `ruff check` covers in the gate (mypy: `files` in pyproject.toml)
 
 
 def _pg(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -70,9 +70,10 @@ def ensure_postgres() -> None:
 def lint_gate() -> int:
     """Run ruff and mypy from the virtualenv; 0 only when both are clean."""
     bin_dir = Path(sys.executable).parent
+    ruff_paths = [p for p in RUFF_PATHS if (boot.ROOT / p).exists()]
     gates = [
-        ("ruff", [str(bin_dir / "ruff"), "check", "--output-format", "concise", *RUFF_PATHS],
-         f"reproduce: .venv/bin/ruff check {' '.join(RUFF_PATHS)}; most import-order and unused-import findings "
+        ("ruff", [str(bin_dir / "ruff"), "check", "--output-format", "concise", *ruff_paths],
+         f"reproduce: .venv/bin/ruff check {' '.join(ruff_paths)}; most import-order and unused-import findings "
          f"fix themselves with .venv/bin/ruff check --fix <file>; rules: [tool.ruff] in pyproject.toml"),
         ("mypy", [str(bin_dir / "mypy")],
          "reproduce: .venv/bin/mypy (files and strictness: [tool.mypy] in pyproject.toml); "

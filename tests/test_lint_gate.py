@@ -71,6 +71,16 @@ def test_a_blanket_noqa_fails_the_gate(tmp_path: Path) -> None:
     assert "PGH004" in out and "src/hux/sample.py" in out
 
 
+def test_the_gate_lints_the_bench_scripts_too(tmp_path: Path) -> None:
+    tree = _tree_with(tmp_path, "def half(n: int) -> float:\n    return n / 2\n")
+    (tree / "bench").mkdir()
+    (tree / "bench" / "slow.py").write_text("import os\n")
+    result = _run_script(tree, ["--lint-only"])
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "bench/slow.py" in out and "F401" in out
+
+
 def test_lint_only_runs_just_the_gate(tmp_path: Path) -> None:
     tree = _tree_with(tmp_path, "def half(n: int) -> float:\n    return n / 2\n")
     result = _run_script(tree, ["--lint-only"])
