@@ -25,9 +25,7 @@ from typing import Any, Iterable
 
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
-from hux.monitoring import auth, compose, grafana, prometheus_config, rules, wiring
-from hux.monitoring import runbooks
-from hux.monitoring import runbooks
+from hux.monitoring import auth, compose, grafana, prometheus_config, rules, runbooks, wiring
 from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
@@ -248,7 +246,6 @@ def docker_files(settings: Settings) -> dict[str, str]:
     files["docker/secrets/README.md"] = DOCKER_SECRETS_README
     files["docker-compose.yml"] = dump(compose.compose_document(settings, needed), GENERATED)
     files["docs/alerts.md"] = alerts_markdown(settings)
-    files[runbooks.DOCS_PATH] = runbooks.docs_markdown()
     files[runbooks.DOCS_PATH] = runbooks.docs_markdown()
     return files
 
