@@ -132,14 +132,14 @@ class _SmtpHandler:
     def __init__(self, recorder: "SmtpRecorder") -> None:
         self.recorder = recorder
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # aiosmtpd API
         if self.recorder.mode.reject:
             self.recorder.refused += 1
             return "554 5.7.1 relay refused by test"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd API
         self.recorder._accept(envelope)
         return "250 Message accepted for delivery"
 
@@ -246,7 +246,7 @@ class _HttpRecorder(_Recorder):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            def do_POST(self) -> None:  # http.server API
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, reply, content_type = outer._handle(self.path, dict(self.headers), body)
@@ -257,7 +257,7 @@ class _HttpRecorder(_Recorder):
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:  # http.server API
                 self.send_response(405)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

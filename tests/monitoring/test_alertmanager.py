@@ -129,7 +129,7 @@ def test_warnings_fall_back_to_the_critical_receivers_without_slack(make_setting
 class _Capture(BaseHTTPRequestHandler):
     received: dict[str, list[dict]] = {}
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):  # http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.received.setdefault(self.path, []).append(body)
         self.send_response(200)
@@ -144,7 +144,7 @@ class _Mailbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's naming)
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's naming
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 

@@ -22,12 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hux.monitoring import auth
 from hux.monitoring.render import docker_files, native_files
-from tests.conftest import free_port
 from hux.monitoring.settings import Settings, load_settings
+from tests.conftest import free_port
 from tests.stack.conftest import StackUnderTest, start_stack, stop_stack, wait_for
 
 TOKEN = "tok-3f9a1c7e55d24b0b"
@@ -163,13 +164,13 @@ def test_the_docker_tree_stays_without_credentials(tmp_path: Path) -> None:
 class _Hook(BaseHTTPRequestHandler):
     received: list[bytes] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:  # http.server's naming
         length = int(self.headers.get("content-length") or 0)
         _Hook.received.append(self.rfile.read(min(length, 1 << 20)))
         self.send_response(200)
         self.end_headers()
 
-    def do_HEAD(self) -> None:  # noqa: N802 - the health check's reachability probe
+    def do_HEAD(self) -> None:  # the health check's reachability probe
         self.send_response(200)
         self.end_headers()
 
