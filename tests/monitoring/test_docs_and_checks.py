@@ -43,4 +43,4 @@ def test_hux_check_config(tmp_path, hux_home, monkeypatch, capsys):
                          "amtool check-config"]
     assert sum(n.startswith("route: ") for n in names) == len(ALERTS) + 1
     assert all(r["ok"] for r in results), [r for r in results if not r["ok"]]
-    assert "route: BotHighErrorRate (critical) pages webhook" in names
+    assert "route: BotHighErrorRate (critical) pages webhook; the inbox keeps it" in names

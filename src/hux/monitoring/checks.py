@@ -123,7 +123,8 @@ def route_cases(settings: Settings) -> list[RouteCase]:
         if alertname == "Watchdog":
             continue
         expected = critical if severity == "critical" else warning
-        cases.append(RouteCase(f"{alertname} ({severity}) pages {', '.join(expected)}",
+        people = ", ".join(expected[len(inbox):]) or "nobody"
+        cases.append(RouteCase(f"{alertname} ({severity}) pages {people}" + ("; the inbox keeps it" if inbox else ""),
                                {"alertname": alertname, "severity": severity, "job": settings.stack.bot_job,
                                 "instance": "bot-1:8000"}, expected))
     cases.append(RouteCase("an alert without severity falls back to the root receiver",
