@@ -85,6 +85,7 @@ def test_compose_services_are_pinned_healthchecked_and_persistent():
     assert services["bot"]["build"]["context"] == "."
     assert set(doc["volumes"]) >= {"prometheus_data", "alertmanager_data", "grafana_data", "postgres_data"}
     assert any(arg.startswith("--storage.tsdb.retention.time=") for arg in services["prometheus"]["command"])
+    assert "--rules.alert.resend-delay=30s" in services["prometheus"]["command"]
 
 
 def test_no_secret_values_in_the_docker_tree():

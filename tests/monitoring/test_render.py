@@ -49,6 +49,8 @@ def test_native_render_writes_a_checked_run_directory(make_settings, tmp_path):
     assert _mode(run / "alertmanager.yml") == 0o600
     assert _mode(run / "secrets") == 0o700
     assert "--storage.tsdb.retention.time=15d" in rendered.prometheus_args
+    # the first heartbeat within a minute of start: Prometheus re-sends what its first evaluation dropped in 30s
+    assert "--rules.alert.resend-delay=30s" in rendered.prometheus_args
     assert f"--config.file={run / 'prometheus.yml'}" in rendered.prometheus_args
     assert "--cluster.listen-address=" in rendered.alertmanager_args
     # every alert of the catalogue is defined, each with the annotations operators rely on

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from hux.monitoring.prometheus_config import DOCKER_PORTS
+from hux.monitoring.prometheus_config import DOCKER_PORTS, RESEND_DELAY_FLAG
 from hux.monitoring.settings import Settings
 
 #: docker secret name -> file under docker/secrets/ (see .env.example)
@@ -89,6 +89,7 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
                 "--config.file=/etc/prometheus/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
                 *retention,
+                RESEND_DELAY_FLAG,
                 *_prometheus_api_flags(settings),
             ],
             "volumes": ["./docker/prometheus:/etc/prometheus:ro", "prometheus_data:/prometheus"],

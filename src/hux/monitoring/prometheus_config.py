@@ -124,6 +124,14 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
     }
 
 
+#: Prometheus drops the alerts of its first evaluation when its Alertmanager is not discovered yet (a race at
+#: start-up, counted in prometheus_notifications_dropped_total) and re-sends a firing alert only every
+#: resend delay (1m by default, rounded up to the group's interval): the first Watchdog heartbeat came 75 s after
+#: start. 30s brings it within about 45 s; an alert's end time (4 x the delay) stays 2 minutes, so a silent
+#: Prometheus does not make Alertmanager resolve what is firing within one missed send.
+RESEND_DELAY_FLAG = "--rules.alert.resend-delay=30s"
+
+
 def prometheus_flags(settings: Settings, config_file: Path | str, storage_dir: Path | str, *,
                      listen: str | None = None) -> list[str]:
     """Command-line flags that belong with the rendered config (retention is a flag, not a config key)."""
@@ -134,6 +142,7 @@ def prometheus_flags(settings: Settings, config_file: Path | str, storage_dir: P
         f"--storage.tsdb.path={storage_dir}",
         f"--storage.tsdb.retention.time={p.retention_time}",
         f"--web.listen-address={listen}",
+        RESEND_DELAY_FLAG,
         "--web.enable-lifecycle",
         "--web.enable-admin-api",
     ]
