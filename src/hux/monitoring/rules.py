@@ -1077,7 +1077,8 @@ def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:
             for_=a.container_memory_for, family="container_memory",
             summary="Container {{ $labels.name }} uses {{ $value | humanizePercentage }} of its memory limit",
             description=_fill(
-                "The working set of {{ $labels.name }} is above [[r]] of its memory limit for [[f]]; at the limit "
+                "The working set of {{ $labels.name }} is {{ $value | humanizePercentage }} of its memory limit, "
+                "above [[r]] for [[f]]; at the limit "
                 "the kernel kills it and docker restarts it (ContainerRestarting). Containers without a limit "
                 "(container_spec_memory_limit_bytes 0) are left out.",
                 r=f"{a.container_memory_ratio:.0%}", f=a.container_memory_for,
