@@ -3,6 +3,7 @@ and a real Alertmanager, with the rendered configuration, delivering firing and 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -145,6 +146,16 @@ heartbeat_interval = "2s"
             # the Watchdog is re-sent every heartbeat_interval (2 s here): the heartbeat moves on
             first = store.last_heartbeat()
             wait_for(lambda: (store.last_heartbeat() or 0) > (first or 0), 30, "a second heartbeat")
+            # ... every heartbeat_interval, not every other one: with repeat_interval equal to group_interval,
+            # Alertmanager skipped each second flush (its last send is logged just after the flush began)
+            since = store.last_heartbeat() or 0.0
+
+            def beats() -> list[float]:
+                return [e.received_at for e in store.history(since, include_watchdog=True) if e.alertname == "Watchdog"]
+
+            wait_for(lambda: len(beats()) >= 5, 20, "five heartbeats in a row")
+            gaps = [b - a for a, b in itertools.pairwise(beats())]
+            assert max(gaps) < 3.0, f"heartbeats every 2 s expected, gaps {gaps}"
     finally:
         store.close()
         am.stop()

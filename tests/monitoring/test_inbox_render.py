@@ -30,7 +30,8 @@ def test_native_routes_everything_to_the_inbox_first_and_scrapes_it(make_setting
                                          "max_alerts": 0}]
     first, second = config["route"]["routes"][:2]
     assert first["receiver"] == second["receiver"] == "inbox" and first["continue"] and second["continue"]
-    assert first["repeat_interval"] == settings.alertmanager.heartbeat_interval   # the heartbeat, every minute
+    assert first["group_interval"] == settings.alertmanager.heartbeat_interval   # the heartbeat, every minute
+    assert first["repeat_interval"] == "30s"   # below it, so no flush is skipped
     assert config["route"]["routes"][-1] == {"receiver": config["route"]["receiver"]}  # unmatched: still the root
     assert [j["static_configs"][0]["targets"] for j in prometheus["scrape_configs"] if j["job_name"] == "inbox"] == [
         [f"127.0.0.1:{settings.stack.ports.inbox}"]]

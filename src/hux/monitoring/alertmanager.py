@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hux.monitoring.durations import duration_or
+from hux.monitoring.durations import duration_or, duration_seconds
 from hux.monitoring.settings import Settings
 
 RECEIVER_ORDER = ("email", "slack", "webhook")
@@ -127,12 +127,23 @@ def inbox_url(settings: Settings) -> str | None:
     return settings.url("inbox") + INBOX_PATH if settings.inbox.enabled else None
 
 
+def _heartbeat_timing(settings: Settings) -> dict[str, str]:
+    """Send the Watchdog every ``heartbeat_interval``: a flush every interval, and a repeat interval below it.
+
+    With ``repeat_interval`` equal to ``group_interval`` Alertmanager skipped every second flush (the last send
+    is logged just after a flush begins, so one interval later it is not yet "due"): a 1m heartbeat arrived
+    every 2 minutes.
+    """
+    interval = settings.alertmanager.heartbeat_interval
+    return {"group_interval": interval, "repeat_interval": f"{max(duration_seconds(interval) / 2, 1):g}s"}
+
+
 def _inbox_routes(settings: Settings) -> list[dict[str, Any]]:
     """The inbox gets everything and lets every alert go on to its receivers (``continue``)."""
     am = settings.alertmanager
     return [
         {"receiver": INBOX, "matchers": ['alertname="Watchdog"'], "group_by": ["alertname"], "group_wait": "0s",
-         "group_interval": am.heartbeat_interval, "repeat_interval": am.heartbeat_interval, "continue": True},
+         **_heartbeat_timing(settings), "continue": True},
         {"receiver": INBOX, "matchers": ['alertname!="Watchdog"'], "group_wait": am.critical_group_wait,
          "continue": True},
     ]
@@ -267,8 +278,7 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
         "matchers": ['alertname="Watchdog"'],
         "group_by": ["alertname"],
         "group_wait": "0s",
-        "group_interval": am.heartbeat_interval,
-        "repeat_interval": am.heartbeat_interval,
+        **_heartbeat_timing(settings),
     })
     for severity, names in (("critical", critical), ("warning", warning)):
         for index, name in enumerate(names):
