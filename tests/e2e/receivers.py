@@ -73,6 +73,13 @@ def _names_in(text: str, known: Iterable[str]) -> frozenset[str]:
     return frozenset(name for name in known if re.search(rf"\b{re.escape(name)}\b", text))
 
 
+def _subject_names(title: str, text: str, known: Iterable[str]) -> frozenset[str]:
+    """The alerts a message is about: those its title names (the body's first steps may name related alerts,
+    e.g. "see HostInodesLow"); the whole text only when the title names none (a group of several alertnames)."""
+    known = tuple(known)
+    return _names_in(title, known) or _names_in(text, known)
+
+
 class _Recorder:
     """The shared part: a thread-safe list of notifications and a bounded wait."""
 
@@ -204,7 +211,7 @@ class SmtpRecorder(_Recorder):
             Notification(
                 kind=self.kind,
                 status=_status_from_text(subject, text),
-                alertnames=_names_in(text, self.known_alertnames),
+                alertnames=_subject_names(subject, text, self.known_alertnames),
                 text=text,
                 received_at=time.monotonic(),
                 delivered=True,
@@ -330,7 +337,7 @@ class SlackDouble(_HttpRecorder):
         return Notification(
             kind=self.kind,
             status=_status_from_text(*titles, str(payload.get("text") or ""), text),
-            alertnames=_names_in(text, self.known_alertnames),
+            alertnames=_subject_names("\n".join(titles), text, self.known_alertnames),
             text=text,
             received_at=received,
             delivered=delivered,

@@ -80,7 +80,7 @@ def test_grouping_collapses_many_filesystems_into_one_message(scenario: Scenario
     assert count and int(count.group(1)) == len(firing), (
         f"one message carries all {len(firing)} firing alerts: {message.text[:300]!r}")
     for mount in mounts:
-        assert f"mountpoint={mount}`" in message.text
+        assert f"mountpoint=`{mount}`" in message.text
     stack.host.healthy()
     scenario.expect_resolved("HostDiskSpaceLow", severity="warning", timeout=20)
     scenario.assert_exactly_once("HostDiskSpaceLow", severity="warning", settle=4)
@@ -159,7 +159,7 @@ def test_failing_receivers_are_visible_and_catch_up(scenario: Scenario, stack: E
     failing = scenario.receivers.slack.wait_for(
         lambda n: n.mentions("AlertmanagerNotificationsFailing") and n.status == "firing", 20, since=scenario.started)
     assert failing is not None, "AlertmanagerNotificationsFailing reaches the receiver that still works"
-    assert "integration=email" in failing.text and "integration=webhook" in failing.text, failing.text
+    assert "integration=`email`" in failing.text and "integration=`webhook`" in failing.text, failing.text
     timing = stack.timing("AlertmanagerNotificationsFailing", for_key="notifications_failing_for")
     scenario.log.add(_record(scenario, "AlertmanagerNotificationsFailing", failing.received_at - failed_at, timing))
 

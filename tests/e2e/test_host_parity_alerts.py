@@ -64,7 +64,7 @@ def test_filesystem_almost_out_of_inodes_warns_on_slack(scenario: Scenario, stac
     stack.host.filesystems([Filesystem("/"), InodeFilesystem("/var/lib/hux", files_free=40000)])
     found = scenario.expect_firing("HostInodesLow", timing=timing, severity="warning", instance=stack.node_instance,
                                    value=r"\b4(\.\d+)?% of the inodes", labels={"mountpoint": "/var/lib/hux"})
-    assert "mountpoint=/`" not in found["slack"].text, "only the filesystem short of inodes is reported"
+    assert "mountpoint=`/`" not in found["slack"].text, "only the filesystem short of inodes is reported"
     stack.host.healthy()
     scenario.expect_resolved("HostInodesLow", severity="warning", timeout=20)
     scenario.assert_exactly_once("HostInodesLow", severity="warning", settle=4)
