@@ -32,6 +32,8 @@ def test_native_routes_everything_to_the_inbox_first_and_scrapes_it(make_setting
     assert first["receiver"] == second["receiver"] == "inbox" and first["continue"] and second["continue"]
     assert first["group_interval"] == settings.alertmanager.heartbeat_interval   # the heartbeat, every minute
     assert first["repeat_interval"] == "30s"   # below it, so no flush is skipped
+    odd, _ = native(make_settings('[alertmanager]\nheartbeat_interval = "5s"\n'), tmp_path / "odd")
+    assert odd["route"]["routes"][0]["repeat_interval"] == "2500ms"   # whole units: "2.5s" is no duration to amtool
     assert config["route"]["routes"][-1] == {"receiver": config["route"]["receiver"]}  # unmatched: still the root
     assert [j["static_configs"][0]["targets"] for j in prometheus["scrape_configs"] if j["job_name"] == "inbox"] == [
         [f"127.0.0.1:{settings.stack.ports.inbox}"]]

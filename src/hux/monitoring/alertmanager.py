@@ -135,7 +135,9 @@ def _heartbeat_timing(settings: Settings) -> dict[str, str]:
     every 2 minutes.
     """
     interval = settings.alertmanager.heartbeat_interval
-    return {"group_interval": interval, "repeat_interval": f"{max(duration_seconds(interval) / 2, 1):g}s"}
+    half_ms = max(round(duration_seconds(interval) * 500), 1000)    # Prometheus durations are whole units
+    repeat = f"{half_ms // 1000}s" if half_ms % 1000 == 0 else f"{half_ms}ms"
+    return {"group_interval": interval, "repeat_interval": repeat}
 
 
 def _inbox_routes(settings: Settings) -> list[dict[str, Any]]:
