@@ -41,7 +41,7 @@ def _prometheus_instance(stack: E2EStack) -> str:
 
 def test_prometheus_starved_of_cpu_warns_missing_rule_evaluations(scenario: Scenario, stack: E2EStack) -> None:
     instance = _prometheus_instance(stack)
-    groups = {g for g in ("hux-bot", "hux-host", "hux-stack")}
+    groups = {g for g in ("hux-bot", "hux-bot-fast", "hux-host", "hux-stack")}   # every group of the stack
     pid = stack.children["prometheus"].popen.pid
     # The missed evaluations are counted at the first tick after Prometheus runs again, scraped one
     # scrape interval later.
