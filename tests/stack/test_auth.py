@@ -146,9 +146,12 @@ def test_the_native_grafana_datasource_reads_the_password_from_its_file(tmp_path
     password_file = tmp_path / "data" / "auth" / "password"
     files, _ = native_files(settings, tmp_path / "run", grafana_enabled=True, environ={},
                             auth_password_file=password_file)
-    (source,) = yaml.safe_load(files["grafana/provisioning/datasources/hux.yml"])["datasources"]
-    assert source["basicAuth"] is True and source["basicAuthUser"] == "hux"
-    assert source["secureJsonData"] == {"basicAuthPassword": f"$__file{{{password_file}}}"}
+    sources = yaml.safe_load(files["grafana/provisioning/datasources/hux.yml"])["datasources"]
+    # Prometheus and the Alertmanager datasource beside it: both behind basic auth, the password by file reference
+    assert sorted(source["type"] for source in sources) == ["alertmanager", "prometheus"]
+    for source in sources:
+        assert source["basicAuth"] is True and source["basicAuthUser"] == "hux"
+        assert source["secureJsonData"] == {"basicAuthPassword": f"$__file{{{password_file}}}"}
 
 
 def test_the_docker_tree_stays_without_credentials(tmp_path: Path) -> None:
