@@ -116,7 +116,8 @@ class BotApp:
                 lookups_per_message=cfg.lookups_per_message,
             ),
             m, queue, self.persistence,
-            Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug),
+            Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug,
+                     pair_lookup=dex),
             channels, gate, MentionTracker(cfg.mention_window_seconds),
         )
         self.pipeline.start()

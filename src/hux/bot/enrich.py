@@ -5,25 +5,41 @@ minute, so lookups from all workers are gathered for ``batch_wait_seconds``
 (or until ``batch_size`` addresses wait) and sent as one request. RugCheck has
 no batch endpoint and only knows Solana mints; its report is optional: when
 it fails, the token is scored with "no risk report".
+
+A dexscreener.com link usually names a pair (a pool), not a token: before a
+link's address is gated and looked up, ``Enricher.resolve`` asks DexScreener's
+pairs endpoint whether it is a pair and, when it is, puts the pair's base token
+in its place, so the token behind a link is deduplicated, cooled down, counted
+and scored like any other mention of it. What a link resolves to never changes,
+so the answers are kept (bounded) and each link address is asked about once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from hux.bot.clients.dexscreener import PairInfo
 from hux.bot.clients.http import RequestContext
 from hux.bot.clients.rugcheck import RiskReport
-from hux.bot.extract import Candidate
+from hux.bot.extract import SOLANA_CHAINS, Candidate, is_evm_address, is_solana_address
 
 log = logging.getLogger("hux.bot.enrich")
 
 
 class PairSource(Protocol):
     async def token_pairs(self, addresses: Sequence[str]) -> dict[str, list[PairInfo]]: ...
+
+
+class PairLookup(Protocol):
+    async def pair(self, chain: str, pair_address: str, *, context: RequestContext | None = None) -> PairInfo | None: ...
+
+
+#: Link addresses whose resolution is remembered (a pair's base token never changes).
+RESOLVED_LINKS_KEPT = 4096
 
 
 class RiskSource(Protocol):
@@ -94,9 +110,40 @@ def best_pair(pairs: Sequence[PairInfo], address: str) -> PairInfo | None:
 
 
 class Enricher:
-    def __init__(self, pairs: PairBatcher, risk: RiskSource | None) -> None:
+    def __init__(self, pairs: PairBatcher, risk: RiskSource | None, *, pair_lookup: PairLookup | None = None) -> None:
         self.batcher = pairs
         self.risk = risk
+        self.pair_lookup = pair_lookup
+        self._resolved: OrderedDict[tuple[str, str], Candidate] = OrderedDict()
+
+    async def resolve(self, candidate: Candidate, *, context: RequestContext | None = None) -> Candidate:
+        """The token a dexscreener link names: the pair's base token when the address is a pair, else the link itself.
+
+        Other kinds of candidate come back unchanged. An answer whose base token
+        is not a valid address for the link's chain is not trusted (the link is
+        kept as it is). Raises what the pairs lookup raises (``ApiError``).
+        """
+        if candidate.kind != "dexscreener_link" or self.pair_lookup is None:
+            return candidate
+        cache_key = (candidate.chain, candidate.key)
+        known = self._resolved.get(cache_key)
+        if known is not None:
+            self._resolved.move_to_end(cache_key)
+            return known
+        pair = await self.pair_lookup.pair(candidate.chain, candidate.address, context=context)
+        resolved = candidate
+        if pair is not None:
+            base = pair.base_address
+            valid = is_solana_address(base) if candidate.chain in SOLANA_CHAINS else is_evm_address(base)
+            if valid:
+                resolved = Candidate(base, candidate.chain, candidate.kind)
+            else:
+                log.warning("DexScreener names %r as the base token of a %s pair: not a valid address, the link is "
+                            "looked up as a token", base[:60], candidate.chain)
+        self._resolved[cache_key] = resolved
+        if len(self._resolved) > RESOLVED_LINKS_KEPT:
+            self._resolved.popitem(last=False)
+        return resolved
 
     async def lookup(self, candidate: Candidate, *, context: RequestContext | None = None) -> MarketView:
         """Pairs, then (Solana tokens with a market only) the risk report. DexScreener errors raise.

@@ -168,13 +168,19 @@ class Pipeline:
     async def _token(self, message: ChatMessage, candidate: Candidate) -> TokenResult:
         m = self.metrics
         m.token_candidates.labels(kind=candidate.kind).inc()
+        context = RequestContext(chat=chat_of(message))
+        try:  # a link naming a pair stands for the pair's token from here on
+            candidate = await self.enricher.resolve(candidate, context=context)
+        except Exception as exc:  # noqa: BLE001 - ApiError and friends: failed, the next mention tries again
+            m.stage_results.labels(stage="enrich", outcome="failure").inc()
+            log.warning("could not tell which token a dexscreener link names: %s", exc)
+            return self._decide(candidate, "failed")
         groups = self.mentions.mention(candidate.key, message.group)
         claimed = self.gate.claim(candidate.key)
         m.stage_results.labels(stage="dedupe", outcome="success").inc()
         if not claimed:
             return self._decide(candidate, "cooldown")
         started = time.perf_counter()
-        context = RequestContext(chat=chat_of(message))
         try:
             result = await self._evaluate(message, candidate, groups, context=context)
         except BaseException:

@@ -4,12 +4,21 @@ Routes (documented shapes, https://docs.dexscreener.com/api/reference):
 
 ``GET /latest/dex/tokens/{tokenAddresses}``  → ``{"schemaVersion": "1.0.0", "pairs": [...] | null}``
 ``GET /tokens/v1/{chainId}/{tokenAddresses}`` → ``[pair, ...]``
+``GET /latest/dex/pairs/{chainId}/{pairIds}``  → ``{"schemaVersion": "1.0.0", "pairs": [...] | null}``
 
 Up to 30 comma-separated addresses. Every address gets its own market,
 seeded by a hash of the address: about one in ten is unknown (no pairs), the
 rest have one or two pairs whose price, liquidity and volume drift over time
 (sums of slow sine waves), so repeated lookups see moving values while the
 same address always describes the same token.
+
+The pairs endpoint knows two kinds of pair: every pair the double has
+described (a token's pairs, remembered as they are served), and any address
+``is_pair_address`` marks (about one in 4,096 addresses; feeds make them with
+``pair_address``), whose base token is derived from the pair address, so a
+pair link posted before its token was ever looked up still resolves. Any other
+address is not a pair: ``pairs: null``, as DexScreener answers for a token
+address.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import hashlib
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +83,41 @@ def _b58(digest: bytes, length: int = 44) -> str:
     return "".join(chars)
 
 
+def b58encode(data: bytes) -> str:
+    """Base58 (Bitcoin alphabet) of ``data``, leading zero bytes as ``1``."""
+    value = int.from_bytes(data, "big")
+    out = ""
+    while value:
+        value, rem = divmod(value, 58)
+        out = _B58[rem] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+def _address_key(address: str) -> str:
+    return address.lower() if address.startswith("0x") else address
+
+
+def is_pair_address(address: str) -> bool:
+    """True for the addresses the double treats as pairs it has always listed (1 in 4,096)."""
+    digest = hashlib.sha256(b"dexscreener-double-pair|" + _address_key(address).encode()).digest()
+    return digest[0] == 0 and digest[1] < 16
+
+
+def pair_address(randbytes: Callable[[int], bytes], chain: str) -> str:
+    """A pair address for ``chain`` that the double's pairs endpoint knows (``random.Random.randbytes``)."""
+    while True:
+        raw = randbytes(32 if chain == "solana" else 20)
+        address = b58encode(raw) if chain == "solana" else "0x" + raw.hex()
+        if is_pair_address(address):
+            return address
+
+
+def pair_base_token(chain: str, pair: str) -> str:
+    """The base token of a pair ``is_pair_address`` marks: derived from the pair address, in the chain's family."""
+    digest = hashlib.sha256(f"dexscreener-double-base|{chain}|{_address_key(pair)}".encode()).digest()
+    return b58encode(digest) if chain == "solana" else "0x" + digest[:20].hex()
+
+
 def decimal_string(value: float) -> str:
     """A price the way DexScreener writes it: a plain decimal string with about 5 significant digits."""
     if value <= 0:
@@ -99,6 +144,10 @@ class _Token:
     digest: bytes
 
 
+#: Pairs the double remembers having served (pair address → its token), oldest forgotten first.
+PAIRS_KEPT = 50_000
+
+
 class Market:
     """The double's market: deterministic per address, moving with ``clock()``."""
 
@@ -107,11 +156,16 @@ class Market:
         self.clock = clock
         self.started = clock()
         self.unknown_share = unknown_share
+        self._pairs: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()  # (chain, pair key) → (token, index)
+        self._listed: dict[str, tuple[str, str]] = {}  # token key → (chain, pair address) for marked pairs
 
     def token(self, address: str) -> _Token:
         evm = address.startswith("0x")
         digest = _digest(self.seed, address.lower() if evm else address)
         chain = ("ethereum", "base", "bsc")[digest[1] % 3] if evm else "solana"
+        listed = self._listed.get(_address_key(address))
+        if listed is not None:
+            chain = listed[0]
         length = 3 + digest[2] % 3
         symbol = "".join(_SYLLABLES[b % len(_SYLLABLES)] for b in digest[3 : 3 + length])[: 3 + digest[2] % 5].upper()
         return _Token(
@@ -147,12 +201,36 @@ class Market:
         now = self.clock()
         return [self._pair(token, index, now) for index in range(token.pair_count)]
 
+    def pair_by_address(self, chain: str, address: str) -> dict[str, Any] | None:
+        """The pair ``address`` on ``chain``, or ``None`` when it is not a pair the double lists."""
+        key = (chain, _address_key(address))
+        known = self._pairs.get(key)
+        if known is None and chain in _QUOTES and is_pair_address(address) and (chain == "solana") != address.startswith("0x"):
+            base = pair_base_token(chain, address)
+            self._listed[_address_key(base)] = (chain, address)
+            if len(self._listed) > PAIRS_KEPT:
+                del self._listed[next(iter(self._listed))]
+            known = (base, 0)
+        if known is None:
+            return None
+        token = self.token(known[0])
+        if not token.known or token.chain != chain:
+            return None
+        return self._pair(token, known[1], self.clock())
+
     def _pair(self, token: _Token, index: int, now: float) -> dict[str, Any]:
         chain = token.chain
         quote, quote_usd = _QUOTES[chain] if index == 0 else (_USDC[chain], 1.0)
         share = 1.0 if index == 0 else 0.15  # the second pair is the small USDC pool
         pair_digest = _digest(token.digest.hex(), str(index))
         pair_address = _b58(pair_digest) if chain == "solana" else "0x" + pair_digest[:20].hex()
+        listed = self._listed.get(_address_key(token.address))
+        if index == 0 and listed is not None:
+            pair_address = listed[1]
+        self._pairs[(chain, _address_key(pair_address))] = (token.address, index)
+        self._pairs.move_to_end((chain, _address_key(pair_address)))
+        if len(self._pairs) > PAIRS_KEPT:
+            self._pairs.popitem(last=False)
         dex = _DEXES[chain][pair_digest[0] % len(_DEXES[chain])]
 
         price = self._price(token, now)
@@ -249,7 +327,17 @@ def build_app(*, market: Market | None = None, seed: int | None = None) -> web.A
         pairs = [p for a in addresses if _ADDRESS_RE.fullmatch(a) for p in market.pairs(a) if p["chainId"] == chain]
         return web.json_response(pairs)
 
+    async def latest_pairs(request: web.Request) -> web.Response:
+        addresses = _split_addresses(request.match_info["pairs"])
+        if isinstance(addresses, web.Response):
+            return addresses
+        chain = request.match_info["chain"]
+        found = [market.pair_by_address(chain, a) for a in addresses if _ADDRESS_RE.fullmatch(a)]
+        pairs = [pair for pair in found if pair is not None]
+        return web.json_response({"schemaVersion": SCHEMA_VERSION, "pairs": pairs or None})
+
     app.router.add_get("/latest/dex/tokens/{addresses}", faults.wrap("tokens", latest_tokens))
+    app.router.add_get("/latest/dex/pairs/{chain}/{pairs}", faults.wrap("pairs", latest_pairs))
     app.router.add_get("/tokens/v1/{chain}/{addresses}", faults.wrap("tokens_v1", tokens_v1))
     add_control_routes(app, faults)
     return app

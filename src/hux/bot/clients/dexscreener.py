@@ -1,9 +1,14 @@
-"""DexScreener market data: the trading pairs of up to 30 tokens per request.
+"""DexScreener market data: the trading pairs of up to 30 tokens per request, and single pairs.
 
-Documented endpoint (https://docs.dexscreener.com/api/reference):
-``GET /latest/dex/tokens/{tokenAddresses}``, one or more comma-separated
-addresses (at most 30), rate limit 300 requests per minute. The answer is
-``{"schemaVersion": "1.0.0", "pairs": [pair, ...] | null}``.
+Documented endpoints (https://docs.dexscreener.com/api/reference), both
+limited to 300 requests per minute and both answering
+``{"schemaVersion": "1.0.0", "pairs": [pair, ...] | null}``:
+
+* ``GET /latest/dex/tokens/{tokenAddresses}``: one or more comma-separated
+  token addresses (at most 30), the pairs each one trades in;
+* ``GET /latest/dex/pairs/{chainId}/{pairId}``: one pair by its chain and
+  pair (pool) address. A dexscreener.com link usually names a pair, not a
+  token: this is how the bot finds the token behind it (``pair``).
 
 Pair objects are read leniently: numbers may come as numbers or numeric
 strings (``priceUsd`` is a string), and a missing or malformed optional field
@@ -35,6 +40,8 @@ DEFAULT_CACHE_TTL = 15.0
 
 # Base58 (Solana) or hex (EVM) characters only: an address becomes part of the URL path.
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44}")
+# DexScreener chain ids are short lower-case slugs ("solana", "base", "bsc"); also part of the path.
+_CHAIN_RE = re.compile(r"[a-z0-9]{2,20}")
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ class DexScreenerClient:
     ) -> "DexScreenerClient":
         """A client with its own ``ApiClient`` at the documented rate (``http_options`` go to ApiClient)."""
         return cls(ApiClient.for_provider(API, base_url, metrics, rate_limit_per_minute=rate_limit_per_minute,
-                                          cache_ttl=cache_ttl, endpoints=("tokens",), **http_options))
+                                          cache_ttl=cache_ttl, endpoints=("tokens", "pairs"), **http_options))
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -201,3 +208,23 @@ class DexScreenerClient:
                 if requested is not None:
                     result[requested].append(pair)
         return result
+
+    async def pair(self, chain: str, pair_address: str, *, context: RequestContext | None = None) -> PairInfo | None:
+        """The pair ``pair_address`` on ``chain``, or ``None`` when DexScreener knows no such pair.
+
+        An address that is a token rather than a pair is answered ``pairs: null``
+        (so: ``None``). Only a pair object naming this very pair on this chain
+        counts: another pair in the answer is not taken for it. Raises
+        ``ValueError`` for a chain or address that is not one, ``ApiError``
+        when the request fails.
+        """
+        if not isinstance(chain, str) or not _CHAIN_RE.fullmatch(chain):
+            raise ValueError(f"{repr(chain)[:40]} is not a DexScreener chain id (lower-case letters and digits)")
+        validate_address(pair_address)
+        pairs: list[PairInfo] = await self.http.get_json(
+            "pairs", f"/latest/dex/pairs/{chain}/{pair_address}", parse=parse_token_pairs, context=context
+        )
+        for found in pairs:
+            if found.chain_id == chain and _key(found.pair_address) == _key(pair_address):
+                return found
+        return None

@@ -1,0 +1,166 @@
+"""dexscreener links that name a pair: the pairs endpoint, the double's pairs, and the token behind a link."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hux.bot.clients.dexscreener import DexScreenerClient
+from hux.bot.clients.http import ApiError
+from hux.bot.enrich import Enricher, PairBatcher
+from hux.bot.extract import extract
+from hux.bot.metrics import BotMetrics
+from hux.doubles.dexscreener import is_pair_address, pair_address, pair_base_token
+from hux.doubles.faults import FaultSettings
+from hux.doubles.market import RunningDoubles, start_doubles
+from tests.bot.conftest import bot_config, metric_value, running_bot, wait_until, write_feed
+
+pytestmark = pytest.mark.timeout(60)
+
+SOL_TOKEN = "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263"
+
+
+@pytest.fixture
+async def doubles():
+    running = await start_doubles(port=0, seed=3)
+    yield running
+    await running.stop()
+
+
+def listed_pair(doubles: RunningDoubles, chain: str, seed: int = 1) -> tuple[str, str]:
+    """A pair address the double lists on ``chain`` whose base token has a market, and that token."""
+    rng = random.Random(seed)
+    while True:
+        pair = pair_address(rng.randbytes, chain)
+        base = pair_base_token(chain, pair)
+        if doubles.market.token(base).known:
+            return pair, base
+
+
+async def test_the_double_answers_the_documented_pairs_shape(doubles: RunningDoubles) -> None:
+    token_pairs = doubles.market.pairs(SOL_TOKEN)
+    pair = token_pairs[0]["pairAddress"]
+    async with httpx.AsyncClient(base_url=doubles.url("dexscreener")) as http:
+        body = (await http.get(f"/latest/dex/pairs/solana/{pair}")).json()
+        assert body["schemaVersion"] == "1.0.0"
+        [found] = body["pairs"]
+        assert found["pairAddress"] == pair and found["chainId"] == "solana"
+        assert found["baseToken"]["address"] == SOL_TOKEN
+        assert {"priceUsd", "liquidity", "volume", "priceChange", "pairCreatedAt", "quoteToken"} <= set(found)
+        # a token address, or a pair on another chain, is not a pair: null, as DexScreener answers
+        assert (await http.get(f"/latest/dex/pairs/solana/{SOL_TOKEN}")).json()["pairs"] is None
+        assert (await http.get(f"/latest/dex/pairs/base/{pair}")).json()["pairs"] is None
+        assert (await http.get("/latest/dex/pairs/solana/" + ",".join([SOL_TOKEN] * 31))).status_code == 400
+
+
+async def test_a_listed_pair_resolves_to_a_derived_token_whose_own_pairs_name_it(doubles: RunningDoubles) -> None:
+    pair, base = listed_pair(doubles, "base")
+    assert is_pair_address(pair) and not is_pair_address(base)
+    found = doubles.market.pair_by_address("base", pair)
+    assert found is not None and found["baseToken"]["address"] == base and found["chainId"] == "base"
+    # looked up as a token afterwards, the token trades in that very pair
+    assert doubles.market.pairs(base)[0]["pairAddress"] == pair
+
+
+async def test_the_client_reads_one_pair_and_refuses_what_is_not_a_pair(doubles: RunningDoubles) -> None:
+    metrics = BotMetrics()
+    client = DexScreenerClient.create(metrics, doubles.url("dexscreener"), max_retries=0)
+    try:
+        pair = doubles.market.pairs(SOL_TOKEN)[0]["pairAddress"]
+        info = await client.pair("solana", pair)
+        assert info is not None and info.base_address == SOL_TOKEN and info.pair_address == pair
+        assert await client.pair("solana", SOL_TOKEN) is None
+        with pytest.raises(ValueError, match="chain id"):
+            await client.pair("../admin", pair)
+        with pytest.raises(ValueError, match="not a Solana"):
+            await client.pair("solana", "../../x")
+        assert metrics.registry.get_sample_value(
+            "hux_api_requests_total", {"api": "dexscreener", "endpoint": "pairs", "outcome": "success"}) == 2
+        doubles.faults["dexscreener"].set(FaultSettings(malformed_rate=1.0))
+        with pytest.raises(ApiError) as failure:
+            await client.pair("solana", listed_pair(doubles, "solana")[0])
+        assert failure.value.outcome == "invalid_response"
+    finally:
+        await client.aclose()
+
+
+async def test_a_pair_link_resolves_once_and_other_candidates_are_left_alone(doubles: RunningDoubles) -> None:
+    metrics = BotMetrics()
+    client = DexScreenerClient.create(metrics, doubles.url("dexscreener"), cache_ttl=0)
+    enricher = Enricher(PairBatcher(client), None, pair_lookup=client)
+    try:
+        pair, base = listed_pair(doubles, "solana")
+        [link] = extract(f"chart https://dexscreener.com/solana/{pair}")
+        resolved = await enricher.resolve(link)
+        assert (resolved.address, resolved.kind, resolved.chain) == (base, "dexscreener_link", "solana")
+        assert (await enricher.resolve(link)).address == base
+        [token_link] = extract(f"https://dexscreener.com/solana/{SOL_TOKEN}")
+        assert (await enricher.resolve(token_link)).address == SOL_TOKEN
+        [plain] = extract(f"ca {pair}")
+        assert await enricher.resolve(plain) is plain
+        served = doubles.faults["dexscreener"].stats_json()
+        assert sum(served["requests"]["pairs"].values()) == 2  # one per link address: the answer is kept
+    finally:
+        await client.aclose()
+
+
+async def test_a_pair_naming_an_invalid_base_token_is_not_trusted(doubles: RunningDoubles) -> None:
+    class Hostile:
+        async def pair(self, chain, pair_address, *, context=None):
+            from dataclasses import replace
+
+            real = await client.pair(chain, pair_address)
+            return replace(real, base_address="0" * 44)
+
+    client = DexScreenerClient.create(BotMetrics(), doubles.url("dexscreener"))
+    try:
+        pair, _ = listed_pair(doubles, "solana")
+        [link] = extract(f"https://dexscreener.com/solana/{pair}")
+        assert (await Enricher(PairBatcher(client), None, pair_lookup=Hostile()).resolve(link)).address == pair
+    finally:
+        await client.aclose()
+
+
+async def test_the_token_behind_a_pair_link_is_gated_like_any_mention(hux_home: Path) -> None:
+    rng = random.Random(11)
+    # the doubles of the running bot are not started yet: pick a pair whose derived token has a market
+    from hux.doubles.dexscreener import Market
+
+    market = Market()
+    while True:
+        pair = pair_address(rng.randbytes, "solana")
+        base = pair_base_token("solana", pair)
+        if market.token(base).known:
+            break
+    feed = write_feed(hux_home / "feed.jsonl", [
+        {"ts": 1_736_500_000, "group": "Alpha", "text": f"chart https://dexscreener.com/solana/{pair}"},
+        {"ts": 1_736_500_001, "group": "Degen", "text": f"ca {base}"},
+    ])
+    cfg = bot_config(demo={"alert_threshold": 0.0, "cooldown_seconds": 600.0}, replay={"path": str(feed), "loop": False, "speed": 20.0})
+    async with running_bot(cfg) as app:
+        reg = app.metrics.registry
+        assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") >= 2, 30)
+        assert metric_value(reg, "hux_tokens_processed_total", outcome="alerted") == 1
+        assert metric_value(reg, "hux_tokens_processed_total", outcome="cooldown") == 1
+        sent = app.profile.doubles.telegram.sent
+        assert len(sent) == 1 and base in str(sent[0])
+        keys = {key for key, _ in await asyncio.to_thread(app.persistence.store.recent_decisions, 0)}
+        assert keys == {base}
+
+
+async def test_a_failed_pair_lookup_is_a_failed_decision_retried_on_the_next_mention(hux_home: Path) -> None:
+    pair = pair_address(random.Random(5).randbytes, "solana")
+    feed = write_feed(hux_home / "feed.jsonl", [{"ts": 1_736_500_000, "group": "Alpha", "text": "gm"}] + [
+        {"ts": 1_736_500_020 + i, "group": "Alpha", "text": f"https://dexscreener.com/solana/{pair}"} for i in range(3)
+    ])  # the faults are set during the first gap (20 s of feed: 1 s at speed 20)
+    cfg = bot_config(replay={"path": str(feed), "loop": False, "speed": 20.0}, dexscreener={"max_retries": 0})
+    async with running_bot(cfg) as app:
+        app.profile.doubles.faults["dexscreener"].set(FaultSettings(error_rate=1.0, error_status=503))
+        reg = app.metrics.registry
+        assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") >= 4, 30)
+        assert metric_value(reg, "hux_tokens_processed_total", outcome="failed") == 3
+        assert metric_value(reg, "hux_api_requests_total", api="dexscreener", endpoint="pairs", outcome="server_error") >= 3
