@@ -106,8 +106,8 @@ def test_command_of(argv: list[str], command: str | None) -> None:
 NOT_FOR_HEALTH = (
     "hux.stack.commands", "hux.stack.supervisor", "hux.stack.cli", "hux.monitoring.render", "hux.monitoring.cli",
     "hux.monitoring.checks", "hux.ops.cli", "hux.ops.grafana_backup", "hux.ops.prometheus_backup",
-    "hux.ops.maintenance", "hux.bot.app", "hux.bot.cli", "hux.doubles.cli", "sqlalchemy", "aiohttp",
-    "grafana_foundation_sdk",
+    "hux.ops.maintenance", "hux.bot.app", "hux.bot.cli", "hux.bot.metrics", "hux.doubles.cli", "sqlalchemy",
+    "aiohttp", "grafana_foundation_sdk", "prometheus_client",
 )
 
 
@@ -127,6 +127,6 @@ def test_hux_health_imports_only_what_it_runs(tmp_path: Path) -> None:
     assert report["status"] == "fail", report
     loaded = set(json.loads(result.stderr.strip().splitlines()[-1]))
     assert "hux.stack.health.run" in loaded
-    unwanted = sorted(name for name in loaded if name.split(".")[0] in {"sqlalchemy", "aiohttp", "grafana_foundation_sdk"}
+    unwanted = sorted(name for name in loaded if name.split(".")[0] in {"sqlalchemy", "aiohttp", "grafana_foundation_sdk", "prometheus_client"}
                       or name in NOT_FOR_HEALTH or any(name.startswith(m + ".") for m in NOT_FOR_HEALTH))
     assert not unwanted, f"`hux health` imported {unwanted}"

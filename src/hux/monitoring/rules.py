@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hux.bot import metrics as catalogue
+from hux.bot import metric_names as catalogue
 from hux.monitoring import runbooks
 from hux.monitoring.durations import duration_seconds
 from hux.monitoring.settings import AlertSettings, Settings

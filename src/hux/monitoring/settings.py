@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hux import paths
-from hux.bot import metrics as catalogue
+from hux.bot import metric_names as catalogue
 from hux.bot.config import BotConfig
 from hux.config import ConfigError, env_name, load_raw, single_line, validation_error
 from hux.monitoring import grafana_install

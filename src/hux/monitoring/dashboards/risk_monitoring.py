@@ -12,7 +12,7 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dash_models
 from grafana_foundation_sdk.models import prometheus as prom_models
 
-from hux.bot.metrics import API_ERROR_OUTCOMES
+from hux.bot.metric_names import API_ERROR_OUTCOMES
 from hux.monitoring.dashboards.common import GREEN, RED, YELLOW, Context, to_json, up_down_mappings
 
 UID = "hux-risk-monitoring"

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from hux.bot.metrics import EXPECTED_FAMILIES
+from hux.bot.metric_names import EXPECTED_FAMILIES
 from hux.stack.components import READY_PATHS
 from hux.stack.health.context import HealthContext, NotAnswering, discovering, not_checked, still_discovering
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult

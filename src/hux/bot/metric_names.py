@@ -1,0 +1,91 @@
+"""The metric catalogue's plain data: the prefix, the label vocabularies, the bucket edges and the
+families a healthy bot exports.
+
+``hux.bot.metrics`` builds the series from these (and re-exports them); they live
+apart so that readers of the catalogue that never export a series (the stack's
+rules and settings, ``hux health``) do not import prometheus_client, a fifth of
+the health command's start-up (docs/benchmarks.md, "hux health").
+"""
+
+from __future__ import annotations
+
+PREFIX = "hux"
+
+# Bucket edges. Each latency set includes 10 s, the spec's "High latency" line.
+DECISION_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SCORE_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
+
+# Closed vocabularies for labels. Code that records a value outside these sets
+# is a bug; ``BotMetrics`` maps unknown values to "other" rather than letting a
+# label grow without bound.
+STAGES = ("intake", "extract", "dedupe", "enrich", "score", "persist", "notify")
+STAGE_OUTCOMES = ("success", "failure")
+API_OUTCOMES = (
+    "success",          # 2xx with a usable body
+    "client_error",     # 4xx other than 429
+    "rate_limited",     # 429
+    "server_error",     # 5xx
+    "timeout",          # connect/read timeout
+    "connection_error", # refused, reset, DNS
+    "invalid_response", # not JSON, missing fields, wrong types
+    "circuit_open",     # not sent: breaker open
+)
+API_ERROR_OUTCOMES = ("client_error", "server_error", "timeout", "connection_error", "invalid_response")
+TOKEN_OUTCOMES = (
+    "alerted",           # score cleared the threshold and an alert was sent
+    "below_threshold",   # scored, no alert
+    "no_market_data",    # the market APIs know no pair for it
+    "cooldown",          # seen recently, skipped
+    "failed",            # enrichment/persist failed after retries (kept for retry)
+)
+CANDIDATE_KINDS = ("solana", "evm", "pumpfun_link", "dexscreener_link")
+REJECT_REASONS = (
+    "empty",             # no text
+    "too_large",         # over max_message_bytes
+    "decode_error",      # not UTF-8 / not storable unicode
+    "malformed",         # not the documented shape (wrong type, missing field)
+    "out_of_range",      # a number outside what the field can hold (date, ids)
+    "private_chat",      # a private chat not listed in bot.telegram.allowed_chats
+    "chat_not_allowed",  # a chat not listed in a non-empty bot.telegram.allowed_chats
+    "unstorable",        # the database refused the row, or a value no column can hold
+    "chat_backlog",      # the chat already had bot.fairness.chat_queue_capacity messages waiting
+)
+# Address-shaped strings in a message beyond bot.max_addresses_per_message: not examined, not looked up.
+SKIP_REASONS = ("over_message_cap",)
+# A message from a chat sending faster than bot.fairness.chat_rate_per_minute: served after the others.
+THROTTLE_REASONS = (
+    "over_rate",         # a message over bot.fairness.chat_rate_per_minute: served after the other chats
+)
+ALERT_OUTCOMES = ("success", "failure")
+OTHER = "other"
+
+
+#: Families a healthy demo bot must export with non-zero samples. The stack's
+#: health check ("an expected metric family missing") and the tests use this.
+EXPECTED_FAMILIES = (
+    "hux_build_info",
+    "hux_messages_received_total",
+    "hux_queue_length",
+    "hux_queue_capacity",
+    "hux_pipeline_stage_total",
+    "hux_token_candidates_total",
+    "hux_tokens_processed_total",
+    "hux_token_processing_seconds",
+    "hux_message_decision_latency_seconds",
+    "hux_token_score",
+    "hux_api_requests_total",
+    "hux_api_request_duration_seconds",
+    "hux_api_rate_limit_requests_per_second",
+    "hux_alerts_sent_total",
+    "hux_database_up",
+    "hux_database_errors_total",
+    "process_resident_memory_bytes",
+)
+
+
+#: Why the alert inbox refused a webhook body: ``hux_inbox_payloads_rejected_total{reason}``.
+INBOX_REJECT_REASONS = ("too_large", "not_json", "bad_schema")
+#: Where the alert inbox failed to keep a notification: ``hux_inbox_write_errors_total{target}``.
+INBOX_WRITE_TARGETS = ("log", "index")
