@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 GATE_TIMEOUT = 240  # mypy over src/ from a cold cache on a loaded 2-core machine takes ~60 s
 
@@ -34,15 +36,24 @@ def _run_script(tree: Path, argv: list[str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def _tree_with(tmp_path: Path, module_text: str) -> Path:
-    """A copy of the repository's scripts and lint configuration around one module of ours."""
+def _gate(tree: Path, argv: list[str]) -> tuple[int, str]:
+    """(exit code, stdout and stderr) of the script run in ``tree``."""
+    result = _run_script(tree, argv)
+    return result.returncode, result.stdout + result.stderr
+
+
+def _tree_with(tmp_path: Path, module_text: str, where: str = "sample.py") -> Path:
+    """A copy of the repository's scripts and lint configuration around one module of ours (``hux/<where>``)."""
     tree = tmp_path / "repo"
     shutil.copytree(ROOT / "scripts", tree / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
     package = tree / "src" / "hux"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    (package / "sample.py").write_text(module_text)
+    (package / where).parent.mkdir(parents=True, exist_ok=True)
+    for parent in (package / where).relative_to(package).parents:
+        (package / parent / "__init__.py").touch()
+    (package / where).write_text(module_text)
     (tree / "tests").mkdir()
     (tree / "tests" / "test_never.py").write_text("def test_never_runs() -> None:\n    raise AssertionError\n")
     return tree
@@ -53,9 +64,8 @@ def test_a_finding_fails_the_full_run_before_pytest_starts(tmp_path: Path) -> No
         tmp_path,
         "import os\n\n\ndef half(n: int) -> int:\n    return n / 2\n",
     )
-    result = _run_script(tree, [])
-    out = result.stdout + result.stderr
-    assert result.returncode == 1, out
+    code, out = _gate(tree, [])
+    assert code == 1, out
     assert "F401" in out and "src/hux/sample.py" in out  # ruff: the unused import, with its file
     assert "Incompatible return value type" in out  # mypy: float returned as int
     assert "ruff check --fix" in out and ".venv/bin/mypy" in out  # how to reproduce and fix locally
@@ -65,9 +75,8 @@ def test_a_finding_fails_the_full_run_before_pytest_starts(tmp_path: Path) -> No
 
 def test_a_blanket_noqa_fails_the_gate(tmp_path: Path) -> None:
     tree = _tree_with(tmp_path, "import os  # noqa\n")  # hides the unused import and names no code
-    result = _run_script(tree, ["--lint-only"])
-    out = result.stdout + result.stderr
-    assert result.returncode == 1, out
+    code, out = _gate(tree, ["--lint-only"])
+    assert code == 1, out
     assert "PGH004" in out and "src/hux/sample.py" in out
 
 
@@ -75,19 +84,27 @@ def test_the_gate_lints_the_bench_scripts_too(tmp_path: Path) -> None:
     tree = _tree_with(tmp_path, "def half(n: int) -> float:\n    return n / 2\n")
     (tree / "bench").mkdir()
     (tree / "bench" / "slow.py").write_text("import os\n")
-    result = _run_script(tree, ["--lint-only"])
-    out = result.stdout + result.stderr
-    assert result.returncode == 1, out
+    code, out = _gate(tree, ["--lint-only"])
+    assert code == 1, out
     assert "bench/slow.py" in out and "F401" in out
 
 
 def test_lint_only_runs_just_the_gate(tmp_path: Path) -> None:
     tree = _tree_with(tmp_path, "def half(n: int) -> float:\n    return n / 2\n")
-    result = _run_script(tree, ["--lint-only"])
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    code, out = _gate(tree, ["--lint-only"])
+    assert code == 0, out
     assert "ruff and mypy clean" in out
     assert "test_never_runs" not in out
+
+
+@pytest.mark.parametrize("where", ["ops/sample.py", "stack/health/sample.py"])
+def test_every_package_is_type_checked_strictly(tmp_path: Path, where: str) -> None:
+    # an untyped function and a bare generic: the default checks let both through, strict mode does not
+    tree = _tree_with(tmp_path, "def half(n):\n    return n / 2\n\n\ndef names() -> dict:\n    return {}\n", where)
+    code, out = _gate(tree, ["--lint-only"])
+    assert code == 1, out
+    assert f"src/hux/{where}:1: error: Function is missing a type annotation" in out
+    assert f"src/hux/{where}:5: error: Missing type parameters for generic type" in out
 
 
 def test_the_gate_is_clean_on_the_repository() -> None:

@@ -40,7 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hux import __version__
 from hux.ops.errors import ArchiveError, BackupError, OpsError
-from hux.ops.progress import Progress, human_bytes
+from hux.ops.progress import Progress
+from hux.ops.units import human_bytes
 
 FORMAT = "hux-backup"
 FORMAT_VERSION = 1
@@ -305,7 +306,7 @@ class ArchiveRefused(ArchiveError):
         self.reason = reason if reason in REFUSAL_REASONS else "damaged"
 
 
-class VerifiedManifest(dict):
+class VerifiedManifest(dict[str, Any]):
     """A manifest that passed the schema (and, with a key, its authenticator): ``auth`` says which."""
 
     auth: str = "not checked"
@@ -328,7 +329,8 @@ class _BoundedTarInfo(tarfile.TarInfo):
                 f"the archive holds a {self.size}-byte member header (at most {MAX_HEADER_BYTES} allowed; hux "
                 "writes a few hundred): it was not written by `hux backup`. Use another archive", "unsafe_member"
             )
-        return super()._proc_member(tar)  # type: ignore[misc]  # tarfile's private hook, absent from typeshed
+        member: tarfile.TarInfo = super()._proc_member(tar)  # type: ignore[misc]  # tarfile's private hook, absent from typeshed
+        return member
 
 
 class _ArchiveStream(tarfile.TarFile):

@@ -37,10 +37,11 @@ from hux.ops.errors import OpsError
 from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_grafana
 from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
 from hux.ops.notify import notify_test
-from hux.ops.progress import Progress, human_bytes
+from hux.ops.progress import Progress
 from hux.ops.prometheus_backup import backup_prometheus, restore_prometheus
 from hux.ops.service import CommandControl, ServiceControl
 from hux.ops.textfile import record_refusal
+from hux.ops.units import human_bytes
 
 #: how to stop and start Prometheus under a home, when something there runs it (None: nothing does)
 ControlFactory = Callable[[Path], "ServiceControl | None"]
@@ -435,7 +436,15 @@ def _common(parser: argparse.ArgumentParser, *, prometheus: bool = False, alertm
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
-def register(subparsers: argparse._SubParsersAction, *, prometheus_control: ControlFactory | None = None) -> None:
+def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A command group run without its sub-command: its help, exit 2."""
+    def show(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+    return show
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *, prometheus_control: ControlFactory | None = None) -> None:
     """The operator commands; ``prometheus_control`` (from ``hux.cli``) says how a restore stops/starts Prometheus."""
     backup = subparsers.add_parser("backup", help="back up Prometheus (+ silences, configs) and Grafana into archives")
     bsub = backup.add_subparsers(dest="backup_kind", metavar="KIND")
@@ -459,7 +468,7 @@ def register(subparsers: argparse._SubParsersAction, *, prometheus_control: Cont
         p.add_argument("--no-metrics", action="store_true", help="do not update the backup metrics")
         p.add_argument("--no-prune", action="store_true", help="keep every old archive this time")
         p.set_defaults(func=_guard(f"backup {kind}", func))
-    backup.set_defaults(func=lambda args: (backup.print_help(), 2)[1])
+    backup.set_defaults(func=_usage(backup))
 
     restore = subparsers.add_parser("restore", help="restore a backup archive (checksums verified first)")
     rsub = restore.add_subparsers(dest="restore_kind", metavar="KIND")
@@ -491,7 +500,7 @@ def register(subparsers: argparse._SubParsersAction, *, prometheus_control: Cont
                     help="restore an archive without an authenticator although backup.hmac_key_file is set "
                          "(archives made before the key was set)")
     rg.set_defaults(func=_guard("restore grafana", restore_grafana_cmd))
-    restore.set_defaults(func=lambda args: (restore.print_help(), 2)[1])
+    restore.set_defaults(func=_usage(restore))
 
     backups = subparsers.add_parser("backups", help="list, prune or verify backup archives")
     asub = backups.add_subparsers(dest="backups_action", metavar="ACTION")
@@ -511,7 +520,7 @@ def register(subparsers: argparse._SubParsersAction, *, prometheus_control: Cont
     vp.add_argument("--allow-unauthenticated", action="store_true",
                     help="accept an archive without an authenticator although backup.hmac_key_file is set")
     vp.set_defaults(func=_guard("backups verify", backups_verify_cmd))
-    backups.set_defaults(func=lambda args: (backups.print_help(), 2)[1])
+    backups.set_defaults(func=_usage(backups))
 
     maintain = subparsers.add_parser("maintain", help="the daily, weekly and monthly maintenance reports")
     maintain.add_argument("task", choices=("daily", "weekly", "monthly"))

@@ -16,7 +16,7 @@ import httpx
 from hux import paths
 from hux.monitoring import auth as stack_auth
 from hux.ops.errors import ApiError, OpsError
-from hux.ops.jsonapi import JsonApi, require_loopback
+from hux.ops.jsonapi import JsonApi, json_array, json_object, require_loopback
 
 
 def _ts(value: float) -> str:
@@ -84,29 +84,29 @@ class Prometheus(JsonApi):
                        "check logs/prometheus.log")
 
     def buildinfo(self) -> dict[str, Any]:
-        return self._data("/api/v1/status/buildinfo")
+        return json_object(self._data("/api/v1/status/buildinfo"), "/api/v1/status/buildinfo")
 
     def flags(self) -> dict[str, str]:
-        return self._data("/api/v1/status/flags")
+        return json_object(self._data("/api/v1/status/flags"), "/api/v1/status/flags")
 
     def runtimeinfo(self) -> dict[str, Any]:
-        return self._data("/api/v1/status/runtimeinfo")
+        return json_object(self._data("/api/v1/status/runtimeinfo"), "/api/v1/status/runtimeinfo")
 
     def tsdb_status(self) -> dict[str, Any]:
-        return self._data("/api/v1/status/tsdb")
+        return json_object(self._data("/api/v1/status/tsdb"), "/api/v1/status/tsdb")
 
     def targets(self, state: str | None = None) -> dict[str, Any]:
         """``activeTargets`` and ``droppedTargets``; ``state="active"`` leaves the dropped ones out."""
-        return self._data("/api/v1/targets", params={"state": state} if state else None)
+        return json_object(self._data("/api/v1/targets", params={"state": state} if state else None), "/api/v1/targets")
 
     def alertmanagers(self) -> dict[str, Any]:
-        return self._data("/api/v1/alertmanagers")
+        return json_object(self._data("/api/v1/alertmanagers"), "/api/v1/alertmanagers")
 
     def rules(self) -> list[dict[str, Any]]:
-        return self._data("/api/v1/rules").get("groups", [])
+        return json_array(json_object(self._data("/api/v1/rules"), "/api/v1/rules").get("groups", []), "/api/v1/rules")
 
     def alerts(self) -> list[dict[str, Any]]:
-        return self._data("/api/v1/alerts").get("alerts", [])
+        return json_array(json_object(self._data("/api/v1/alerts"), "/api/v1/alerts").get("alerts", []), "/api/v1/alerts")
 
     def label_values(self, label: str, *, start: float | None = None, end: float | None = None,
                      match: Iterable[str] = ()) -> list[str]:
@@ -115,7 +115,7 @@ class Prometheus(JsonApi):
             params.append(("start", _ts(start)))
         if end is not None:
             params.append(("end", _ts(end)))
-        return self._data(f"/api/v1/label/{label}/values", params=params)
+        return json_array(self._data(f"/api/v1/label/{label}/values", params=params), "/api/v1/label/…/values")
 
     def series(self, match: Iterable[str], *, start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
         params: list[tuple[str, str]] = [("match[]", m) for m in match]
@@ -123,18 +123,19 @@ class Prometheus(JsonApi):
             params.append(("start", _ts(start)))
         if end is not None:
             params.append(("end", _ts(end)))
-        return self._data("/api/v1/series", params=params, method="POST")
+        return json_array(self._data("/api/v1/series", params=params, method="POST"), "/api/v1/series")
 
     # --- queries --------------------------------------------------------------
     def query(self, expr: str, at: float | None = None, *, timeout: float | None = None) -> dict[str, Any]:
         params = {"query": expr}
         if at is not None:
             params["time"] = _ts(at)
-        return self._data("/api/v1/query", params=params, method="POST", timeout=timeout)
+        return json_object(self._data("/api/v1/query", params=params, method="POST", timeout=timeout), "/api/v1/query")
 
     def query_range(self, expr: str, start: float, end: float, step: float, *, timeout: float | None = None) -> dict[str, Any]:
         params = {"query": expr, "start": _ts(start), "end": _ts(end), "step": f"{max(step, 0.001):.3f}"}
-        return self._data("/api/v1/query_range", params=params, method="POST", timeout=timeout)
+        return json_object(self._data("/api/v1/query_range", params=params, method="POST", timeout=timeout),
+                           "/api/v1/query_range")
 
     def scalar(self, expr: str, at: float | None = None) -> float | None:
         """The single value of an expression that yields one sample (or a scalar); None when empty."""
@@ -201,7 +202,7 @@ class Alertmanager(JsonApi):
         return self.reachable("/-/ready")
 
     def status(self) -> dict[str, Any]:
-        return self.get_json("/api/v2/status")
+        return json_object(self.get_json("/api/v2/status"), "/api/v2/status")
 
     def silences(self, states: Iterable[str] = ("active", "pending")) -> list[dict[str, Any]]:
         wanted = set(states)
@@ -221,7 +222,7 @@ class Alertmanager(JsonApi):
             ("active", str(active).lower()), ("silenced", str(silenced).lower()), ("inhibited", str(inhibited).lower()),
         ]
         params += [("filter", f) for f in filters]
-        return self.get_json("/api/v2/alerts", params=params)
+        return json_array(self.get_json("/api/v2/alerts", params=params), "/api/v2/alerts")
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         self.request("POST", "/api/v2/alerts", json=alerts, ok=(200,))

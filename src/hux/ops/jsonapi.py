@@ -17,6 +17,21 @@ import httpx
 from hux.ops.errors import ApiError, OpsError
 
 
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` when the answer is a JSON object; ApiError naming ``what`` otherwise (a proxy or another
+    program on the port answers JSON of another shape)."""
+    if not isinstance(value, dict):
+        raise ApiError(f"{what}: expected a JSON object, got {type(value).__name__}", url=what)
+    return value
+
+
+def json_array(value: Any, what: str) -> list[Any]:
+    """``value`` when the answer is a JSON array; ApiError naming ``what`` otherwise."""
+    if not isinstance(value, list):
+        raise ApiError(f"{what}: expected a JSON array, got {type(value).__name__}", url=what)
+    return value
+
+
 def is_loopback_url(url: str) -> bool:
     """True when every address the URL's host resolves to is a loopback address."""
     host = urlsplit(url).hostname

@@ -121,7 +121,8 @@ def wait_unlocked(data_dir: Path, timeout: float = 60.0) -> None:
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class LocalPrometheus:

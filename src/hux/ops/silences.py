@@ -22,7 +22,7 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _key(silence: dict[str, Any]) -> tuple:
+def _key(silence: dict[str, Any]) -> tuple[tuple[tuple[str, str, bool, bool], ...], str, str, datetime]:
     matchers = tuple(sorted(
         (str(m.get("name")), str(m.get("value")), bool(m.get("isRegex")), bool(m.get("isEqual", True)))
         for m in silence.get("matchers", [])

@@ -84,7 +84,7 @@ def _reload(args: argparse.Namespace) -> int:
     return commands.reload_native(args.config, Console())
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = subparsers.add_parser(
         "up", help="start the stack (render, start, wait until ready); on a running stack: apply config changes",
         description="Render and validate the configuration, start Prometheus, Alertmanager, node_exporter, "

@@ -164,7 +164,7 @@ def prepare(config: str | None, con: Console, *, quiet: bool = False) -> Prepare
 def _crash_loop_reason(stack: NativeStack, name: str) -> str | None:
     comp = ((stack.state() or {}).get("components") or {}).get(name) or {}
     if comp.get("error"):
-        return comp["error"]
+        return str(comp["error"])
     if comp.get("restarts", 0) >= CRASH_LOOP_RESTARTS:
         return f"keeps exiting ({comp.get('last_exit')}; {comp['restarts']} restarts)"
     return None

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -106,9 +106,13 @@ class ComposeProject:
         return [*self.frontend, "--project-name", self.project, "--file", str(self.file),
                 "--project-directory", str(self.file.parent)]
 
-    def _services(self) -> dict:
+    def _services(self) -> dict[str, Any]:
         data = yaml.safe_load(self.file.read_text(encoding="utf-8")) or {}
-        return data.get("services") or {}
+        services = data.get("services") if isinstance(data, dict) else None
+        if not isinstance(services, dict):
+            raise DockerUnavailable(f"{self.file} has no `services:` mapping: it is not a compose file; "
+                                    "`hux render` writes the project's docker-compose.yml again")
+        return services
 
     def services(self) -> list[str]:
         return list(self._services())
@@ -141,6 +145,6 @@ class ComposeProject:
         return [*self.base(), "config", "--quiet"]
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, capture: bool = False,
-            timeout: float | None = None) -> subprocess.CompletedProcess:
+            timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(argv), cwd=str(self.file.parent), text=True, timeout=timeout,
                               capture_output=capture, env=dict(env) if env is not None else None)

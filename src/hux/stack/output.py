@@ -20,7 +20,7 @@ class Console:
         print(text, file=self.out, flush=True)
 
 
-def use_colour(stream=sys.stdout) -> bool:
+def use_colour(stream: TextIO = sys.stdout) -> bool:
     return hasattr(stream, "isatty") and stream.isatty() and os.environ.get("NO_COLOR") is None and os.environ.get("TERM") != "dumb"
 
 

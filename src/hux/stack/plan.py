@@ -89,7 +89,7 @@ class ComponentSpec:
             inherit_env=_strings(data.get("inherit_env", list(BASE_ENV)), f"{where}: inherit_env"),
         )
 
-    def launch_key(self) -> tuple:
+    def launch_key(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], str | None, tuple[str, ...]]:
         """What, when changed, needs the process restarted (configs reload without this)."""
         return (self.argv, tuple(sorted(self.env.items())), self.cwd, self.inherit_env)
 
@@ -190,7 +190,7 @@ def _number(value: Any, what: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
         raise ValueError(f"{what} must be a number from {low:g} to {high:g}, not {value!r}")
-    return value
+    return float(value)
 
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:

@@ -51,6 +51,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from hux.stack.logs import LogPump, RotatingLog
@@ -154,7 +155,7 @@ def describe_exit(code: int | None) -> str:
 class Child:
     spec: ComponentSpec
     log: RotatingLog
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     identity: ProcessIdentity | None = None
     pump: LogPump | None = None
     state: str = "starting"          # starting | running | backoff | stopping | stopped
@@ -168,7 +169,7 @@ class Child:
     pending_crash_restart: bool = False
     error: str | None = None
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         return {
             "name": self.spec.name,
             "state": self.state,
@@ -196,11 +197,11 @@ class Supervisor:
     _stop_requested: bool = False
     _replan_requested: bool = False
     _requests_pending: bool = False
-    _lock_fh: IO | None = None
+    _lock_fh: IO[str] | None = None
     _log: RotatingLog | None = None
     _last_state: str = ""
-    requests_refused: collections.Counter = field(default_factory=collections.Counter)
-    _reported_requests: set = field(default_factory=set)   # entries we may not delete: reported once
+    requests_refused: collections.Counter[str] = field(default_factory=collections.Counter)
+    _reported_requests: set[str] = field(default_factory=set)   # entries we may not delete: reported once
 
     # ----- bookkeeping -------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -250,19 +251,19 @@ class Supervisor:
 
     # ----- signals -----------------------------------------------------------------------------
     def _install_signals(self) -> None:
-        def stop(signum, _frame):
+        def stop(signum: int, _frame: FrameType | None) -> None:
             self._stop_requested = True
             self._wake.set()
 
-        def replan(_signum, _frame):
+        def replan(_signum: int, _frame: FrameType | None) -> None:
             self._replan_requested = True
             self._wake.set()
 
-        def requests(_signum, _frame):
+        def requests(_signum: int, _frame: FrameType | None) -> None:
             self._requests_pending = True
             self._wake.set()
 
-        def child(_signum, _frame):
+        def child(_signum: int, _frame: FrameType | None) -> None:
             self._wake.set()
 
         signal.signal(signal.SIGTERM, stop)
@@ -301,7 +302,8 @@ class Supervisor:
             return
         child.proc = proc
         child.identity = ProcessIdentity.of(proc.pid) or ProcessIdentity(proc.pid, -1, spec.argv[0])
-        child.pump = LogPump(spec.name, proc.stdout, child.log)  # type: ignore[arg-type]
+        assert proc.stdout is not None   # stdout=PIPE
+        child.pump = LogPump(spec.name, proc.stdout, child.log)
         child.pump.start()
         child.state = "running"
         child.started_at = time.time()

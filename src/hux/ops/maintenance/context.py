@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 from hux.monitoring.settings import Settings
+from hux.monitoring.status import FAIL
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import OpsError
-from hux.ops.maintenance.report import FAIL, Section
+from hux.ops.maintenance.report import Section
 
 
 @dataclass

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from hux.monitoring.status import FAIL, WARN, worst
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.logs import review_logs
-from hux.ops.maintenance.report import FAIL, OK, WARN, LineChart, Report, Series, Table, ago, fmt_value, worst
+from hux.ops.maintenance.report import OK, LineChart, Report, Series, Table, ago, fmt_value
 
 DAY = 86400.0
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "none": 3}
@@ -151,7 +152,7 @@ def resource_usage(ctx: MaintenanceContext, report: Report) -> None:
         section.add(chart)
 
 
-def _key(labels: dict[str, str]) -> tuple:
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
 

@@ -8,22 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hux.monitoring.durations import duration_or
+from hux.monitoring.status import FAIL, WARN, worst
 from hux.ops.maintenance.context import MaintenanceContext, guarded, label_text
 from hux.ops.maintenance.promql import Threshold, find_threshold
-from hux.ops.maintenance.report import (
-    FAIL,
-    OK,
-    WARN,
-    LineChart,
-    RangeChart,
-    RangeRow,
-    Report,
-    Series,
-    Table,
-    ago,
-    fmt_value,
-    worst,
-)
+from hux.ops.maintenance.report import OK, LineChart, RangeChart, RangeRow, Report, Series, Table, ago, fmt_value
 
 DAY = 86400.0
 MONTH = 30 * DAY

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 _OPS = (">=", "<=", "==", "!=", ">", "<")
 _SET_OPS = ("and", "or", "unless")
@@ -29,7 +30,7 @@ class Threshold:
         }[self.op]
 
 
-def _top_level(expr: str):
+def _top_level(expr: str) -> Iterator[tuple[int, str]]:
     """Yield (index, char) for characters outside brackets, braces, parentheses and strings."""
     depth = 0
     quote = ""

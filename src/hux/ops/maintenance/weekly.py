@@ -6,9 +6,10 @@ from typing import Any
 
 from hux.monitoring.checks import run_config_checks
 from hux.monitoring.durations import duration_seconds
+from hux.monitoring.status import FAIL, WARN, worst
 from hux.ops import archive as arc
 from hux.ops.maintenance.context import MaintenanceContext, guarded
-from hux.ops.maintenance.report import FAIL, OK, WARN, LineChart, Report, Series, Table, ago, fmt_value, worst
+from hux.ops.maintenance.report import OK, LineChart, Report, Series, Table, ago, fmt_value
 
 DAY = 86400.0
 WEEK = 7 * DAY

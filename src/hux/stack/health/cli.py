@@ -52,7 +52,7 @@ def _health(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     health = subparsers.add_parser("health", help="deep health check: pass/warn/fail per check, non-zero exit on failure")
     health.add_argument("--json", action="store_true", help="machine-readable output")
     # Also after the command, for the wrapper scripts (`run_monitoring_health.sh --config hux.toml`).

@@ -107,7 +107,8 @@ class HealthContext:
         return await asyncio.shield(self._memoised(what, fetch))
 
     async def runtimeinfo(self) -> dict[str, Any]:
-        return await self.prom("/api/v1/status/runtimeinfo", lambda p: p.runtimeinfo())
+        info: dict[str, Any] = await self.prom("/api/v1/status/runtimeinfo", lambda p: p.runtimeinfo())
+        return info
 
     async def active_targets(self) -> list[dict[str, Any]]:
         data = await self.prom("/api/v1/targets", lambda p: p.targets(state="active"))
