@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "restart": "hux.stack.cli",
     "reload": "hux.stack.cli",
     "health": "hux.stack.health.cli",
+    "tokens": "hux.stack.tokens",
     "backup": "hux.ops.cli",
     "restore": "hux.ops.cli",
     "backups": "hux.ops.cli",

@@ -64,9 +64,10 @@ def test_upgrade_from_an_older_version(store: Store) -> None:
         MIGRATIONS[0].apply(conn)
         conn.execute(schema_version.insert().values(version=1, description=MIGRATIONS[0].description, applied_at=0.0))
     assert store.schema_version() == 1
-    assert store.migrate() == [2, 3]
+    assert store.migrate() == [m.version for m in MIGRATIONS[1:]]
     index_names = {ix["name"] for ix in inspect(store.engine).get_indexes("decisions")}
     assert "ix_decisions_decided_at" in index_names
+    assert "ix_call_checks_status_due_at" in {ix["name"] for ix in inspect(store.engine).get_indexes("call_checks")}
     assert "reason" in {c["name"] for c in inspect(store.engine).get_columns("inbox")}
 
 
@@ -90,8 +91,9 @@ def test_result_writes_are_idempotent(store: Store) -> None:
     store.write_results(results)
     store.write_results(results)  # a batch retried after a lost commit
     counts = store.counts()
-    assert counts == {"inbox": 3, "tokens": 1, "mentions": 3, "decisions": 3, "alerts": 6, "inbox_pending": 0,
-                      "inbox_rejected": 0}
+    # three alerts delivered on one channel each: three calls, each re-checked at three horizons
+    assert counts == {"inbox": 3, "tokens": 1, "mentions": 3, "decisions": 3, "alerts": 6, "call_checks": 9,
+                      "inbox_pending": 0, "inbox_rejected": 0}
     with store.engine.connect() as conn:
         from hux.bot.store import tokens
 

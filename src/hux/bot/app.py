@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hux.bot.calls import CallTracker, call_horizons
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.rugcheck import RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
@@ -56,6 +57,7 @@ class BotApp:
     _source_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[_Closeable] = field(default_factory=list)
     _recovery: asyncio.Task[None] | None = None
+    _tracker: asyncio.Task[None] | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -73,7 +75,8 @@ class BotApp:
             self.metrics = BotMetrics(group_label_limit=cfg.group_label_limit, mode=self.mode)
         m = self.metrics
 
-        store = Store(cfg.resolved_database_url())
+        horizons = call_horizons(profile.call_horizon_scale)
+        store = Store(cfg.resolved_database_url(), call_horizons=horizons)
         self.persistence = Persistence(
             store, m,
             spool_path=cfg.state_dir() / "spool" / "intake.jsonl",
@@ -81,6 +84,8 @@ class BotApp:
             retry_max=cfg.db_retry_max_seconds,
             max_pending=cfg.max_pending_writes,
             inbox_retention_seconds=cfg.inbox_retention_hours * 3600,
+            retention_seconds=cfg.retention_days * 86400,
+            prune_batch_rows=cfg.prune_batch_rows,
         )
         await self.persistence.start()
         queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness,
@@ -108,6 +113,7 @@ class BotApp:
         gate = TokenGate(cooldown)
         for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
             gate.remember(key, time.time() - decided_at)
+        batcher = PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds)
         self.pipeline = Pipeline(
             PipelineSettings(
                 workers=cfg.workers,
@@ -116,11 +122,14 @@ class BotApp:
                 lookups_per_message=cfg.lookups_per_message,
             ),
             m, queue, self.persistence,
-            Enricher(PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds), rug,
-                     pair_lookup=dex),
+            Enricher(batcher, rug, pair_lookup=dex),
             channels, gate, MentionTracker(cfg.mention_window_seconds),
         )
         self.pipeline.start()
+        # Re-checks share the lookups' batcher (one DexScreener budget); at least three rounds per shortest horizon.
+        tracker = CallTracker(self.persistence, batcher, channels, m, checks_per_round=cfg.calls.checks_per_round,
+                              interval=min(cfg.calls.check_interval_seconds, horizons[0][1] / 3))
+        self._tracker = asyncio.create_task(tracker.run(self.stop_event), name="hux-call-tracker")
 
         ready = ReadyState(
             mode=self.mode,
@@ -205,9 +214,9 @@ class BotApp:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*self._source_tasks, return_exceptions=True)
-        if self._recovery is not None:
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
+        for task in [t for t in (self._recovery, self._tracker) if t is not None]:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if self.pipeline is not None:
             if not await self.pipeline.drain(grace):
                 log.warning("stopping with messages still queued; they stay pending in the inbox for the next start")

@@ -113,6 +113,18 @@ class DemoSettings(_Section):
     cooldown_seconds: float = Field(30.0, ge=0)
     # Lower than live so the demo's first minute already shows alerts being sent.
     alert_threshold: float = Field(60.0, ge=0, le=100)
+    # Call re-check horizons times this (0.005: +18 s, +108 s, +432 s) so call outcomes show within minutes.
+    call_horizon_scale: float = Field(0.005, gt=0, le=1)
+    # Share of the demo market's tokens whose liquidity is pulled rug_after_seconds after their first lookup.
+    rug_share: float = Field(0.2, ge=0, le=1)
+    rug_after_seconds: float = Field(10.0, ge=0)
+
+
+class CallSettings(_Section):
+    """Calls tracked (``hux.bot.calls``): alerted tokens re-checked at +1 h, +6 h, +24 h."""
+
+    check_interval_seconds: float = Field(30.0, gt=0)   # how often due re-checks are looked for
+    checks_per_round: int = Field(30, ge=1, le=1000)     # due re-checks looked up per round (one DexScreener batch)
 
 
 class FairnessSettings(_Section):
@@ -149,6 +161,9 @@ class BotConfig(_Section):
     db_retry_max_seconds: float = Field(10.0, gt=0)
     max_pending_writes: int = Field(20000, ge=1)
     inbox_retention_hours: float = Field(24.0, gt=0)
+    # Tokens, mentions, decisions, alerts and call re-checks older than this are pruned (> 1 day: the last re-check).
+    retention_days: float = Field(90.0, ge=2)
+    prune_batch_rows: int = Field(1000, ge=1, le=100_000)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     telegram: TelegramSettings = TelegramSettings()
     dexscreener: DexScreenerSettings = DexScreenerSettings()
@@ -157,6 +172,7 @@ class BotConfig(_Section):
     replay: ReplaySettings = ReplaySettings()
     demo: DemoSettings = DemoSettings()
     fairness: FairnessSettings = FairnessSettings()
+    calls: CallSettings = CallSettings()
 
     # --- derived values -------------------------------------------------------
     def resolved_database_url(self) -> str:

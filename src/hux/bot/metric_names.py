@@ -16,6 +16,8 @@ DECISION_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.
 PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SCORE_BUCKETS = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
+# Price now / price at the alert. 2.0 is the "hit" line of the call hit rate; 0.2 is what is left after a rug.
+CALL_MULTIPLE_BUCKETS = (0.1, 0.2, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 50.0)
 
 # Closed vocabularies for labels. Code that records a value outside these sets
 # is a bug; ``BotMetrics`` maps unknown values to "other" rather than letting a
@@ -59,6 +61,18 @@ THROTTLE_REASONS = (
     "over_rate",         # a message over bot.fairness.chat_rate_per_minute: served after the other chats
 )
 ALERT_OUTCOMES = ("success", "failure")
+# Re-checks of an alerted token (``hux.bot.calls``): the horizons are fixed names, shortened in demo mode.
+CALL_HORIZON_LABELS = ("1h", "6h", "24h")
+CALL_CHECK_OUTCOMES = (
+    "checked",           # price and liquidity read and recorded
+    "no_market",         # DexScreener knows no pair any more: recorded as liquidity gone
+    "failed",            # the lookup failed; the check stays due and is retried
+)
+# A call is resolved at its last horizon: a hit when it reached CALL_HIT_MULTIPLE at any check.
+CALL_RESULTS = ("hit", "miss")
+CALL_HIT_MULTIPLE = 2.0
+# Tables retention prunes by age (bot.retention_days), plus the processed inbox rows.
+PRUNED_TABLES = ("inbox", "mentions", "decisions", "alerts", "call_checks", "tokens")
 OTHER = "other"
 
 

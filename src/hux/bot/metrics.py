@@ -36,6 +36,11 @@ from hux.bot.metric_names import (
     API_ERROR_OUTCOMES,
     API_LATENCY_BUCKETS,
     API_OUTCOMES,
+    CALL_CHECK_OUTCOMES,
+    CALL_HIT_MULTIPLE,
+    CALL_HORIZON_LABELS,
+    CALL_MULTIPLE_BUCKETS,
+    CALL_RESULTS,
     CANDIDATE_KINDS,
     DECISION_LATENCY_BUCKETS,
     EXPECTED_FAMILIES,
@@ -44,6 +49,7 @@ from hux.bot.metric_names import (
     OTHER,
     PREFIX,
     PROCESSING_BUCKETS,
+    PRUNED_TABLES,
     REJECT_REASONS,
     SCORE_BUCKETS,
     SKIP_REASONS,
@@ -54,7 +60,8 @@ from hux.bot.metric_names import (
 )
 
 #: the series' classes, and the plain data they are built from (hux.bot.metric_names), read from here by the bot
-__all__ = ["ALERT_OUTCOMES", "API_ERROR_OUTCOMES", "API_LATENCY_BUCKETS", "API_OUTCOMES", "CANDIDATE_KINDS",
+__all__ = ["ALERT_OUTCOMES", "API_ERROR_OUTCOMES", "API_LATENCY_BUCKETS", "API_OUTCOMES", "CALL_CHECK_OUTCOMES",
+           "CALL_HIT_MULTIPLE", "CALL_HORIZON_LABELS", "CALL_MULTIPLE_BUCKETS", "CALL_RESULTS", "PRUNED_TABLES", "CANDIDATE_KINDS",
            "DECISION_LATENCY_BUCKETS", "EXPECTED_FAMILIES", "INBOX_REJECT_REASONS", "INBOX_WRITE_TARGETS", "OTHER",
            "PREFIX", "PROCESSING_BUCKETS", "REJECT_REASONS", "SCORE_BUCKETS", "SKIP_REASONS", "STAGE_OUTCOMES", "STAGES",
            "THROTTLE_REASONS", "TOKEN_OUTCOMES", "BotMetrics", "GroupLabeler", "InboxMetrics"]
@@ -260,6 +267,38 @@ class BotMetrics:
             registry=r,
         )
 
+        # --- calls tracked (hux.bot.calls) -------------------------------------
+        self.call_checks = Counter(
+            f"{PREFIX}_call_checks_total",
+            "Re-checks of alerted tokens, by horizon (1h, 6h, 24h) and outcome (checked, no_market, failed).",
+            ["horizon", "outcome"],
+            registry=r,
+        )
+        self.call_multiple = Histogram(
+            f"{PREFIX}_call_multiple",
+            "Price at a re-check over the price at the alert (an alerted token's multiple), by horizon.",
+            ["horizon"],
+            buckets=CALL_MULTIPLE_BUCKETS,
+            registry=r,
+        )
+        self.call_rugs = Counter(
+            f"{PREFIX}_call_rugs_total",
+            "Alerted tokens whose liquidity dropped by 80 % or more after the alert (counted once per call).",
+            registry=r,
+        )
+        self.calls_resolved = Counter(
+            f"{PREFIX}_calls_resolved_total",
+            "Alerts whose last re-check is done, by result (hit: reached 2x at any re-check; miss).",
+            ["result"],
+            registry=r,
+        )
+        self.call_follow_ups = Counter(
+            f"{PREFIX}_call_follow_ups_total",
+            "Rug follow-up messages posted to an alert's channels, by channel and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+
         # --- database ---------------------------------------------------------
         self.database_up = Gauge(
             f"{PREFIX}_database_up", "1 when the last database probe succeeded, else 0.", registry=r
@@ -274,6 +313,12 @@ class BotMetrics:
             f"{PREFIX}_database_probe_duration_seconds",
             "Duration of the periodic database probe.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.database_rows_pruned = Counter(
+            f"{PREFIX}_database_rows_pruned_total",
+            "Rows deleted by retention (bot.retention_days; the inbox by bot.inbox_retention_hours), by table.",
+            ["table"],
             registry=r,
         )
         self.database_pending_writes = Gauge(

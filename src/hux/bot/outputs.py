@@ -37,6 +37,7 @@ log = logging.getLogger("hux.bot.outputs")
 #: Values of the ``channel`` label.
 OUTPUT_CHANNELS = ("telegram", "webhook")
 WEBHOOK_PAYLOAD_TYPE = "token_alert"
+FOLLOW_UP_PAYLOAD_TYPE = "call_rugged"
 WEBHOOK_PAYLOAD_VERSION = 1
 
 
@@ -56,11 +57,29 @@ class TokenAlert:
     reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class CallFollowUp:
+    """An alerted token rugged: what the follow-up to the alert's channel says."""
+
+    address: str
+    chain: str
+    symbol: str
+    horizon: str                  # the re-check that found it (metrics.CALL_HORIZON_LABELS)
+    alerted_at: float             # Unix time of the alert
+    price_multiple: float | None  # price now / price at the alert
+    liquidity_at_alert_usd: float
+    liquidity_now_usd: float
+
+
 class OutputChannel(Protocol):
     name: str  # "telegram" | "webhook": the metric label
 
     async def send(self, alert: TokenAlert, *, context: RequestContext = NO_CONTEXT) -> None:
         """Deliver ``alert`` found in ``context.chat``; raise (ApiError) when the channel's own retries are exhausted."""
+        ...
+
+    async def send_follow_up(self, follow_up: CallFollowUp) -> None:
+        """Deliver a follow-up about an earlier alert; raise (ApiError) when the channel gives up."""
         ...
 
 
@@ -93,6 +112,30 @@ def format_telegram(alert: TokenAlert) -> str:
     if alert.url.startswith(("https://", "http://")):
         lines.append(f'<a href="{e(alert.url, quote=True)}">Chart</a>')
     return "\n".join(lines)
+
+
+def format_follow_up_telegram(follow_up: CallFollowUp) -> str:
+    """The rug follow-up as Telegram HTML, escaped like the alert."""
+    e = html.escape
+    alerted = datetime.fromtimestamp(follow_up.alerted_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    drop = 100.0 * (1.0 - follow_up.liquidity_now_usd / follow_up.liquidity_at_alert_usd) if follow_up.liquidity_at_alert_usd else 100.0
+    multiple = "n/a" if follow_up.price_multiple is None else f"{follow_up.price_multiple:.2f}x"
+    return "\n".join([
+        f"⚠️ <b>{e(follow_up.symbol or '?')}</b> rugged: liquidity pulled {drop:.0f}% since the alert",
+        f"Alerted {alerted} · checked at +{e(follow_up.horizon)}",
+        f"Liquidity: {_money(follow_up.liquidity_at_alert_usd)} → {_money(follow_up.liquidity_now_usd)} · Price: {multiple}",
+        f"<code>{e(follow_up.address)}</code>",
+    ])
+
+
+def follow_up_payload(follow_up: CallFollowUp) -> dict[str, Any]:
+    """The JSON body of a rug follow-up on the webhook (documented in the README)."""
+    return {
+        "type": FOLLOW_UP_PAYLOAD_TYPE,
+        "version": WEBHOOK_PAYLOAD_VERSION,
+        "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "follow_up": asdict(follow_up),
+    }
 
 
 def webhook_payload(alert: TokenAlert) -> dict[str, Any]:
@@ -138,6 +181,11 @@ class TelegramOutput:
             await self._limiter.acquire(context.chat)
         await self.api.send_message(self.chat_id, format_telegram(alert), parse_mode="HTML")
 
+    async def send_follow_up(self, follow_up: CallFollowUp) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire(NO_CONTEXT.chat)
+        await self.api.send_message(self.chat_id, format_follow_up_telegram(follow_up), parse_mode="HTML")
+
 
 class WebhookOutput:
     """POSTs each alert as JSON to one URL; any 2xx answer counts as delivered."""
@@ -159,11 +207,14 @@ class WebhookOutput:
         secrets = tuple(http_options.pop("secrets", ()))
         if path != "/":
             secrets += (path, parsed.path)
-        http = ApiClient("webhook", origin, metrics, secrets=secrets, endpoints=("alert",), **http_options)
+        http = ApiClient("webhook", origin, metrics, secrets=secrets, endpoints=("alert", "follow_up"), **http_options)
         return cls(http, path)
 
     async def send(self, alert: TokenAlert, *, context: RequestContext = NO_CONTEXT) -> None:
         await self.http.post_json("alert", self.path, webhook_payload(alert), expect_json=False, context=context)
+
+    async def send_follow_up(self, follow_up: CallFollowUp) -> None:
+        await self.http.post_json("follow_up", self.path, follow_up_payload(follow_up), expect_json=False)
 
     async def aclose(self) -> None:
         await self.http.aclose()

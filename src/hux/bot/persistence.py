@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from hux.bot.messages import ChatMessage
-from hux.bot.metrics import BotMetrics
+from hux.bot.metrics import PRUNED_TABLES, BotMetrics
 from hux.bot.store import (
+    HISTORY_TABLES,
     OUTAGE,
     REFUSED,
     ROW,
@@ -57,7 +58,7 @@ log = logging.getLogger("hux.bot.store")
 T = TypeVar("T")
 
 #: ``operation`` label values of ``hux_database_errors_total``.
-DB_OPERATIONS = ("probe", "migrate", "intake", "write", "recover", "prune")
+DB_OPERATIONS = ("probe", "migrate", "intake", "write", "recover", "prune", "calls")
 WRITE_BATCH = 500
 #: Tries to mark a refused message ``rejected`` in the inbox before giving up with one log line.
 MARK_ATTEMPTS = 5
@@ -136,6 +137,9 @@ class Persistence:
         retry_max: float = 10.0,
         max_pending: int = 20_000,
         inbox_retention_seconds: float = 86_400.0,
+        retention_seconds: float | None = None,
+        prune_batch_rows: int = 1000,
+        prune_interval: float = 600.0,
         flush_interval: float = 0.05,
     ) -> None:
         self.store = store
@@ -145,6 +149,9 @@ class Persistence:
         self.retry_max = retry_max
         self.max_pending = max_pending
         self.inbox_retention_seconds = inbox_retention_seconds
+        self.retention_seconds = retention_seconds  # tokens, mentions, decisions, alerts, call checks; None: kept
+        self.prune_batch_rows = prune_batch_rows
+        self.prune_interval = prune_interval
         self.flush_interval = flush_interval
         self.database_up = False
         self.migrated = False
@@ -163,12 +170,25 @@ class Persistence:
         self._refusing = False
         for op in DB_OPERATIONS:
             metrics.database_errors.labels(operation=op)
+        for table in PRUNED_TABLES:
+            metrics.database_rows_pruned.labels(table=table)
         metrics.database_up.set(0)
         metrics.database_pending_writes.set_function(lambda: len(self._pending))
 
     # -- plumbing ----------------------------------------------------------------------
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, *args)
+
+    async def store_call(self, operation: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """``fn(*args)`` (a ``Store`` method) on the writer thread; None when the database is away or
+        refuses it (counted under ``operation``, one of ``DB_OPERATIONS``): the caller tries again later."""
+        if not self.migrated or not self.database_up:
+            return None
+        try:
+            return await self._on_writer(fn, *args)
+        except Exception as exc:  # noqa: BLE001 - any driver error means "not now"
+            self._db_error(operation, exc)
+            return None
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.metrics.database_errors.labels(operation=operation).inc()
@@ -471,14 +491,39 @@ class Persistence:
             except Exception as exc:  # noqa: BLE001
                 self._db_error("intake", exc)
                 return
-        if time.monotonic() - self._last_prune > 600:
+        if time.monotonic() - self._last_prune > self.prune_interval:
             self._last_prune = time.monotonic()
             try:
                 removed = await self._on_writer(self.store.prune_inbox, time.time() - self.inbox_retention_seconds)
+                self.metrics.database_rows_pruned.labels(table="inbox").inc(removed)
                 if removed:
                     log.info("pruned %d processed inbox rows", removed)
+                await self.prune_history()
             except Exception as exc:  # noqa: BLE001
                 self._db_error("prune", exc)
+
+    async def prune_history(self, max_batches: int = 100) -> dict[str, int]:
+        """Delete history older than ``retention_seconds``, ``prune_batch_rows`` rows per transaction.
+
+        Each batch is its own short call on the writer thread, so held results are
+        written between two batches: retention never holds the pipeline for longer
+        than one batch. At most ``max_batches`` per table per round; the rest waits
+        for the next round. Returns the rows deleted per table.
+        """
+        removed = {table: 0 for table in HISTORY_TABLES}
+        if self.retention_seconds is None:
+            return removed
+        cutoff = time.time() - self.retention_seconds
+        for table in HISTORY_TABLES:  # tokens last: a token goes once its history has gone
+            for _ in range(max_batches):
+                count = await self._on_writer(self.store.prune_batch, table, cutoff, self.prune_batch_rows)
+                removed[table] += count
+                self.metrics.database_rows_pruned.labels(table=table).inc(count)
+                if count < self.prune_batch_rows or self._stopped:
+                    break
+        if any(removed.values()):
+            log.info("retention: pruned rows older than %.0f days", self.retention_seconds / 86400, extra={"pruned": removed})
+        return removed
 
 
 def _brief(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from typing import Literal
 
 from hux.bot.config import BotConfig
 from hux.config import ConfigError
+from hux.doubles.dexscreener import Market
 from hux.doubles.market import RunningDoubles, start_doubles
 
 #: Shaped like a Bot API token so the Telegram double accepts it; it opens nothing anywhere.
@@ -64,6 +65,7 @@ class RunProfile:
     cooldown_seconds: float
     alert_threshold: float
     feed: Feed | None                # a replayed feed, if any
+    call_horizon_scale: float = 1.0  # call re-check horizons times this (demo: minutes, not a day)
     notice: str = ""                 # said once at WARNING when the bot is ready
     doubles: RunningDoubles | None = None  # started for this run (demo); stopped by ``aclose``
 
@@ -103,7 +105,9 @@ def live_profile(cfg: BotConfig, token: str | None) -> RunProfile:
 async def demo_profile(cfg: BotConfig) -> RunProfile:
     """Start the market doubles on ``bot.demo.doubles_host:doubles_port`` and point everything at them."""
     try:
-        doubles = await start_doubles(cfg.demo.doubles_host, cfg.demo.doubles_port)
+        # Some demo tokens rug after their first lookup, so call tracking has rug follow-ups to show.
+        market = Market(rug_share=cfg.demo.rug_share, rug_after_seconds=cfg.demo.rug_after_seconds)
+        doubles = await start_doubles(cfg.demo.doubles_host, cfg.demo.doubles_port, market=market)
     except OSError as exc:
         raise ConfigError(f"{exc} (bot.demo.doubles_port; 0 picks a free port)") from None
     return RunProfile(
@@ -119,6 +123,7 @@ async def demo_profile(cfg: BotConfig) -> RunProfile:
         cooldown_seconds=cfg.demo.cooldown_seconds,
         alert_threshold=cfg.demo.alert_threshold,
         feed=_configured_feed(cfg) or Feed(sample_feed_path(), cfg.demo.replay_speed, True),
+        call_horizon_scale=cfg.demo.call_horizon_scale,
         notice=(
             f"DEMO MODE: no Telegram token configured, so the bot replays its sample feed against local market "
             f"doubles at {doubles.base_url} (faults: PUT {doubles.base_url}/_double/faults). "

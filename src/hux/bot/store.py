@@ -10,6 +10,8 @@ Tables:
 ``mentions``        token x message x group
 ``decisions``       the outcome (and score) of each lookup
 ``alerts``          each alert delivery attempt, by channel and outcome
+``call_checks``     each alerted token's re-checks (+1 h, +6 h, +24 h): due time, then the
+                    price and liquidity seen, the multiple and whether it rugged (migration 4)
 
 Every write is idempotent (keyed on message and token), so a batch retried
 after a lost connection never duplicates rows. This class is synchronous; the
@@ -144,6 +146,38 @@ alerts = Table(
     Column("sent_at", Float, nullable=False),
     UniqueConstraint("token_key", "message_key", "channel", name="uq_alerts_token_message_channel"),
 )
+call_checks = Table(
+    "call_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_key", String(100), nullable=False),
+    Column("message_key", String(200), nullable=False),
+    Column("address", String(100), nullable=False),
+    Column("chain", String(32), nullable=False),
+    Column("symbol", String(64)),
+    Column("channels", String(200), nullable=False),  # the channels the alert reached, comma-separated
+    Column("alerted_at", Float, nullable=False),
+    Column("horizon", String(8), nullable=False),     # CALL_HORIZONS
+    Column("due_at", Float, nullable=False),
+    Column("base_price_usd", Float),
+    Column("base_liquidity_usd", Float, nullable=False),
+    Column("status", String(16), nullable=False),     # pending | checked | no_market
+    Column("checked_at", Float),
+    Column("price_usd", Float),
+    Column("liquidity_usd", Float),
+    Column("multiple", Float),
+    Column("rugged", Integer),
+    UniqueConstraint("token_key", "message_key", "horizon", name="uq_call_checks_call_horizon"),
+)
+#: The re-check horizons of an alerted token (the ``horizon`` label) and their live delays in seconds.
+CALL_HORIZONS: tuple[tuple[str, float], ...] = (("1h", 3600.0), ("6h", 21600.0), ("24h", 86400.0))
+#: Liquidity at or below this share of the alert's liquidity: the liquidity was pulled (rugged).
+RUG_LIQUIDITY_SHARE = 0.2
+#: What retention prunes by age (``Store.prune_batch``): table -> the column that dates a row.
+HISTORY_TABLES: dict[str, Column[Any]] = {
+    "mentions": mentions.c.mentioned_at, "decisions": decisions.c.decided_at, "alerts": alerts.c.sent_at,
+    "call_checks": call_checks.c.alerted_at, "tokens": tokens.c.last_seen,
+}
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -167,6 +201,15 @@ def _time_indexes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_decisions_decided_at ON decisions (decided_at)"))
 
 
+def _call_checks(conn: Connection) -> None:
+    call_checks.create(conn, checkfirst=True)
+    # Due checks are read by time; retention deletes by time in every history table.
+    for table, column in (("call_checks", "status, due_at"), ("call_checks", "alerted_at"), ("mentions", "mentioned_at"),
+                          ("alerts", "sent_at"), ("tokens", "last_seen")):
+        name = f"ix_{table}_{column.replace(', ', '_')}"
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"))
+
+
 def _inbox_reason(conn: Connection) -> None:
     # Migration 1 creates the inbox from the current Table, which already has the column on a new database.
     if "reason" not in {c["name"] for c in inspect(conn).get_columns("inbox")}:
@@ -178,6 +221,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, tokens, mentions, decisions, alerts", _initial_schema),
     Migration(2, "indexes for inbox recovery/pruning and recent decisions", _time_indexes),
     Migration(3, "inbox.reason: why a message ended rejected", _inbox_reason),
+    Migration(4, "call_checks: alerted tokens re-checked at +1h/+6h/+24h; time indexes for retention", _call_checks),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -351,10 +395,12 @@ def create_db_engine(url: str, *, connect_timeout: float = 5.0) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, *, engine: Engine | None = None,
+                 call_horizons: Sequence[tuple[str, float]] = CALL_HORIZONS) -> None:
         self.url = url
         self.engine = engine or create_db_engine(url)
         self.dialect = self.engine.dialect.name
+        self.call_horizons = tuple(call_horizons)  # (label, delay seconds) of each alert's re-checks
 
     # -- schema ----------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -505,7 +551,7 @@ class Store:
     def _write_results(self, results: list[MessageResult]) -> int:
         inbox_rows: dict[str, dict[str, Any]] = {}
         token_rows: dict[str, dict[str, Any]] = {}
-        mention_rows, decision_rows, alert_rows = [], [], []
+        mention_rows, decision_rows, alert_rows, check_rows = [], [], [], []
         for res in results:
             m = res.message
             inbox_rows[m.key] = {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
@@ -537,6 +583,13 @@ class Store:
                 for channel, ok in t.deliveries.items():
                     alert_rows.append({"token_key": t.key, "message_key": m.key, "channel": channel,
                                        "outcome": "success" if ok else "failure", "score": t.score or 0.0, "sent_at": t.decided_at})
+                reached = ",".join(sorted(channel for channel, ok in t.deliveries.items() if ok))
+                if t.outcome == "alerted" and t.liquidity_usd is not None:
+                    check_rows += [{"token_key": t.key, "message_key": m.key, "address": t.address, "chain": t.chain,
+                                    "symbol": t.symbol, "channels": reached[:200], "alerted_at": t.decided_at,
+                                    "horizon": label, "due_at": t.decided_at + delay, "base_price_usd": t.price_usd,
+                                    "base_liquidity_usd": t.liquidity_usd, "status": "pending"}
+                                   for label, delay in self.call_horizons]
         with self.engine.begin() as conn:
             if mention_rows:
                 # A batch retried after a lost commit must not count mentions twice:
@@ -573,6 +626,8 @@ class Store:
                 conn.execute(self._insert(decisions).on_conflict_do_nothing(), decision_rows)
             if alert_rows:
                 conn.execute(self._insert(alerts).on_conflict_do_nothing(), alert_rows)
+            if check_rows:
+                conn.execute(self._insert(call_checks).on_conflict_do_nothing(), check_rows)
             stmt = self._insert(inbox)
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=["key"], set_={"status": "done", "processed_at": stmt.excluded.processed_at}),
@@ -598,10 +653,148 @@ class Store:
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             out = {}
-            for table in (inbox, tokens, mentions, decisions, alerts):
+            for table in (inbox, tokens, mentions, decisions, alerts, call_checks):
                 out[table.name] = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             for status in ("pending", "rejected"):
                 out[f"inbox_{status}"] = int(
                     conn.execute(select(func.count()).select_from(inbox).where(inbox.c.status == status)).scalar_one()
                 )
             return out
+
+    # -- calls tracked -----------------------------------------------------------------
+    def due_checks(self, now: float, limit: int = 100) -> list[CallCheck]:
+        """Pending re-checks due at ``now``, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(call_checks).where(call_checks.c.status == "pending", call_checks.c.due_at <= now)
+                                .order_by(call_checks.c.due_at).limit(limit)).all()
+        return [CallCheck.from_row(row) for row in rows]
+
+    def record_check(self, check_id: int, *, at: float, price_usd: float | None, liquidity_usd: float | None) -> CheckOutcome | None:
+        """Record one re-check's market data; its multiple and whether it rugged are derived here.
+
+        Returns the outcome, or None when another writer recorded it first. ``first_rug`` is
+        True only for the first check of that alert to find it rugged (one follow-up per call).
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(select(call_checks).where(call_checks.c.id == check_id)).first()
+            if row is None or row.status != "pending":
+                return None
+            check = CallCheck.from_row(row)
+            outcome = check.outcome(price_usd, liquidity_usd)
+            rugged_before = conn.execute(
+                select(func.count()).select_from(call_checks).where(
+                    call_checks.c.token_key == check.token_key, call_checks.c.message_key == check.message_key,
+                    call_checks.c.rugged == 1)).scalar_one()
+            done = conn.execute(call_checks.update().where(call_checks.c.id == check_id, call_checks.c.status == "pending").values(
+                status="checked" if liquidity_usd is not None else "no_market", checked_at=at, price_usd=price_usd,
+                liquidity_usd=liquidity_usd, multiple=outcome.multiple, rugged=int(outcome.rugged)))
+            if not done.rowcount:
+                return None
+            best: float | None = conn.execute(select(func.max(call_checks.c.multiple)).where(
+                call_checks.c.token_key == check.token_key, call_checks.c.message_key == check.message_key)).scalar_one()
+        outcome.first_rug = outcome.rugged and not rugged_before
+        outcome.best_multiple = best
+        return outcome
+
+    # -- retention ---------------------------------------------------------------------
+    def prune_batch(self, table: str, older_than: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` rows of ``table`` (``HISTORY_TABLES``) dated before ``older_than``: one short transaction.
+
+        A call's pending re-checks and a token with one are kept whatever their age.
+        """
+        column = HISTORY_TABLES[table]
+        target = column.table
+        key = target.c.key if table == "tokens" else target.c.id
+        query = select(key).where(column < older_than)
+        if table == "call_checks":
+            query = query.where(call_checks.c.status != "pending")
+        if table == "tokens":
+            query = query.where(~tokens.c.key.in_(select(call_checks.c.token_key).where(call_checks.c.status == "pending")))
+        with self.engine.begin() as conn:
+            ids: list[Any] = list(conn.execute(query.limit(limit)).scalars())
+            if not ids:
+                return 0
+            return int(conn.execute(target.delete().where(key.in_(ids))).rowcount or 0)
+
+    # -- operators (``hux tokens``) ----------------------------------------------------
+    def latest_decisions(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest decisions with score and reasons, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(decisions, tokens.c.address).join(tokens, tokens.c.key == decisions.c.token_key, isouter=True)
+                                .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc()).limit(limit)).all()
+        return [_decision_dict(row) for row in rows]
+
+    def token_detail(self, address: str) -> dict[str, Any] | None:
+        """One token: its row, its decisions (newest first) and its calls' re-checks; None when unknown."""
+        key = address.strip()
+        key = key.lower() if key.startswith("0x") else key
+        with self.engine.connect() as conn:
+            token = conn.execute(select(tokens).where(tokens.c.key == key)).first()
+            if token is None:
+                return None
+            decided = conn.execute(select(decisions, tokens.c.address).join(tokens, tokens.c.key == decisions.c.token_key)
+                                   .where(decisions.c.token_key == key).order_by(decisions.c.decided_at.desc()).limit(50)).all()
+            checks = conn.execute(select(call_checks).where(call_checks.c.token_key == key)
+                                  .order_by(call_checks.c.alerted_at.desc(), call_checks.c.due_at)).all()
+        return {
+            "address": token.address, "chain": token.chain, "symbol": token.symbol, "mentions": token.mentions,
+            "first_seen": token.first_seen, "last_seen": token.last_seen, "last_score": token.last_score,
+            "last_outcome": token.last_outcome,
+            "decisions": [_decision_dict(row) for row in decided],
+            "calls": [{"alerted_at": c.alerted_at, "horizon": c.horizon, "due_at": c.due_at, "status": c.status,
+                       "base_price_usd": c.base_price_usd, "base_liquidity_usd": c.base_liquidity_usd,
+                       "checked_at": c.checked_at, "price_usd": c.price_usd, "liquidity_usd": c.liquidity_usd,
+                       "multiple": c.multiple, "rugged": None if c.rugged is None else bool(c.rugged),
+                       "channels": [name for name in c.channels.split(",") if name]} for c in checks],
+        }
+
+
+def _decision_dict(row: Any) -> dict[str, Any]:
+    try:
+        reasons = json.loads(row.reasons or "[]")
+    except ValueError:
+        reasons = []
+    return {"decided_at": row.decided_at, "address": row.address or row.token_key, "chain": row.chain,
+            "symbol": row.symbol, "outcome": row.outcome, "score": row.score, "price_usd": row.price_usd,
+            "liquidity_usd": row.liquidity_usd, "risk_level": row.risk_level,
+            "reasons": [str(r) for r in reasons] if isinstance(reasons, list) else []}
+
+
+@dataclass(slots=True)
+class CheckOutcome:
+    multiple: float | None      # price now / price at the alert (None: either price unknown)
+    rugged: bool                # liquidity at or below RUG_LIQUIDITY_SHARE of the alert's (or no market left)
+    first_rug: bool = False     # the first check of this call to find it rugged
+    best_multiple: float | None = None  # the best multiple of this call so far
+
+
+@dataclass(frozen=True, slots=True)
+class CallCheck:
+    id: int
+    token_key: str
+    message_key: str
+    address: str
+    chain: str
+    symbol: str | None
+    channels: tuple[str, ...]
+    alerted_at: float
+    horizon: str
+    due_at: float
+    base_price_usd: float | None
+    base_liquidity_usd: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> "CallCheck":
+        return cls(row.id, row.token_key, row.message_key, row.address, row.chain, row.symbol,
+                   tuple(name for name in row.channels.split(",") if name), row.alerted_at, row.horizon, row.due_at,
+                   row.base_price_usd, row.base_liquidity_usd)
+
+    def outcome(self, price_usd: float | None, liquidity_usd: float | None) -> CheckOutcome:
+        """No market left (``liquidity_usd`` None) counts as liquidity pulled, with nothing left of the price."""
+        liquidity = liquidity_usd or 0.0
+        rugged = self.base_liquidity_usd > 0 and liquidity <= RUG_LIQUIDITY_SHARE * self.base_liquidity_usd
+        if liquidity_usd is None:
+            return CheckOutcome(0.0, rugged)
+        if price_usd is None or not self.base_price_usd:
+            return CheckOutcome(None, rugged)
+        return CheckOutcome(price_usd / self.base_price_usd, rugged)

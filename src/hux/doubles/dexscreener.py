@@ -19,6 +19,11 @@ described (a token's pairs, remembered as they are served), and any address
 pair link posted before its token was ever looked up still resolves. Any other
 address is not a pair: ``pairs: null``, as DexScreener answers for a token
 address.
+
+Rugs: a ``rug_share`` of the known tokens (0 unless asked; the demo asks) have
+their liquidity pulled ``rug_after_seconds`` after their first lookup: 3 % of
+it stays and the price falls to a tenth, as after a liquidity pull.
+``Market.rug(address)`` pulls one token's liquidity at once.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ from aiohttp import web
 from hux.doubles.faults import FAULTS, FaultInjector, add_control_routes, json_error
 
 MAX_ADDRESSES = 30
+#: Addresses whose first lookup time the market keeps (for rugs); later ones never rug. Bounds memory.
+MAX_TRACKED = 100_000
+RUG_LIQUIDITY_LEFT = 0.03
+RUG_PRICE_LEFT = 0.1
 SCHEMA_VERSION = "1.0.0"
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44}")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -151,13 +160,34 @@ PAIRS_KEPT = 50_000
 class Market:
     """The double's market: deterministic per address, moving with ``clock()``."""
 
-    def __init__(self, *, seed: str = "hux", clock: Callable[[], float] = time.time, unknown_share: float = 0.1) -> None:
+    def __init__(self, *, seed: str = "hux", clock: Callable[[], float] = time.time, unknown_share: float = 0.1,
+                 rug_share: float = 0.0, rug_after_seconds: float = 60.0) -> None:
         self.seed = seed
         self.clock = clock
         self.started = clock()
         self.unknown_share = unknown_share
         self._pairs: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()  # (chain, pair key) → (token, index)
         self._listed: dict[str, tuple[str, str]] = {}  # token key → (chain, pair address) for marked pairs
+        self.rug_share = rug_share
+        self.rug_after_seconds = rug_after_seconds
+        self._first_seen: dict[str, float] = {}
+        self._rugged_at: dict[str, float] = {}
+
+    def rug(self, address: str) -> None:
+        """Pull ``address``'s liquidity now."""
+        self._rugged_at[address] = self.clock()
+
+    def _rugged(self, token: _Token, now: float) -> bool:
+        if token.address in self._rugged_at:
+            return now >= self._rugged_at[token.address]
+        if _unit(token.digest, 30) >= self.rug_share:
+            return False
+        first = self._first_seen.get(token.address)
+        if first is None:
+            if len(self._first_seen) < MAX_TRACKED:
+                self._first_seen[token.address] = now
+            return False
+        return now - first >= self.rug_after_seconds
 
     def token(self, address: str) -> _Token:
         evm = address.startswith("0x")
@@ -235,6 +265,8 @@ class Market:
 
         price = self._price(token, now)
         liquidity = token.base_liquidity * share * math.sqrt(price / token.base_price)
+        if self._rugged(token, now):
+            price, liquidity = price * RUG_PRICE_LEFT, liquidity * RUG_LIQUIDITY_LEFT
         activity = self._activity(token, now)
         volume_h24 = liquidity * token.turnover
         volume = {

@@ -40,10 +40,11 @@ SUBAPPS: web.AppKey[dict[str, web.Application]] = web.AppKey("subapps")
 INJECTORS: web.AppKey[dict[str, FaultInjector]] = web.AppKey("injectors")
 
 
-def build_app(*, telegram_state: telegram.TelegramState | None = None, seed: int | None = None) -> web.Application:
+def build_app(*, telegram_state: telegram.TelegramState | None = None, seed: int | None = None,
+              market: dexscreener.Market | None = None) -> web.Application:
     """The combined app. ``app[SUBAPPS][name]`` is each API's sub-app, ``app[INJECTORS][name]`` its injector."""
     subapps = {
-        "dexscreener": dexscreener.build_app(seed=seed),
+        "dexscreener": dexscreener.build_app(market=market, seed=seed),
         "rugcheck": rugcheck.build_app(seed=seed),
         "telegram": telegram.build_app(telegram_state, seed=seed),
         "webhook": webhook.build_app(seed=seed),
@@ -142,10 +143,11 @@ class RunningDoubles:
 
 
 async def start_doubles(
-    host: str = "127.0.0.1", port: int = 0, *, telegram_state: telegram.TelegramState | None = None, seed: int | None = None
+    host: str = "127.0.0.1", port: int = 0, *, telegram_state: telegram.TelegramState | None = None, seed: int | None = None,
+    market: dexscreener.Market | None = None,
 ) -> RunningDoubles:
     """Serve the combined doubles on ``host:port`` (0: an ephemeral port) in the running event loop."""
-    app = build_app(telegram_state=telegram_state, seed=seed)
+    app = build_app(telegram_state=telegram_state, seed=seed, market=market)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
