@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "doubles": "hux.doubles.cli",
     "render": "hux.monitoring.cli",
     "check-config": "hux.monitoring.cli",
+    "targets": "hux.monitoring.cli",
     "up": "hux.stack.cli",
     "down": "hux.stack.cli",
     "status": "hux.stack.cli",

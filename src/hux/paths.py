@@ -18,6 +18,8 @@ from pathlib import Path
 
 #: the credentials' directory under data/ (``Layout.auth_dir``; its web.yml names it relative to itself)
 AUTH_DIR_NAME = "auth"
+#: the scrape target files under data/ (``Layout.targets_dir``; ``hux targets`` edits them, Prometheus watches them)
+TARGETS_DIR_NAME = "targets"
 
 
 def home() -> Path:
@@ -69,6 +71,11 @@ class Layout:
     def dashboards_dir(self) -> Path:
         """The rendered Grafana dashboards (what Grafana is provisioned with; ``hux dashboards snapshot`` draws them)."""
         return self.run_dir / "grafana" / "dashboards"
+
+    @property
+    def targets_dir(self) -> Path:
+        """The file-based service discovery files (``hux targets``): node.json, bot.json; Prometheus re-reads them."""
+        return self.data / TARGETS_DIR_NAME
 
     @property
     def snapshots_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -54,12 +55,16 @@ def test_every_panel_uses_the_provisioned_datasource_and_has_a_unit(boards, make
 def test_template_variables(boards):
     for uid, board in boards.items():
         variables = {v["name"]: v for v in board["templating"]["list"]}
-        expected = {"node", "job", "instance"} if uid == "hux-system-overview" else {"job", "instance"}
+        # a host selector where host panels are (many hosts: `hux targets add node`)
+        with_hosts = uid in ("hux-system-overview", "hux-risk-monitoring")
+        expected = {"node", "job", "instance"} if with_hosts else {"job", "instance"}
         assert set(variables) == expected
         for var in variables.values():
             assert var["includeAll"] and var["allValue"] == ".*" and var["datasource"]["uid"] == "hux-prometheus"
         for _, expr in panel_queries(board):
             assert '="$' not in expr, f"variables must be matched with =~: {expr}"
+            if re.search(r"\bnode_|:node_", expr):
+                assert 'instance=~"$node"' in expr, f"a host panel without the host selector: {expr}"
 
 
 def test_thresholds_come_from_the_alert_settings(make_settings):

@@ -38,6 +38,58 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--json", action="store_true", help="print the results as JSON")
     check.set_defaults(func=_check_config)
 
+    targets = subparsers.add_parser(
+        "targets",
+        help="add, remove or list scrape targets on other hosts (node_exporters, bots); no restart needed",
+        description="Edit the target files Prometheus discovers targets from (data/targets/<kind>.json, "
+        "re-read every prometheus.target_refresh_interval and on change). The local node_exporter and "
+        "stack.bot_targets stay targets of the rendered config.",
+    )
+    actions = targets.add_subparsers(dest="action", required=True, metavar="{add,remove,list}")
+    for action, verb in (("add", "start scraping"), ("remove", "stop scraping")):
+        sub = actions.add_parser(action, help=f"{verb} HOST:PORT")
+        sub.add_argument("kind", choices=("node", "bot"), help="node: a node_exporter; bot: a bot instance")
+        sub.add_argument("target", metavar="HOST:PORT", help="e.g. 10.0.0.5:9100, [2001:db8::5]:9100")
+        sub.set_defaults(func=_targets)
+    listing = actions.add_parser("list", help="every node and bot target: the rendered ones and the files' ones")
+    listing.add_argument("kind", nargs="?", choices=("node", "bot"), help="only this kind")
+    listing.add_argument("--json", action="store_true", help="print the targets as JSON")
+    listing.set_defaults(func=_targets)
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from hux.monitoring import targets
+    from hux.monitoring.settings import load_settings
+
+    settings = load_settings(args.config)
+    directory = paths.Layout.current().targets_dir
+    try:
+        if args.action == "add":
+            added = targets.add_target(settings, directory, args.kind, args.target)
+            print(f"added {args.kind} target {added} to {targets.target_file(directory, args.kind)}; Prometheus "
+                  f"picks it up within {settings.prometheus.target_refresh_interval} (no restart)")
+            return 0
+        if args.action == "remove":
+            removed = targets.remove_target(settings, directory, args.kind, args.target)
+            print(f"removed {args.kind} target {removed}; its series go stale once Prometheus re-reads "
+                  f"{targets.target_file(directory, args.kind)}")
+            return 0
+        kinds = [args.kind] if args.kind else list(targets.KINDS)
+        rows = [{"kind": kind, "target": target, "source": source}
+                for kind in kinds
+                for source, listed in (("rendered config", targets.local_targets(settings, kind)),
+                                       (str(targets.target_file(directory, kind)), targets.read_targets(directory, kind)))
+                for target in listed]
+    except targets.TargetError as exc:
+        print(f"hux targets: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['kind']:<5} {row['target']:<40} {row['source']}")
+    return 0
+
 
 def default_docker_root() -> Path:
     """The repository checkout this package runs from, else $HUX_HOME."""

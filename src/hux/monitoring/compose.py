@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from hux.monitoring.prometheus_config import DOCKER_PORTS, RESEND_DELAY_FLAG
+from hux.monitoring.prometheus_config import DOCKER_PORTS, DOCKER_TARGETS_DIR, RESEND_DELAY_FLAG
 from hux.monitoring.settings import Settings
 
 #: docker secret name -> file under docker/secrets/ (see .env.example)
@@ -92,7 +92,9 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
                 RESEND_DELAY_FLAG,
                 *_prometheus_api_flags(settings),
             ],
-            "volumes": ["./docker/prometheus:/etc/prometheus:ro", "prometheus_data:/prometheus"],
+            # data/targets: the target files `hux targets` edits on the host (re-read without a restart)
+            "volumes": ["./docker/prometheus:/etc/prometheus:ro", f"./data/targets:{DOCKER_TARGETS_DIR}:ro",
+                        "prometheus_data:/prometheus"],
             "ports": _publish(settings, "prometheus"),
             "healthcheck": _wget_health("http://localhost:9090/-/healthy"),
             "restart": "unless-stopped",
@@ -203,3 +205,32 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
         document["secrets"] = {name: {"file": f"./docker/secrets/{ALERTMANAGER_SECRETS[name]}"}
                                for name in alertmanager_secrets}
     return document
+
+
+#: the exporters' compose file for each additional host (``hux render`` writes it under docker/exporters/)
+EXPORTERS_ADDRESS_ENV = "HUX_EXPORTER_ADDRESS"
+
+
+def exporters_document(settings: Settings) -> dict[str, Any]:
+    """node_exporter alone, for another host that the monitoring host scrapes (``hux targets add node``).
+
+    Published on the address ``HUX_EXPORTER_ADDRESS`` names (no default: the operator says which network
+    reaches it) and behind the same basic auth as the native stack's node_exporter: ``web.yml`` next to this
+    file is a copy of the monitoring host's data/auth/web.yml (the hash only). cAdvisor is not included: it
+    has no authentication of its own, so it is not published beyond a host's loopback.
+    """
+    address = f"${{{EXPORTERS_ADDRESS_ENV}:?set {EXPORTERS_ADDRESS_ENV} to this host's address the monitoring " \
+              "Prometheus reaches, e.g. 10.0.0.5}"
+    port = DOCKER_PORTS["node_exporter"]
+    return {"services": {"node-exporter": {
+        "image": settings.stack.images.node_exporter,
+        "command": ["--path.rootfs=/host", "--web.config.file=/etc/node_exporter/web.yml"],
+        "pid": "host",
+        "volumes": ["/:/host:ro,rslave", "./web.yml:/etc/node_exporter/web.yml:ro"],
+        "ports": [f"{address}:{port}:{port}"],
+        # healthy = serving and asking for the login (a 401 without credentials; the password stays off this host)
+        "healthcheck": {**_wget_health(f"http://localhost:{port}/metrics"),
+                        "test": ["CMD-SHELL", f"wget -q --spider http://localhost:{port}/metrics 2>&1 | grep -q 401"]},
+        "restart": "unless-stopped",
+        "mem_limit": MEMORY_LIMITS["node-exporter"],
+    }}}

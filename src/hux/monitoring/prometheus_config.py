@@ -21,6 +21,9 @@ DOCKER_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node_exporter": 9100,
 DOCKER_SERVICES = {"prometheus": "prometheus", "alertmanager": "alertmanager", "node_exporter": "node-exporter",
                    "grafana": "grafana", "cadvisor": "cadvisor", "bot": "bot"}
 
+#: where the docker Prometheus sees data/targets (mounted read-only by docker-compose.yml)
+DOCKER_TARGETS_DIR = "/etc/hux-targets"
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -36,9 +39,12 @@ class Targets:
     bot_dns: tuple[str, int] | None = None
     #: the local alert inbox (native, ``inbox.enabled``); the docker path has none
     inbox: str | None = None
+    #: where the target files of ``hux targets`` (``<kind>.json``) are, as Prometheus sees the directory
+    file_sd_dir: str | None = None
 
     @classmethod
-    def native(cls, settings: Settings, *, grafana: bool | None = None) -> "Targets":
+    def native(cls, settings: Settings, *, grafana: bool | None = None,
+               file_sd_dir: Path | None = None) -> "Targets":
         host = settings.stack.loopback_host
         ports = settings.stack.ports
         with_grafana = settings.grafana.native_enabled() if grafana is None else grafana
@@ -50,6 +56,7 @@ class Targets:
             cadvisor=None,
             bot_static=settings.stack.resolved_bot_targets(),
             inbox=f"{host}:{ports.inbox}" if settings.inbox.enabled else None,
+            file_sd_dir=str(file_sd_dir) if file_sd_dir else None,
         )
 
     @classmethod
@@ -64,6 +71,7 @@ class Targets:
             grafana=at("grafana"),
             cadvisor=at("cadvisor"),
             bot_dns=(DOCKER_SERVICES["bot"], DOCKER_PORTS["bot"]),
+            file_sd_dir=DOCKER_TARGETS_DIR,
         )
 
 
@@ -72,6 +80,20 @@ def _static_job(name: str, targets: list[str], basic_auth: dict[str, str] | None
     if basic_auth:
         job["basic_auth"] = dict(basic_auth)
     job["static_configs"] = [{"targets": targets}]
+    return job
+
+
+def static_targets(settings: Settings) -> dict[str, list[str]]:
+    """job -> the native static targets of the jobs ``hux targets`` adds to (the local node_exporter, the bots)."""
+    targets = Targets.native(settings, grafana=False)
+    return {"node": [targets.node], settings.stack.bot_job: list(targets.bot_static)}
+
+
+def _with_file_sd(job: dict[str, Any], settings: Settings, targets: Targets, kind: str) -> dict[str, Any]:
+    """The job also scrapes what ``hux targets`` lists in ``<kind>.json`` (re-read without a restart)."""
+    if targets.file_sd_dir:
+        job["file_sd_configs"] = [{"files": [f"{targets.file_sd_dir}/{kind}.json"],
+                                   "refresh_interval": settings.prometheus.target_refresh_interval}]
     return job
 
 
@@ -94,7 +116,7 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
     jobs = [
         _static_job("prometheus", [targets.prometheus], auth),
         _static_job("alertmanager", [targets.alertmanager], auth),
-        _static_job("node", [targets.node], auth),
+        _with_file_sd(_static_job("node", [targets.node], auth), settings, targets, "node"),
     ]
     if targets.cadvisor:
         jobs.append(_static_job("cadvisor", [targets.cadvisor]))
@@ -107,12 +129,13 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
     if targets.bot_dns:
         name, port = targets.bot_dns
         # One A record per replica: `docker compose up --scale bot=3` adds targets, each its own instance.
-        jobs.append({
+        jobs.append(_with_file_sd({
             "job_name": settings.stack.bot_job, **bot_timing,
             "dns_sd_configs": [{"names": [name], "type": "A", "port": port, "refresh_interval": "30s"}],
-        })
+        }, settings, targets, "bot"))
     else:
-        jobs.append({**_static_job(settings.stack.bot_job, list(targets.bot_static)), **bot_timing})
+        jobs.append(_with_file_sd({**_static_job(settings.stack.bot_job, list(targets.bot_static)), **bot_timing},
+                                  settings, targets, "bot"))
     alertmanager: dict[str, Any] = {"basic_auth": dict(auth)} if auth else {}
     alertmanager["static_configs"] = [{"targets": [targets.alertmanager]}]
     return {

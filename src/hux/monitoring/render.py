@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from hux import paths
 from hux.config import ConfigError
 from hux.monitoring import alertmanager as am
-from hux.monitoring import auth, compose, grafana, prometheus_config, rules, runbooks, wiring
+from hux.monitoring import auth, compose, grafana, prometheus_config, rules, runbooks, targets, wiring
 from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
@@ -157,17 +158,19 @@ def native_secrets(settings: Settings, run_dir: Path, environ: os._Environ[str] 
 
 def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | None = None,
                  environ: dict[str, str] | None = None,
-                 auth_password_file: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
+                 auth_password_file: Path | None = None,
+                 targets_dir: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """(config files, secret files) of a native run directory, as relative path -> text.
 
     ``auth_password_file``: Prometheus scrapes itself, Alertmanager and node_exporter and sends alerts
     with user ``hux`` and this password file (``hux.monitoring.auth``); only the path is rendered.
+    ``targets_dir``: the target files of ``hux targets`` the node and bot jobs also read.
     """
     with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
-    targets = prometheus_config.Targets.native(settings, grafana=with_grafana)
+    scraped = prometheus_config.Targets.native(settings, grafana=with_grafana, file_sd_dir=targets_dir)
     refs, secrets = native_secrets(settings, run_dir, environ)
     basic_auth = prometheus_config.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
-    files = _common_files(settings, targets, refs, basic_auth)
+    files = _common_files(settings, scraped, refs, basic_auth)
     datasources = grafana.datasource_provisioning(settings, settings.url("prometheus"), settings.url("alertmanager"))
     if auth_password_file:
         # Grafana queries Prometheus and Alertmanager as user hux; it reads the password from the file itself ($__file),
@@ -245,6 +248,8 @@ def docker_files(settings: Settings) -> dict[str, str]:
     files["docker/secrets/.gitignore"] = "*\n!.gitignore\n!README.md\n"
     files["docker/secrets/README.md"] = DOCKER_SECRETS_README
     files["docker-compose.yml"] = dump(compose.compose_document(settings, needed), GENERATED)
+    files["docker/exporters/docker-compose.yml"] = dump(compose.exporters_document(settings), GENERATED)
+    files["docker/exporters/.gitignore"] = "web.yml\n"
     files["docs/alerts.md"] = alerts_markdown(settings)
     files[runbooks.DOCS_PATH] = runbooks.docs_markdown()
     return files
@@ -354,7 +359,8 @@ def check_native(settings: Settings) -> list[str]:
     """Render the native configuration into a temporary directory and check it; the problems found."""
     with tempfile.TemporaryDirectory(prefix="hux-render-check-") as tmp:
         run_dir = Path(tmp) / "run"
-        files, secrets = native_files(settings, run_dir, auth_password_file=Path(tmp) / "auth" / "password")
+        files, secrets = native_files(settings, run_dir, auth_password_file=Path(tmp) / "auth" / "password",
+                                      targets_dir=Path(tmp) / paths.TARGETS_DIR_NAME)
         _write_tree(run_dir, {**files, **secrets}, private={*secrets, "alertmanager.yml"})
         return validate_native(run_dir)
 
@@ -398,8 +404,15 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         credentials, _ = auth.ensure(data_dir, [settings.url(name) for name in auth.COMPONENTS])
     except auth.AuthError as exc:
         raise ConfigError(str(exc)) from None
+    targets_dir = data_dir / paths.TARGETS_DIR_NAME
+    try:   # Prometheus watches the target files: they exist (empty) before it starts
+        targets.ensure_files(targets_dir)
+        for kind in targets.KINDS:
+            targets.read_targets(targets_dir, kind)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the target files in {targets_dir}: {exc}") from None
     files, secrets = native_files(settings, run_dir, grafana_enabled=with_grafana, environ=environ,
-                                  auth_password_file=credentials.password_file)
+                                  auth_password_file=credentials.password_file, targets_dir=targets_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.render-", dir=run_dir.parent))
     try:

@@ -195,13 +195,15 @@ class PrometheusSettings(_Section):
     bot_scrape_interval: Duration = "5s"
     bot_scrape_timeout: Duration = "3s"
     fast_evaluation_interval: Duration = "2s"
+    #: how often Prometheus re-reads the target files of ``hux targets`` (it also reacts to their changes at once)
+    target_refresh_interval: Duration = "30s"
     retention_time: Duration = "15d"
     #: e.g. "10GB"; empty: no size limit (retention_time alone)
     retention_size: str = ""
     external_labels: dict[str, str] = Field(default_factory=lambda: {"monitor": "hux"})
 
     @field_validator("scrape_interval", "evaluation_interval", "retention_time", "bot_scrape_interval",
-                     "bot_scrape_timeout", "fast_evaluation_interval")
+                     "bot_scrape_timeout", "fast_evaluation_interval", "target_refresh_interval")
     @classmethod
     def _durations(cls, value: str) -> str:
         return _check_duration(value)

@@ -188,6 +188,10 @@ class Context:
             var = var.all_value(".*").current(dash_models.VariableOption(selected=True, text="All", value="$__all"))
         return var
 
+    def host_variable(self) -> dash.QueryVariable:
+        """``$node``: the hosts (node_exporter instances, the local one and those of ``hux targets``)."""
+        return self.query_variable(HOST_VARIABLE, "Host", "label_values(node_uname_info, instance)")
+
     def dashboard(self, uid: str, title: str, description: str) -> dash.Dashboard:
         g = self.settings.grafana
         return (
@@ -197,6 +201,10 @@ class Context:
             .link(dash.DashboardLink("Mr Hux dashboards").type(dash_models.DashboardLinkType.DASHBOARDS)
                   .tags(["hux"]).as_dropdown(True).include_vars(True).keep_time(True))
         )
+
+
+#: the host selector's variable name (``instance=~"$node"`` in host panels)
+HOST_VARIABLE = "node"
 
 
 def threshold_steps(steps: list[tuple[float, str]]) -> dash.ThresholdsConfig:

@@ -43,6 +43,7 @@ def build(ctx: Context) -> dict[str, Any]:
                       "bottlenecks, and the alerts firing now.")
         .with_variable(ctx.query_variable("job", "Job", "label_values(hux_build_info, job)"))
         .with_variable(ctx.query_variable("instance", "Instance", 'label_values(hux_build_info{job=~"$job"}, instance)'))
+        .with_variable(ctx.host_variable())
     )
 
     # --- firing alerts ------------------------------------------------------------------------------
@@ -133,7 +134,8 @@ def build(ctx: Context) -> dict[str, Any]:
     # --- bottlenecks -----------------------------------------------------------------------------------
     board = board.with_row(ctx.row("Resource bottlenecks"))
     fs = "|".join(a.disk_fstypes_excluded)
-    fs_sel = f'{{fstype!~"{fs}"}}' if fs else ""
+    host = 'instance=~"$node"'
+    fs_sel = f'{{{host}, fstype!~"{fs}"}}' if fs else f"{{{host}}}"
     for panel in (
         ctx.timeseries("Intake queue use", [q(f"{n.queue_utilisation}{{{SEL}}}", "{{instance}}")],
                        unit="percentunit", minimum=0, maximum=1, width=8,
@@ -144,8 +146,8 @@ def build(ctx: Context) -> dict[str, Any]:
                        unit="percentunit", minimum=0, width=8,
                        description="Share of time sources waited for room in the queue."),
         ctx.timeseries("Host CPU and memory", [
-            q(n.cpu_utilisation, "{{instance}} CPU"),
-            q(n.memory_utilisation, "{{instance}} memory", ref="B"),
+            q(f"{n.cpu_utilisation}{{{host}}}", "{{instance}} CPU"),
+            q(f"{n.memory_utilisation}{{{host}}}", "{{instance}} memory", ref="B"),
         ], unit="percentunit", minimum=0, maximum=1, width=8,
             thresholds=[(0, GREEN), (a.memory_used_ratio, RED)], description="Dashed: HostMemoryHigh."),
         ctx.timeseries("Lowest free filesystem share", [q(

@@ -76,9 +76,9 @@ def _process_panels(ctx: Context, comp: str) -> list[Builder[Panel]]:
             unit="short", minimum=0, width=8, thresholds=[(0, GREEN), (a.restarts_max + 1, RED)],
             description=f"Process starts within {a.restart_window}; dashed: ServiceCrashlooping."),
         ctx.timeseries("Network (host)", [
-            q(f'sum by (instance) (rate(node_network_receive_bytes_total{{device!="lo"}}[{RATE}]))',
+            q(f'sum by (instance) (rate(node_network_receive_bytes_total{{instance=~"$node", device!="lo"}}[{RATE}]))',
               "{{instance}} in"),
-            q(f'sum by (instance) (rate(node_network_transmit_bytes_total{{device!="lo"}}[{RATE}]))',
+            q(f'sum by (instance) (rate(node_network_transmit_bytes_total{{instance=~"$node", device!="lo"}}[{RATE}]))',
               "{{instance}} out", ref="B"),
         ], unit="Bps", minimum=0, width=8,
             description="Natively there is no per-process network counter: the host's traffic (docker mode: "
@@ -98,7 +98,7 @@ def build(ctx: Context) -> dict[str, Any]:
                           "Host resources, health and resource use of each component, and the bot's key numbers.")
     board = (
         board
-        .with_variable(ctx.query_variable("node", "Host", "label_values(node_uname_info, instance)"))
+        .with_variable(ctx.host_variable())
         .with_variable(ctx.query_variable("job", "Component", "label_values(up, job)"))
         .with_variable(ctx.query_variable("instance", "Instance", 'label_values(up{job=~"$job"}, instance)'))
     )
@@ -122,7 +122,7 @@ def build(ctx: Context) -> dict[str, Any]:
         ctx.stat(f"p{a.latency_quantile * 100:g} decision latency", q(f"max({n.decision_latency})"), unit="s",
                  thresholds=[(0, GREEN), (a.latency_seconds, RED)], width=3,
                  description="Message accepted to decision on its last token (BotHighLatency line)."),
-        ctx.stat("Host memory used", q(f"max({n.memory_utilisation})"), unit="percentunit",
+        ctx.stat("Host memory used", q(f'max({n.memory_utilisation}{{instance=~"$node"}})'), unit="percentunit",
                  thresholds=[(0, GREEN), (a.memory_used_ratio, RED)], width=3),
         ctx.stat("Bot database", q("min(hux_database_up)"), unit="none", mappings=up_down_mappings(),
                  thresholds=[(0, RED), (1, GREEN)], width=3),
