@@ -68,7 +68,8 @@ def test_upgrade_from_an_older_version(store: Store) -> None:
     index_names = {ix["name"] for ix in inspect(store.engine).get_indexes("decisions")}
     assert "ix_decisions_decided_at" in index_names
     assert "ix_call_checks_status_due_at" in {ix["name"] for ix in inspect(store.engine).get_indexes("call_checks")}
-    assert "reason" in {c["name"] for c in inspect(store.engine).get_columns("inbox")}
+    assert {"reason", "claimed_by", "claim_expires"} <= {c["name"] for c in inspect(store.engine).get_columns("inbox")}
+    assert {"instances", "leases", "source_offsets", "token_gate", "api_budgets"} <= set(inspect(store.engine).get_table_names())
 
 
 def test_inbox_accepts_once_and_recovers_pending(store: Store) -> None:

@@ -6,6 +6,11 @@ before the app is built (``hux.bot.profile.resolve_profile``); the app reads
 it and nothing else about the mode. Its ``mode`` is what logs, ``/ready`` and
 ``hux_build_info{mode}`` report. The app owns the profile it is given and
 closes it last (the demo's doubles stop with it).
+
+On PostgreSQL the app is one instance of possibly several (``hux.bot.cluster``):
+it claims its work from the inbox, runs the sources only while it holds the
+leader lease, and decides tokens and spends upstream budgets in the database.
+On SQLite it is the only instance and says so to a second one.
 """
 
 from __future__ import annotations
@@ -14,16 +19,30 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import IO, Protocol
+
+from sqlalchemy.engine import make_url
 
 from hux.bot.calls import CallTracker, call_horizons
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.rugcheck import RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
+from hux.bot.cluster import (
+    Cluster,
+    Coordinator,
+    SharedBudget,
+    SharedGate,
+    SingleInstanceError,
+    instance_id,
+    settle,
+    single_instance_lock,
+)
 from hux.bot.config import BotConfig, redact_url
-from hux.bot.dedupe import MentionTracker, TokenGate
+from hux.bot.dedupe import Gate, MentionTracker, TokenGate
 from hux.bot.enrich import Enricher, PairBatcher
 from hux.bot.intake import Intake, IntakeQueue
+from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
 from hux.bot.outputs import OutputChannel, TelegramOutput, WebhookOutput
 from hux.bot.persistence import Persistence
@@ -58,6 +77,8 @@ class BotApp:
     _closers: list[_Closeable] = field(default_factory=list)
     _recovery: asyncio.Task[None] | None = None
     _tracker: asyncio.Task[None] | None = None
+    cluster: Cluster | None = None
+    _instance_lock: IO[str] | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -75,8 +96,16 @@ class BotApp:
             self.metrics = BotMetrics(group_label_limit=cfg.group_label_limit, mode=self.mode)
         m = self.metrics
 
+        url = cfg.resolved_database_url()
+        clustered = cfg.clustered()
+        database = make_url(url).database
+        if not clustered and database and database != ":memory:":
+            try:
+                self._instance_lock = single_instance_lock(Path(database))
+            except SingleInstanceError as exc:
+                raise ConfigError(str(exc)) from None
         horizons = call_horizons(profile.call_horizon_scale)
-        store = Store(cfg.resolved_database_url(), call_horizons=horizons)
+        store = Store(url, call_horizons=horizons)
         self.persistence = Persistence(
             store, m,
             spool_path=cfg.state_dir() / "spool" / "intake.jsonl",
@@ -90,7 +119,18 @@ class BotApp:
         await self.persistence.start()
         queue = IntakeQueue(cfg.queue_capacity, m, cfg.fairness,
                             workers=cfg.workers if cfg.fairness.lend_idle_workers else None)
-        self.intake = Intake(queue, self.persistence, m)
+        if clustered:
+            cl = cfg.cluster
+            self.cluster = Cluster(
+                Coordinator(url, instance_id(cfg.host, cfg.port), claim_ttl=cl.claim_ttl_seconds,
+                            lease_ttl=cl.leader_lease_seconds),
+                m, poll_interval=cl.claim_poll_seconds, configured_instances=cfg.instances,
+            )
+        else:
+            m.cluster_leader.set(1)
+            m.cluster_instances_live.set(1)
+            m.cluster_instances_configured.set(1)
+        self.intake = Intake(queue, self.persistence, m, shared=self.cluster.wake if self.cluster else None)
 
         dex = DexScreenerClient.create(
             m, profile.dexscreener_url, rate_limit_per_minute=cfg.dexscreener.rate_limit_per_minute,
@@ -103,6 +143,10 @@ class BotApp:
             max_retries=cfg.rugcheck.max_retries,
         )
         self._closers += [dex, rug]
+        if self.cluster is not None:
+            for api, client in (("dexscreener", dex.http), ("rugcheck", rug.http)):
+                if client.limiter is not None:
+                    client.shared_budget = SharedBudget(self.cluster, api, client.limiter.rate, client.limiter.burst)
         telegram_api = None
         if profile.telegram_token:
             telegram_api = TelegramBotApi.create(profile.telegram_token, m, profile.telegram_api, timeout=10.0)
@@ -110,9 +154,13 @@ class BotApp:
         channels = self._channels(telegram_api)
 
         cooldown = profile.cooldown_seconds
-        gate = TokenGate(cooldown)
-        for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
-            gate.remember(key, time.time() - decided_at)
+        gate: Gate
+        if self.cluster is not None:
+            gate = SharedGate(self.cluster, cooldown)
+        else:
+            local = gate = TokenGate(cooldown)
+            for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
+                local.remember(key, time.time() - decided_at)
         batcher = PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds)
         self.pipeline = Pipeline(
             PipelineSettings(
@@ -129,7 +177,8 @@ class BotApp:
         # Re-checks share the lookups' batcher (one DexScreener budget); at least three rounds per shortest horizon.
         tracker = CallTracker(self.persistence, batcher, channels, m, checks_per_round=cfg.calls.checks_per_round,
                               interval=min(cfg.calls.check_interval_seconds, horizons[0][1] / 3))
-        self._tracker = asyncio.create_task(tracker.run(self.stop_event), name="hux-call-tracker")
+        if self.cluster is None:  # several instances: the leader alone re-checks (one follow-up per call)
+            self._tracker = asyncio.create_task(tracker.run(self.stop_event), name="hux-call-tracker")
 
         ready = ReadyState(
             mode=self.mode,
@@ -141,13 +190,28 @@ class BotApp:
         self.server = HttpServer(build_app(m.registry, ready), cfg.host, cfg.port)
         await self.server.start()
 
-        recovered = await self.persistence.recover()
-        if recovered:
-            self._recovery = asyncio.create_task(self.intake.requeue(recovered), name="hux-recovery")
+        poll = telegram_api if profile.poll_telegram else None
+        if self.cluster is not None:
+            # Pending rows (and the spool, drained by the probe) are claimed like any other work.
+            cluster, ahead = self.cluster, cfg.cluster.claim_ahead
 
-        self.sources = self._sources(telegram_api if profile.poll_telegram else None)
-        for source in self.sources:
-            self._source_tasks.append(asyncio.create_task(self._run_source(source), name=f"hux-source-{source.name}"))
+            async def deliver(messages: list[ChatMessage]) -> None:
+                for message in settle(messages):
+                    await queue.put(message)
+
+            async def lead(term: asyncio.Event) -> None:
+                await asyncio.gather(self._lead(poll, term), tracker.run(term))
+
+            await cluster.start(on_lead=lead, deliver=deliver,
+                                room=lambda: max(0, cfg.workers + ahead - queue.unfinished))
+        else:
+            recovered = await self.persistence.recover()
+            if recovered:
+                self._recovery = asyncio.create_task(self.intake.requeue(recovered), name="hux-recovery")
+            self.sources = self._sources(poll)
+            for source in self.sources:
+                self._source_tasks.append(asyncio.create_task(self._run_source(source, self.stop_event),
+                                                              name=f"hux-source-{source.name}"))
 
         where = f"http://{cfg.host}:{self.port}"
         if profile.notice:
@@ -181,24 +245,33 @@ class BotApp:
         if telegram_api is not None:
             sources.append(TelegramSource(telegram_api, poll_timeout=cfg.telegram.poll_timeout_seconds,
                                           limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes,
-                                          allowed_chats=cfg.telegram.allowed_chats))
+                                          allowed_chats=cfg.telegram.allowed_chats, offsets=self.cluster))
         feed = self.profile.feed
         if feed is not None:
             sources.append(ReplaySource(feed.path, speed=feed.speed, loop=feed.loop, max_gap_seconds=cfg.replay.max_gap_seconds,
                                         max_message_bytes=cfg.max_message_bytes, checkpoint_dir=cfg.state_dir()))
         return sources
 
-    async def _run_source(self, source: Source) -> None:
+    async def _lead(self, telegram_api: TelegramBotApi | None, term: asyncio.Event) -> None:
+        """While this instance leads: run the sources (fresh ones each term: the Telegram offset is read again)."""
+        self.sources = self._sources(telegram_api)
+        try:
+            await asyncio.gather(*(self._run_source(source, term) for source in self.sources))
+        finally:
+            if term.is_set():  # leadership ended (a finished replay still names its source)
+                self.sources = []
+
+    async def _run_source(self, source: Source, stop: asyncio.Event) -> None:
         assert self.intake is not None
-        while not self.stop_event.is_set():
+        while not stop.is_set():
             try:
-                await source.run(self.intake, self.stop_event)
+                await source.run(self.intake, stop)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:  # a source bug must not end the bot; restart it
                 log.exception("source %s failed; restarting it in 5 s", source.name)
-                await sleep_or_stop(self.stop_event, 5.0)
+                await sleep_or_stop(stop, 5.0)
 
     # -- run / stop ------------------------------------------------------------------------
     async def wait(self) -> None:
@@ -209,6 +282,8 @@ class BotApp:
         grace = self.config.shutdown_grace_seconds
         self.stop_event.set()
         log.info("stopping: sources, then queued work (up to %.0f s), then held writes", grace)
+        if self.cluster is not None:
+            await self.cluster.stop()  # the sources first, and no new claims
         if self._source_tasks:
             _, pending = await asyncio.wait(self._source_tasks, timeout=grace)
             for task in pending:
@@ -223,6 +298,8 @@ class BotApp:
             await self.pipeline.stop()
         if self.persistence is not None:
             await self.persistence.close(grace)
+        if self.cluster is not None:
+            await self.cluster.close()
         for closer in self._closers:
             try:
                 await closer.aclose()
@@ -231,4 +308,6 @@ class BotApp:
         if self.server is not None:
             await self.server.stop()
         await self.profile.aclose()
+        if self._instance_lock is not None:
+            self._instance_lock.close()
         log.info("bot stopped")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hux import paths
 from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
@@ -140,6 +140,19 @@ class FairnessSettings(_Section):
     lend_idle_workers: bool = False
 
 
+class ClusterSettings(_Section):
+    """Several instances on one PostgreSQL database (see ``hux.bot.cluster``)."""
+
+    # A claim of a stopped instance returns to the pool after this; the holder renews every third of it.
+    claim_ttl_seconds: float = Field(20.0, ge=1, le=30)
+    # The leader renews every third of this; another instance takes over within about 4/3 of it.
+    leader_lease_seconds: float = Field(15.0, ge=1, le=22)
+    # How often an idle instance looks for unclaimed work (it is also woken by its own intake).
+    claim_poll_seconds: float = Field(0.2, gt=0, le=5)
+    # Messages one instance claims ahead of its free workers (more: less polling, less even sharing).
+    claim_ahead: int = Field(8, ge=1, le=1000)
+
+
 class BotConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -165,6 +178,9 @@ class BotConfig(_Section):
     retention_days: float = Field(90.0, ge=2)
     prune_batch_rows: int = Field(1000, ge=1, le=100_000)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    # Local instances `hux up` runs on consecutive ports from bot.port; more than 1 needs PostgreSQL.
+    instances: int = Field(1, ge=1, le=32)
+    cluster: ClusterSettings = ClusterSettings()
     telegram: TelegramSettings = TelegramSettings()
     dexscreener: DexScreenerSettings = DexScreenerSettings()
     rugcheck: RugCheckSettings = RugCheckSettings()
@@ -174,11 +190,22 @@ class BotConfig(_Section):
     fairness: FairnessSettings = FairnessSettings()
     calls: CallSettings = CallSettings()
 
+    @model_validator(mode="after")
+    def _instances_need_postgresql(self) -> "BotConfig":
+        if self.instances > 1 and not self.clustered():
+            raise ValueError(f"instances = {self.instances} needs bot.database_url on PostgreSQL "
+                             "(postgresql+psycopg://...): SQLite serves one instance")
+        return self
+
     # --- derived values -------------------------------------------------------
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{paths.data_dir() / 'bot' / 'hux.db'}"
+
+    def clustered(self) -> bool:
+        """Several instances may share the database: PostgreSQL (SQLite serves one instance)."""
+        return self.resolved_database_url().split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
     def resolved_log_file(self) -> Path:
         return Path(self.log_file) if self.log_file else paths.log_dir() / "mr_hux_alpha_bot.log"

@@ -9,15 +9,31 @@
 
 Both are bounded (least recently used entries are dropped first) so a flood of
 distinct addresses cannot grow memory without limit.
+
+The pipeline sees a gate through ``Gate``: ``TokenGate`` decides in this
+process (one instance, SQLite); ``hux.bot.cluster.SharedGate`` decides in
+PostgreSQL, so several instances deciding the same token produce one alert.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Protocol
 
 Clock = Callable[[], float]
+
+
+class Gate(Protocol):
+    """Who looks a token up, and its cooldown: ``begin`` (True: go on), then ``end`` once decided."""
+
+    async def begin(self, key: str) -> bool: ...
+
+    async def sending(self, key: str) -> None:
+        """An alert for ``key`` is about to go out (a crash before ``end`` is then visible)."""
+
+    async def end(self, key: str, *, decided: bool) -> None:
+        """``decided``: the cooldown starts now; False (a failed lookup): the next mention retries."""
 
 
 class TokenGate:
@@ -47,6 +63,18 @@ class TokenGate:
 
     def failed(self, key: str) -> None:
         self._in_flight.discard(key)
+
+    async def begin(self, key: str) -> bool:
+        return self.claim(key)
+
+    async def sending(self, key: str) -> None:
+        return None  # one process: a crash loses the in-flight alert's record with everything else
+
+    async def end(self, key: str, *, decided: bool) -> None:
+        if decided:
+            self.decided(key)
+        else:
+            self.failed(key)
 
     def remember(self, key: str, seconds_ago: float) -> None:
         """Seed the cooldown from the store after a restart."""

@@ -113,6 +113,11 @@ class IntakeQueue:
         return self._size
 
     @property
+    def unfinished(self) -> int:
+        """Messages queued or being worked on."""
+        return self._unfinished
+
+    @property
     def saturated(self) -> bool:
         return self._size >= self.capacity
 
@@ -260,10 +265,15 @@ class IntakeQueue:
 
 
 class Intake:
-    def __init__(self, queue: IntakeQueue, persistence: Persistence, metrics: BotMetrics) -> None:
+    """``shared``: several instances share the database (``hux.bot.cluster``); accepted messages
+    stay in the inbox for whichever instance claims them, and ``shared()`` is told there is new work."""
+
+    def __init__(self, queue: IntakeQueue, persistence: Persistence, metrics: BotMetrics,
+                 *, shared: Callable[[], None] | None = None) -> None:
         self.queue = queue
         self.persistence = persistence
         self.metrics = metrics
+        self.shared = shared
 
     def reject(self, source: str, error: Rejected, where: str) -> None:
         """Count and log a refused input (the log says where it came from, never its content)."""
@@ -311,6 +321,9 @@ class Intake:
             message.accepted_at = now
             self.metrics.messages_received.labels(source=message.source, group=self.metrics.group_label(message.group)).inc()
         self.metrics.stage_results.labels(stage="intake", outcome="success").inc(len(fresh))
+        if self.shared is not None:
+            self.shared()
+            return len(fresh)
         for message in fresh:
             await self.queue.put(message)
         return len(fresh)

@@ -327,6 +327,41 @@ class BotMetrics:
             registry=r,
         )
 
+        # --- several instances (hux.bot.cluster) -------------------------------
+        self.cluster_leader = Gauge(
+            f"{PREFIX}_bot_leader", "1 while this instance leads (runs the sources: Telegram polling, replay).", registry=r
+        )
+        self.cluster_leader_changes = Counter(
+            f"{PREFIX}_bot_leader_changes_total", "Times this instance took the leader lease.", registry=r
+        )
+        self.cluster_claims_held = Gauge(
+            f"{PREFIX}_bot_claims_held", "Pending inbox messages this instance has claimed and not finished.", registry=r
+        )
+        self.claims_expired = Counter(
+            f"{PREFIX}_bot_claims_expired_total",
+            "Inbox messages this instance took over after another claim on them lapsed (its instance stopped).",
+            registry=r,
+        )
+        self.cluster_instances_live = Gauge(
+            f"{PREFIX}_bot_instances_live",
+            "Instances on this database whose heartbeat is within the claim time (1 on SQLite).",
+            registry=r,
+        )
+        self.cluster_instances_configured = Gauge(
+            f"{PREFIX}_bot_instances_configured", "Instances the operator configured (bot.instances).", registry=r
+        )
+        self.alerts_unconfirmed = Counter(
+            f"{PREFIX}_alerts_unconfirmed_total",
+            "Alerts an instance started sending and stopped before recording: possibly sent twice (or not at all).",
+            registry=r,
+        )
+        self.api_budget_wait_seconds = Counter(
+            f"{PREFIX}_api_budget_wait_seconds_total",
+            "Time API calls waited for the request budget shared by every instance, by API.",
+            ["api"],
+            registry=r,
+        )
+
     @classmethod
     def noop(cls, **kwargs: Any) -> "BotMetrics":
         """Same attributes, private registry, no process collectors (benchmark baseline)."""

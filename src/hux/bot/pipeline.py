@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from hux.bot.clients.http import RequestContext
-from hux.bot.dedupe import MentionTracker, TokenGate
+from hux.bot.dedupe import Gate, MentionTracker
 from hux.bot.enrich import Enricher, MarketView
 from hux.bot.extract import Candidate, extract_capped
 from hux.bot.intake import IntakeQueue, chat_of
@@ -56,7 +56,7 @@ class Pipeline:
         persistence: Persistence,
         enricher: Enricher,
         channels: Sequence[OutputChannel],
-        gate: TokenGate,
+        gate: Gate,
         mentions: MentionTracker,
     ) -> None:
         self.settings = settings
@@ -176,7 +176,7 @@ class Pipeline:
             log.warning("could not tell which token a dexscreener link names: %s", exc)
             return self._decide(candidate, "failed")
         groups = self.mentions.mention(candidate.key, message.group)
-        claimed = self.gate.claim(candidate.key)
+        claimed = await self.gate.begin(candidate.key)
         m.stage_results.labels(stage="dedupe", outcome="success").inc()
         if not claimed:
             return self._decide(candidate, "cooldown")
@@ -184,12 +184,10 @@ class Pipeline:
         try:
             result = await self._evaluate(message, candidate, groups, context=context)
         except BaseException:
-            self.gate.failed(candidate.key)
+            await asyncio.shield(self.gate.end(candidate.key, decided=False))
             raise
-        if result.outcome == "failed":
-            self.gate.failed(candidate.key)  # no cooldown: the next mention tries again
-        else:
-            self.gate.decided(candidate.key)
+        # "failed": no cooldown, the next mention tries again
+        await self.gate.end(candidate.key, decided=result.outcome != "failed")
         m.token_processing_seconds.observe(time.perf_counter() - started)
         return result
 
@@ -260,6 +258,8 @@ class Pipeline:
             url=pair.url,
             reasons=result.reasons,
         )
+        if self.channels:
+            await self.gate.sending(candidate.key)
         deliveries = await deliver(alert, self.channels, m, context=context) if self.channels else {}
         if deliveries and not any(deliveries.values()):
             m.stage_results.labels(stage="notify", outcome="failure").inc()

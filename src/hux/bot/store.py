@@ -13,6 +13,16 @@ Tables:
 ``call_checks``     each alerted token's re-checks (+1 h, +6 h, +24 h): due time, then the
                     price and liquidity seen, the multiple and whether it rugged (migration 4)
 
+Several instances on one PostgreSQL (``hux.bot.cluster``, migration 5):
+
+``inbox.claimed_by`` / ``claim_expires``  which instance works on a pending row, until when
+``instances``       one row per running instance: its heartbeat (live instances)
+``leases``          named leases (``leader``: the one instance that polls the sources)
+``source_offsets``  where a source resumes (the Telegram update offset)
+``token_gate``      one row per token: who looks it up now, when it was decided (cooldown),
+                    whether an alert was being sent (a crash between send and record)
+``api_budgets``     one token bucket per upstream API, shared by every instance
+
 Every write is idempotent (keyed on message and token), so a batch retried
 after a lost connection never duplicates rows. This class is synchronous; the
 pipeline calls it from a worker thread (``hux.bot.persistence``).
@@ -28,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
     Float,
@@ -90,6 +101,8 @@ inbox = Table(
     Column("status", String(16), nullable=False),  # pending | done | rejected
     Column("processed_at", Float),
     Column("reason", String(200)),  # why a rejected message's result could not be stored (migration 3)
+    Column("claimed_by", String(64)),   # the instance working on a pending row (migration 4)
+    Column("claim_expires", Float),     # its claim returns to the pool after this (database clock)
 )
 tokens = Table(
     "tokens",
@@ -178,6 +191,44 @@ HISTORY_TABLES: dict[str, Column[Any]] = {
     "mentions": mentions.c.mentioned_at, "decisions": decisions.c.decided_at, "alerts": alerts.c.sent_at,
     "call_checks": call_checks.c.alerted_at, "tokens": tokens.c.last_seen,
 }
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("epoch", Integer, nullable=False),  # +1 at every change of holder
+)
+source_offsets = Table(
+    "source_offsets",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+token_gate = Table(
+    "token_gate",
+    metadata,
+    Column("token_key", String(100), primary_key=True),
+    Column("holder", String(64)),          # the instance looking it up now (None: nobody)
+    Column("lease_until", Float),          # its claim lapses after this
+    Column("decided_at", Float),           # last decision: the cooldown runs from here
+    Column("sending_at", Float),           # an alert is being sent; cleared once recorded
+)
+api_budgets = Table(
+    "api_budgets",
+    metadata,
+    Column("api", String(32), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -216,12 +267,22 @@ def _inbox_reason(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE inbox ADD COLUMN reason VARCHAR(200)"))
 
 
+def _cluster(conn: Connection) -> None:
+    have = {c["name"] for c in inspect(conn).get_columns("inbox")}
+    for name, kind in (("claimed_by", "VARCHAR(64)"), ("claim_expires", "FLOAT")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE inbox ADD COLUMN {name} {kind}"))
+    for table in (instances, leases, source_offsets, token_gate, api_budgets):
+        table.create(conn, checkfirst=True)
+
+
 #: Append only. A migration runs in its own transaction with its version row.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, tokens, mentions, decisions, alerts", _initial_schema),
     Migration(2, "indexes for inbox recovery/pruning and recent decisions", _time_indexes),
     Migration(3, "inbox.reason: why a message ended rejected", _inbox_reason),
     Migration(4, "call_checks: alerted tokens re-checked at +1h/+6h/+24h; time indexes for retention", _call_checks),
+    Migration(5, "several instances: inbox claims, instances, leases, source offsets, token gate, API budgets", _cluster),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

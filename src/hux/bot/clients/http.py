@@ -50,7 +50,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -82,6 +82,12 @@ _ADVICE = {
 _MISS = object()  # cache sentinel: None is a valid cached answer ("unknown token")
 #: Largest reply body read (after decompression); a larger one is an ``invalid_response``.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class SharedBudget(Protocol):
+    """A request budget shared with other instances (``hux.bot.cluster.SharedBudget``): one token per call."""
+
+    async def acquire(self) -> None: ...
 
 
 class BodyTooLarge(Exception):
@@ -239,6 +245,8 @@ class ApiClient:
         register_secrets(*self.secrets)
 
         self.limiter = RateLimiter(rate_limit_per_second, burst) if rate_limit_per_second else None
+        # The provider's limit is per caller IP: instances on one database also share one budget there.
+        self.shared_budget: SharedBudget | None = None
         if rate_limit_per_second:
             metrics.api_rate_limit.labels(api=api).set(rate_limit_per_second)
         state_gauge = metrics.api_circuit_state.labels(api=api)
@@ -442,6 +450,8 @@ class ApiClient:
         try:
             if self.limiter is not None:
                 await self.limiter.acquire(request.context.chat)
+            if self.shared_budget is not None:
+                await self.shared_budget.acquire()
             result = await self._attempt(request)
         finally:
             if result is None:  # cancelled: says nothing about the service

@@ -6,6 +6,11 @@ are made durable through ``Intake.accept`` and only then is the offset moved
 past them. Telegram keeps unconfirmed updates (24 h), so a crash between
 polling and accepting means the next start receives them again, and the inbox
 recognises any it already had.
+
+With several instances (``offsets``: ``hux.bot.cluster.Cluster``) only the
+leader polls; it starts from the offset stored in the database and stores it
+after every accepted batch, so the next leader resumes where this one
+stopped: an update already in the inbox that comes again is recognised there.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.intake import Intake
@@ -26,6 +31,14 @@ log = logging.getLogger("hux.bot.sources.telegram")
 MESSAGE_FIELDS = ("message", "channel_post", "edited_message", "edited_channel_post")
 #: The Bot API's Chat.type values.
 CHAT_TYPES = ("private", "group", "supergroup", "channel")
+
+
+class OffsetStore(Protocol):
+    """Where the update offset survives this process (the database, shared by the instances)."""
+
+    async def load_offset(self, source: str) -> int | None: ...
+
+    async def save_offset(self, source: str, value: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +129,10 @@ class TelegramSource:
     name = "telegram"
 
     def __init__(self, api: TelegramBotApi, *, poll_timeout: int = 25, limit: int = 100, max_message_bytes: int = 65536,
-                 backoff_max: float = 30.0, allowed_chats: Sequence[int | str] = ()) -> None:
+                 backoff_max: float = 30.0, allowed_chats: Sequence[int | str] = (),
+                 offsets: OffsetStore | None = None) -> None:
         self.api = api
+        self.offsets = offsets
         self.poll_timeout = poll_timeout
         self.limit = limit
         self.max_bytes = max_message_bytes
@@ -167,6 +182,17 @@ class TelegramSource:
 
     async def run(self, intake: Intake, stop: asyncio.Event) -> None:
         failures = 0
+        if self.offsets is not None:
+            while self.offset is None and not stop.is_set():
+                try:
+                    self.offset = await self.offsets.load_offset(self.name)
+                    break
+                except Exception as exc:  # noqa: BLE001 - polling without it could hand out updates twice
+                    log.warning("the stored Telegram offset could not be read (%s); asking again in 2 s", exc)
+                    if await sleep_or_stop(stop, 2.0):
+                        return
+            if self.offset is not None:
+                log.info("resuming Telegram polling at the stored offset %d", self.offset)
         while not stop.is_set():
             try:
                 updates = await self._poll(stop)
@@ -197,6 +223,15 @@ class TelegramSource:
             ids = [i for i in map(_update_id, updates) if i is not None]
             if ids:
                 self.offset = max(ids) + 1
+                await self._save_offset()
+
+    async def _save_offset(self) -> None:
+        if self.offsets is None or self.offset is None:
+            return
+        try:
+            await self.offsets.save_offset(self.name, self.offset)
+        except Exception as exc:  # noqa: BLE001 - the next leader then sees some updates again; the inbox knows them
+            log.warning("the Telegram offset could not be stored (%s); a new leader would see a few updates again", exc)
 
     async def _poll(self, stop: asyncio.Event) -> list[Any] | None:
         poll = asyncio.ensure_future(self.api.get_updates(self.offset, timeout=self.poll_timeout, limit=self.limit))

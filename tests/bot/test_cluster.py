@@ -1,0 +1,219 @@
+"""Several instances on one PostgreSQL: the SQL that decides claims, leadership, tokens and budgets.
+
+Each test runs real statements against a fresh PostgreSQL database, with two or
+three ``Coordinator``s standing for instances; the process-level drills (three
+``hux bot run`` processes, kill -9 of the leader, a database restart) are in
+``test_cluster_drill.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hux.bot.cluster import Coordinator, SingleInstanceError, single_instance_lock
+from hux.bot.config import BotConfig
+from hux.bot.messages import ChatMessage
+from hux.bot.store import Store
+from hux.config import ConfigError
+
+
+def _store(url: str) -> Store:
+    store = Store(url)
+    store.migrate()
+    return store
+
+
+def _messages(n: int, prefix: str = "m") -> list[ChatMessage]:
+    out = []
+    for i in range(n):
+        m = ChatMessage(f"replay:{prefix}{i}", "replay", "g", f"text {i}", 1_700_000_000.0 + i)
+        m.accepted_wall = 1_700_000_000.0 + i
+        out.append(m)
+    return out
+
+
+@pytest.fixture
+def cluster_db(pg_database):
+    url = pg_database()
+    store = _store(url)
+    coords: list[Coordinator] = []
+
+    def make(name: str, *, claim_ttl: float = 30.0, lease_ttl: float = 30.0) -> Coordinator:
+        c = Coordinator(url, name, claim_ttl=claim_ttl, lease_ttl=lease_ttl)
+        coords.append(c)
+        return c
+
+    yield store, make
+    for c in coords:
+        c.dispose()
+    store.dispose()
+
+
+def test_concurrent_claims_are_disjoint_and_cover_every_pending_row(cluster_db) -> None:
+    store, make = cluster_db
+    store.inbox_add(_messages(300))
+    coords = [make(f"i{n}") for n in range(3)]
+    got: dict[str, list[str]] = {c.me: [] for c in coords}
+
+    barrier = threading.Barrier(3)
+
+    def drain(c: Coordinator) -> None:
+        barrier.wait()
+        while True:
+            claimed = c.claim(7)
+            if not claimed.messages:
+                return
+            got[c.me] += [m.key for m in claimed.messages]
+            time.sleep(0.005)  # the work
+
+    threads = [threading.Thread(target=drain, args=(c,)) for c in coords]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    keys = [k for ks in got.values() for k in ks]
+    assert len(keys) == 300 and len(set(keys)) == 300          # every row once, none twice
+    assert all(got[c.me] for c in coords)                       # each instance got a share
+
+
+def test_a_lapsed_claim_returns_to_the_pool_and_is_counted_as_taken_over(cluster_db) -> None:
+    store, make = cluster_db
+    store.inbox_add(_messages(5))
+    dead, alive = make("dead", claim_ttl=1.0), make("alive", claim_ttl=1.0)
+    assert len(dead.claim(10).messages) == 5
+    assert alive.claim(10).messages == []                       # held: nothing to take
+    time.sleep(1.2)                                             # the dead one never renews
+    again = alive.claim(10)
+    assert len(again.messages) == 5 and again.taken_over == 5
+
+
+def test_a_renewed_claim_is_kept_and_a_finished_row_is_never_claimed(cluster_db) -> None:
+    store, make = cluster_db
+    msgs = _messages(4)
+    store.inbox_add(msgs)
+    holder, other = make("holder", claim_ttl=1.0), make("other", claim_ttl=1.0)
+    assert len(holder.claim(10).messages) == 4
+    for _ in range(3):
+        time.sleep(0.4)
+        held, live, _ = holder.heartbeat()
+        assert held == 4 and live == 1
+    assert other.claim(10).messages == []
+    from hux.bot.store import MessageResult
+    store.write_results([MessageResult(m, [], time.time()) for m in msgs[:2]])
+    assert holder.heartbeat()[0] == 2                           # done rows are no longer held
+    holder.leave()                                              # a clean stop hands the rest back at once
+    assert sorted(m.key for m in other.claim(10).messages) == sorted(m.key for m in msgs[2:])
+
+
+def test_one_leader_at_a_time_and_a_takeover_once_its_lease_lapses(cluster_db) -> None:
+    _, make = cluster_db
+    a, b, c = (make(n, lease_ttl=1.0) for n in "abc")
+    epoch = a.lead()
+    assert epoch is not None and b.lead() is None and c.lead() is None
+    assert a.lead() == epoch                                    # renewing keeps the epoch
+    time.sleep(1.2)
+    new = b.lead()
+    assert new == epoch + 1 and c.lead() is None and a.lead() is None
+    b.leave()                                                   # resigning: the next one need not wait
+    assert c.lead() == epoch + 2
+
+
+def test_two_instances_deciding_one_token_at_once_take_it_once(cluster_db) -> None:
+    _, make = cluster_db
+    coords = [make(f"i{n}") for n in range(3)]
+    results: list[bool] = []
+    barrier = threading.Barrier(3)
+
+    def race(c: Coordinator) -> None:
+        barrier.wait()
+        results.append(c.gate_begin("solana:TOKEN", 60.0)[0])
+
+    threads = [threading.Thread(target=race, args=(c,)) for c in coords]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == [False, False, True]
+
+
+def test_cooldown_and_a_failed_lookup_are_decided_in_the_database(cluster_db) -> None:
+    _, make = cluster_db
+    a, b = make("a"), make("b")
+    assert a.gate_begin("evm:0x1", 60.0) == (True, False)
+    a.gate_end("evm:0x1", False)                                # failed: no cooldown, the next mention retries
+    assert b.gate_begin("evm:0x1", 60.0) == (True, False)
+    b.gate_end("evm:0x1", True)                                 # decided: cooldown from now
+    assert a.gate_begin("evm:0x1", 60.0) == (False, False)
+    assert a.gate_begin("evm:0x1", 0.0) == (True, False)        # no cooldown configured
+
+
+def test_a_holder_that_dies_while_sending_is_detected(cluster_db) -> None:
+    _, make = cluster_db
+    dead, alive = make("dead", claim_ttl=1.0), make("alive", claim_ttl=1.0)
+    assert dead.gate_begin("solana:X", 60.0)[0]
+    dead.gate_sending("solana:X")                               # ... and never records it
+    assert alive.gate_begin("solana:X", 60.0) == (False, False)  # still held
+    time.sleep(1.2)
+    assert alive.heartbeat()[2] == 1                            # swept: one unconfirmed alert
+    assert alive.gate_begin("solana:X", 60.0) == (True, False)  # decided again, once
+
+
+def test_the_shared_budget_never_exceeds_its_rate_across_instances(cluster_db) -> None:
+    _, make = cluster_db
+    coords = [make(f"i{n}") for n in range(3)]
+    rate, burst = 20.0, 2.0
+    taken: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 2.0
+
+    def spend(c: Coordinator) -> None:
+        while time.monotonic() < stop_at:
+            wait = c.take_budget("dexscreener", rate, burst)
+            if wait == 0.0:
+                with lock:
+                    taken.append(time.monotonic())
+            else:
+                time.sleep(min(wait, 0.05))
+
+    threads = [threading.Thread(target=spend, args=(c,)) for c in coords]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # At most burst + rate * elapsed in any window (a token bucket), whoever asks.
+    assert len(taken) <= burst + rate * 2.0 + 1
+    assert len(taken) >= rate * 2.0 * 0.7                       # and the budget is used, not starved
+    taken.sort()
+    for i, t in enumerate(taken):
+        in_window = sum(1 for u in taken[i:] if u - t <= 0.5)
+        assert in_window <= burst + rate * 0.5 + 1
+
+
+def test_the_offset_only_moves_forward(cluster_db) -> None:
+    _, make = cluster_db
+    a, b = make("a"), make("b")
+    assert a.load_offset("telegram") is None
+    a.save_offset("telegram", 120)
+    b.save_offset("telegram", 100)                              # a stale leader's late save
+    assert b.load_offset("telegram") == 120
+
+
+def test_a_second_instance_on_one_sqlite_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    db = tmp_path / "bot" / "hux.db"
+    first = single_instance_lock(db)
+    with pytest.raises(SingleInstanceError) as err:
+        single_instance_lock(db)
+    assert "PostgreSQL" in str(err.value) and "stop that one" in str(err.value) and str(db) in str(err.value)
+    first.close()
+    single_instance_lock(db).close()                            # free again once the first one is gone
+
+
+def test_several_instances_need_postgresql() -> None:
+    with pytest.raises(ValueError, match="needs bot.database_url on PostgreSQL"):
+        BotConfig.model_validate({"instances": 2, "database_url": "sqlite:////tmp/x.db"})
+    assert BotConfig.model_validate({"instances": 3, "database_url": "postgresql+psycopg://u@h/db"}).instances == 3
+    assert issubclass(SingleInstanceError, RuntimeError) and ConfigError
