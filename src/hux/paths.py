@@ -20,6 +20,10 @@ from pathlib import Path
 AUTH_DIR_NAME = "auth"
 #: the scrape target files under data/ (``Layout.targets_dir``; ``hux targets`` edits them, Prometheus watches them)
 TARGETS_DIR_NAME = "targets"
+#: inside a run directory (``Layout.run_dir``, or wherever ``hux render`` is pointed): what Grafana is provisioned
+#: with, and the dashboards that provisioning names
+RUN_GRAFANA_PROVISIONING = "grafana/provisioning"
+RUN_GRAFANA_DASHBOARDS = "grafana/dashboards"
 
 
 def home() -> Path:
@@ -70,7 +74,7 @@ class Layout:
     @property
     def dashboards_dir(self) -> Path:
         """The rendered Grafana dashboards (what Grafana is provisioned with; ``hux dashboards snapshot`` draws them)."""
-        return self.run_dir / "grafana" / "dashboards"
+        return self.run_dir / RUN_GRAFANA_DASHBOARDS
 
     @property
     def targets_dir(self) -> Path:

@@ -30,6 +30,7 @@ from hux.monitoring import auth, compose, grafana, prometheus_config, rules, run
 from hux.monitoring.alertdocs import alerts_markdown
 from hux.monitoring.settings import Settings
 from hux.monitoring.yamlout import GENERATED, dump
+from hux.paths import RUN_GRAFANA_DASHBOARDS, RUN_GRAFANA_PROVISIONING
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 CHECK_TIMEOUT = 60
@@ -178,11 +179,11 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
         for source in datasources["datasources"]:
             source.update(basicAuth=True, basicAuthUser=auth.USER,
                           secureJsonData={"basicAuthPassword": f"$__file{{{auth_password_file}}}"})
-    files["grafana/provisioning/datasources/hux.yml"] = dump(datasources, GENERATED)
-    files["grafana/provisioning/dashboards/hux.yml"] = dump(
-        grafana.dashboard_provisioning(str(run_dir / "grafana" / "dashboards")), GENERATED)
+    files[f"{RUN_GRAFANA_PROVISIONING}/datasources/hux.yml"] = dump(datasources, GENERATED)
+    files[f"{RUN_GRAFANA_PROVISIONING}/dashboards/hux.yml"] = dump(
+        grafana.dashboard_provisioning(str(run_dir / RUN_GRAFANA_DASHBOARDS)), GENERATED)
     for name, text in _dashboard_files(settings).items():
-        files[f"grafana/dashboards/{name}"] = text
+        files[f"{RUN_GRAFANA_DASHBOARDS}/{name}"] = text
     return files, {f"secrets/{name}": value + "\n" for name, value in secrets.items()}
 
 
@@ -440,8 +441,8 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         alertmanager_config=alertmanager_config,
         templates_dir=run_dir / "templates",
         secrets_dir=run_dir / "secrets",
-        grafana_provisioning_dir=run_dir / "grafana" / "provisioning",
-        grafana_dashboards_dir=run_dir / "grafana" / "dashboards",
+        grafana_provisioning_dir=run_dir / RUN_GRAFANA_PROVISIONING,
+        grafana_dashboards_dir=run_dir / RUN_GRAFANA_DASHBOARDS,
         grafana_enabled=with_grafana,
         web_config=credentials.web_config,
         prometheus_args=prometheus_config.prometheus_flags(settings, prometheus_file, data_dir / "prometheus"),

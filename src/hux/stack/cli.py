@@ -11,15 +11,13 @@ from hux.config import ConfigError
 from hux.stack import commands
 from hux.stack.binaries import MissingBinary
 from hux.stack.cli_common import mode_flags, resolve_mode
+from hux.stack.components import ORDER
 from hux.stack.docker import DockerUnavailable
 from hux.stack.native import StackError
 from hux.stack.output import Console
 from hux.stack.plan import StackPaths
 
 Handler = Callable[[argparse.Namespace], int]
-
-COMPONENTS = ("prometheus", "alertmanager", "node_exporter", "inbox", "grafana", "bot")
-
 
 def guard(func: Handler) -> Handler:
     """A stack command whose failure is an error of ours (a stack not running, a missing binary, no docker):
@@ -109,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.set_defaults(func=_status)
 
     restart = subparsers.add_parser("restart", help="restart some components (or, with none named, the whole stack)")
-    restart.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(COMPONENTS)}")
+    restart.add_argument("components", nargs="*", metavar="COMPONENT", help=f"any of: {', '.join(ORDER)}")
     restart.add_argument("--timeout", type=float, default=commands.DEFAULT_UP_TIMEOUT)
     mode_flags(restart)
     restart.set_defaults(func=_restart)

@@ -30,6 +30,7 @@ from hux.monitoring.settings import Settings, load_settings
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
     LOG_FILES,
+    ORDER,
     READY_PATHS,
     build_plan,
     decide_grafana,
@@ -184,7 +185,7 @@ def wait_until_ready(prep: Prepared, stack: NativeStack | None, timeout: float, 
 def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, supervisor_pid: int | None) -> None:
     home = prep.paths.home
     rows = []
-    for name in ("grafana", "prometheus", "alertmanager", "node_exporter", "inbox", "bot"):
+    for name in ORDER:
         try:
             spec = prep.plan.component(name)
         except KeyError:

@@ -32,11 +32,13 @@ from hux.monitoring import auth
 from hux.monitoring.grafana_install import GrafanaDecision, grafana_decision
 from hux.monitoring.inbox.store import index_file as inbox_index_file
 from hux.monitoring.settings import Settings
+from hux.paths import RUN_GRAFANA_PROVISIONING
 from hux.stack import binaries
 from hux.stack.grafana import write_ini
 from hux.stack.plan import BASE_ENV, ComponentSpec, StackPaths, StackPlan
 
-# Start order; the supervisor stops in reverse (bot first).
+#: every component the native stack runs, in start order (the supervisor stops in reverse, bot first);
+#: `hux up`'s summary, `hux status` and `hux restart`'s help list them in this order too
 ORDER = ("node_exporter", "inbox", "alertmanager", "prometheus", "grafana", "bot")
 PRIVILEGED_FLAGS = ("--web.enable-lifecycle", "--web.enable-admin-api")
 
@@ -175,7 +177,7 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
             bind_address=bind,
             port=ports.grafana,
             data_dir=paths.component_data("grafana"),
-            provisioning_dir=run / "grafana" / "provisioning",
+            provisioning_dir=run / RUN_GRAFANA_PROVISIONING,
             admin_user=settings.grafana.admin_user,
             password_file=grafana_password_file(settings, paths).resolve(),
         )
