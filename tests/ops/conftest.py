@@ -155,11 +155,14 @@ receivers:
 def am_factory(tmp_path: Path):
     made: list[AmProcess] = []
 
-    def make(config_text: str = DEFAULT_AM_CONFIG) -> AmProcess:
+    def make(config_text: str = DEFAULT_AM_CONFIG, *, config: Path | None = None) -> AmProcess:
+        """An Alertmanager on ``config_text``, or on the file ``config`` where it lies (a rendered run
+        directory: its templates beside it); its storage and log in a directory of its own."""
         base = tmp_path / f"am{len(made)}"
         base.mkdir()
-        config = base / "alertmanager.yml"
-        config.write_text(config_text, encoding="utf-8")
+        if config is None:
+            config = base / "alertmanager.yml"
+            config.write_text(config_text, encoding="utf-8")
         proc = AmProcess(config, base / "data", base / "alertmanager.log")
         made.append(proc)
         proc.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -36,21 +36,14 @@ def _config(home: Path, inbox_port: int, extra: str = "") -> Path:
 
 
 @pytest.fixture
-def alertmanager() -> Iterator[Callable[[Path, Path], AmProcess]]:
+def alertmanager(am_factory: Callable[..., AmProcess]) -> Callable[[Path, Path], AmProcess]:
     """A real Alertmanager on the rendered run directory (its templates beside its config)."""
-    made: list[AmProcess] = []
-
     def start(home: Path, config: Path) -> AmProcess:
         settings = load_settings(config, environ={})
         rendered = render_native(settings, home / "run", data_dir=home / "data", grafana_enabled=False, environ={})
-        am = AmProcess(rendered.alertmanager_config, home / "am-data", home / "alertmanager.log")
-        made.append(am)
-        am.start()
-        return am
+        return am_factory(config=rendered.alertmanager_config)
 
-    yield start
-    for am in made:
-        am.stop()
+    return start
 
 
 def _notify_cli(home: Path, config: Path, am_url: str) -> subprocess.CompletedProcess[str]:
