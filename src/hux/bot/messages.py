@@ -13,13 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hux.bot.metric_names import CountedError
 
-class Rejected(ValueError):
-    """Input that is not a usable chat message. ``reason`` is a metric label."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class Rejected(CountedError, ValueError):
+    """Input that is not a usable chat message; ``reason`` (REJECT_REASONS) is the label it is counted under."""
 
 
 @dataclass(slots=True)

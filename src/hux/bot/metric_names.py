@@ -103,3 +103,13 @@ EXPECTED_FAMILIES = (
 INBOX_REJECT_REASONS = ("too_large", "not_json", "bad_schema")
 #: Where the alert inbox failed to keep a notification: ``hux_inbox_write_errors_total{target}``.
 INBOX_WRITE_TARGETS = ("log", "index")
+
+
+class CountedError(Exception):
+    """A refusal or failure a metric counts: ``reason`` is the bounded label value it is counted under (one of
+    the vocabularies above: a chat message's or a webhook body's reject reason, an inbox write target), the
+    message says what happened and what to do. The bot's and the alert inbox's refusals derive from it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -11,7 +11,7 @@ Alertmanager's ``webhook_config`` posts (https://prometheus.io/docs/alerting/lat
 Anyone on this machine can post to the inbox, so every field is checked before
 use: the body's size, its JSON, each field's type, and the count and length
 of alerts, labels and annotations. A refusal is a :class:`Rejected` with a
-bounded ``reason`` (``hux.bot.metrics.INBOX_REJECT_REASONS``) and a message
+bounded ``reason`` (``hux.bot.metric_names.INBOX_REJECT_REASONS``) and a message
 saying what was wrong; unknown keys are ignored (later versions add some).
 """
 
@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from hux.bot.metric_names import CountedError
+
 MAX_ALERTS = 1000
 MAX_LABELS = 64
 MAX_NAME = 128
@@ -33,12 +35,8 @@ STATUSES = ("firing", "resolved")
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class Rejected(ValueError):
-    """A body the inbox refuses; ``reason`` is the label it is counted under."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class Rejected(CountedError, ValueError):
+    """A body the inbox refuses; ``reason`` (INBOX_REJECT_REASONS) is the label it is counted under."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from hux.bot.metric_names import CountedError
 from hux.monitoring.inbox.payload import Notification
 from hux.paths import Layout, private_dir
 
@@ -51,12 +52,13 @@ CREATE INDEX IF NOT EXISTS entries_alertname ON entries (alertname, received_at)
 """
 
 
-class StoreError(Exception):
-    """The inbox's files cannot be written or read; the message names the file and what to do."""
+class StoreError(CountedError):
+    """The inbox's files cannot be written or read; ``target`` (INBOX_WRITE_TARGETS) is the file counted, the
+    message names it and what to do."""
 
-    def __init__(self, target: str, message: str) -> None:
-        super().__init__(message)
-        self.target = target
+    @property
+    def target(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
