@@ -413,14 +413,38 @@ def _finite(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     return [p for p in points if math.isfinite(p[1])]
 
 
+def tick_step(low: float, high: float, count: int) -> float:
+    """The round step (1, 2, 2.5 or 5 times a power of ten) that cuts ``low``..``high`` into about ``count``
+    parts; the snapshot's panels and the maintenance reports' charts both place their ticks with it."""
+    raw = (high - low) / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+
+
+def runs(points: Iterable[tuple[float, float]], gap: float) -> list[list[tuple[float, float]]]:
+    """The points in unbroken runs: a stretch longer than ``gap`` between two points, or a NaN, breaks a line."""
+    out: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+    previous = None
+    for at, value in points:
+        if not math.isfinite(value) or (previous is not None and at - previous > gap):
+            if current:
+                out.append(current)
+            current = []
+        if math.isfinite(value):
+            current.append((at, value))
+        previous = at
+    if current:
+        out.append(current)
+    return out
+
+
 def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     if not high > low:
         high = low + (abs(low) or 1.0)
     if not math.isfinite(high - low) or high - low > 1e300 or (high - low) / count < 1e-300:
         return [low, high]          # beyond what round ticks can say
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = tick_step(low, high, count)
     first = math.ceil(low / step - 1e-9) * step
     return [round(first + i * step, 12) for i in range(count + 2) if first + i * step <= high + 1e-9 * step]
 
@@ -483,21 +507,8 @@ class _Canvas:
         return out + self.time_axis()
 
     def path(self, points: Sequence[tuple[float, float]], gap: float) -> list[list[tuple[float, float]]]:
-        """Screen coordinates in runs: a stretch longer than ``gap`` between two points, or a NaN, breaks the line."""
-        runs: list[list[tuple[float, float]]] = []
-        current: list[tuple[float, float]] = []
-        previous = None
-        for at, value in points:
-            if not math.isfinite(value) or (previous is not None and at - previous > gap):
-                if current:
-                    runs.append(current)
-                current = []
-            if math.isfinite(value):
-                current.append((self.x(at), self.y(value)))
-            previous = at
-        if current:
-            runs.append(current)
-        return runs
+        """Screen coordinates in runs (:func:`runs`)."""
+        return [[(self.x(at), self.y(value)) for at, value in run] for run in runs(points, gap)]
 
 
 def _d(run: Sequence[tuple[float, float]]) -> str:

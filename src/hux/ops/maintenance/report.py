@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence, Union
 
+from hux.monitoring.dashboards.snapshot_html import runs, tick_step
 from hux.monitoring.status import FAIL, INFO, PASS, WARN, worst
 from hux.ops import units
 from hux.ops.units import human_bytes
@@ -291,9 +292,7 @@ def _table_html(table: Table) -> str:
 def _nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
     if hi <= lo:
         hi = lo + (abs(lo) or 1.0)
-    raw = (hi - lo) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = tick_step(lo, hi, count)
     start = math.floor(lo / step) * step
     ticks: list[float] = []
     value = start
@@ -354,24 +353,10 @@ def line_chart_svg(chart: LineChart, width: int = 760, height: int = 250) -> str
     legend_x: float = left
     for index, series in enumerate(chart.series):
         color = _PALETTE[index % len(_PALETTE)]
-        segments: list[list[str]] = []
-        current: list[str] = []
         xs_sorted = [p[0] for p in series.points]
         gaps = sorted(b - a for a, b in itertools.pairwise(xs_sorted))
         max_gap = 2.5 * gaps[len(gaps) // 2] if gaps else math.inf  # a missing stretch breaks the line
-        previous_x = None
-        for x, y in series.points:
-            if current and previous_x is not None and x - previous_x > max_gap:
-                segments.append(current)
-                current = []
-            previous_x = x
-            if math.isfinite(y):
-                current.append(f"{sx(x):.1f},{sy(y):.1f}")
-            elif current:
-                segments.append(current)
-                current = []
-        if current:
-            segments.append(current)
+        segments = [[f"{sx(x):.1f},{sy(y):.1f}" for x, y in run] for run in runs(series.points, max_gap)]
         for segment in segments:
             if len(segment) == 1:
                 cx, cy = segment[0].split(",")
