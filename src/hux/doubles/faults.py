@@ -30,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -103,6 +104,21 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+#: Request arrival times an injector remembers (the oldest are forgotten first).
+MAX_ARRIVALS = 100_000
+
+
+def max_in_window(arrivals: Sequence[float], window: float) -> int:
+    """The most requests that arrived within any ``window`` seconds (sliding)."""
+    times = sorted(arrivals)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 class FaultInjector:
     """Holds one API's fault settings and statistics and applies them to its routes."""
 
@@ -121,6 +137,8 @@ class FaultInjector:
         self._rng = random.Random(seed)
         self._credit: dict[str, float] = defaultdict(float)  # "even" mode: accumulated share per draw kind
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # When each request arrived (monotonic), for measuring a caller's request rate against the API's limit.
+        self.arrivals: deque[float] = deque(maxlen=MAX_ARRIVALS)
         self._changed: asyncio.Event | None = None
         self.stopping = False
 
@@ -154,6 +172,7 @@ class FaultInjector:
         """``handler`` with faults applied first and its answer counted under ``endpoint``."""
 
         async def faulted(request: web.Request) -> web.StreamResponse:
+            self.arrivals.append(time.monotonic())
             response: web.StreamResponse | None = await self._inject(request)
             if response is None:
                 try:
