@@ -50,6 +50,7 @@ ALERTS: dict[str, str] = {
     "BotPipelineStalled": "critical",
     "BotQueueBacklog": "warning",
     "BotAlertDeliveryFailing": "warning",
+    "CallHitRateLow": "warning",
     "BackupTooOld": "warning",
     "PrometheusConfigReloadFailed": "warning",
     "PrometheusRuleEvaluationFailures": "warning",
@@ -165,6 +166,10 @@ class RecordingNames:
     @property
     def alert_delivery_failure_ratio(self) -> str:
         return f"instance_channel:hux_alerts_sent_failures:ratio_rate{self.window}"
+
+    @staticmethod
+    def call_hit_ratio(window: str) -> str:
+        return f"instance:hux_calls_hit:ratio_increase{window}"
 
     @property
     def memory_utilisation(self) -> str:
@@ -380,6 +385,18 @@ def bot_recording_rules(settings: Settings) -> list[dict[str, Any]]:
                 sum by (job, instance, channel) (rate(hux_alerts_sent_total[{a.rate_window}]))
             """),
         },
+        {
+            "record": n.call_hit_ratio(a.call_hit_rate_window),
+            "expr": _dedent(f"""
+                (
+                  sum by (job, instance) (increase(hux_calls_resolved_total{{result="hit"}}[{a.call_hit_rate_window}]))
+                  or
+                  sum by (job, instance) (increase(hux_calls_resolved_total[{a.call_hit_rate_window}])) * 0
+                )
+                /
+                sum by (job, instance) (increase(hux_calls_resolved_total[{a.call_hit_rate_window}]))
+            """),
+        },
     ]
     return rules
 
@@ -535,6 +552,21 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
                 "{{ $value | humanizePercentage }} of token alerts to {{ $labels.channel }} were not delivered over "
                 "the last [[w]] (warning above [[t]]).",
                 w=a.rate_window, t=f"{a.alert_delivery_failure_ratio:.0%}",
+            ),
+        ),
+        alert(
+            "CallHitRateLow",
+            f"""
+            {n.call_hit_ratio(a.call_hit_rate_window)} < {_num(a.call_hit_rate_floor)}
+            and on (job, instance)
+            sum by (job, instance) (increase(hux_calls_resolved_total[{a.call_hit_rate_window}])) >= {_num(a.call_hit_rate_min_calls)}
+            """,
+            for_=a.call_hit_rate_for, family="call_hit_rate",
+            summary="Calls of bot {{ $labels.instance }} rarely reach 2x",
+            description=_fill(
+                "Only {{ $value | humanizePercentage }} of the calls resolved over the last [[w]] reached 2x within "
+                "24 h (warning under [[t]]): the score lets poor tokens through.",
+                w=a.call_hit_rate_window, t=f"{a.call_hit_rate_floor:.0%}",
             ),
         ),
     ]

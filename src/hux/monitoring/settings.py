@@ -366,6 +366,11 @@ class AlertSettings(_Section):
     queue_backlog_for: Duration = "5m"
     alert_delivery_failure_ratio: Ratio = Field(0.20, gt=0, le=1)
     alert_delivery_for: Duration = "5m"
+    # Calls tracked (warning): share of calls resolved over call_hit_rate_window that reached 2x within 24 h
+    call_hit_rate_floor: Ratio = Field(0.10, gt=0, le=1)
+    call_hit_rate_window: Duration = "7d"
+    call_hit_rate_min_calls: float = Field(20.0, ge=1)  # fewer resolved calls in the window: too few to judge
+    call_hit_rate_for: Duration = "1h"
 
     # Self-monitoring
     config_reload_for: Duration = "5m"

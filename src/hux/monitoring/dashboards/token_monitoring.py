@@ -119,6 +119,38 @@ def build(ctx: Context) -> dict[str, Any]:
     ):
         board = board.with_panel(panel)
 
+    # --- calls tracked ---------------------------------------------------------------------------
+    board = board.with_row(ctx.row("Calls tracked"))
+    resolved = f"sum(increase(hux_calls_resolved_total{{{SEL}}}[$__range]))"
+    for panel in (
+        ctx.stat("Call hit rate (calls resolved in range)", q(
+            f'(sum(increase(hux_calls_resolved_total{{{SEL}, result="hit"}}[$__range])) or {resolved} * 0) / {resolved}'),
+            unit="percentunit", width=6,
+            thresholds=[(0, RED), (a.call_hit_rate_floor, GREEN)],
+            description="Share of alerted tokens that reached 2x at any re-check within 24 h of their alert (a call is "
+                        f"resolved at its +24 h re-check). CallHitRateLow: under {a.call_hit_rate_floor:.0%} over "
+                        f"{a.call_hit_rate_window}."),
+        ctx.stat("Rugged calls (range)", q(f"sum(increase(hux_call_rugs_total{{{SEL}}}[$__range]))"),
+                 unit="none", decimals=0, width=6,
+                 description="Alerted tokens whose liquidity then dropped by 80 % or more; each one got a follow-up."),
+        ctx.bargauge("Call multiples at +24 h (selected range)", q(
+            f'sum by (le) (increase(hux_call_multiple_bucket{{{SEL}, horizon="24h"}}[$__range]))', "{{le}}",
+            instant=True, fmt=prom_models.PromQueryFormat.HEATMAP), unit="none", width=12,
+            thresholds=[(0, BLUE)],
+            description="Outcome distribution: calls per multiple bucket (price at +24 h / price at the alert); "
+                        "the upper edge of each bucket is shown."),
+        ctx.timeseries("Median call multiple by horizon", [q(
+            f"histogram_quantile(0.5, sum by (horizon, le) (rate(hux_call_multiple_bucket{{{SEL}}}[{RATE}])))",
+            "+{{horizon}}")], unit="none", minimum=0, width=12,
+            description="1: the price of the alert; 2: the hit line."),
+        ctx.timeseries("Call re-checks by horizon and outcome", [q(
+            f"sum by (horizon, outcome) (rate(hux_call_checks_total{{{SEL}}}[{RATE}]))", "+{{horizon}} {{outcome}}")],
+            unit="ops", minimum=0, width=12,
+            description="failed: the lookup failed and the check is retried next round (it spends the shared "
+                        "DexScreener budget)."),
+    ):
+        board = board.with_panel(panel)
+
     # --- group activity --------------------------------------------------------------------------
     board = board.with_row(ctx.row("Group activity"))
     for panel in (
