@@ -167,6 +167,11 @@ def _matchers(route: dict[str, Any]) -> list[tuple[str, str, str]]:
     return found
 
 
+def route_matchers(route: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A route's (or an inhibit side's) matchers as (label, operator, value), whichever way they are written."""
+    return _matchers(route)
+
+
 def route_matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
     for name, op, value in _matchers(route):
         actual = labels.get(name, "")

@@ -25,6 +25,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     only = render.add_mutually_exclusive_group()
     only.add_argument("--native-only", action="store_true", help="only the native run directory")
     only.add_argument("--docker-only", action="store_true", help="only the docker tree")
+    only.add_argument("--kubernetes", type=Path, metavar="DIR",
+                      help="only Kubernetes manifests for kube-prometheus-stack, into DIR (PrometheusRule, "
+                      "ServiceMonitor, AlertmanagerConfig, dashboard ConfigMaps, the bot's Deployment and Service; "
+                      "apply with `kubectl apply --server-side -k DIR`)")
+    # --kubernetes options; unset: kube-prometheus-stack's usual values (hux.monitoring.kubernetes.KubeOptions)
+    render.add_argument("--namespace", help="--kubernetes: the namespace of every object")
+    render.add_argument("--release", help="--kubernetes: the Helm release of kube-prometheus-stack (its Prometheus "
+                        "and Alertmanager select objects labelled release=<it>)")
+    render.add_argument("--image", help="--kubernetes: the bot's image, with an exact tag")
+    render.add_argument("--datasource-uid", help="--kubernetes: uid of Grafana's Prometheus datasource")
     render.set_defaults(func=_render)
 
     check = subparsers.add_parser(
@@ -102,6 +112,16 @@ def _render(args: argparse.Namespace) -> int:
     from hux.monitoring.settings import load_settings
 
     settings = load_settings(args.config)
+    if args.kubernetes:
+        from hux.monitoring import kubernetes
+
+        given = {"namespace": args.namespace, "release": args.release, "image": args.image,
+                 "datasource_uid": args.datasource_uid}
+        options = kubernetes.KubeOptions(**{key: value for key, value in given.items() if value is not None})
+        written = kubernetes.render_kubernetes(settings, options, args.kubernetes)
+        print(f"kubernetes: wrote {len(written)} manifests to {args.kubernetes}; apply them with "
+              f"`kubectl apply --server-side -k {args.kubernetes}` (docs/scaling.md)")
+        return 0
     docker_root = args.docker_root or default_docker_root()
     # In docker mode the native run directory is only rendered when asked for explicitly.
     native = not args.docker_only and (settings.stack.mode == "native" or args.native_only or args.native_dir)

@@ -345,6 +345,10 @@ def _run_check(argv: list[str]) -> str | None:
     return None
 
 
+#: the checks' runner for the other renderers (hux.monitoring.kubernetes)
+run_check = _run_check
+
+
 def validate_native(run_dir: Path) -> list[str]:
     """Check a rendered directory with promtool and amtool; the problems found ([] = all good)."""
     run_dir = Path(run_dir)

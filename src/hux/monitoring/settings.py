@@ -116,10 +116,15 @@ class Images(_Section):
     @field_validator("*")
     @classmethod
     def _pinned(cls, value: str) -> str:
-        name, _, tag = value.partition("@")[0].rpartition(":")
-        if not name or not tag or "/" in tag or tag == "latest" or not _IMAGE_RE.fullmatch(value):
-            raise ValueError(f"{value!r} is not pinned: give an exact tag, e.g. \"prom/prometheus:v3.1.0\"")
-        return value
+        return pinned_image(value)
+
+
+def pinned_image(value: str) -> str:
+    """An image reference with an exact tag (never ``latest``), else ValueError saying so."""
+    name, _, tag = value.partition("@")[0].rpartition(":")
+    if not name or not tag or "/" in tag or tag == "latest" or not _IMAGE_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not pinned: give an exact tag, e.g. \"prom/prometheus:v3.1.0\"")
+    return value
 
 
 class StackSettings(_Section):
