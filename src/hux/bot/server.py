@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from hux import __version__
+from hux.bot.exposition import Exposition
 
 
 @dataclass
@@ -54,9 +55,10 @@ class ReadyState:
 
 def build_app(registry: CollectorRegistry, ready: ReadyState) -> web.Application:
     started = time.time()
+    exposition = Exposition(registry)
 
     async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(registry)
+        body = exposition.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def health(_: web.Request) -> web.Response:
