@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +32,11 @@ STACK_PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "prometheus-node-exporter": "prometheus-node-exporter",
 }
+#: stack.topology = "ha" also runs VictoriaMetrics single-node
+HA_PACKAGES = {"victoria-metrics": "victoria-metrics"}
 TEST_PACKAGES = {
     **STACK_PACKAGES,
+    **HA_PACKAGES,   # the HA drills run it
     "pg_ctlcluster": "postgresql",
     "/usr/lib/postgresql/15/bin/postgres": "postgresql",
     "docker-compose": "docker-compose",
@@ -42,6 +46,21 @@ TEST_PACKAGES = {
     "gpg": "gpg",
     "gpg-agent": "gpg-agent",
 }
+
+
+def wants_ha(environ: dict[str, str] | None = None) -> bool:
+    """Whether the settings ask for the HA topology (HUX__STACK__TOPOLOGY, else hux.toml / $HUX_CONFIG's
+    [stack] topology); read before the virtualenv exists, so with the standard library only."""
+    environ = dict(os.environ) if environ is None else environ
+    topology = environ.get("HUX__STACK__TOPOLOGY")
+    if topology is None:
+        path = Path(environ.get("HUX_CONFIG") or "hux.toml")
+        try:
+            stack = tomllib.loads(path.read_text(encoding="utf-8")).get("stack", {})
+        except (OSError, ValueError):
+            stack = {}   # `hux up` reports an unreadable settings file itself
+        topology = stack.get("topology") if isinstance(stack, dict) else None
+    return isinstance(topology, str) and topology.strip().strip('"') == "ha"
 
 
 def say(msg: str) -> None:

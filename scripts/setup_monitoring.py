@@ -3,7 +3,7 @@
 
 On a fresh Debian/Ubuntu machine this installs what is missing (the
 ``prometheus``, ``prometheus-alertmanager`` and ``prometheus-node-exporter``
-packages when run as root or with sudo; the Python dependencies into
+packages, and ``victoria-metrics`` for ``stack.topology = "ha"``, when run as root or with sudo; the Python dependencies into
 ``.venv``), then runs ``hux up``: render configs, start every component, wait
 until each is ready and print where everything is. Running it again is safe.
 
@@ -25,7 +25,7 @@ import _bootstrap as boot
 
 if __name__ == "__main__":
     if Path(sys.prefix).resolve() != boot.VENV.resolve():
-        boot.ensure_packages(boot.STACK_PACKAGES)
+        boot.ensure_packages({**boot.STACK_PACKAGES, **(boot.HA_PACKAGES if boot.wants_ha() else {})})
         boot.reexec_in_venv(boot.ensure_venv(), __file__, sys.argv[1:])
     import os
 

@@ -61,10 +61,13 @@ COVERAGE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("prometheus", "PrometheusNotIngestingSamples", ("PrometheusNotIngestingSamples",), ""),
     ("prometheus", "PrometheusDuplicateTimestamps", ("PrometheusScrapeSamplesRejected",), "`reason=duplicate_timestamp`"),
     ("prometheus", "PrometheusOutOfOrderTimestamps", ("PrometheusScrapeSamplesRejected",), "`reason=out_of_order`"),
-    ("prometheus", "PrometheusRemoteStorageFailures", (),
-     "not applicable: no `remote_write` is configured (long-term storage is on paper, docs/architecture.md)"),
-    ("prometheus", "PrometheusRemoteWriteBehind", (), "not applicable: no `remote_write`"),
-    ("prometheus", "PrometheusRemoteWriteDesiredShards", (), "not applicable: no `remote_write`"),
+    ("prometheus", "PrometheusRemoteStorageFailures", ("PrometheusRemoteWriteFailing", "RemoteWriteSamplesDropped"),
+     "HA topology only (the single one has no `remote_write`): retried sends, and samples lost for good"),
+    ("prometheus", "PrometheusRemoteWriteBehind", ("PrometheusRemoteWriteBehind",), "HA topology only"),
+    ("prometheus", "PrometheusRemoteWriteDesiredShards", (),
+     "not covered: shards stuck at their maximum show as PrometheusRemoteWriteBehind, which says what it costs"),
+    ("prometheus", "(one replica of an HA pair down: no mixin alert)", ("PrometheusReplicaDown",),
+     "HA topology: a warning, the pair still alerts and writes"),
     ("prometheus", "PrometheusRuleFailures", ("PrometheusRuleEvaluationFailures",),
      "a warning here: `hux check-config` runs every rule through promtool before a reload"),
     ("prometheus", "PrometheusMissingRuleEvaluations", ("PrometheusMissingRuleEvaluations",),
@@ -80,11 +83,14 @@ COVERAGE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
      "a warning here: the previous configuration keeps routing"),
     ("alertmanager", "AlertmanagerMembersInconsistent", ("AlertmanagerClusterInconsistent",), "`reason=members`"),
     ("alertmanager", "AlertmanagerConfigInconsistent", ("AlertmanagerClusterInconsistent",), "`reason=config`"),
-    ("alertmanager", "AlertmanagerFailedToSendAlerts", ("AlertmanagerNotificationsFailing",),
-     "critical here: with one Alertmanager a failing integration is a silent channel"),
+    ("alertmanager", "AlertmanagerFailedToSendAlerts",
+     ("AlertmanagerNotificationsFailing", "AlertmanagerMemberNotificationsFailing"),
+     "critical here: with one Alertmanager a failing integration is a silent channel; in the HA topology one "
+     "member failing while its peers succeed is a warning"),
     ("alertmanager", "AlertmanagerClusterFailedToSendAlerts", ("AlertmanagerNotificationsFailing",),
-     "one Alertmanager natively: it is the cluster"),
-    ("alertmanager", "AlertmanagerClusterDown", ("ServiceDown",), "`job=alertmanager`"),
+     "single topology: the one Alertmanager is the cluster; HA: every member fails"),
+    ("alertmanager", "AlertmanagerClusterDown", ("ServiceDown", "AlertmanagerClusterMembersMissing"),
+     "`job=alertmanager`; in the HA topology a member down while others run is a warning"),
     ("alertmanager", "AlertmanagerClusterCrashlooping", ("ServiceCrashlooping",),
      "for every process of the stack, not only Alertmanager"),
 )
@@ -108,12 +114,17 @@ def coverage_markdown() -> list[str]:
 
 def alerts_markdown(settings: Settings) -> str:
     docs = rules.rule_files(settings)
+    # the HA layer's group is listed whatever the topology (marked: it runs only with stack.topology = "ha")
+    docs.setdefault(rules.HA_RULE_FILE, rules.rule_files(settings.with_topology("ha"))[rules.HA_RULE_FILE])
     lines = [
         "# Alerts",
         "",
         "Rendered by `hux render` from the settings (defaults: `src/hux/defaults/monitoring.toml`); do not edit.",
         "What each alert means and what to do: [runbooks.md](runbooks.md). Thresholds, windows and `for`",
         "durations are settings keys under `[alerts]`; the expressions below show the shipped defaults.",
+        f"The `{rules.HA_GROUP}` alerts (the last rows) run only with `stack.topology = \"ha\"`; there, ServiceDown",
+        "leaves the replicas, the members and VictoriaMetrics to them, and AlertmanagerNotificationsFailing",
+        "pages only when every member fails.",
         "",
         "| alert | severity | for | runbook |",
         "|---|---|---|---|",

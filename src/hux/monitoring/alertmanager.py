@@ -342,12 +342,21 @@ def alertmanager_config(settings: Settings, secrets: ReceiverSecrets) -> dict[st
 
 
 def alertmanager_flags(settings: Settings, config_file: str, storage_dir: str, *,
-                       listen: str | None = None) -> list[str]:
-    """Native command line: loopback listener, no cluster gossip port."""
-    listen = listen or f"{settings.stack.bind_address}:{settings.stack.ports.alertmanager}"
-    return [
+                       listen: str | None = None, member: str = "alertmanager") -> list[str]:
+    """Native command line: loopback listener; no cluster gossip port in the single topology, and in the
+    HA one this member's gossip port and its peers', always on loopback (gossip has no authentication)."""
+    stack = settings.stack
+    listen = listen or f"{stack.bind_address}:{getattr(stack.ports, member)}"
+    flags = [
         f"--config.file={config_file}",
         f"--storage.path={storage_dir}",
         f"--web.listen-address={listen}",
-        "--cluster.listen-address=",
     ]
+    if not stack.ha:
+        return [*flags, "--cluster.listen-address="]
+
+    def gossip(name: str) -> str:
+        return f"127.0.0.1:{getattr(stack.ports, name + '_cluster')}"
+
+    return [*flags, f"--cluster.listen-address={gossip(member)}", f"--cluster.advertise-address={gossip(member)}",
+            *(f"--cluster.peer={gossip(peer)}" for peer in stack.alertmanager_members() if peer != member)]

@@ -40,6 +40,7 @@ import httpx
 import yaml
 
 from hux import paths
+from hux.monitoring.settings import StackSettings
 
 USER = "hux"
 #: bcrypt work factor of the web config hash. The exporter toolkit (Prometheus 2.42, Alertmanager 0.25,
@@ -51,6 +52,12 @@ BCRYPT_COST = 10
 DIR_NAME = paths.AUTH_DIR_NAME
 #: the components that run behind the web config
 COMPONENTS = ("prometheus", "alertmanager", "node_exporter")
+
+
+def components(stack: StackSettings) -> tuple[str, ...]:
+    """COMPONENTS and, in the HA topology, the second replica and the other Alertmanagers (same web config)."""
+    extra = (*stack.prometheus_replicas(), *stack.alertmanager_members())
+    return (*COMPONENTS, *(name for name in extra if name not in COMPONENTS))
 
 
 class AuthError(Exception):

@@ -75,9 +75,11 @@ def rule_test_settings() -> Settings:
 def prepare_rule_tests(workdir: Path, settings: Settings | None = None) -> list[Path]:
     """Render the rules with the test settings into workdir/rules and copy the test files beside them."""
     settings = settings or rule_test_settings()
-    (workdir / "rules").mkdir(parents=True, exist_ok=True)
-    for name, document in rules_mod.rule_files(settings).items():
-        (workdir / "rules" / name).write_text(dump(document, GENERATED), encoding="utf-8")
+    # ha.test.yml reads the same settings rendered for the HA topology (rules-ha/: its file and the ones it changes)
+    for directory, rendered in (("rules", settings), ("rules-ha", settings.with_topology("ha"))):
+        (workdir / directory).mkdir(parents=True, exist_ok=True)
+        for name, document in rules_mod.rule_files(rendered).items():
+            (workdir / directory / name).write_text(dump(document, GENERATED), encoding="utf-8")
     tests = []
     for source in sorted(RULE_TESTS_DIR.glob("*.test.yml")):
         target = workdir / source.name

@@ -7,9 +7,13 @@ from typing import Any
 from hux.monitoring.settings import Settings
 
 DASHBOARD_FOLDER = "Mr Hux Alpha Bot"
+#: the HA topology's default datasource (VictoriaMetrics speaks the Prometheus query API)
+VICTORIA_METRICS_NAME = "VictoriaMetrics"
 
 
-def datasource_provisioning(settings: Settings, prometheus_url: str, alertmanager_url: str) -> dict[str, Any]:
+def datasource_provisioning(settings: Settings, prometheus_url: str, alertmanager_url: str, *,
+                            victoria_metrics_url: str | None = None,
+                            replica_urls: dict[str, str] | None = None) -> dict[str, Any]:
     """Grafana's datasources: Prometheus (the default, every panel's queries) and Alertmanager.
 
     The Alertmanager datasource (``implementation: prometheus``: the Prometheus project's Alertmanager,
@@ -18,23 +22,35 @@ def datasource_provisioning(settings: Settings, prometheus_url: str, alertmanage
     Credentials are added by the caller where the components ask for them (native basic auth).
     """
     g = settings.grafana
-    return {
-        "apiVersion": 1,
-        "datasources": [{
-            "name": g.datasource_name,
-            "uid": g.datasource_uid,
+
+    def prometheus_source(name: str, uid: str, url: str, *, default: bool) -> dict[str, Any]:
+        return {
+            "name": name,
+            "uid": uid,
             "type": "prometheus",
             "access": "proxy",
-            "url": prometheus_url,
-            "isDefault": True,
+            "url": url,
+            "isDefault": default,
             "editable": False,
             "jsonData": {
                 "timeInterval": settings.prometheus.scrape_interval,
                 "httpMethod": "POST",
-                "manageAlerts": True,
+                "manageAlerts": default,
                 "alertmanagerUid": g.alertmanager_datasource_uid,
             },
-        }, {
+        }
+
+    if victoria_metrics_url:
+        # HA: the dashboards' datasource (its uid) reads VictoriaMetrics, the one deduplicated view; each
+        # replica is a datasource of its own ("<name> a", "<name> b") for looking at one of them
+        sources = [prometheus_source(VICTORIA_METRICS_NAME, g.datasource_uid, victoria_metrics_url, default=True)]
+        sources += [prometheus_source(f"{g.datasource_name} {replica}", f"{g.datasource_uid[:38]}-{replica}", url,
+                                      default=False) for replica, url in (replica_urls or {}).items()]
+    else:
+        sources = [prometheus_source(g.datasource_name, g.datasource_uid, prometheus_url, default=True)]
+    return {
+        "apiVersion": 1,
+        "datasources": [*sources, {
             "name": g.alertmanager_datasource_name,
             "uid": g.alertmanager_datasource_uid,
             "type": "alertmanager",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hux.monitoring.durations import duration_seconds
 from hux.monitoring.settings import Settings
 
 #: container-internal ports of the docker services (host ports come from stack.ports)
@@ -41,6 +42,11 @@ class Targets:
     inbox: str | None = None
     #: where the target files of ``hux targets`` (``<kind>.json``) are, as Prometheus sees the directory
     file_sd_dir: str | None = None
+    #: topology "ha": the other Prometheus replica and Alertmanager members (scraped in the same jobs; every
+    #: Prometheus sends to every Alertmanager) and VictoriaMetrics (remote_write target, scraped)
+    prometheus_peers: tuple[str, ...] = ()
+    alertmanager_peers: tuple[str, ...] = ()
+    victoria_metrics: str | None = None
 
     @classmethod
     def native(cls, settings: Settings, *, grafana: bool | None = None,
@@ -48,15 +54,23 @@ class Targets:
         host = settings.stack.loopback_host
         ports = settings.stack.ports
         with_grafana = settings.grafana.native_enabled() if grafana is None else grafana
+        stack = settings.stack
+
+        def at(component: str) -> str:
+            return f"{host}:{getattr(ports, component)}"
+
         return cls(
-            prometheus=f"{host}:{ports.prometheus}",
-            alertmanager=f"{host}:{ports.alertmanager}",
-            node=f"{host}:{ports.node_exporter}",
-            grafana=f"{host}:{ports.grafana}" if with_grafana else None,
+            prometheus=at("prometheus"),
+            alertmanager=at("alertmanager"),
+            node=at("node_exporter"),
+            grafana=at("grafana") if with_grafana else None,
             cadvisor=None,
-            bot_static=settings.stack.resolved_bot_targets(),
-            inbox=f"{host}:{ports.inbox}" if settings.inbox.enabled else None,
+            bot_static=stack.resolved_bot_targets(),
+            inbox=at("inbox") if settings.inbox.enabled else None,
             file_sd_dir=str(file_sd_dir) if file_sd_dir else None,
+            prometheus_peers=tuple(at(name) for name in stack.prometheus_replicas() if name != "prometheus"),
+            alertmanager_peers=tuple(at(name) for name in stack.alertmanager_members()[1:]),
+            victoria_metrics=at("victoria_metrics") if stack.ha else None,
         )
 
     @classmethod
@@ -102,22 +116,40 @@ def basic_auth(username: str, password_file: Path | str) -> dict[str, str]:
     return {"username": username, "password_file": str(password_file)}
 
 
-def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, str] | None = None) -> dict[str, Any]:
+#: topology "ha": the external label telling the replicas apart; dropped from the alerts they send (Alertmanager
+#: then sees one alert, not two) and from the samples VictoriaMetrics stores (its dedup then keeps one)
+REPLICA_LABEL = "replica"
+
+
+def dedup_interval(settings: Settings) -> str:
+    """VictoriaMetrics' ``-dedup.minScrapeInterval``: the scrape interval, the shortest one (the bot's fast path),
+    so dedup drops the other replica's copy of a sample and never one of the bot's own samples."""
+    p = settings.prometheus
+    return min(p.scrape_interval, p.bot_scrape_interval, key=duration_seconds)
+
+
+def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, str] | None = None,
+                      replica: str = "") -> dict[str, Any]:
     """``auth`` (see ``basic_auth``): credentials for Prometheus itself, Alertmanager and node_exporter,
-    the components behind a web config natively; the bot, Grafana and cAdvisor never get them."""
+    the components behind a web config natively; the bot, Grafana and cAdvisor never get them.
+    ``replica``: the HA topology's ``replica`` external label of this replica (same config otherwise)."""
     p = settings.prometheus
     global_: dict[str, Any] = {
         "scrape_interval": p.scrape_interval,
         "scrape_timeout": p.resolved_scrape_timeout,
         "evaluation_interval": p.evaluation_interval,
     }
-    if p.external_labels:
-        global_["external_labels"] = dict(p.external_labels)
+    labels = {**p.external_labels, **({REPLICA_LABEL: replica} if replica else {})}
+    if labels:
+        global_["external_labels"] = labels
+    alertmanagers = [targets.alertmanager, *targets.alertmanager_peers]
     jobs = [
-        _static_job("prometheus", [targets.prometheus], auth),
-        _static_job("alertmanager", [targets.alertmanager], auth),
+        _static_job(settings.stack.prometheus_job, [targets.prometheus, *targets.prometheus_peers], auth),
+        _static_job(settings.stack.alertmanager_job, alertmanagers, auth),
         _with_file_sd(_static_job("node", [targets.node], auth), settings, targets, "node"),
     ]
+    if targets.victoria_metrics:
+        jobs.append(_static_job(settings.stack.victoria_metrics_job, [targets.victoria_metrics]))
     if targets.cadvisor:
         jobs.append(_static_job("cadvisor", [targets.cadvisor]))
     if targets.grafana:
@@ -137,14 +169,21 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
         jobs.append(_with_file_sd({**_static_job(settings.stack.bot_job, list(targets.bot_static)), **bot_timing},
                                   settings, targets, "bot"))
     alertmanager: dict[str, Any] = {"basic_auth": dict(auth)} if auth else {}
-    alertmanager["static_configs"] = [{"targets": [targets.alertmanager]}]
-    return {
+    alertmanager["static_configs"] = [{"targets": list(alertmanagers)}]   # a copy: no YAML alias
+    alerting: dict[str, Any] = {"alertmanagers": [alertmanager]}
+    if replica:
+        alerting = {"alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABEL}], **alerting}
+    config: dict[str, Any] = {
         "global": global_,
-        "alerting": {"alertmanagers": [alertmanager]},
+        "alerting": alerting,
         # Relative to this file's directory, so a config checked in a staging directory checks its own rules.
         "rule_files": ["rules/*.yml"],
         "scrape_configs": jobs,
     }
+    if targets.victoria_metrics:
+        config["remote_write"] = [{"url": f"http://{targets.victoria_metrics}/api/v1/write",
+                                   "name": settings.stack.victoria_metrics_job}]
+    return config
 
 
 #: Prometheus drops the alerts of its first evaluation when its Alertmanager is not discovered yet (a race at
@@ -172,3 +211,24 @@ def prometheus_flags(settings: Settings, config_file: Path | str, storage_dir: P
     if p.retention_size:
         flags.append(f"--storage.tsdb.retention.size={p.retention_size}")
     return flags
+
+
+def victoria_metrics_flags(settings: Settings, storage_dir: Path | str, relabel_file: Path | str, *,
+                           listen: str | None = None) -> list[str]:
+    """VictoriaMetrics single-node: its own retention, dedup of the two replicas (``dedup_interval``; the
+    ``replica`` label dropped at ingestion by ``relabel_file``, see ``victoria_metrics_relabel``)."""
+    vm = settings.victoria_metrics
+    listen = listen or f"{settings.stack.bind_address}:{settings.stack.ports.victoria_metrics}"
+    return [
+        f"-httpListenAddr={listen}",
+        f"-storageDataPath={storage_dir}",
+        f"-retentionPeriod={vm.retention_period}",
+        f"-dedup.minScrapeInterval={dedup_interval(settings)}",
+        f"-search.latencyOffset={vm.latency_offset}",
+        f"-relabelConfig={relabel_file}",
+    ]
+
+
+def victoria_metrics_relabel() -> list[dict[str, Any]]:
+    """What VictoriaMetrics does to every ingested series: drop ``replica`` so the pair's copies are one series."""
+    return [{"action": "labeldrop", "regex": REPLICA_LABEL}]

@@ -35,6 +35,8 @@ from hux.paths import RUN_GRAFANA_DASHBOARDS, RUN_GRAFANA_PROVISIONING
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 CHECK_TIMEOUT = 60
 
+#: topology "ha": VictoriaMetrics' -relabelConfig (drops the replica label at ingestion)
+VM_RELABEL_FILE = "victoria-metrics-relabel.yml"
 #: native secret files (run_dir/secrets/<name>), each 0600
 SECRET_SMTP_PASSWORD = "smtp_auth_password"
 SECRET_SLACK_API_URL = "slack_api_url"
@@ -83,6 +85,9 @@ class RenderedNative:
     prometheus_args: list[str] = field(default_factory=list)
     alertmanager_args: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    #: topology "ha": the command lines of the other components, by component name (``prometheus_b``,
+    #: ``alertmanager_b``, ``alertmanager_c``, ``victoria_metrics``)
+    ha_args: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rule_files(self) -> list[Path]:
@@ -107,7 +112,12 @@ def _common_files(settings: Settings, targets: prometheus_config.Targets, secret
                   basic_auth: dict[str, str] | None = None) -> dict[str, str]:
     """Relative path -> text, shared by both modes (the callers add their own extras)."""
     files: dict[str, str] = {}
-    files["prometheus.yml"] = dump(prometheus_config.prometheus_config(settings, targets, auth=basic_auth), GENERATED)
+    # one config per replica (topology "ha": the same but for the replica label); prometheus.yml is the first
+    for name, replica in settings.stack.prometheus_replicas().items():
+        files[f"{name}.yml"] = dump(
+            prometheus_config.prometheus_config(settings, targets, auth=basic_auth, replica=replica), GENERATED)
+    if settings.stack.ha:
+        files[VM_RELABEL_FILE] = dump(prometheus_config.victoria_metrics_relabel(), GENERATED)
     for name, document in rules.rule_files(settings).items():
         files[f"rules/{name}"] = dump(document, GENERATED)
     files["alertmanager.yml"] = dump(am.alertmanager_config(settings, secrets), GENERATED)
@@ -172,11 +182,17 @@ def native_files(settings: Settings, run_dir: Path, *, grafana_enabled: bool | N
     refs, secrets = native_secrets(settings, run_dir, environ)
     basic_auth = prometheus_config.basic_auth(auth.USER, auth_password_file) if auth_password_file else None
     files = _common_files(settings, scraped, refs, basic_auth)
-    datasources = grafana.datasource_provisioning(settings, settings.url("prometheus"), settings.url("alertmanager"))
+    stack = settings.stack
+    vm_url = settings.url("victoria_metrics") if stack.ha else None
+    datasources = grafana.datasource_provisioning(
+        settings, settings.url("prometheus"), settings.url("alertmanager"), victoria_metrics_url=vm_url,
+        replica_urls={replica: settings.url(name) for name, replica in stack.prometheus_replicas().items()})
     if auth_password_file:
         # Grafana queries Prometheus and Alertmanager as user hux; it reads the password from the file itself ($__file),
-        # so the provisioning file holds only the path.
+        # so the provisioning file holds only the path. VictoriaMetrics listens on loopback without auth.
         for source in datasources["datasources"]:
+            if source["url"] == vm_url:
+                continue
             source.update(basicAuth=True, basicAuthUser=auth.USER,
                           secureJsonData={"basicAuthPassword": f"$__file{{{auth_password_file}}}"})
     files[f"{RUN_GRAFANA_PROVISIONING}/datasources/hux.yml"] = dump(datasources, GENERATED)
@@ -228,7 +244,7 @@ def docker_files(settings: Settings) -> dict[str, str]:
     there); only native mode puts Prometheus, Alertmanager and node_exporter behind it.
     """
     refs, needed = docker_secret_refs(settings)
-    common = _common_files(settings, prometheus_config.Targets.docker(), refs)
+    common = _common_files(settings.with_topology("single"), prometheus_config.Targets.docker(), refs)
     files: dict[str, str] = {}
     for rel, text in common.items():
         if rel == "prometheus.yml" or rel.startswith("rules/"):
@@ -353,7 +369,7 @@ def validate_native(run_dir: Path) -> list[str]:
     """Check a rendered directory with promtool and amtool; the problems found ([] = all good)."""
     run_dir = Path(run_dir)
     checks = [
-        ["promtool", "check", "config", str(run_dir / "prometheus.yml")],
+        *(["promtool", "check", "config", str(config)] for config in sorted(run_dir.glob("prometheus*.yml"))),
         ["promtool", "check", "rules", *(str(p) for p in sorted((run_dir / "rules").glob("*.yml")))],
         ["amtool", "check-config", str(run_dir / "alertmanager.yml")],
     ]
@@ -406,7 +422,7 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
     data_dir = Path(data_dir).resolve()
     with_grafana = settings.grafana.native_enabled() if grafana_enabled is None else grafana_enabled
     try:   # first run: generate the password; later runs keep it
-        credentials, _ = auth.ensure(data_dir, [settings.url(name) for name in auth.COMPONENTS])
+        credentials, _ = auth.ensure(data_dir, [settings.url(name) for name in auth.components(settings.stack)])
     except auth.AuthError as exc:
         raise ConfigError(str(exc)) from None
     targets_dir = data_dir / paths.TARGETS_DIR_NAME
@@ -452,4 +468,24 @@ def render_native(settings: Settings, run_dir: Path, *, data_dir: Path, grafana_
         prometheus_args=prometheus_config.prometheus_flags(settings, prometheus_file, data_dir / "prometheus"),
         alertmanager_args=am.alertmanager_flags(settings, str(alertmanager_config), str(data_dir / "alertmanager")),
         files=[run_dir / rel for rel in (*files, *secrets)],
+        ha_args=_ha_args(settings, run_dir, data_dir),
     )
+
+
+def _ha_args(settings: Settings, run_dir: Path, data_dir: Path) -> dict[str, list[str]]:
+    """Topology "ha": the command lines of the second replica, the other members and VictoriaMetrics."""
+    stack = settings.stack
+    if not stack.ha:
+        return {}
+    args: dict[str, list[str]] = {}
+    for name in stack.prometheus_replicas():
+        if name != "prometheus":
+            args[name] = prometheus_config.prometheus_flags(
+                settings, run_dir / f"{name}.yml", data_dir / name,
+                listen=f"{stack.bind_address}:{getattr(stack.ports, name)}")
+    for name in stack.alertmanager_members()[1:]:
+        args[name] = am.alertmanager_flags(settings, str(run_dir / "alertmanager.yml"), str(data_dir / name),
+                                           member=name)
+    args["victoria_metrics"] = prometheus_config.victoria_metrics_flags(
+        settings, data_dir / "victoria_metrics", run_dir / VM_RELABEL_FILE)
+    return args

@@ -93,7 +93,20 @@ ALERTS: dict[str, str] = {
     "AlertmanagerClusterInconsistent": "critical",
     "PrometheusScrapeSamplesRejected": "warning",
     "PrometheusHighQueryLoad": "warning",
+    # the HA layer (stack.topology = "ha"): warnings, the pair or the cluster still delivers
+    "PrometheusReplicaDown": "warning",
+    "PrometheusRemoteWriteBehind": "warning",
+    "PrometheusRemoteWriteFailing": "warning",
+    "RemoteWriteSamplesDropped": "warning",
+    "AlertmanagerClusterMembersMissing": "warning",
+    "AlertmanagerMemberNotificationsFailing": "warning",
+    "VictoriaMetricsDown": "warning",
+    "VictoriaMetricsDiskFilling": "warning",
 }
+
+#: the rule group and file of the HA layer, rendered only when stack.topology is "ha"
+HA_GROUP = "hux-ha"
+HA_RULE_FILE = "ha-alerts.yml"
 
 #: the SLOs of the bot (settings ``alerts.slo_*``): the ``slo`` label value -> what a bad event is
 SLOS = {
@@ -686,7 +699,8 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
     max_age = settings.backup.max_age
     return [
         # The bot's ServiceDown is on the fast path (fast_alerts); every other job is scraped every scrape_interval.
-        _service_down(alert, f'job!="{settings.stack.bot_job}"', a.service_down_for),
+        # In the HA topology one replica, member or the store down is a warning of ha_alerts, not a page.
+        _service_down(alert, _service_down_selector(settings), a.service_down_for),
         alert(
             "BackupTooOld",
             f"time() - hux_backup_last_success_timestamp_seconds > {_seconds(max_age)}",
@@ -743,9 +757,13 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
         ),
         alert(
             "AlertmanagerNotificationsFailing",
-            f"sum by (job, instance, integration) (increase(alertmanager_notifications_failed_total[{a.rate_window}])) > 0",
+            # HA: critical when every member fails that integration; one member alone is a warning (ha_alerts)
+            f"min by (job, integration) ({_am_failed(a.rate_window)}) > 0" if settings.stack.ha else
+            f"{_am_failed(a.rate_window)} > 0",
             for_=a.notifications_failing_for, family="notifications",
-            summary="Alertmanager {{ $labels.instance }} cannot deliver {{ $labels.integration }} notifications",
+            summary=("No Alertmanager of the cluster can deliver {{ $labels.integration }} notifications"
+                     if settings.stack.ha else
+                     "Alertmanager {{ $labels.instance }} cannot deliver {{ $labels.integration }} notifications"),
             value="{{ $value | humanize }} failed",
             description=_fill(
                 "{{ $value | humanize }} {{ $labels.integration }} notifications failed over the last [[w]]; check that "
@@ -769,6 +787,18 @@ def stack_alerts(settings: Settings) -> list[dict[str, Any]]:
                         "Alertmanager or the path between them is broken.",
         ),
     ]
+
+
+def _am_failed(window: str) -> str:
+    return f"sum by (job, instance, integration) (increase(alertmanager_notifications_failed_total[{window}]))"
+
+
+def _service_down_selector(settings: Settings) -> str:
+    stack = settings.stack
+    if not stack.ha:
+        return f'job!="{stack.bot_job}"'
+    jobs = (stack.bot_job, stack.prometheus_job, stack.alertmanager_job, stack.victoria_metrics_job)
+    return f'job!~"{_regex_alternatives(jobs)}"'
 
 
 def _service_down(alert: _AlertFactory, selector: str, for_: str) -> dict[str, Any]:
@@ -834,7 +864,176 @@ def rule_files(settings: Settings) -> dict[str, dict[str, Any]]:
                                         + host_resource_alerts(settings)}]},
         "stack-alerts.yml": {"groups": [{"name": "hux-stack", "interval": interval,
                                          "rules": stack_alerts(settings) + self_monitoring_alerts(settings)}]},
+        **({HA_RULE_FILE: {"groups": [{"name": HA_GROUP, "interval": interval, "rules": ha_alerts(settings)}]}}
+           if settings.stack.ha else {}),
     }
+
+
+def ha_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """The HA layer watching itself (prometheus-mixin's remote-write alerts, alertmanager-mixin's cluster ones).
+
+    Every one is a warning: a replica, a member or the store down leaves the pair, the cluster and the
+    Prometheus TSDBs working, so nobody is paged; the whole layer down is the Watchdog's silence.
+    """
+    a = settings.alerts
+    stack = settings.stack
+    alert = _AlertFactory(settings)
+    w = a.short_window
+    prom, am, vm = stack.prometheus_job, stack.alertmanager_job, stack.victoria_metrics_job
+    members = len(stack.alertmanager_members())
+    remote = "job, instance, remote_name, url"
+    return [
+        alert(
+            "PrometheusReplicaDown",
+            f'up{{job="{prom}"}} == 0 and on () (max(up{{job="{prom}"}}) == 1)',
+            for_=a.replica_down_for, family="prometheus_replica",
+            summary="Prometheus replica {{ $labels.instance }} is down; its pair still runs",
+            value="",
+            description=_fill(
+                "The other replica has failed to scrape {{ $labels.instance }} for at least [[for]]. Alerts still "
+                "fire from the pair and VictoriaMetrics still gets its samples; restart the replica before the "
+                "pair is the only one.", **{"for": a.replica_down_for},
+            ),
+        ),
+        alert(
+            "PrometheusRemoteWriteBehind",
+            f"""
+            max_over_time(prometheus_remote_storage_highest_timestamp_in_seconds{{job="{prom}"}}[{w}])
+            - ignoring (remote_name, url) group_right
+            max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{job="{prom}"}}[{w}])
+            > {_num(a.remote_write_lag_seconds)}
+            """,
+            for_=a.remote_write_behind_for, family="remote_write",
+            summary="Prometheus {{ $labels.instance }} is behind in remote write to {{ $labels.remote_name }}",
+            value="{{ $value | humanizeDuration }} behind",
+            description=_fill(
+                "The newest sample sent to {{ $labels.url }} is {{ $value | humanizeDuration }} older than the newest "
+                "one ingested (warning above [[lag]] s): the long-term store and Grafana's default view lag "
+                "behind.", lag=_num(a.remote_write_lag_seconds),
+            ),
+        ),
+        alert(
+            "PrometheusRemoteWriteFailing",
+            f"""
+            sum by ({remote}) (rate(prometheus_remote_storage_samples_retried_total{{job="{prom}"}}[{w}]))
+            > 0
+            """,
+            for_=a.remote_write_failing_for, family="remote_write",
+            summary="Prometheus {{ $labels.instance }} cannot write to {{ $labels.remote_name }}",
+            value="{{ $value | humanize }} samples/s retried",
+            description=_fill(
+                "Sends to {{ $labels.url }} have failed and been retried ({{ $value | humanize }} samples/s over the "
+                "last [[w]]); Prometheus keeps the samples in its write-ahead log and sends them once the store "
+                "answers.", w=w,
+            ),
+        ),
+        alert(
+            "RemoteWriteSamplesDropped",
+            f"""
+            sum by ({remote}) (
+              increase(prometheus_remote_storage_samples_failed_total{{job="{prom}"}}[{w}])
+              + increase(prometheus_remote_storage_samples_dropped_total{{job="{prom}"}}[{w}])
+            ) > 0
+            """,
+            for_=a.remote_write_dropped_for, family="remote_write", labels={"component": "prometheus"},
+            summary="Prometheus {{ $labels.instance }} dropped samples bound for {{ $labels.remote_name }}",
+            value="{{ $value | humanize }} lost",
+            description=_fill(
+                "{{ $value | humanize }} samples were refused for good or dropped on the way to {{ $labels.url }} "
+                "over the last [[w]]; the long-term store lacks them (the replicas still hold them).", w=w,
+            ),
+        ),
+        alert(
+            "RemoteWriteSamplesDropped",
+            f'sum by (job, instance, reason) (increase(vm_rows_ignored_total{{job="{vm}"}}[{w}])) > 0',
+            # VictoriaMetrics' own reason label stays
+            for_=a.remote_write_dropped_for, family="remote_write", labels={"component": "victoria_metrics"},
+            summary="VictoriaMetrics {{ $labels.instance }} ignored incoming samples",
+            value="{{ $value | humanize }} ignored",
+            description=_fill(
+                "{{ $value | humanize }} incoming rows were ignored over the last [[w]] (VictoriaMetrics' "
+                "reason: {{ $labels.reason }}); the long-term store lacks them.", w=w,
+            ),
+        ),
+        alert(
+            "AlertmanagerClusterMembersMissing",
+            f'up{{job="{am}"}} == 0 and on () (max(up{{job="{am}"}}) == 1)',
+            for_=a.alertmanager_member_down_for, family="alertmanager_cluster", labels={"reason": "down"},
+            summary="Alertmanager {{ $labels.instance }} is down; the rest of the cluster notifies",
+            value="",
+            description=_fill(
+                "Prometheus has failed to reach cluster member {{ $labels.instance }} for at least [[for]]. The "
+                "other members notify and keep the silences; restart it before it is the last one.",
+                **{"for": a.alertmanager_member_down_for},
+            ),
+        ),
+        alert(
+            "AlertmanagerClusterMembersMissing",
+            f'alertmanager_cluster_members{{job="{am}"}} < {members}',
+            for_=a.alertmanager_member_down_for, family="alertmanager_cluster", labels={"reason": "members"},
+            summary="Alertmanager {{ $labels.instance }} sees fewer cluster members than configured",
+            value="sees {{ $value }}",
+            description=_fill(
+                "It sees {{ $value }} of the [[n]] members in its gossip cluster: a member is down or cannot be "
+                "reached on its cluster port, so silences and notification state may not reach it.", n=members,
+            ),
+        ),
+        alert(
+            "AlertmanagerMemberNotificationsFailing",
+            f"""
+            {_am_failed(a.rate_window)} > 0
+            unless on (job, integration)
+            (min by (job, integration) ({_am_failed(a.rate_window)}) > 0)
+            """,
+            for_=a.alertmanager_member_send_for, family="notifications",
+            summary="Alertmanager {{ $labels.instance }} fails {{ $labels.integration }} notifications; its peers do not",
+            value="{{ $value | humanize }} failed",
+            description=_fill(
+                "{{ $value | humanize }} {{ $labels.integration }} notifications from this member failed over the "
+                "last [[w]] while another member's did not: the next member sends after its peer timeout, so "
+                "notifications are late, not lost. Check this member's network and secret files.", w=a.rate_window,
+            ),
+        ),
+        alert(
+            "VictoriaMetricsDown",
+            f'up{{job="{vm}"}} == 0',
+            for_=a.victoria_metrics_down_for, family="victoria_metrics",
+            summary="VictoriaMetrics at {{ $labels.instance }} is down",
+            value="",
+            description=_fill(
+                "Prometheus has failed to scrape VictoriaMetrics for at least [[for]]. Grafana's default view has "
+                "no new data; both replicas keep the samples in their write-ahead logs and send them once it is "
+                "back.", **{"for": a.victoria_metrics_down_for},
+            ),
+        ),
+        alert(
+            "VictoriaMetricsDiskFilling",
+            f'vm_free_disk_space_bytes{{job="{vm}"}} < {_num(a.victoria_metrics_free_bytes)}',
+            for_=a.victoria_metrics_disk_for, family="victoria_metrics", labels={"reason": "low"},
+            summary="VictoriaMetrics {{ $labels.instance }} is running out of disk",
+            value="{{ $value | humanize1024 }}B free",
+            description=_fill(
+                "{{ $value | humanize1024 }}B are free under {{ $labels.path }} (warning below [[min]]B); "
+                "VictoriaMetrics stops accepting samples when the disk is full.",
+                min=_num(a.victoria_metrics_free_bytes),
+            ),
+        ),
+        alert(
+            "VictoriaMetricsDiskFilling",
+            f"""
+            predict_linear(vm_free_disk_space_bytes{{job="{vm}"}}[{a.disk_predict_window}],
+                           {_num(a.victoria_metrics_fill_hours * 3600)}) < 0
+            """,
+            for_=a.victoria_metrics_disk_for, family="victoria_metrics", labels={"reason": "predicted"},
+            summary="VictoriaMetrics {{ $labels.instance }} will run out of disk soon",
+            value="",
+            description=_fill(
+                "At the trend of the last [[win]] the disk under {{ $labels.path }} is full within [[h]] hours; "
+                "lower victoria_metrics.retention_period or give it more disk.",
+                win=a.disk_predict_window, h=_num(a.victoria_metrics_fill_hours),
+            ),
+        ),
+    ]
 
 
 def host_resource_alerts(settings: Settings) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ from hux.config import ConfigError, env_name, load_raw, single_line, validation_
 from hux.monitoring import grafana_install
 from hux.monitoring.durations import duration_seconds
 
-SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "inbox", "grafana", "backup")
+SECTIONS = ("stack", "prometheus", "alertmanager", "alerts", "receivers", "inbox", "grafana", "backup",
+            "victoria_metrics")
 
 # Every pattern below is used with fullmatch: "$" would also accept a trailing newline.
 _TARGET_RE = re.compile(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
@@ -100,6 +101,15 @@ class Ports(_Section):
     cadvisor: int = Field(8080, ge=1, le=65535)
     #: the local alert inbox (``hux alerts``), native mode
     inbox: int = Field(9097, ge=1, le=65535)
+    # topology "ha" only: the second Prometheus, the other two Alertmanagers, every Alertmanager's gossip
+    # port (loopback; the single topology runs without one) and VictoriaMetrics
+    prometheus_b: int = Field(9091, ge=1, le=65535)
+    alertmanager_b: int = Field(9095, ge=1, le=65535)
+    alertmanager_c: int = Field(9096, ge=1, le=65535)
+    alertmanager_cluster: int = Field(9094, ge=1, le=65535)
+    alertmanager_b_cluster: int = Field(9098, ge=1, le=65535)
+    alertmanager_c_cluster: int = Field(9099, ge=1, le=65535)
+    victoria_metrics: int = Field(8428, ge=1, le=65535)
 
 
 class Images(_Section):
@@ -127,8 +137,18 @@ def pinned_image(value: str) -> str:
     return value
 
 
+#: topology "ha": the Prometheus replicas and the Alertmanager cluster members, each with its port settings
+#: (``stack.ports.<name>``; the gossip port of an Alertmanager is ``<name>_cluster``). The first of each keeps
+#: the single topology's name, so backups, restores and `hux health` talk to it as before.
+PROMETHEUS_REPLICAS = {"prometheus": "a", "prometheus_b": "b"}
+ALERTMANAGER_MEMBERS = ("alertmanager", "alertmanager_b", "alertmanager_c")
+
+
 class StackSettings(_Section):
     mode: Literal["native", "docker"] = "native"
+    #: "single": one Prometheus, one Alertmanager; "ha": two Prometheus replicas, three Alertmanagers in one
+    #: gossip cluster and VictoriaMetrics as the deduplicated long-term store (README, "HA topology")
+    topology: Literal["single", "ha"] = "single"
     bind_address: str = "127.0.0.1"
     #: docker path: the host address every published port binds to. Beyond loopback, Prometheus's
     #: unauthenticated admin and lifecycle APIs are left off (see docs/operations.md)
@@ -179,6 +199,35 @@ class StackSettings(_Section):
 
     #: the bot's scrape job in prometheus.yml (every bot instance is a target of it)
     bot_job: ClassVar[str] = "bot"
+    #: topology "ha": the scrape jobs of the HA layer (every replica / member is a target of its job)
+    prometheus_job: ClassVar[str] = "prometheus"
+    alertmanager_job: ClassVar[str] = "alertmanager"
+    victoria_metrics_job: ClassVar[str] = "victoria_metrics"
+
+    @property
+    def ha(self) -> bool:
+        return self.topology == "ha"
+
+    def prometheus_replicas(self) -> dict[str, str]:
+        """Component name -> its ``replica`` external label (one Prometheus, no label, in the single topology)."""
+        return dict(PROMETHEUS_REPLICAS) if self.ha else {"prometheus": ""}
+
+    def alertmanager_members(self) -> tuple[str, ...]:
+        return ALERTMANAGER_MEMBERS if self.ha else ALERTMANAGER_MEMBERS[:1]
+
+    @model_validator(mode="after")
+    def _distinct_ha_ports(self) -> "StackSettings":
+        if not self.ha:
+            return self
+        used: dict[int, str] = {}
+        for name, port in self.ports.model_dump().items():
+            if name == "cadvisor":   # the docker path's only
+                continue
+            if port in used:
+                raise ValueError(f"stack.ports.{name} and stack.ports.{used[port]} are both {port}: the HA "
+                                 "topology runs every one of them on this machine; give each its own port")
+            used[port] = name
+        return self
 
     @property
     def bot_selector(self) -> str:
@@ -253,6 +302,30 @@ class PrometheusSettings(_Section):
         if self.scrape_timeout:
             return self.scrape_timeout
         return "10s" if duration_seconds(self.scrape_interval) >= 10 else self.scrape_interval
+
+
+# --- victoria metrics (topology "ha") -----------------------------------------------
+
+
+class VictoriaMetricsSettings(_Section):
+    """VictoriaMetrics single-node, the HA topology's long-term store (both replicas remote_write to it)."""
+
+    #: -retentionPeriod: a number with h, d, w or y (VictoriaMetrics' own format; a bare number is months)
+    retention_period: str = "90d"
+    #: -search.latencyOffset: how old a sample must be before queries show it (VictoriaMetrics' default 30s)
+    latency_offset: Duration = "30s"
+
+    @field_validator("retention_period")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]{0,5}[hdwy]", value):
+            raise ValueError(f"{value!r} is not a VictoriaMetrics retention: a number with h, d, w or y, e.g. \"90d\"")
+        return value
+
+    @field_validator("latency_offset")
+    @classmethod
+    def _offset(cls, value: str) -> str:
+        return _check_duration(value, allow_zero=True)
 
 
 # --- alertmanager --------------------------------------------------------------
@@ -435,6 +508,19 @@ class AlertSettings(_Section):
     restart_window: Duration = "10m"
     restarts_max: int = Field(4, ge=1, le=1000)
     crashloop_for: Duration = "5m"
+
+    # The HA layer (stack.topology = "ha" only): warnings, the pair or the cluster still works
+    replica_down_for: Duration = "1m"              # PrometheusReplicaDown: one replica down, its pair up
+    remote_write_lag_seconds: float = Field(120.0, gt=0, le=86400)  # PrometheusRemoteWriteBehind: behind > 2 min
+    remote_write_behind_for: Duration = "5m"
+    remote_write_failing_for: Duration = "5m"      # PrometheusRemoteWriteFailing: sends retried or failing
+    remote_write_dropped_for: Duration = "0s"      # RemoteWriteSamplesDropped: samples lost for good
+    alertmanager_member_down_for: Duration = "1m"  # AlertmanagerClusterMembersMissing
+    alertmanager_member_send_for: Duration = "5m"  # AlertmanagerMemberNotificationsFailing (its peers succeed)
+    victoria_metrics_down_for: Duration = "1m"     # VictoriaMetricsDown
+    victoria_metrics_free_bytes: float = Field(1073741824.0, gt=0)  # VictoriaMetricsDiskFilling: < 1 GiB free ...
+    victoria_metrics_fill_hours: float = Field(24.0, gt=0, le=24 * 365)  # ... or full within 24 h
+    victoria_metrics_disk_for: Duration = "10m"
 
     # Containers (docker mode, from cAdvisor): ContainerRestarting (warning), ContainerMemoryNearLimit (warning)
     container_restart_window: Duration = "15m"
@@ -794,6 +880,7 @@ class Settings(_Section):
     inbox: InboxSettings = InboxSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     backup: BackupSettings = BackupSettings()
+    victoria_metrics: VictoriaMetricsSettings = VictoriaMetricsSettings()
 
     def url(self, component: str) -> str:
         """Where a local client reaches a component, e.g. ``url("prometheus")`` -> ``http://127.0.0.1:9090``."""
@@ -803,6 +890,10 @@ class Settings(_Section):
             known = ", ".join(Ports.model_fields)
             raise KeyError(f"unknown component {component!r}; known: {known}") from None
         return f"http://{self.stack.loopback_host}:{port}"
+
+    def with_topology(self, topology: Literal["single", "ha"]) -> "Settings":
+        """These settings with another ``stack.topology`` (the rule tests and docs render the HA layer too)."""
+        return self.model_copy(update={"stack": self.stack.model_copy(update={"topology": topology})})
 
     def enabled_receivers(self) -> list[str]:
         return [name for name in ("email", "slack", "webhook") if getattr(self.receivers, name).enabled]

@@ -22,6 +22,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "alertmanager": ("prometheus-alertmanager", "alertmanager"),
     "amtool": ("amtool",),
     "node_exporter": ("prometheus-node-exporter", "node_exporter"),
+    "victoria_metrics": ("victoria-metrics", "victoria-metrics-prod"),   # topology "ha"
 }
 # Debian package that provides each program (what setup_monitoring installs)
 DEBIAN_PACKAGES = {
@@ -30,6 +31,7 @@ DEBIAN_PACKAGES = {
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "node_exporter": "prometheus-node-exporter",
+    "victoria_metrics": "victoria-metrics",
 }
 class MissingBinary(Exception):
     """A program the stack needs is not installed. The message says how to get it."""

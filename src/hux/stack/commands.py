@@ -29,6 +29,7 @@ from hux.monitoring.render import docker_paging, render_native
 from hux.monitoring.settings import Settings, load_settings
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
+    HA_COMPONENTS,
     LOG_FILES,
     ORDER,
     READY_PATHS,
@@ -80,9 +81,10 @@ def hot_reload(settings: Settings, stack: NativeStack) -> list[str]:
     """Ask Prometheus and Alertmanager to re-read their (already validated) files."""
     messages = []
     children = stack.recorded_children()
-    for name in ("prometheus", "alertmanager"):
+    stack_settings = settings.stack
+    for name in (*stack_settings.prometheus_replicas(), *stack_settings.alertmanager_members()):
         url = settings.url(name) + "/-/reload"
-        lifecycle = name == "alertmanager" or is_loopback(settings.stack.bind_address)
+        lifecycle = name.startswith("alertmanager") or is_loopback(stack_settings.bind_address)
         if not lifecycle:
             ident = children.get(name)
             if ident is None or not ident.signal(signal.SIGHUP):
@@ -186,6 +188,8 @@ def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, super
     home = prep.paths.home
     rows = []
     for name in ORDER:
+        if name in HA_COMPONENTS and name not in prep.plan.names:
+            continue   # the single topology has none
         try:
             spec = prep.plan.component(name)
         except KeyError:

@@ -38,13 +38,21 @@ from hux.stack.grafana import write_ini
 from hux.stack.plan import BASE_ENV, ComponentSpec, StackPaths, StackPlan
 
 #: every component the native stack runs, in start order (the supervisor stops in reverse, bot first);
-#: `hux up`'s summary, `hux status` and `hux restart`'s help list them in this order too
-ORDER = ("node_exporter", "inbox", "alertmanager", "prometheus", "grafana", "bot")
+#: `hux up`'s summary, `hux status` and `hux restart`'s help list them in this order too. The HA topology's
+#: (HA_COMPONENTS) run only with stack.topology = "ha".
+ORDER = ("node_exporter", "inbox", "victoria_metrics", "alertmanager", "alertmanager_b", "alertmanager_c",
+         "prometheus", "prometheus_b", "grafana", "bot")
+HA_COMPONENTS = ("prometheus_b", "alertmanager_b", "alertmanager_c", "victoria_metrics")
 PRIVILEGED_FLAGS = ("--web.enable-lifecycle", "--web.enable-admin-api")
 
 LOG_FILES = {
     "prometheus": "prometheus.log",
     "alertmanager": "alertmanager.log",
+    # topology "ha"
+    "prometheus_b": "prometheus_b.log",
+    "alertmanager_b": "alertmanager_b.log",
+    "alertmanager_c": "alertmanager_c.log",
+    "victoria_metrics": "victoria-metrics.log",
     "node_exporter": "node_exporter.log",
     "grafana": "grafana.log",
     # The inbox keeps notifications in alerts.log itself (Layout.alerts_log); this is its own stdout/stderr.
@@ -56,6 +64,10 @@ LOG_FILES = {
 READY_PATHS = {
     "prometheus": "/-/ready",
     "alertmanager": "/-/ready",
+    "prometheus_b": "/-/ready",
+    "alertmanager_b": "/-/ready",
+    "alertmanager_c": "/-/ready",
+    "victoria_metrics": "/health",
     "node_exporter": "/metrics",
     "grafana": "/api/health",
     "inbox": "/ready",
@@ -169,6 +181,23 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
         port=ports.prometheus,
         stop_timeout=30.0,   # flushes the head block on the way down
     )
+
+    # Topology "ha": the other members and the second replica run like the first ones (the same web config,
+    # the same privileged-flag rule); VictoriaMetrics on loopback without auth (docs/operations.md)
+    for name, args in rendered.ha_args.items():
+        base = "victoria_metrics" if name == "victoria_metrics" else name.rsplit("_", 1)[0]
+        argv = [a for a in args if is_loopback(bind) or a not in PRIVILEGED_FLAGS]
+        if base != "victoria_metrics":
+            argv.append(f"--web.external-url={url(name)}/")
+        specs[name] = ComponentSpec(
+            name=name,
+            argv=(binaries.require(base), *argv, *([] if base == "victoria_metrics" else web_flag(base))),
+            log_file=str(logs / LOG_FILES[name]),
+            ready_url=url(name) + READY_PATHS[name],
+            url=url(name),
+            port=getattr(ports, name),
+            stop_timeout=30.0 if base in ("prometheus", "victoria_metrics") else 15.0,
+        )
 
     grafana = grafana or decide_grafana(settings)
     if grafana.run and grafana.install is not None:

@@ -18,6 +18,7 @@ from hux.stack.health.component_checks import check_components
 from hux.stack.health.context import HTTP_TIMEOUT, HealthContext
 from hux.stack.health.dashboard_checks import check_dashboards
 from hux.stack.health.grafana_checks import check_grafana
+from hux.stack.health.ha_checks import check_ha
 from hux.stack.health.host_checks import check_disk
 from hux.stack.health.inbox_checks import check_inbox
 from hux.stack.health.model import FAIL, CheckResult, HealthReport
@@ -42,6 +43,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("rules", check_rules),
     ("prometheus → alertmanager", check_prometheus_alertmanager),
     ("alertmanager", check_alertmanager),
+    ("ha", check_ha),
     ("metric families", check_metric_families),
     ("dashboards", check_dashboards),
     ("receivers", check_receivers),

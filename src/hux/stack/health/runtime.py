@@ -36,7 +36,7 @@ class NativeRuntime:
     def client_auth(self, settings: Settings, paths: Layout) -> httpx.Auth | None:
         """The stack's basic auth, sent only to Prometheus, Alertmanager and node_exporter (never to the bot,
         Grafana or a receiver's URL)."""
-        return stack_auth.client_auth(paths.data, [settings.url(name) for name in stack_auth.COMPONENTS])
+        return stack_auth.client_auth(paths.data, [settings.url(name) for name in stack_auth.components(settings.stack)])
 
     def dashboards_dir(self, paths: Layout) -> Path:
         return paths.dashboards_dir
