@@ -24,6 +24,7 @@ from typing import IO, Protocol
 
 from sqlalchemy.engine import make_url
 
+from hux.bot.admin import THRESHOLD_SETTING, AdminCommands, Mutes, StatusView, stored_threshold
 from hux.bot.calls import CallTracker, call_horizons
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.rugcheck import RugCheckClient
@@ -77,6 +78,7 @@ class BotApp:
     _closers: list[_Closeable] = field(default_factory=list)
     _recovery: asyncio.Task[None] | None = None
     _tracker: asyncio.Task[None] | None = None
+    admin: AdminCommands | None = None
     cluster: Cluster | None = None
     _instance_lock: IO[str] | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -162,18 +164,36 @@ class BotApp:
             for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
                 local.remember(key, time.time() - decided_at)
         batcher = PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds)
+        # What admins set from Telegram outlives restarts: the threshold (/threshold) and the mutes (/mute).
+        mutes = Mutes()
+        mutes.load(await self.persistence.store_call("admin", store.active_mutes, time.time()) or {})
+        threshold = profile.alert_threshold
+        stored = stored_threshold(await self.persistence.store_call("admin", store.setting, THRESHOLD_SETTING))
+        if stored is not None:
+            threshold = stored
+            log.info("alert threshold %g set by an admin (/threshold) overrides the configured %g", threshold,
+                     profile.alert_threshold)
         self.pipeline = Pipeline(
             PipelineSettings(
                 workers=cfg.workers,
-                alert_threshold=profile.alert_threshold,
+                alert_threshold=threshold,
                 max_addresses_per_message=cfg.max_addresses_per_message,
                 lookups_per_message=cfg.lookups_per_message,
             ),
             m, queue, self.persistence,
             Enricher(batcher, rug, pair_lookup=dex),
-            channels, gate, MentionTracker(cfg.mention_window_seconds),
+            channels, gate, MentionTracker(cfg.mention_window_seconds), mutes,
         )
         self.pipeline.start()
+        if telegram_api is not None and profile.alert_chat and cfg.telegram.admin_user_ids:
+            pipeline = self.pipeline
+            self.admin = AdminCommands(
+                telegram_api, self.persistence, m, alert_chat=profile.alert_chat, admin_ids=cfg.telegram.admin_user_ids,
+                per_minute=cfg.telegram.admin_commands_per_minute, mutes=mutes, set_threshold=pipeline.set_threshold,
+                threshold=lambda: pipeline.settings.alert_threshold, alertmanager_url=cfg.telegram.status_alertmanager_url,
+                status=lambda: StatusView(self.mode, bool(self.persistence and self.persistence.database_up), len(queue),
+                                          cfg.queue_capacity, [s.name for s in self.sources]))
+            self._closers.append(self.admin)
         # Re-checks share the lookups' batcher (one DexScreener budget); at least three rounds per shortest horizon.
         tracker = CallTracker(self.persistence, batcher, channels, m, checks_per_round=cfg.calls.checks_per_round,
                               interval=min(cfg.calls.check_interval_seconds, horizons[0][1] / 3))
@@ -245,7 +265,8 @@ class BotApp:
         if telegram_api is not None:
             sources.append(TelegramSource(telegram_api, poll_timeout=cfg.telegram.poll_timeout_seconds,
                                           limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes,
-                                          allowed_chats=cfg.telegram.allowed_chats, offsets=self.cluster))
+                                          allowed_chats=cfg.telegram.allowed_chats, offsets=self.cluster,
+                                          commands=self.admin))
         feed = self.profile.feed
         if feed is not None:
             sources.append(ReplaySource(feed.path, speed=feed.speed, loop=feed.loop, max_gap_seconds=cfg.replay.max_gap_seconds,

@@ -41,6 +41,22 @@ class TelegramSettings(_Section):
     # Chats whose messages are read (ids, or "@username" of public chats). Empty: every group and
     # channel the bot is in, no private chat; otherwise exactly these (private chats included).
     allowed_chats: tuple[int | str, ...] = ()
+    # Telegram user ids allowed to manage the bot from the alert chat (/status, /top, /why, /mute, /threshold,
+    # /sources). Empty: no admin commands; anyone else's commands are ignored without a reply.
+    admin_user_ids: tuple[int, ...] = ()
+    admin_commands_per_minute: float = Field(10.0, gt=0)  # per admin; more are ignored (counted)
+    # /status lists the stack's firing alerts from this Alertmanager (e.g. http://127.0.0.1:9093); empty: not asked.
+    status_alertmanager_url: str = ""
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _user_ids(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("must be a list of Telegram user ids (positive integers)")
+        for user in value:
+            if isinstance(user, bool) or not isinstance(user, int) or not 0 < user < 2**63:
+                raise ValueError(f"{str(user)[:40]!r} is not a Telegram user id (a positive integer)")
+        return tuple(value)
 
     @field_validator("allowed_chats", mode="before")
     @classmethod

@@ -41,6 +41,7 @@ TOKEN_OUTCOMES = (
     "no_market_data",    # the market APIs know no pair for it
     "cooldown",          # seen recently, skipped
     "failed",            # enrichment/persist failed after retries (kept for retry)
+    "muted",             # scored at or above the threshold, not alerted: an admin muted it (/mute)
 )
 CANDIDATE_KINDS = ("solana", "evm", "pumpfun_link", "dexscreener_link")
 REJECT_REASONS = (
@@ -61,6 +62,14 @@ THROTTLE_REASONS = (
     "over_rate",         # a message over bot.fairness.chat_rate_per_minute: served after the other chats
 )
 ALERT_OUTCOMES = ("success", "failure")
+# Admin commands from Telegram (``hux.bot.admin``): the command (others: "other") and what became of it.
+ADMIN_COMMANDS = ("status", "top", "why", "mute", "threshold", "sources")
+ADMIN_OUTCOMES = (
+    "done",              # obeyed and answered
+    "invalid",           # an admin's command the bot could not read: answered with the usage
+    "refused",           # not from an admin (or not in the alert chat): ignored, no reply
+    "rate_limited",      # over bot.telegram.admin_commands_per_minute for that admin: ignored
+)
 # Re-checks of an alerted token (``hux.bot.calls``): the horizons are fixed names, shortened in demo mode.
 CALL_HORIZON_LABELS = ("1h", "6h", "24h")
 CALL_CHECK_OUTCOMES = (

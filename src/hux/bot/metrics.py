@@ -32,6 +32,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from hux import __version__
 from hux.bot.metric_names import (
+    ADMIN_COMMANDS,
+    ADMIN_OUTCOMES,
     ALERT_OUTCOMES,
     API_ERROR_OUTCOMES,
     API_LATENCY_BUCKETS,
@@ -60,7 +62,7 @@ from hux.bot.metric_names import (
 )
 
 #: the series' classes, and the plain data they are built from (hux.bot.metric_names), read from here by the bot
-__all__ = ["ALERT_OUTCOMES", "API_ERROR_OUTCOMES", "API_LATENCY_BUCKETS", "API_OUTCOMES", "CALL_CHECK_OUTCOMES",
+__all__ = ["ADMIN_COMMANDS", "ADMIN_OUTCOMES", "ALERT_OUTCOMES", "API_ERROR_OUTCOMES", "API_LATENCY_BUCKETS", "API_OUTCOMES", "CALL_CHECK_OUTCOMES",
            "CALL_HIT_MULTIPLE", "CALL_HORIZON_LABELS", "CALL_MULTIPLE_BUCKETS", "CALL_RESULTS", "PRUNED_TABLES", "CANDIDATE_KINDS",
            "DECISION_LATENCY_BUCKETS", "EXPECTED_FAMILIES", "INBOX_REJECT_REASONS", "INBOX_WRITE_TARGETS", "OTHER",
            "PREFIX", "PROCESSING_BUCKETS", "REJECT_REASONS", "SCORE_BUCKETS", "SKIP_REASONS", "STAGE_OUTCOMES", "STAGES",
@@ -264,6 +266,14 @@ class BotMetrics:
             f"{PREFIX}_alerts_sent_total",
             "Token alerts delivered to output channels, by channel and outcome.",
             ["channel", "outcome"],
+            registry=r,
+        )
+
+        # --- admin commands (hux.bot.admin) ------------------------------------
+        self.admin_commands = Counter(
+            f"{PREFIX}_admin_commands_total",
+            "Admin commands received in the alert chat, by command and outcome (done, invalid, refused, rate_limited).",
+            ["command", "outcome"],
             registry=r,
         )
 

@@ -58,7 +58,7 @@ log = logging.getLogger("hux.bot.store")
 T = TypeVar("T")
 
 #: ``operation`` label values of ``hux_database_errors_total``.
-DB_OPERATIONS = ("probe", "migrate", "intake", "write", "recover", "prune", "calls", "cluster")
+DB_OPERATIONS = ("probe", "migrate", "intake", "write", "recover", "prune", "calls", "cluster", "admin")
 WRITE_BATCH = 500
 #: Tries to mark a refused message ``rejected`` in the inbox before giving up with one log line.
 MARK_ATTEMPTS = 5

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
+from hux.bot.admin import Mutes
 from hux.bot.clients.http import RequestContext
 from hux.bot.dedupe import Gate, MentionTracker
 from hux.bot.enrich import Enricher, MarketView
@@ -58,8 +59,10 @@ class Pipeline:
         channels: Sequence[OutputChannel],
         gate: Gate,
         mentions: MentionTracker,
+        mutes: Mutes | None = None,
     ) -> None:
         self.settings = settings
+        self.mutes = mutes or Mutes()
         self.metrics = metrics
         self.queue = queue
         self.persistence = persistence
@@ -87,6 +90,11 @@ class Pipeline:
         for channel in self.channels:
             for outcome in ("success", "failure"):
                 metrics.alerts_sent.labels(channel=channel.name, outcome=outcome)
+
+    def set_threshold(self, value: float) -> None:
+        """A new alert threshold from now on (``/threshold``); ``hux_alert_score_threshold`` shows it."""
+        self.settings = replace(self.settings, alert_threshold=value)
+        self.metrics.alert_threshold.set(value)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -243,6 +251,8 @@ class Pipeline:
         )
         if result.value < self.settings.alert_threshold:
             return self._decide(candidate, "below_threshold", **fields)
+        if self.mutes.muted(candidate.key):
+            return self._decide(candidate, "muted", **fields)
 
         alert = TokenAlert(
             address=candidate.address,

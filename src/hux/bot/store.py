@@ -182,6 +182,22 @@ call_checks = Table(
     Column("rugged", Integer),
     UniqueConstraint("token_key", "message_key", "horizon", name="uq_call_checks_call_horizon"),
 )
+mutes = Table(
+    "mutes",
+    metadata,
+    Column("token_key", String(100), primary_key=True),
+    Column("until", Float, nullable=False),
+    Column("muted_by", String(32), nullable=False),  # the admin's Telegram user id (audit)
+    Column("muted_at", Float, nullable=False),
+)
+bot_settings = Table(
+    "bot_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),   # e.g. alert_threshold, set with /threshold
+    Column("value", Text, nullable=False),
+    Column("set_by", String(32), nullable=False),
+    Column("set_at", Float, nullable=False),
+)
 #: The re-check horizons of an alerted token (the ``horizon`` label) and their live delays in seconds.
 CALL_HORIZONS: tuple[tuple[str, float], ...] = (("1h", 3600.0), ("6h", 21600.0), ("24h", 86400.0))
 #: Liquidity at or below this share of the alert's liquidity: the liquidity was pulled (rugged).
@@ -276,6 +292,11 @@ def _cluster(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _admin(conn: Connection) -> None:
+    for table in (mutes, bot_settings):
+        table.create(conn, checkfirst=True)
+
+
 #: Append only. A migration runs in its own transaction with its version row.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, tokens, mentions, decisions, alerts", _initial_schema),
@@ -283,6 +304,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "inbox.reason: why a message ended rejected", _inbox_reason),
     Migration(4, "call_checks: alerted tokens re-checked at +1h/+6h/+24h; time indexes for retention", _call_checks),
     Migration(5, "several instances: inbox claims, instances, leases, source offsets, token gate, API budgets", _cluster),
+    Migration(6, "mutes and bot_settings: what admins set from Telegram (/mute, /threshold)", _admin),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -756,6 +778,53 @@ class Store:
         outcome.first_rug = outcome.rugged and not rugged_before
         outcome.best_multiple = best
         return outcome
+
+    # -- admin commands (``hux.bot.admin``) ---------------------------------------------
+    def set_mute(self, token_key: str, until: float, by: str) -> bool:
+        with self.engine.begin() as conn:
+            stmt = self._insert(mutes).values(token_key=token_key, until=until, muted_by=by[:32], muted_at=time.time())
+            conn.execute(stmt.on_conflict_do_update(index_elements=["token_key"], set_={
+                "until": stmt.excluded.until, "muted_by": stmt.excluded.muted_by, "muted_at": stmt.excluded.muted_at}))
+        return True
+
+    def active_mutes(self, now: float) -> dict[str, float]:
+        """Token key -> muted until, for the mutes not expired at ``now``."""
+        with self.engine.connect() as conn:
+            return {r.token_key: r.until for r in conn.execute(select(mutes).where(mutes.c.until > now))}
+
+    def set_setting(self, name: str, value: str, by: str) -> bool:
+        with self.engine.begin() as conn:
+            stmt = self._insert(bot_settings).values(name=name, value=value, set_by=by[:32], set_at=time.time())
+            conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={
+                "value": stmt.excluded.value, "set_by": stmt.excluded.set_by, "set_at": stmt.excluded.set_at}))
+        return True
+
+    def setting(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            value: str | None = conn.execute(select(bot_settings.c.value).where(bot_settings.c.name == name)).scalar()
+        return value
+
+    def top_tokens(self, since: float, limit: int = 10) -> list[dict[str, Any]]:
+        """The best-scored tokens decided since ``since``, best first: each token once, at its best score."""
+        best = func.max(decisions.c.score).label("best")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(decisions.c.token_key, best, func.max(decisions.c.decided_at).label("at"))
+                                .where(decisions.c.decided_at >= since, decisions.c.score.is_not(None))
+                                .group_by(decisions.c.token_key).order_by(best.desc()).limit(limit)).all()
+            info = {t.key: t for t in conn.execute(select(tokens).where(tokens.c.key.in_([r.token_key for r in rows])))}
+        return [{"address": info[r.token_key].address if r.token_key in info else r.token_key,
+                 "symbol": info[r.token_key].symbol if r.token_key in info else None,
+                 "chain": info[r.token_key].chain if r.token_key in info else None,
+                 "score": r.best, "decided_at": r.at} for r in rows]
+
+    def source_activity(self, since: float, limit: int = 20) -> list[dict[str, Any]]:
+        """Per source and group: messages accepted since ``since`` and the last one's time (the inbox's memory)."""
+        recent = func.sum(case((inbox.c.accepted_at >= since, 1), else_=0)).label("recent")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(inbox.c.source, inbox.c.group_name, recent, func.max(inbox.c.accepted_at).label("last"))
+                                .group_by(inbox.c.source, inbox.c.group_name)
+                                .order_by(func.max(inbox.c.accepted_at).desc()).limit(limit)).all()
+        return [{"source": r.source, "group": r.group_name, "messages": int(r.recent or 0), "last_seen": r.last} for r in rows]
 
     # -- retention ---------------------------------------------------------------------
     def prune_batch(self, table: str, older_than: float, limit: int = 1000) -> int:

@@ -1,4 +1,4 @@
-"""Telegram Bot API double: ``getUpdates`` long polling, ``sendMessage``, ``getMe``.
+"""Telegram Bot API double: ``getUpdates`` long polling, ``sendMessage``, ``answerCallbackQuery``, ``getMe``.
 
 Follows https://core.telegram.org/bots/api: methods live at
 ``/bot<token>/<method>``, take parameters from the query string, a form or a
@@ -7,9 +7,16 @@ JSON body, and answer ``{"ok": true, "result": ...}`` or ``{"ok": false,
 {"retry_after": N}``). ``getUpdates`` returns updates with ``update_id >=
 offset``, forgets the ones before it, waits up to ``timeout`` seconds when
 there are none, and answers 409 to a poll superseded by a newer one.
+``sendMessage`` checks an optional ``reply_markup`` the way Telegram does for
+an ``InlineKeyboardMarkup`` (rows of buttons, each with ``text`` and one of
+``callback_data`` (1-64 bytes) or ``url``); a pressed button arrives as a
+``callback_query`` update (``TelegramState.inject_callback``), answered with
+``answerCallbackQuery`` (its ``callback_query_id`` must be one the double
+sent, at most once).
 
 Test and demo controls (not part of the Bot API):
 
+``POST /_double/callbacks`` queue a pressed inline button: ``{"data", "user_id"?, "chat_id"?, "message_id"?}``
 ``POST /_double/updates``  queue incoming messages: ``{"text", "chat_title"?, "chat_id"?, "user_id"?, "chat_type"?}`` or a list
 ``GET /_double/sent``      messages the bot sent (``sendMessage``), oldest first
 ``DELETE /_double/sent``   forget them
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import time
 from collections import deque
@@ -110,6 +118,8 @@ class TelegramState:
         self.pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
         self.sent: deque[dict[str, Any]] = deque(maxlen=MAX_SENT)
         self.next_update_id = 100_000
+        self.callbacks: dict[str, bool] = {}  # callback_query id -> answered
+        self.answered: deque[dict[str, Any]] = deque(maxlen=MAX_SENT)
         self.next_message_id = 1
         self.poll_generation = 0
         self.stopping = False
@@ -153,6 +163,19 @@ class TelegramState:
             message["from"] = sender
         self.next_message_id += 1
         return self.inject_update({"channel_post" if chat_type == "channel" else "message": message})
+
+    def inject_callback(self, data: str, *, user_id: int = 424242, chat_id: int = -1001000000001,
+                        message_id: int = 1) -> dict[str, Any]:
+        """Queue a ``callback_query`` update: ``user_id`` pressed the button carrying ``data`` under the
+        bot's message ``message_id`` in ``chat_id``. Returns the update."""
+        query_id = str(4_000_000_000 + self.next_update_id)
+        self.callbacks[query_id] = False
+        sender = {"id": user_id, "is_bot": False, "first_name": f"user{user_id % 1000}"}
+        message = {"message_id": message_id, "date": int(time.time()), "text": "…",
+                   "chat": {"id": chat_id, "type": _chat_type(chat_id)},
+                   "from": {k: BOT_USER[k] for k in ("id", "is_bot", "first_name", "username")}}
+        return self.inject_update({"callback_query": {"id": query_id, "from": sender, "message": message,
+                                                      "chat_instance": str(abs(chat_id)), "data": data}})
 
     def inject_update(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Queue an update made of ``fields`` exactly as given (any shape, for hostile-input tests);
@@ -234,6 +257,29 @@ async def _params(request: web.Request) -> dict[str, Any]:
     return params
 
 
+def check_reply_markup(markup: Any) -> str | None:
+    """``None`` when ``markup`` is an InlineKeyboardMarkup Telegram accepts, else its error description."""
+    if isinstance(markup, str):
+        try:
+            markup = json.loads(markup)
+        except ValueError:
+            return "Bad Request: can't parse reply keyboard markup JSON object"
+    if not isinstance(markup, dict) or not isinstance(markup.get("inline_keyboard"), list):
+        return "Bad Request: object expected as reply markup"
+    for row in markup["inline_keyboard"]:
+        if not isinstance(row, list):
+            return "Bad Request: field \"inline_keyboard\" of the InlineKeyboardMarkup must be an Array of Arrays"
+        for button in row:
+            if not isinstance(button, dict) or not isinstance(button.get("text"), str) or not button["text"]:
+                return "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+            data = button.get("callback_data")
+            if data is None and not isinstance(button.get("url"), str):
+                return "Bad Request: can't parse inline keyboard button: InlineKeyboardButton must have exactly one optional field"
+            if data is not None and (not isinstance(data, str) or not 1 <= len(data.encode()) <= 64):
+                return "Bad Request: BUTTON_DATA_INVALID"
+    return None
+
+
 def _int(value: Any, name: str, default: int | None) -> int | None:
     if value is None or value == "":
         return default
@@ -278,13 +324,19 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
             return _telegram_error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
         return web.json_response({"ok": True, "result": updates})
 
-    async def send_message(request: web.Request) -> web.Response:
+    async def checked_params(request: web.Request) -> dict[str, Any] | web.Response:
+        """The call's parameters, or the error Telegram answers to a wrong token or an unreadable body."""
         if not authorised(request):
             return _telegram_error(401, "Unauthorized")
         try:
-            params = await _params(request)
+            return await _params(request)
         except ValueError as exc:
             return _telegram_error(400, f"Bad Request: {exc}")
+
+    async def send_message(request: web.Request) -> web.Response:
+        params = await checked_params(request)
+        if isinstance(params, web.Response):
+            return params
         chat_id = params.get("chat_id")
         text = params.get("text")
         if chat_id is None or chat_id == "":
@@ -302,6 +354,12 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
             plain = _strip_html(text)
         if len(plain) > MAX_TEXT:
             return _telegram_error(400, "Bad Request: message is too long")
+        markup = params.get("reply_markup")
+        if markup is not None:
+            problem = check_reply_markup(markup)
+            if problem:
+                return _telegram_error(400, problem)
+            markup = json.loads(markup) if isinstance(markup, str) else markup
         message = {
             "message_id": state.next_message_id,
             "from": {k: BOT_USER[k] for k in ("id", "is_bot", "first_name", "username")},
@@ -309,9 +367,23 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
             "date": int(time.time()),
             "text": plain,
         }
+        if markup is not None:
+            message["reply_markup"] = markup
         state.next_message_id += 1
-        state.sent.append({"chat_id": chat_id, "text": text, "parse_mode": parse_mode, "message": message})
+        state.sent.append({"chat_id": chat_id, "text": text, "parse_mode": parse_mode, "message": message,
+                           "reply_markup": markup})
         return web.json_response({"ok": True, "result": message})
+
+    async def answer_callback_query(request: web.Request) -> web.Response:
+        params = await checked_params(request)
+        if isinstance(params, web.Response):
+            return params
+        query_id = params.get("callback_query_id")
+        if not isinstance(query_id, str) or state.callbacks.get(query_id) is not False:
+            return _telegram_error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        state.callbacks[query_id] = True
+        state.answered.append({"callback_query_id": query_id, "text": params.get("text")})
+        return web.json_response({"ok": True, "result": True})
 
     async def get_me(request: web.Request) -> web.Response:
         if not authorised(request):
@@ -352,12 +424,24 @@ def build_app(state: TelegramState | None = None, *, seed: int | None = None) ->
         state.sent.clear()
         return web.json_response({"messages": []})
 
-    for method, handler, label in (("getUpdates", get_updates, "getUpdates"), ("sendMessage", send_message, "sendMessage"), ("getMe", get_me, "getMe")):
+    async def inject_callback(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "body must be JSON: {\"data\": ..., \"user_id\": ...}")
+        if not isinstance(body, dict) or not isinstance(body.get("data"), str):
+            return json_error(400, "a pressed button needs a string \"data\" (optional: user_id, chat_id, message_id)")
+        ints = {k: body[k] for k in ("user_id", "chat_id", "message_id") if isinstance(body.get(k), int)}
+        return web.json_response({"update": state.inject_callback(body["data"], **ints)})
+
+    for method, handler, label in (("getUpdates", get_updates, "getUpdates"), ("sendMessage", send_message, "sendMessage"),
+                                   ("answerCallbackQuery", answer_callback_query, "answerCallbackQuery"), ("getMe", get_me, "getMe")):
         wrapped = faults.wrap(label, handler)
         app.router.add_route("GET", f"/bot{{token}}/{method}", wrapped)
         app.router.add_route("POST", f"/bot{{token}}/{method}", wrapped)
     app.router.add_route("*", "/bot{token}/{method}", unknown_method)
     app.router.add_post("/_double/updates", inject)
+    app.router.add_post("/_double/callbacks", inject_callback)
     app.router.add_get("/_double/sent", sent)
     app.router.add_delete("/_double/sent", clear_sent)
     add_control_routes(app, faults)

@@ -73,7 +73,7 @@ class TelegramBotApi:
         """A client whose ApiClient knows the token as a secret. ``http_options`` go to ``ApiClient``."""
         secrets = tuple(http_options.pop("secrets", ())) + (token,)
         http = ApiClient(API, bot_base_url(api_base, token), metrics, secrets=secrets,
-                         endpoints=("getUpdates", "sendMessage", "getMe"), **http_options)
+                         endpoints=("getUpdates", "sendMessage", "answerCallbackQuery", "getMe"), **http_options)
         return cls(http)
 
     async def aclose(self) -> None:
@@ -94,8 +94,10 @@ class TelegramBotApi:
         )
         return updates
 
-    async def send_message(self, chat_id: int | str, text: str, *, parse_mode: str | None = "HTML") -> dict[str, Any]:
-        """Send ``text`` (cut to 4096 characters) to ``chat_id``; returns the sent Message."""
+    async def send_message(self, chat_id: int | str, text: str, *, parse_mode: str | None = "HTML",
+                           reply_markup: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send ``text`` (cut to 4096 characters) to ``chat_id``; returns the sent Message.
+        ``reply_markup``: an InlineKeyboardMarkup (buttons under the message)."""
         payload: dict[str, Any] = {
             "chat_id": chat_id,
             "text": text[:MAX_MESSAGE_LENGTH],
@@ -103,8 +105,17 @@ class TelegramBotApi:
         }
         if parse_mode:
             payload["parse_mode"] = parse_mode
+        if reply_markup is not None:
+            payload["reply_markup"] = reply_markup
         sent: dict[str, Any] = await self.http.post_json("sendMessage", "sendMessage", payload, parse=parse_message)
         return sent
+
+    async def answer_callback_query(self, query_id: str, text: str | None = None) -> None:
+        """Acknowledge a pressed inline button (Telegram shows a spinner until then); ``text``: a short toast."""
+        payload: dict[str, Any] = {"callback_query_id": query_id}
+        if text:
+            payload["text"] = text[:200]
+        await self.http.post_json("answerCallbackQuery", "answerCallbackQuery", payload, parse=_result)
 
     async def get_me(self) -> dict[str, Any]:
         """The bot's own User object: a cheap check that the token is valid."""

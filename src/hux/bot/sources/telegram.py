@@ -33,6 +33,14 @@ MESSAGE_FIELDS = ("message", "channel_post", "edited_message", "edited_channel_p
 CHAT_TYPES = ("private", "group", "supergroup", "channel")
 
 
+class Commands(Protocol):
+    """Who takes the updates that are commands to the bot, not chat content (``hux.bot.admin``)."""
+
+    def claims(self, update: Any) -> bool: ...
+
+    def submit(self, update: dict[str, Any]) -> None: ...
+
+
 class OffsetStore(Protocol):
     """Where the update offset survives this process (the database, shared by the instances)."""
 
@@ -130,9 +138,10 @@ class TelegramSource:
 
     def __init__(self, api: TelegramBotApi, *, poll_timeout: int = 25, limit: int = 100, max_message_bytes: int = 65536,
                  backoff_max: float = 30.0, allowed_chats: Sequence[int | str] = (),
-                 offsets: OffsetStore | None = None) -> None:
+                 offsets: OffsetStore | None = None, commands: Commands | None = None) -> None:
         self.api = api
         self.offsets = offsets
+        self.commands = commands
         self.poll_timeout = poll_timeout
         self.limit = limit
         self.max_bytes = max_message_bytes
@@ -162,6 +171,9 @@ class TelegramSource:
         messages = []
         for update in updates:
             where = f"update {_update_id(update)}"
+            if self.commands is not None and self.commands.claims(update):
+                self.commands.submit(update)  # an admin command or a pressed button: not chat content
+                continue
             try:
                 parsed = parse_update(update, max_bytes=self.max_bytes)
                 if parsed is None:
