@@ -74,8 +74,9 @@ def test_the_unit_tests_notice_a_changed_threshold(tmp_path: Path):
     raw = load_raw(RULE_TESTS_DIR / "settings.toml", environ={})
     raw["alerts"]["error_rate_critical"] = 0.13
     settings = settings_from_raw(raw, environ={})
-    tests = prepare_rule_tests(tmp_path, settings)
-    proc = subprocess.run(["promtool", "test", "rules", *(t.name for t in tests)], cwd=tmp_path,
+    prepare_rule_tests(tmp_path, settings)
+    # only the file holding the case, as below
+    proc = subprocess.run(["promtool", "test", "rules", "bot.test.yml"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "BotHighErrorRate fires when 12 % of a pipeline stage's executions fail" in proc.stdout + proc.stderr
