@@ -51,6 +51,9 @@ ALERTS: dict[str, str] = {
     "BotQueueBacklog": "warning",
     "BotAlertDeliveryFailing": "warning",
     "CallHitRateLow": "warning",
+    "BotNoLeader": "critical",
+    "BotInstancesMissing": "warning",
+    "BotClaimsExpiring": "warning",
     "BackupTooOld": "warning",
     "PrometheusConfigReloadFailed": "warning",
     "PrometheusRuleEvaluationFailures": "warning",
@@ -583,7 +586,53 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
             ),
         ),
     ]
-    return rules
+    return rules + cluster_alerts(settings)
+
+
+def cluster_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """Several bot instances on one PostgreSQL (hux.bot.cluster): the leader, the live instances, lapsed claims."""
+    a = settings.alerts
+    alert = _AlertFactory(settings)
+    sel = "{" + settings.stack.bot_selector + "}"
+    return [
+        alert(
+            "BotNoLeader",
+            f"sum by (job) (hux_bot_leader{sel}) == 0",
+            for_=a.leader_missing_for, family="bot_leader",
+            summary="No bot instance leads: nobody reads Telegram",
+            value="{{ $value }} leaders",
+            description=_fill(
+                "Bot instances answer, but none has held the leader lease for [[for]]: no instance polls "
+                "Telegram or replays the feed, so no new message arrives.", **{"for": a.leader_missing_for},
+            ),
+        ),
+        alert(
+            "BotInstancesMissing",
+            f"""
+            max by (job) (hux_bot_instances_live{sel}) < max by (job) (hux_bot_instances_configured{sel})
+            """,
+            for_=a.instances_missing_for, family="bot_instances",
+            summary="Fewer bot instances are live than configured",
+            value="{{ $value }} live",
+            description=_fill(
+                "Only {{ $value }} bot instances have a heartbeat in the database, fewer than bot.instances, for "
+                "[[for]]: the others stopped or cannot reach the database; the rest carry their work.",
+                **{"for": a.instances_missing_for},
+            ),
+        ),
+        alert(
+            "BotClaimsExpiring",
+            f"sum by (job) (increase(hux_bot_claims_expired_total{sel}[{a.rate_window}])) > 0",
+            for_=a.claims_expired_for, family="bot_claims",
+            summary="Bot instances take over work whose claim lapsed",
+            value="{{ $value | humanize }} messages",
+            description=_fill(
+                "About {{ $value | humanize }} messages were taken over in the last [[w]] after their instance's "
+                "claim lapsed: an instance stopped or lost the database mid-work (its alerts may be counted in "
+                "hux_alerts_unconfirmed_total).", w=a.rate_window,
+            ),
+        ),
+    ]
 
 
 def slo_alerts(settings: Settings) -> list[dict[str, Any]]:

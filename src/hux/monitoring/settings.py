@@ -449,6 +449,10 @@ class AlertSettings(_Section):
     call_hit_rate_window: Duration = "7d"
     call_hit_rate_min_calls: float = Field(20.0, ge=1)  # fewer resolved calls in the window: too few to judge
     call_hit_rate_for: Duration = "1h"
+    # Several bot instances on one PostgreSQL: no leader (critical), instances missing and claims lapsing (warning)
+    leader_missing_for: Duration = "1m"
+    instances_missing_for: Duration = "5m"
+    claims_expired_for: Duration = "1m"
 
     # Self-monitoring
     config_reload_for: Duration = "5m"

@@ -74,6 +74,27 @@ def build(ctx: Context) -> dict[str, Any]:
     ):
         board = board.with_panel(panel)
 
+    # --- instances (several bots on one PostgreSQL; one on SQLite) ------------------------------------
+    board = board.with_row(ctx.row("Instances"))
+    for panel in (
+        ctx.timeseries("Token decisions / s by instance", [q(
+            f"sum by (instance) (rate(hux_tokens_processed_total{{{SEL}}}[{RATE}]))", "{{instance}}")],
+            unit="ops", stacked=True, minimum=0, width=8,
+            description="How the instances share the work (claimed from the database inbox)."),
+        ctx.timeseries("Leader", [q(f"max by (instance) (hux_bot_leader{{{SEL}}})", "{{instance}}")],
+                       unit="none", minimum=0, maximum=1, width=8,
+                       description="1: the instance that polls Telegram and replays the feed (the leader lease). "
+                                   "Exactly one at a time; BotNoLeader pages when none leads for a minute."),
+        ctx.timeseries("Claims held and taken over", [
+            q(f"sum by (instance) (hux_bot_claims_held{{{SEL}}})", "{{instance}} held"),
+            q(f"sum by (instance) (increase(hux_bot_claims_expired_total{{{SEL}}}[{RATE}]))", "{{instance}} taken over",
+              ref="B"),
+        ], unit="none", minimum=0, width=8,
+            description="Inbox messages each instance has claimed and not finished; taken over: claims of a "
+                        "stopped instance that lapsed (BotClaimsExpiring)."),
+    ):
+        board = board.with_panel(panel)
+
     # --- scores -----------------------------------------------------------------------------------
     board = board.with_row(ctx.row("Score distribution"))
     score_heatmap = (
