@@ -27,6 +27,7 @@ from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.prometheus_config import DOCKER_SERVICES
 from hux.monitoring.render import docker_paging, render_native
 from hux.monitoring.settings import Settings, load_settings
+from hux.ops.units import ago, human_bytes
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
     HA_COMPONENTS,
@@ -42,7 +43,7 @@ from hux.stack.grafana import ensure_admin_password
 from hux.stack.health import client_auth
 from hux.stack.logs import tail
 from hux.stack.native import NativeStack, StackError
-from hux.stack.output import Console, duration, megabytes, paint, table, use_colour
+from hux.stack.output import Console, paint, table, use_colour
 from hux.stack.plan import StackPaths, StackPlan
 from hux.stack.supervisor import Supervisor
 
@@ -366,12 +367,12 @@ def status_native(settings: Settings, paths: StackPaths, con: Console, *, as_jso
             "yes" if row["ready"] else "NO",
             str(row["pid"] or "-"),
             str(row["restarts"]),
-            duration(row["uptime_seconds"]),
+            ago(row["uptime_seconds"], compact=True),
             row["url"] or "-",
             _rel((row["extra_logs"] or [row["log_file"]])[0], paths.home) if row["log_file"] else "-",
         ])
     con.say(f"native stack, home {paths.home}: supervisor pid {data['supervisor']['pid']}, "
-            f"memory (RSS) {megabytes(data['memory_rss_total_bytes'])}")
+            f"memory (RSS) {human_bytes(data['memory_rss_total_bytes'])}")
     con.say(table(["COMPONENT", "STATE    ", "READY", "PID", "RESTARTS", "UPTIME", "URL", "LOG"], rows))
     for row in data["components"]:
         if row["last_exit"] and row["restarts"]:

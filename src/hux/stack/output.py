@@ -56,20 +56,3 @@ def _wrap(text: str, width: int) -> list[str]:
             current = f"{current} {word}" if current else word
     lines.append(current)
     return lines
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d{(seconds % 86400) // 3600:02d}h"
-
-
-def megabytes(value: int) -> str:
-    return f"{value / (1024 * 1024):.0f} MiB"
