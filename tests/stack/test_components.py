@@ -91,3 +91,30 @@ def test_an_operator_web_config_keeps_its_users_and_gains_ours(tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_bot_instances_run_on_consecutive_ports_each_with_its_own_logs(tmp_path: Path) -> None:
+    settings, plan = plan_for(tmp_path, '\n[bot]\ninstances = 3\ndatabase_url = "postgresql+psycopg://hux@db/hux"\n')
+    base = settings.stack.ports.bot
+    bots = [plan.component(name) for name in ("bot", "bot_2", "bot_3")]
+    assert [b.port for b in bots] == [base, base + 1, base + 2]
+    assert [b.env["HUX__BOT__PORT"] for b in bots] == [str(base), str(base + 1), str(base + 2)]
+    assert len({b.log_file for b in bots}) == 3 and len({b.extra_logs for b in bots}) == 3
+    assert bots[1].env["HUX__BOT__LOG_FILE"] == bots[1].extra_logs[0]
+    assert bots[0].env["HUX__BOT__DEMO__DOUBLES_PORT"] == str(settings.stack.ports.doubles)
+    assert bots[2].env["HUX__BOT__DEMO__DOUBLES_PORT"] == "0"  # the demo's doubles of the others: any free port
+    assert [b.ready_url for b in bots] == [f"http://127.0.0.1:{base + i}/ready" for i in range(3)]
+    # Prometheus scrapes every one of them
+    assert settings.bot_targets() == [f"127.0.0.1:{base + i}" for i in range(3)]
+
+
+def test_bot_instances_that_would_take_another_components_port_are_refused() -> None:
+    from hux.config import ConfigError
+    from hux.monitoring.settings import settings_from_raw
+
+    pg = "postgresql+psycopg://hux@db/hux"
+    with pytest.raises(ConfigError, match="takes stack.ports.doubles"):  # 8000..8011 reaches the doubles' 8010
+        settings_from_raw({"bot": {"instances": 12, "database_url": pg}}, environ={})
+    with pytest.raises(ConfigError, match="needs bot.database_url on PostgreSQL"):
+        settings_from_raw({"bot": {"instances": 2}}, environ={})
+    assert settings_from_raw({"bot": {"instances": 10, "database_url": pg}}, environ={}).bot_instances == 10

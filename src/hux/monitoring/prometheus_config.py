@@ -65,7 +65,7 @@ class Targets:
             node=at("node_exporter"),
             grafana=at("grafana") if with_grafana else None,
             cadvisor=None,
-            bot_static=stack.resolved_bot_targets(),
+            bot_static=settings.bot_targets(),
             inbox=at("inbox") if settings.inbox.enabled else None,
             file_sd_dir=str(file_sd_dir) if file_sd_dir else None,
             prometheus_peers=tuple(at(name) for name in stack.prometheus_replicas() if name != "prometheus"),

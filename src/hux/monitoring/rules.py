@@ -602,8 +602,8 @@ def cluster_alerts(settings: Settings) -> list[dict[str, Any]]:
             summary="No bot instance leads: nobody reads Telegram",
             value="{{ $value }} leaders",
             description=_fill(
-                "Bot instances answer, but none has held the leader lease for [[for]]: no instance polls "
-                "Telegram or replays the feed, so no new message arrives.", **{"for": a.leader_missing_for},
+                "Bot instances answer, but {{ $value }} of them hold the leader lease, for [[for]]: no instance "
+                "polls Telegram or replays the feed, so no new message arrives.", **{"for": a.leader_missing_for},
             ),
         ),
         alert(

@@ -194,8 +194,9 @@ class StackSettings(_Section):
         """Where local clients connect: the bind address, or loopback when bound to all interfaces."""
         return "127.0.0.1" if self.bind_address in ("0.0.0.0", "::") else self.bind_address
 
-    def resolved_bot_targets(self) -> list[str]:
-        return list(self.bot_targets) or [f"{self.loopback_host}:{self.ports.bot}"]
+    def resolved_bot_targets(self, instances: int = 1) -> list[str]:
+        """``bot_targets``, else the local instances on consecutive ports from ``ports.bot`` (``bot.instances``)."""
+        return list(self.bot_targets) or [f"{self.loopback_host}:{self.ports.bot + i}" for i in range(instances)]
 
     #: the bot's scrape job in prometheus.yml (every bot instance is a target of it)
     bot_job: ClassVar[str] = "bot"
@@ -901,6 +902,28 @@ class Settings(_Section):
 
     def enabled_receivers(self) -> list[str]:
         return [name for name in ("email", "slack", "webhook") if getattr(self.receivers, name).enabled]
+
+    @property
+    def bot_instances(self) -> int:
+        """``bot.instances``: the local bot instances `hux up` runs (the bot's own model validates the value)."""
+        value = self.bot.get("instances", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+
+    def bot_targets(self) -> list[str]:
+        """Every bot instance Prometheus scrapes: ``stack.bot_targets``, else the local ``bot.instances``."""
+        return self.stack.resolved_bot_targets(self.bot_instances)
+
+    @model_validator(mode="after")
+    def _bot_instances_have_free_ports(self) -> "Settings":
+        ports = self.stack.ports
+        others = {getattr(ports, name): name for name in Ports.model_fields if name != "bot"}
+        for index in range(1, self.bot_instances):
+            if ports.bot + index in others:
+                raise ValueError(
+                    f"bot.instances = {self.bot_instances} runs bots on ports {ports.bot}-{ports.bot + self.bot_instances - 1}, "
+                    f"which takes stack.ports.{others[ports.bot + index]} ({ports.bot + index}): move stack.ports.bot "
+                    "or that port")
+        return self
 
     @model_validator(mode="after")
     def _bot_down_outlasts_a_lost_scrape(self) -> "Settings":

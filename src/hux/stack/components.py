@@ -227,26 +227,37 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
     effective = config.config_path(config_path)
     if effective is not None:
         bot_cli += ["--config", str(effective.resolve())]
-    specs["bot"] = ComponentSpec(
-        name="bot",
-        argv=(*bot_cli, "bot", "run"),
-        log_file=str(logs / LOG_FILES["bot"]),
-        ready_url=url("bot") + READY_PATHS["bot"],
-        url=url("bot"),
-        port=ports.bot,
-        env={
+    extra_bots = []
+    for index in range(settings.bot_instances):
+        # bot.instances > 1 (PostgreSQL only): one more instance per port from ports.bot, each its own logs;
+        # the demo's doubles of the others on any free port (they share the database, not the doubles).
+        name, port = ("bot", ports.bot) if index == 0 else (f"bot_{index + 1}", ports.bot + index)
+        suffix = "" if index == 0 else f"_{index + 1}"
+        bot_url = f"http://{settings.stack.loopback_host}:{port}"
+        env = {
             "HUX_HOME": str(paths.home),
             "PYTHONUNBUFFERED": "1",
             # The stack decides where the bot listens and where its demo doubles run.
             "HUX__BOT__HOST": bind,
-            "HUX__BOT__PORT": str(ports.bot),
+            "HUX__BOT__PORT": str(port),
             "HUX__BOT__DEMO__DOUBLES_HOST": bind,
-            "HUX__BOT__DEMO__DOUBLES_PORT": str(ports.doubles),
-        },
-        extra_logs=(str(logs / "mr_hux_alpha_bot.log"),),
-        inherit_env=bot_environment(settings),
-    )
-    return StackPlan(home=str(paths.home), components=tuple(specs[name] for name in ORDER if name in specs))
+            "HUX__BOT__DEMO__DOUBLES_PORT": str(ports.doubles) if index == 0 else "0",
+        }
+        if index:
+            env["HUX__BOT__LOG_FILE"] = str(logs / f"mr_hux_alpha_bot{suffix}.log")
+            extra_bots.append(name)
+        specs[name] = ComponentSpec(
+            name=name,
+            argv=(*bot_cli, "bot", "run"),
+            log_file=str(logs / LOG_FILES["bot"].replace("bot.", f"bot{suffix}.", 1)),
+            ready_url=bot_url + READY_PATHS["bot"],
+            url=bot_url,
+            port=port,
+            env=env,
+            extra_logs=(str(logs / f"mr_hux_alpha_bot{suffix}.log"),),
+            inherit_env=bot_environment(settings),
+        )
+    return StackPlan(home=str(paths.home), components=tuple(specs[name] for name in (*ORDER, *extra_bots) if name in specs))
 
 
 def inbox_spec(settings: Settings, paths: StackPaths, python: str | None = None) -> ComponentSpec:

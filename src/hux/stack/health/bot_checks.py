@@ -60,7 +60,7 @@ async def check_metric_families(ctx: HealthContext) -> list[CheckResult]:
         active = await ctx.active_targets()
     except NotAnswering as exc:
         return [not_checked(name, exc)]
-    bot_addresses = set(ctx.settings.stack.resolved_bot_targets())
+    bot_addresses = set(ctx.settings.bot_targets())
     jobs = sorted({t["labels"].get("job", "") for t in active if urlsplit(t.get("scrapeUrl", "")).netloc in bot_addresses})
     if not jobs:   # docker: the bot is discovered by service name, not by the host addresses
         jobs = sorted({t["labels"].get("job", "") for t in active if t["labels"].get("job") == ctx.settings.stack.bot_job})
