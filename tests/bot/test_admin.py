@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hux.bot import samplefeed
 from hux.bot.admin import CommandError, parse_duration, stored_threshold
 from hux.doubles.market import RunningDoubles, start_doubles
 from tests.bot.conftest import bot_config, metric_value, running_bot, wait_until
@@ -156,4 +158,83 @@ async def test_the_telegram_double_checks_inline_keyboards_and_callback_answers_
             again = await http.post(f"{base}/answerCallbackQuery", json={"callback_query_id": query["id"]})
             assert first.json() == {"ok": True, "result": True} and again.status_code == 400
     finally:
+        await doubles.stop()
+
+
+async def test_each_group_has_its_own_threshold_mute_and_outputs(hux_home: Path, database_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    doubles = await start_doubles()
+    monkeypatch.setenv("HUX_TEST_PARTNER_HOOK", f"{doubles.url('webhook')}/hooks/partner")
+    try:
+        rng, mints = random.Random(7), []
+        while len(mints) < 3:
+            mint = samplefeed.solana_mint(rng)
+            if doubles.market.pairs(mint):
+                mints.append(mint)
+        config = bot_config(
+            database_url=database_url, alert_threshold=100.0, cooldown_seconds=0.0,
+            telegram={"api_base": doubles.url("telegram"), "alert_chat_id": str(ALERT_CHAT), "poll_timeout_seconds": 1},
+            dexscreener={"base_url": doubles.url("dexscreener")}, rugcheck={"base_url": doubles.url("rugcheck")},
+            outputs=[{"name": "vip", "type": "telegram", "chat_id": "-100555", "rate_limit_per_minute": 60.0},
+                     {"name": "partner", "type": "webhook", "url_env": "HUX_TEST_PARTNER_HOOK"}],
+            groups=[{"group": "Alpha Hunters", "alert_threshold": 0.0, "outputs": ["vip", "partner"]},
+                    {"group": "Muted Group", "alert_threshold": 0.0, "muted": True}],
+        )
+        async with running_bot(config, token=TOKEN, demo=False) as app:
+            registry = app.metrics.registry
+            doubles.telegram.inject_message(f"gem {mints[0]}", chat_title="Alpha Hunters")
+            assert await wait_until(lambda: metric_value(registry, "hux_alerts_sent_total", channel="partner",
+                                                         outcome="success") == 1)
+            assert metric_value(registry, "hux_alerts_sent_total", channel="vip", outcome="success") == 1
+            assert metric_value(registry, "hux_alerts_sent_total", channel="telegram", outcome="success") == 0
+            assert [str(m["chat_id"]) for m in doubles.telegram.sent] == ["-100555"]
+            assert [r["name"] for r in doubles.webhook_received] == ["partner"]
+
+            doubles.telegram.inject_message(f"gem {mints[1]}", chat_title="Muted Group")
+            doubles.telegram.inject_message(f"gem {mints[2]}", chat_title="Elsewhere")
+            assert await wait_until(lambda: metric_value(registry, "hux_tokens_processed_total", outcome="muted") == 1
+                                    and metric_value(registry, "hux_tokens_processed_total", outcome="below_threshold") == 1)
+            assert len(doubles.telegram.sent) == 1 and len(doubles.webhook_received) == 1
+    finally:
+        await doubles.stop()
+
+
+def test_group_routes_name_outputs_that_exist() -> None:
+    from hux.bot.config import BotConfig
+
+    with pytest.raises(ValueError, match="routes to unknown output"):
+        BotConfig.model_validate({"groups": [{"group": "g", "outputs": ["vip"]}]})
+    with pytest.raises(ValueError, match="needs url_env"):
+        BotConfig.model_validate({"outputs": [{"name": "w", "type": "webhook"}]})
+    with pytest.raises(ValueError, match="not telegram or webhook"):
+        BotConfig.model_validate({"outputs": [{"name": "telegram", "type": "telegram", "chat_id": "1"}]})
+    with pytest.raises(ValueError, match="listed twice"):
+        BotConfig.model_validate({"groups": [{"group": "g"}, {"group": "g"}]})
+
+
+async def test_each_output_keeps_its_own_pace() -> None:
+    from hux.bot.metrics import BotMetrics
+    from hux.bot.outputs import TokenAlert, WebhookOutput, deliver
+
+    doubles = await start_doubles()
+    metrics = BotMetrics(process_metrics=False)
+    slow = WebhookOutput.create(f"{doubles.url('webhook')}/hooks/slow", metrics, name="slow", rate_limit_per_minute=60.0)
+    fast = WebhookOutput.create(f"{doubles.url('webhook')}/hooks/fast", metrics, name="fast")
+    alert = TokenAlert("So11111111111111111111111111111111111111112", "solana", "AAA", 80.0, 1.0, 1e5, 1e5, 1.0, None,
+                       ("g",), "https://dexscreener.com/solana/x", ("r",))
+    try:
+        started = time.monotonic()
+        for _ in range(4):  # a burst of 3, then one a second
+            await deliver(alert, [fast], metrics)
+        fast_took = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(4):
+            await deliver(alert, [slow], metrics)
+        slow_took = time.monotonic() - started
+        assert fast_took < 0.5 <= 0.8 <= slow_took
+        assert metric_value(metrics.registry, "hux_alerts_sent_total", channel="slow", outcome="success") == 4
+        assert metric_value(metrics.registry, "hux_alerts_sent_total", channel="fast", outcome="success") == 4
+    finally:
+        await slow.aclose()
+        await fast.aclose()
         await doubles.stop()

@@ -47,14 +47,14 @@ from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
 from hux.bot.outputs import OutputChannel, TelegramOutput, WebhookOutput
 from hux.bot.persistence import Persistence
-from hux.bot.pipeline import Pipeline, PipelineSettings
+from hux.bot.pipeline import GroupRoute, Pipeline, PipelineSettings
 from hux.bot.profile import RunProfile
 from hux.bot.server import HttpServer, ReadyState, build_app
 from hux.bot.sources import Source, sleep_or_stop
 from hux.bot.sources.replay import ReplaySource
 from hux.bot.sources.telegram import TelegramSource
 from hux.bot.store import Store
-from hux.config import ConfigError
+from hux.config import ConfigError, read_secret
 
 log = logging.getLogger("hux.bot")
 
@@ -154,6 +154,14 @@ class BotApp:
             telegram_api = TelegramBotApi.create(profile.telegram_token, m, profile.telegram_api, timeout=10.0)
             self._closers.append(telegram_api)
         channels = self._channels(telegram_api)
+        extra = self._extra_outputs(telegram_api)
+        by_name = {c.name: c for c in (*channels, *extra)}
+        for policy in cfg.groups:
+            missing = [name for name in policy.outputs if name not in by_name]
+            if missing:
+                raise ConfigError(f"bot.groups: group {policy.group[:60]!r} routes to {', '.join(missing)}, which is not "
+                                  "configured in this run (telegram: bot.telegram.alert_chat_id; webhook: bot.webhook.url)")
+        routes = {p.group: GroupRoute(p.alert_threshold, p.muted, tuple(by_name[n] for n in p.outputs)) for p in cfg.groups}
 
         cooldown = profile.cooldown_seconds
         gate: Gate
@@ -182,7 +190,7 @@ class BotApp:
             ),
             m, queue, self.persistence,
             Enricher(batcher, rug, pair_lookup=dex),
-            channels, gate, MentionTracker(cfg.mention_window_seconds), mutes,
+            channels, gate, MentionTracker(cfg.mention_window_seconds), mutes, routes,
         )
         self.pipeline.start()
         if telegram_api is not None and profile.alert_chat and cfg.telegram.admin_user_ids:
@@ -195,7 +203,7 @@ class BotApp:
                                           cfg.queue_capacity, [s.name for s in self.sources]))
             self._closers.append(self.admin)
         # Re-checks share the lookups' batcher (one DexScreener budget); at least three rounds per shortest horizon.
-        tracker = CallTracker(self.persistence, batcher, channels, m, checks_per_round=cfg.calls.checks_per_round,
+        tracker = CallTracker(self.persistence, batcher, (*channels, *extra), m, checks_per_round=cfg.calls.checks_per_round,
                               interval=min(cfg.calls.check_interval_seconds, horizons[0][1] / 3))
         if self.cluster is None:  # several instances: the leader alone re-checks (one follow-up per call)
             self._tracker = asyncio.create_task(tracker.run(self.stop_event), name="hux-call-tracker")
@@ -258,6 +266,30 @@ class BotApp:
             channels.append(webhook)
             self._closers.append(webhook)
         return channels
+
+    def _extra_outputs(self, telegram_api: TelegramBotApi | None) -> list[OutputChannel]:
+        """The ``[[bot.outputs]]``: more Telegram chats and webhooks, each with its own pacing and metrics."""
+        assert self.metrics is not None
+        outputs: list[OutputChannel] = []
+        for out in self.config.outputs:
+            if out.type == "telegram":
+                if telegram_api is None:
+                    raise ConfigError(f"bot.outputs {out.name}: a telegram output needs the bot's Telegram token "
+                                      f"(${self.config.telegram.token_env})")
+                outputs.append(TelegramOutput(telegram_api, out.chat_id, rate_limit_per_minute=out.rate_limit_per_minute,
+                                              name=out.name))
+                continue
+            url = read_secret(env=out.url_env)
+            if not url:
+                raise ConfigError(f"bot.outputs {out.name}: ${out.url_env} is empty: set it to the webhook's URL")
+            try:
+                webhook = WebhookOutput.create(url, self.metrics, name=out.name, timeout=self.config.webhook.timeout_seconds,
+                                               rate_limit_per_minute=out.rate_limit_per_minute)
+            except ValueError as exc:
+                raise ConfigError(f"bot.outputs {out.name}: {exc}") from None
+            outputs.append(webhook)
+            self._closers.append(webhook)
+        return outputs
 
     def _sources(self, telegram_api: TelegramBotApi | None) -> list[Source]:
         cfg = self.config

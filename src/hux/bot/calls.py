@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from hux.bot.clients.dexscreener import PairInfo
 from hux.bot.enrich import PairBatcher, best_pair
 from hux.bot.metrics import CALL_CHECK_OUTCOMES, CALL_HIT_MULTIPLE, CALL_HORIZON_LABELS, CALL_RESULTS, BotMetrics
-from hux.bot.outputs import OUTPUT_CHANNELS, CallFollowUp, OutputChannel
+from hux.bot.outputs import CallFollowUp, OutputChannel, channel_label
 from hux.bot.persistence import Persistence
 from hux.bot.store import CallCheck, CheckOutcome
 
@@ -134,5 +134,4 @@ class CallTracker:
             except Exception as exc:  # noqa: BLE001 - one channel failing must not stop the others
                 log.warning("rug follow-up not delivered to %s: %s", channel.name, exc)
                 ok = False
-            name = channel.name if channel.name in OUTPUT_CHANNELS else "other"
-            self.metrics.call_follow_ups.labels(channel=name, outcome="success" if ok else "failure").inc()
+            self.metrics.call_follow_ups.labels(channel=channel_label(channel.name), outcome="success" if ok else "failure").inc()

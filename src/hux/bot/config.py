@@ -156,6 +156,65 @@ class FairnessSettings(_Section):
     lend_idle_workers: bool = False
 
 
+def _as_tuple(value: Any, what: str) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be {what}")
+    return tuple(value)
+
+
+#: Names of the outputs besides the default ``telegram`` (bot.telegram.alert_chat_id) and ``webhook`` (bot.webhook.url).
+OUTPUT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,23}")
+DEFAULT_OUTPUTS = ("telegram", "webhook")
+MAX_OUTPUTS = 16
+
+
+class OutputSettings(_Section):
+    """One more place alerts go (``[[bot.outputs]]``), used by the groups that route to it."""
+
+    name: str                                   # the ``channel`` label of its delivery metrics
+    type: Literal["telegram", "webhook"]
+    chat_id: str = ""                           # telegram: the chat (id or @channel) it posts to
+    url_env: str = ""                           # webhook: the environment variable holding its URL (a secret)
+    rate_limit_per_minute: float = Field(20.0, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not OUTPUT_NAME_RE.fullmatch(value) or value in DEFAULT_OUTPUTS:
+            raise ValueError(f"{value[:40]!r}: an output name is 1-24 lower-case letters, digits or _, starting with a "
+                             f"letter, and not {' or '.join(DEFAULT_OUTPUTS)} (those are the default outputs)")
+        return value
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _target(self) -> "OutputSettings":
+        if self.type == "telegram" and not self.chat_id:
+            raise ValueError(f"output {self.name}: a telegram output needs chat_id")
+        if self.type == "webhook":
+            if not self.url_env:
+                raise ValueError(f"output {self.name}: a webhook output needs url_env (the variable holding its URL)")
+            env_name(self.url_env)
+        return self
+
+
+class GroupPolicy(_Section):
+    """Per source group (``[[bot.groups]]``): its own alert threshold, a mute, where its alerts go."""
+
+    group: str = Field(min_length=1, max_length=128)   # as messages name it: the chat title, "@username" or the id
+    alert_threshold: float | None = Field(None, ge=0, le=100)  # None: bot.alert_threshold (or /threshold)
+    muted: bool = False                                # True: its tokens are decided, never alerted
+    outputs: tuple[str, ...] = ()                      # output names; empty: the default outputs
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return _as_tuple(value, "a list of output names")
+
+
 class ClusterSettings(_Section):
     """Several instances on one PostgreSQL database (see ``hux.bot.cluster``)."""
 
@@ -205,6 +264,30 @@ class BotConfig(_Section):
     demo: DemoSettings = DemoSettings()
     fairness: FairnessSettings = FairnessSettings()
     calls: CallSettings = CallSettings()
+    outputs: tuple[OutputSettings, ...] = Field((), max_length=MAX_OUTPUTS)
+    groups: tuple[GroupPolicy, ...] = Field((), max_length=1000)
+
+    @field_validator("outputs", "groups", mode="before")
+    @classmethod
+    def _tables(cls, value: Any) -> Any:
+        return _as_tuple(value, "a list of tables ([[bot.outputs]], [[bot.groups]])")
+
+    @model_validator(mode="after")
+    def _routes_name_outputs(self) -> "BotConfig":
+        names = [o.name for o in self.outputs]
+        if len(set(names)) != len(names):
+            raise ValueError("bot.outputs: two outputs have the same name")
+        known = set(names) | set(DEFAULT_OUTPUTS)
+        seen: set[str] = set()
+        for policy in self.groups:
+            if policy.group in seen:
+                raise ValueError(f"bot.groups: group {policy.group[:60]!r} is listed twice")
+            seen.add(policy.group)
+            unknown = [name for name in policy.outputs if name not in known]
+            if unknown:
+                raise ValueError(f"bot.groups: group {policy.group[:60]!r} routes to unknown output(s) "
+                                 f"{', '.join(n[:24] for n in unknown)}; known: {', '.join(sorted(known))}")
+        return self
 
     @model_validator(mode="after")
     def _instances_need_postgresql(self) -> "BotConfig":

@@ -29,6 +29,7 @@ import httpx
 from hux.bot.clients.http import NO_CONTEXT, ApiClient, ApiError, RequestContext
 from hux.bot.clients.resilience import RateLimiter
 from hux.bot.clients.telegram import GROUP_MESSAGES_PER_MINUTE, TelegramBotApi
+from hux.bot.config import OUTPUT_NAME_RE
 from hux.bot.logsetup import redact
 from hux.bot.metrics import OTHER, BotMetrics
 
@@ -169,9 +170,11 @@ class TelegramOutput:
         *,
         rate_limit_per_minute: float | None = GROUP_MESSAGES_PER_MINUTE,
         burst: int = 3,
+        name: str = "telegram",
     ) -> None:
         if chat_id in (None, ""):
             raise ValueError("Telegram output needs a chat id: set alert_chat_id in [bot.telegram]")
+        self.name = name  # "telegram", or a [[bot.outputs]] name
         self.api = api
         self.chat_id = chat_id
         self._limiter = RateLimiter(rate_limit_per_minute / 60.0, burst) if rate_limit_per_minute else None
@@ -192,12 +195,16 @@ class WebhookOutput:
 
     name = "webhook"
 
-    def __init__(self, http: ApiClient, path: str = "") -> None:
+    def __init__(self, http: ApiClient, path: str = "", *, name: str = "webhook",
+                 rate_limit_per_minute: float | None = None) -> None:
         self.http = http
         self.path = path
+        self.name = name  # "webhook", or a [[bot.outputs]] name
+        self._limiter = RateLimiter(rate_limit_per_minute / 60.0, 3) if rate_limit_per_minute else None
 
     @classmethod
-    def create(cls, url: str, metrics: BotMetrics, **http_options: Any) -> "WebhookOutput":
+    def create(cls, url: str, metrics: BotMetrics, *, name: str = "webhook", rate_limit_per_minute: float | None = None,
+               **http_options: Any) -> "WebhookOutput":
         """A webhook output for ``url``. The URL's path and query are treated as secrets (they often are tokens)."""
         parsed = httpx.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -208,20 +215,26 @@ class WebhookOutput:
         if path != "/":
             secrets += (path, parsed.path)
         http = ApiClient("webhook", origin, metrics, secrets=secrets, endpoints=("alert", "follow_up"), **http_options)
-        return cls(http, path)
+        return cls(http, path, name=name, rate_limit_per_minute=rate_limit_per_minute)
 
     async def send(self, alert: TokenAlert, *, context: RequestContext = NO_CONTEXT) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire(context.chat)
         await self.http.post_json("alert", self.path, webhook_payload(alert), expect_json=False, context=context)
 
     async def send_follow_up(self, follow_up: CallFollowUp) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire(NO_CONTEXT.chat)
         await self.http.post_json("follow_up", self.path, follow_up_payload(follow_up), expect_json=False)
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
 
-def _channel_label(name: str) -> str:
-    return name if name in OUTPUT_CHANNELS else OTHER
+def channel_label(name: str) -> str:
+    """The ``channel`` label: the default outputs' names and the configured outputs' (checked by the settings:
+    at most 16, lower-case words), anything else ``other``."""
+    return name if name in OUTPUT_CHANNELS or OUTPUT_NAME_RE.fullmatch(name) else OTHER
 
 
 async def deliver(alert: TokenAlert, channels: Sequence[OutputChannel], metrics: BotMetrics, *,
@@ -243,7 +256,7 @@ async def deliver(alert: TokenAlert, channels: Sequence[OutputChannel], metrics:
         except Exception as exc:  # noqa: BLE001 - a channel bug must not take the pipeline down
             log.error("alert not delivered to %s: unexpected %s: %s", channel.name, type(exc).__name__, redact(str(exc))[:300])
             delivered = False
-        metrics.alerts_sent.labels(channel=_channel_label(channel.name), outcome="success" if delivered else "failure").inc()
+        metrics.alerts_sent.labels(channel=channel_label(channel.name), outcome="success" if delivered else "failure").inc()
         return delivered
 
     results = await asyncio.gather(*(one(channel) for channel in channels))

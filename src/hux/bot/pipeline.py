@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hux.bot.admin import Mutes
 from hux.bot.clients.http import RequestContext
@@ -29,7 +29,7 @@ from hux.bot.extract import Candidate, extract_capped
 from hux.bot.intake import IntakeQueue, chat_of
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import CANDIDATE_KINDS, SKIP_REASONS, STAGE_OUTCOMES, STAGES, TOKEN_OUTCOMES, BotMetrics
-from hux.bot.outputs import OutputChannel, TokenAlert, deliver
+from hux.bot.outputs import OutputChannel, TokenAlert, channel_label, deliver
 from hux.bot.persistence import Persistence
 from hux.bot.scoring import ScoreInput, score
 from hux.bot.store import MessageResult, TokenResult
@@ -38,6 +38,15 @@ log = logging.getLogger("hux.bot.pipeline")
 
 #: Shortest interval between two "addresses over the cap" log lines.
 OVER_CAP_LOG_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class GroupRoute:
+    """One source group's policy (``[[bot.groups]]``): its threshold, a mute, the outputs its alerts go to."""
+
+    alert_threshold: float | None = None   # None: the bot's threshold
+    muted: bool = False
+    channels: tuple[OutputChannel, ...] = ()  # empty: the default outputs
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,11 @@ class Pipeline:
         gate: Gate,
         mentions: MentionTracker,
         mutes: Mutes | None = None,
+        routes: Mapping[str, GroupRoute] | None = None,
     ) -> None:
         self.settings = settings
         self.mutes = mutes or Mutes()
+        self.routes = dict(routes or {})  # source group -> its policy
         self.metrics = metrics
         self.queue = queue
         self.persistence = persistence
@@ -87,9 +98,10 @@ class Pipeline:
             metrics.token_candidates.labels(kind=kind)
         for reason in SKIP_REASONS:
             metrics.token_candidates_skipped.labels(reason=reason)
-        for channel in self.channels:
+        routed = {c.name: c for route in self.routes.values() for c in route.channels}
+        for channel in {**routed, **{c.name: c for c in self.channels}}.values():
             for outcome in ("success", "failure"):
-                metrics.alerts_sent.labels(channel=channel.name, outcome=outcome)
+                metrics.alerts_sent.labels(channel=channel_label(channel.name), outcome=outcome)
 
     def set_threshold(self, value: float) -> None:
         """A new alert threshold from now on (``/threshold``); ``hux_alert_score_threshold`` shows it."""
@@ -249,10 +261,13 @@ class Pipeline:
             risk_level=view.risk.risk_level if view.risk else None,
             reasons=result.reasons,
         )
-        if result.value < self.settings.alert_threshold:
+        route = self.routes.get(message.group, GroupRoute())
+        threshold = self.settings.alert_threshold if route.alert_threshold is None else route.alert_threshold
+        if result.value < threshold:
             return self._decide(candidate, "below_threshold", **fields)
-        if self.mutes.muted(candidate.key):
+        if route.muted or self.mutes.muted(candidate.key):
             return self._decide(candidate, "muted", **fields)
+        channels = route.channels or self.channels
 
         alert = TokenAlert(
             address=candidate.address,
@@ -268,9 +283,9 @@ class Pipeline:
             url=pair.url,
             reasons=result.reasons,
         )
-        if self.channels:
+        if channels:
             await self.gate.sending(candidate.key)
-        deliveries = await deliver(alert, self.channels, m, context=context) if self.channels else {}
+        deliveries = await deliver(alert, channels, m, context=context) if channels else {}
         if deliveries and not any(deliveries.values()):
             m.stage_results.labels(stage="notify", outcome="failure").inc()
             log.warning("alert for %s (score %.1f) not delivered on any channel; retried on its next mention", alert.symbol, result.value)
