@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from hux.cli import main
+from hux.monitoring.checks import RULE_TESTS_DIR
 from hux.monitoring.rules import ALERTS, runbook_anchor
 from tests.conftest import require_binary
 
@@ -44,3 +45,6 @@ def test_hux_check_config(tmp_path, hux_home, monkeypatch, capsys):
     assert sum(n.startswith("route: ") for n in names) == len(ALERTS) + 1
     assert all(r["ok"] for r in results), [r for r in results if not r["ok"]]
     assert "route: BotHighErrorRate (critical) pages webhook; the inbox keeps it" in names
+    # the rule unit tests: every file passes (they run here once; promtool over all of them is ~16 s of CPU)
+    [rule_tests] = [r for r in results if r["check"] == "promtool test rules"]
+    assert rule_tests["detail"].count("SUCCESS") == len(list(RULE_TESTS_DIR.glob("*.test.yml")))
