@@ -44,7 +44,8 @@ LEASE = 2.0
 CLAIM_TTL = 3.0
 
 
-def write_config(home: Path, url: str, doubles: RunningDoubles, port: int) -> Path:
+def write_config(home: Path, url: str, doubles: RunningDoubles, port: int, *, instances: int = 3,
+                 dex_per_minute: float = DEX_PER_MINUTE, rug_per_minute: float = 6000.0) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "hux.toml"
     path.write_text(f"""
@@ -54,7 +55,7 @@ port = {port}
 database_url = "{url}"
 alert_threshold = 0.0
 cooldown_seconds = 3600
-instances = 3
+instances = {instances}
 db_probe_interval_seconds = 0.5
 db_retry_max_seconds = 1.0
 shutdown_grace_seconds = 3.0
@@ -72,23 +73,23 @@ poll_timeout_seconds = 1
 alert_rate_limit_per_minute = 100000.0
 [bot.dexscreener]
 base_url = "{doubles.url('dexscreener')}"
-rate_limit_per_minute = {DEX_PER_MINUTE}
+rate_limit_per_minute = {dex_per_minute}
 cache_ttl_seconds = 0.0
 batch_size = 1
 [bot.rugcheck]
 base_url = "{doubles.url('rugcheck')}"
-rate_limit_per_minute = 6000.0
+rate_limit_per_minute = {rug_per_minute}
 """, encoding="utf-8")
     return path
 
 
 class Fleet:
-    def __init__(self, root: Path, url: str, doubles: RunningDoubles, count: int = 3) -> None:
+    def __init__(self, root: Path, url: str, doubles: RunningDoubles, count: int = 3, **limits: float) -> None:
         self.bots: list[BotProcess] = []
         self.ports: list[int] = []
         for i in range(count):
             home, port = root / f"instance{i}", free_port()
-            config = write_config(home, url, doubles, port)
+            config = write_config(home, url, doubles, port, instances=count, **limits)
             self.bots.append(BotProcess(home, bot_env(home, HUX_CONFIG=str(config), HUX_TELEGRAM_TOKEN=TOKEN)))
             self.ports.append(port)
         self.http = httpx.AsyncClient(timeout=3.0)
