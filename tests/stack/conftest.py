@@ -151,11 +151,13 @@ def kill_until_named(stack: StackUnderTest, name: str, check: str, attempts: int
     pytest.fail(f"no health run caught {name} down in {attempts} kills")
 
 
-def start_stack(home: Path, *, config_extra: str = "", env_extra: dict[str, str] | None = None) -> StackUnderTest:
+def start_stack(home: Path, *, config_extra: str = "", env_extra: dict[str, str] | None = None,
+                ports: dict[str, int] | None = None) -> StackUnderTest:
+    """``ports``: fixed choices for some components (the others get free ports)."""
     for binary in BINARIES:
         require_binary(binary)
     home.mkdir(parents=True, exist_ok=True)
-    stack = StackUnderTest(home=home, ports={name: free_port() for name in PORT_NAMES},
+    stack = StackUnderTest(home=home, ports={name: free_port() for name in PORT_NAMES} | (ports or {}),
                            env=stack_env(home, env_extra), config_extra=config_extra)
     stack.write_config(config_extra)
     stack.env["HUX_CONFIG"] = str(stack.config)
