@@ -165,3 +165,22 @@ def test_the_exporters_compose_file_for_other_hosts_is_valid_pinned_and_authenti
     assert "10.0.0.5:9100:9100" in proc.stdout
     proc = config({})   # no address: refused, no silent 0.0.0.0
     assert proc.returncode != 0 and "set HUX_EXPORTER_ADDRESS" in proc.stderr
+
+
+def test_both_ha_replicas_read_the_same_target_files(make_settings, tmp_path: Path):
+    settings = make_settings('[stack]\ntopology = "ha"\n')
+    files, _ = native_files(settings, tmp_path / "run", targets_dir=tmp_path / "targets")
+    configs = [yaml.safe_load(text) for name, text in files.items() if name.startswith("prometheus") and
+               name.endswith(".yml") and "/" not in name]
+    assert len(configs) == 2
+    for config in configs:
+        jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+        assert jobs["node"]["file_sd_configs"][0]["files"] == [f"{tmp_path}/targets/node.json"]
+        assert jobs["bot"]["file_sd_configs"][0]["files"] == [f"{tmp_path}/targets/bot.json"]
+
+
+def test_a_directory_that_cannot_be_written_is_reported(make_settings, tmp_path: Path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    with pytest.raises(targets.TargetError, match="cannot write the target files in"):
+        targets.add_target(make_settings(), blocked / "targets", "node", "10.0.0.5:9100")

@@ -104,8 +104,9 @@ def read_targets(directory: Path, kind: str) -> list[str]:
 def _write(directory: Path, kind: str, targets: list[str]) -> None:
     path = target_file(directory, kind)
     groups: list[dict[str, Any]] = [{"targets": targets, "labels": {}}] if targets else []
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(groups, handle, indent=2)
             handle.write("\n")
@@ -113,15 +114,24 @@ def _write(directory: Path, kind: str, targets: list[str]) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)   # Prometheus (possibly another user) reads it; it holds no secret
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):   # the old file stays as it was
+            raise TargetError(f"cannot write {path} ({exc.strerror}); it is unchanged") from None
         raise
 
 
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a") as lock:
+    """One editor of the directory at a time; a directory we cannot write: TargetError saying so."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / ".lock", "a")
+    except OSError as exc:
+        raise TargetError(f"cannot write the target files in {directory} ({exc.strerror}): run as the user "
+                          "that owns it, or fix its owner (e.g. a directory docker created as root)") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
