@@ -83,6 +83,7 @@ def config(home: Path, base: str, feed: Path) -> BotConfig:
         "telegram": {"api_base": f"{base}/telegram", "alert_chat_id": "-1001"},
         "dexscreener": {"base_url": f"{base}/dexscreener"},
         "rugcheck": {"base_url": f"{base}/rugcheck"},
+        "goplus": {"base_url": f"{base}/goplus"},
         "replay": {"path": str(feed), "loop": False, "speed": 1.0, "max_gap_seconds": 1.0},
     })
 

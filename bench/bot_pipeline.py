@@ -96,6 +96,7 @@ def config(home: Path, base: str, feed: Path, workers: int) -> BotConfig:
                      "poll_timeout_seconds": 25},
         "dexscreener": {"base_url": f"{base}/dexscreener", "rate_limit_per_minute": unlimited},
         "rugcheck": {"base_url": f"{base}/rugcheck", "rate_limit_per_minute": unlimited},
+        "goplus": {"base_url": f"{base}/goplus", "rate_limit_per_minute": unlimited},
         "replay": {"path": str(feed), "loop": False, "speed": 1.0, "max_gap_seconds": 1.0},
     })
 

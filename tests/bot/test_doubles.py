@@ -212,7 +212,7 @@ async def test_telegram_429_fault_carries_retry_after_in_parameters(http: httpx.
 # --------------------------------------------------------------------------- fault injection
 async def test_fault_settings_per_api_and_combined(http: httpx.AsyncClient, doubles: RunningDoubles) -> None:
     defaults = FaultSettings().to_json()
-    assert (await http.get("/_double/faults")).json() == {api: defaults for api in ("dexscreener", "rugcheck", "telegram", "webhook")}
+    assert (await http.get("/_double/faults")).json() == {api: defaults for api in ("dexscreener", "rugcheck", "goplus", "telegram", "webhook")}
     put = await http.put("/_double/faults", json={"dexscreener": {"error_rate": 1.0, "error_status": 502, "retry_after": 2}})
     assert put.status_code == 200 and put.json()["dexscreener"]["error_status"] == 502
     failing = await http.get(f"/dexscreener/latest/dex/tokens/{SOL}")

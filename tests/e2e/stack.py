@@ -87,6 +87,7 @@ BOT = {
     "shutdown_grace_seconds": 2.0,
     "dexscreener": {"timeout_seconds": 60.0},
     "rugcheck": {"timeout_seconds": 60.0},
+    "goplus": {"timeout_seconds": 60.0},
 }
 
 GIB = 1024 ** 3

@@ -41,8 +41,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers: Receivers) -> Ite
         "telegram": {"api_base": f"{doubles}/telegram", "poll_timeout_seconds": 5},
         "dexscreener": {"base_url": f"{doubles}/dexscreener", "rate_limit_per_minute": DEXSCREENER_PER_MINUTE,
                         "cache_ttl_seconds": 0},
-        # Only DexScreener is under test: RugCheck's limit stays far away.
+        # Only DexScreener is under test: RugCheck's and GoPlus's limits stay far away.
         "rugcheck": {"base_url": f"{doubles}/rugcheck", "rate_limit_per_minute": 6000},
+        "goplus": {"base_url": f"{doubles}/goplus", "rate_limit_per_minute": 6000},
     }, env={"HUX_TELEGRAM_TOKEN": TOKEN}, doubles_port=port)
     with running_stack(tmp_path_factory, receivers, bots=[live], doubles_server_port=port) as running:
         yield running

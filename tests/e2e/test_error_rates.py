@@ -27,6 +27,7 @@ BUSY = {
     "demo": {"replay_speed": 400.0, "cooldown_seconds": 0},
     "dexscreener": {"cache_ttl_seconds": 0, "rate_limit_per_minute": 3000},
     "rugcheck": {"cache_ttl_seconds": 0, "rate_limit_per_minute": 3000},
+    "goplus": {"cache_ttl_seconds": 0, "rate_limit_per_minute": 3000},
 }
 API = {"component": "api", "api": "dexscreener"}
 

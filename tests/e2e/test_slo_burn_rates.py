@@ -37,6 +37,7 @@ BUSY = {
     "demo": {"replay_speed": 45.0, "cooldown_seconds": 0},
     "dexscreener": {"cache_ttl_seconds": 0, "rate_limit_per_minute": 3000},
     "rugcheck": {"cache_ttl_seconds": 0, "rate_limit_per_minute": 3000},
+    "goplus": {"cache_ttl_seconds": 0, "rate_limit_per_minute": 3000},
 }
 ALERTS = {
     "slo_alerts": True,

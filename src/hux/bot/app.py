@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from hux.bot.admin import THRESHOLD_SETTING, AdminCommands, Mutes, StatusView, stored_threshold
 from hux.bot.calls import CallTracker, call_horizons
 from hux.bot.clients.dexscreener import DexScreenerClient
+from hux.bot.clients.goplus import GoPlusClient
 from hux.bot.clients.rugcheck import RugCheckClient
 from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.cluster import (
@@ -144,9 +145,14 @@ class BotApp:
             cache_ttl=cfg.rugcheck.cache_ttl_seconds, timeout=cfg.rugcheck.timeout_seconds,
             max_retries=cfg.rugcheck.max_retries,
         )
-        self._closers += [dex, rug]
+        goplus = GoPlusClient.create(
+            m, profile.goplus_url, rate_limit_per_minute=cfg.goplus.rate_limit_per_minute,
+            cache_ttl=cfg.goplus.cache_ttl_seconds, timeout=cfg.goplus.timeout_seconds,
+            max_retries=cfg.goplus.max_retries,
+        )
+        self._closers += [dex, rug, goplus]
         if self.cluster is not None:
-            for api, client in (("dexscreener", dex.http), ("rugcheck", rug.http)):
+            for api, client in (("dexscreener", dex.http), ("rugcheck", rug.http), ("goplus", goplus.http)):
                 if client.limiter is not None:
                     client.shared_budget = SharedBudget(self.cluster, api, client.limiter.rate, client.limiter.burst)
         telegram_api = None
@@ -189,7 +195,7 @@ class BotApp:
                 lookups_per_message=cfg.lookups_per_message,
             ),
             m, queue, self.persistence,
-            Enricher(batcher, rug, pair_lookup=dex),
+            Enricher(batcher, rug, pair_lookup=dex, evm_risk=goplus),
             channels, gate, MentionTracker(cfg.mention_window_seconds), mutes, routes,
         )
         self.pipeline.start()

@@ -109,6 +109,12 @@ class RugCheckSettings(ApiSettings):
     cache_ttl_seconds: float = Field(300.0, ge=0)
 
 
+class GoPlusSettings(ApiSettings):
+    base_url: str = "https://api.gopluslabs.io"
+    rate_limit_per_minute: float = Field(30.0, gt=0)
+    cache_ttl_seconds: float = Field(300.0, ge=0)
+
+
 class WebhookSettings(_Section):
     url: str = ""
     timeout_seconds: float = Field(5.0, gt=0)
@@ -259,6 +265,7 @@ class BotConfig(_Section):
     telegram: TelegramSettings = TelegramSettings()
     dexscreener: DexScreenerSettings = DexScreenerSettings()
     rugcheck: RugCheckSettings = RugCheckSettings()
+    goplus: GoPlusSettings = GoPlusSettings()
     webhook: WebhookSettings = WebhookSettings()
     replay: ReplaySettings = ReplaySettings()
     demo: DemoSettings = DemoSettings()

@@ -1,10 +1,12 @@
-"""Market data for one token: DexScreener pairs (batched) and a RugCheck summary.
+"""Market data for one token: DexScreener pairs (batched) and a risk report.
 
 DexScreener answers up to 30 addresses per request and allows 300 requests a
 minute, so lookups from all workers are gathered for ``batch_wait_seconds``
-(or until ``batch_size`` addresses wait) and sent as one request. RugCheck has
-no batch endpoint and only knows Solana mints; its report is optional: when
-it fails, the token is scored with "no risk report".
+(or until ``batch_size`` addresses wait) and sent as one request. The risk
+report comes from RugCheck for Solana mints and from GoPlus Security for
+tokens on the EVM chains it covers (the pair's chain decides); neither has a
+batch endpoint. The report is optional: when its provider fails, the token is
+scored with "no risk report".
 
 A dexscreener.com link usually names a pair (a pool), not a token: before a
 link's address is gated and looked up, ``Enricher.resolve`` asks DexScreener's
@@ -20,9 +22,10 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Coroutine, Protocol, Sequence
 
 from hux.bot.clients.dexscreener import PairInfo
+from hux.bot.clients.goplus import TokenSecurity
 from hux.bot.clients.http import RequestContext
 from hux.bot.clients.rugcheck import RiskReport
 from hux.bot.extract import SOLANA_CHAINS, Candidate, is_evm_address, is_solana_address
@@ -46,11 +49,22 @@ class RiskSource(Protocol):
     async def report_summary(self, mint: str, *, context: RequestContext | None = None) -> RiskReport | None: ...
 
 
+class EvmRiskSource(Protocol):
+    def covers(self, chain: str) -> bool: ...
+
+    async def token_security(self, chain: str, address: str, *,
+                             context: RequestContext | None = None) -> TokenSecurity | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class MarketView:
     pair: PairInfo | None          # the most liquid pair with this token as base
-    risk: RiskReport | None
-    risk_failed: bool = False      # RugCheck was asked and failed (not: does not know it)
+    risk: RiskReport | TokenSecurity | None  # RugCheck's (Solana) or GoPlus's (EVM)
+    risk_failed: bool = False      # the provider was asked and failed (not: does not know it)
+
+    @property
+    def honeypot(self) -> bool:
+        return isinstance(self.risk, TokenSecurity) and self.risk.honeypot is True
 
 
 class PairBatcher:
@@ -110,10 +124,12 @@ def best_pair(pairs: Sequence[PairInfo], address: str) -> PairInfo | None:
 
 
 class Enricher:
-    def __init__(self, pairs: PairBatcher, risk: RiskSource | None, *, pair_lookup: PairLookup | None = None) -> None:
+    def __init__(self, pairs: PairBatcher, risk: RiskSource | None, *, pair_lookup: PairLookup | None = None,
+                 evm_risk: EvmRiskSource | None = None) -> None:
         self.batcher = pairs
         self.risk = risk
         self.pair_lookup = pair_lookup
+        self.evm_risk = evm_risk
         self._resolved: OrderedDict[tuple[str, str], Candidate] = OrderedDict()
 
     async def resolve(self, candidate: Candidate, *, context: RequestContext | None = None) -> Candidate:
@@ -146,16 +162,25 @@ class Enricher:
         return resolved
 
     async def lookup(self, candidate: Candidate, *, context: RequestContext | None = None) -> MarketView:
-        """Pairs, then (Solana tokens with a market only) the risk report. DexScreener errors raise.
+        """Pairs, then (tokens with a market only) the risk report of the pair's chain. DexScreener errors raise.
 
-        ``context`` names the chat asking: RugCheck's limiter serves chats in turn. DexScreener
-        requests are batches of several chats' addresses, made for no chat in particular.
+        ``context`` names the chat asking: the risk providers' limiters serve chats in turn.
+        DexScreener requests are batches of several chats' addresses, made for no chat in particular.
         """
         pair = best_pair(await self.batcher.pairs(candidate.address), candidate.address)
-        if pair is None or self.risk is None or not (candidate.is_solana or pair.chain_id == "solana"):
+        if pair is None:
+            return MarketView(None, None)
+        ask: Coroutine[Any, Any, RiskReport | TokenSecurity | None]
+        if self.risk is not None and (candidate.is_solana or pair.chain_id == "solana"):
+            provider = "RugCheck"
+            ask = self.risk.report_summary(candidate.address, context=context)
+        elif self.evm_risk is not None and candidate.address.startswith("0x") and self.evm_risk.covers(pair.chain_id):
+            provider = "GoPlus"
+            ask = self.evm_risk.token_security(pair.chain_id, candidate.address, context=context)
+        else:
             return MarketView(pair, None)
         try:
-            return MarketView(pair, await self.risk.report_summary(candidate.address, context=context))
+            return MarketView(pair, await ask)
         except Exception as exc:  # noqa: BLE001 - the score goes on without a risk report
-            log.warning("RugCheck unavailable, scoring without a risk report: %s", exc)
+            log.warning("%s unavailable, scoring without a risk report: %s", provider, exc)
             return MarketView(pair, None, risk_failed=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from hux.bot.admin import Mutes
+from hux.bot.clients.goplus import TokenSecurity
 from hux.bot.clients.http import RequestContext
 from hux.bot.dedupe import Gate, MentionTracker
 from hux.bot.enrich import Enricher, MarketView
@@ -241,6 +242,8 @@ class Pipeline:
                     pair_age_seconds=age,
                     risk_level=view.risk.risk_level if view.risk else None,
                     rugged=bool(view.risk and view.risk.rugged),
+                    honeypot=view.honeypot,
+                    risk_notes=view.risk.risks if isinstance(view.risk, TokenSecurity) else (),
                     groups_mentioning=groups,
                 )
             )

@@ -56,6 +56,7 @@ class RunProfile:
     mode: Literal["live", "demo"]
     dexscreener_url: str
     rugcheck_url: str
+    goplus_url: str
     telegram_api: str
     telegram_token: str | None       # None: no Telegram client at all
     poll_telegram: bool              # read chat messages from Telegram (getUpdates)
@@ -90,6 +91,7 @@ def live_profile(cfg: BotConfig, token: str | None) -> RunProfile:
         mode="live",
         dexscreener_url=cfg.dexscreener.base_url,
         rugcheck_url=cfg.rugcheck.base_url,
+        goplus_url=cfg.goplus.base_url,
         telegram_api=cfg.telegram.api_base,
         telegram_token=token or None,
         poll_telegram=bool(token),
@@ -114,6 +116,7 @@ async def demo_profile(cfg: BotConfig) -> RunProfile:
         mode="demo",
         dexscreener_url=doubles.url("dexscreener"),
         rugcheck_url=doubles.url("rugcheck"),
+        goplus_url=doubles.url("goplus"),
         telegram_api=doubles.url("telegram"),
         telegram_token=DEMO_TELEGRAM_TOKEN,
         poll_telegram=False,  # the demo's messages come from the sample feed

@@ -11,11 +11,12 @@ volume (24 h)      20      log-scale, $1k -> 0, $5M -> 1
 momentum (1 h)     15      price change -50 % -> 0, 0 % -> 0.5, +100 % -> 1;
                            above +300 % fades (likely a pump) to 0.5 at +1000 %
 pair age           10      <15 min 0.3, <1 h 0.7, 1 h-3 d 1.0, <30 d 0.6, older 0.3
-risk (RugCheck)    20      good 1.0, warn 0.5, danger 0.0, no report 0.5
+risk               20      good 1.0, warn 0.5, danger 0.0, no report 0.5
+                           (RugCheck for Solana, GoPlus for EVM chains)
 mention velocity   10      distinct groups in the window: log2(1+n)/log2(6), capped at 1
 =================  ======  ====================================================
 
-A token RugCheck flags as rugged scores 0. Missing market data is not scored
+A token RugCheck flags as rugged, or GoPlus as a honeypot, scores 0. Missing market data is not scored
 (the pipeline records ``no_market_data``).
 """
 
@@ -42,9 +43,11 @@ class ScoreInput:
     volume_h24: float
     price_change_h1: float          # percent
     pair_age_seconds: float | None  # None: the API gave no creation time
-    risk_level: str | None          # None: no RugCheck report (EVM tokens, RugCheck down)
+    risk_level: str | None          # None: no risk report (provider down, unknown token, chain not covered)
     rugged: bool
     groups_mentioning: int          # distinct groups within the mention window
+    honeypot: bool = False          # GoPlus: buyers cannot sell
+    risk_notes: tuple[str, ...] = ()  # the findings behind the risk level, shown in the reasons (GoPlus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ def score(data: ScoreInput) -> Score:
     }
     if data.rugged:
         return Score(0.0, components, ("RugCheck marks it rugged",))
+    if data.honeypot:
+        return Score(0.0, components, ("GoPlus marks it a honeypot: it cannot be sold",))
     value = sum(WEIGHTS[name] * factor for name, factor in components.items())
     value = round(min(100.0, max(0.0, value)), 1)
     return Score(value, components, _reasons(data))
@@ -132,6 +137,11 @@ def _reasons(data: ScoreInput) -> tuple[str, ...]:
     if data.pair_age_seconds is not None:
         hours = data.pair_age_seconds / 3600.0
         reasons.append(f"pair age {hours:.1f} h" if hours < 48 else f"pair age {hours / 24:.0f} d")
-    reasons.append(f"risk {data.risk_level}" if data.risk_level else "no risk report")
+    if not data.risk_level:
+        reasons.append("no risk report")
+    elif data.risk_notes:
+        reasons.append(f"risk {data.risk_level} ({', '.join(data.risk_notes[:3])})")
+    else:
+        reasons.append(f"risk {data.risk_level}")
     reasons.append(f"mentioned in {data.groups_mentioning} group{'s' if data.groups_mentioning != 1 else ''}")
     return tuple(reasons)

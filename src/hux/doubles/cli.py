@@ -1,4 +1,4 @@
-"""``hux doubles serve``: run the market-data doubles (DexScreener, RugCheck, Telegram, webhook) on one port."""
+"""``hux doubles serve``: run the market-data doubles (DexScreener, RugCheck, GoPlus, Telegram, webhook) on one port."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ DEFAULT_PORT = 8010
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("doubles", help="local doubles of the external APIs (DexScreener, RugCheck, Telegram)")
+    parser = subparsers.add_parser("doubles", help="local doubles of the external APIs (DexScreener, RugCheck, GoPlus, Telegram)")
     sub = parser.add_subparsers(dest="doubles_command", metavar="ACTION")
     serve = sub.add_parser(
         "serve",
         help="serve the doubles until interrupted",
-        description="Serve DexScreener under /dexscreener, RugCheck under /rugcheck, the Telegram Bot API under "
+        description="Serve DexScreener under /dexscreener, RugCheck under /rugcheck, GoPlus under /goplus, the Telegram Bot API under "
         "/telegram and a webhook receiver under /webhook; inject faults with PUT /_double/faults.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")

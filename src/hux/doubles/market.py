@@ -4,13 +4,14 @@
 
 ``/dexscreener/...``  DexScreener (``hux.doubles.dexscreener``)
 ``/rugcheck/...``     RugCheck (``hux.doubles.rugcheck``)
+``/goplus/...``       GoPlus Security (``hux.doubles.goplus``)
 ``/telegram/...``     Telegram Bot API (``hux.doubles.telegram``)
 ``/webhook/...``      a generic JSON webhook receiver (``hux.doubles.webhook``)
 
 Each mounted API keeps its own ``/_double/faults`` and ``/_double/stats``
 (e.g. ``/dexscreener/_double/faults``). The root adds combined controls:
 
-``GET /_double/faults``     ``{"dexscreener": {...}, "rugcheck": {...}, "telegram": {...}, "webhook": {...}}``
+``GET /_double/faults``     ``{"dexscreener": {...}, "rugcheck": {...}, "goplus": {...}, "telegram": {...}, "webhook": {...}}``
 ``PUT /_double/faults``     same shape; the APIs named are replaced (missing fields take defaults),
                             the others keep their settings; all validated before any changes
 ``DELETE /_double/faults``  clear every API's faults
@@ -28,10 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
-from hux.doubles import dexscreener, rugcheck, telegram, webhook
+from hux.doubles import dexscreener, goplus, rugcheck, telegram, webhook
 from hux.doubles.faults import FAULTS, FaultInjector, FaultSettings, json_error
 
-APIS = ("dexscreener", "rugcheck", "telegram", "webhook")
+APIS = ("dexscreener", "rugcheck", "goplus", "telegram", "webhook")
 #: Seconds a stopping server waits for in-flight requests (hanging ones are released first).
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -46,6 +47,7 @@ def build_app(*, telegram_state: telegram.TelegramState | None = None, seed: int
     subapps = {
         "dexscreener": dexscreener.build_app(market=market, seed=seed),
         "rugcheck": rugcheck.build_app(seed=seed),
+        "goplus": goplus.build_app(seed=seed),
         "telegram": telegram.build_app(telegram_state, seed=seed),
         "webhook": webhook.build_app(seed=seed),
     }
