@@ -152,9 +152,9 @@ class BotApp:
         )
         self._closers += [dex, rug, goplus]
         if self.cluster is not None:
-            for api, client in (("dexscreener", dex.http), ("rugcheck", rug.http), ("goplus", goplus.http)):
+            for client in (dex.http, rug.http, goplus.http):
                 if client.limiter is not None:
-                    client.shared_budget = SharedBudget(self.cluster, api, client.limiter.rate, client.limiter.burst)
+                    client.shared_budget = SharedBudget(self.cluster, client.api, client.limiter.rate, client.limiter.burst)
         telegram_api = None
         if profile.telegram_token:
             telegram_api = TelegramBotApi.create(profile.telegram_token, m, profile.telegram_api, timeout=10.0)
