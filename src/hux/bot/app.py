@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Callable, Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -44,6 +44,7 @@ from hux.bot.config import BotConfig, redact_url
 from hux.bot.dedupe import Gate, MentionTracker, TokenGate
 from hux.bot.enrich import Enricher, PairBatcher
 from hux.bot.intake import Intake, IntakeQueue
+from hux.bot.logsetup import register_secrets
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
 from hux.bot.outputs import OutputChannel, TelegramOutput, WebhookOutput
@@ -55,6 +56,7 @@ from hux.bot.sources import Source, sleep_or_stop
 from hux.bot.sources.replay import ReplaySource
 from hux.bot.sources.telegram import TelegramSource
 from hux.bot.store import Store
+from hux.bot.telegram_chats import parse_chats
 from hux.config import ConfigError, read_secret
 
 log = logging.getLogger("hux.bot")
@@ -78,6 +80,7 @@ class BotApp:
     _source_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[_Closeable] = field(default_factory=list)
     _recovery: asyncio.Task[None] | None = None
+    _telegram_user: Callable[[], Any] | None = None  # makes the user account's MTProto client (live, enabled)
     _tracker: asyncio.Task[None] | None = None
     admin: AdminCommands | None = None
     cluster: Cluster | None = None
@@ -225,6 +228,8 @@ class BotApp:
         await self.server.start()
 
         poll = telegram_api if profile.poll_telegram else None
+        if self.mode == "live" and cfg.telegram_user.enabled:
+            self._telegram_user = telegram_user_client_factory(cfg)
         if self.cluster is not None:
             # Pending rows (and the spool, drained by the probe) are claimed like any other work.
             cluster, ahead = self.cluster, cfg.cluster.claim_ahead
@@ -305,6 +310,16 @@ class BotApp:
                                           limit=cfg.telegram.poll_limit, max_message_bytes=cfg.max_message_bytes,
                                           allowed_chats=cfg.telegram.allowed_chats, offsets=self.cluster,
                                           commands=self.admin))
+        if self._telegram_user is not None:
+            from hux.bot.sources.telegram_user import TelegramUserSource, state_path  # Telethon: only when enabled
+
+            user = cfg.telegram_user
+            sources.append(TelegramUserSource(
+                self._telegram_user, parse_chats(user.chats), self.metrics or BotMetrics(),
+                state_path=state_path(cfg.state_dir()), max_message_bytes=cfg.max_message_bytes,
+                catch_up_messages=user.catch_up_messages, flood_wait_max_seconds=user.flood_wait_max_seconds,
+                reconnect_max_seconds=user.reconnect_max_seconds,
+            ))
         feed = self.profile.feed
         if feed is not None:
             sources.append(ReplaySource(feed.path, speed=feed.speed, loop=feed.loop, max_gap_seconds=cfg.replay.max_gap_seconds,
@@ -370,3 +385,29 @@ class BotApp:
         if self._instance_lock is not None:
             self._instance_lock.close()
         log.info("bot stopped")
+
+
+def telegram_user_client_factory(cfg: BotConfig) -> Callable[[], Any]:
+    """Makes the user account's Telethon client; ``ConfigError`` saying what to do when it cannot log in."""
+    from telethon import TelegramClient
+
+    from hux.bot.sources.telegram_user import secure_session_file, session_path
+
+    user = cfg.telegram_user
+    api_hash = user.api_hash()
+    if not api_hash:
+        raise ConfigError(f"bot.telegram_user is enabled but the api hash is not set: put it in ${user.api_hash_env} "
+                          "or bot.telegram_user.api_hash_file (from my.telegram.org)")
+    register_secrets(api_hash)
+    session = session_path(cfg.state_dir())
+    if not session.is_file() or session.stat().st_size == 0:
+        raise ConfigError(f"bot.telegram_user is enabled but the account is not logged in ({session} is missing): "
+                          "run `hux bot login` once")
+    secure_session_file(session)  # a copied-in session keeps 0600 too
+
+    def make() -> Any:
+        # auto_reconnect: Telethon retries a dropped connection itself; the source reconnects when it gives up.
+        return TelegramClient(str(session), user.api_id, api_hash, connection_retries=5, retry_delay=2,
+                              auto_reconnect=True, flood_sleep_threshold=0)
+
+    return make

@@ -1,4 +1,4 @@
-"""``hux bot run`` and ``hux bot check-config``."""
+"""``hux bot run``, ``hux bot check-config`` and ``hux bot login``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check = sub.add_parser("check-config", help="validate the [bot] settings and print the effective values (no secrets)")
     check.add_argument("--json", action="store_true", help="print the effective settings as JSON")
     check.set_defaults(func=_check)
+
+    login = sub.add_parser(
+        "login", help="log the Telegram user account in once (phone, code, 2FA password; asked in the terminal)",
+        description="Log in as the Telegram user account that reads bot.telegram_user.chats. Needs "
+        "bot.telegram_user.api_id and the api hash (from my.telegram.org). Asks for the phone number, the login "
+        "code and, with two-step verification, the password; none of them is stored or printed. The session is "
+        "kept in data/bot/telegram_user/telegram_user.session (mode 0600): anyone who can read it is logged in "
+        "as the account.",
+    )
+    login.set_defaults(func=_login)
 
     def _help(_args: argparse.Namespace) -> int:
         parser.print_help()
@@ -126,3 +136,38 @@ def _password(url: str) -> str | None:
         return make_url(url).password
     except Exception:  # noqa: BLE001
         return None
+
+
+def _login(args: argparse.Namespace) -> int:
+    import getpass
+
+    cfg = _load(args)
+    user = cfg.telegram_user
+    api_hash = user.api_hash()
+    if not user.api_id or not api_hash:
+        raise ConfigError("hux bot login needs bot.telegram_user.api_id and the api hash "
+                          f"(${user.api_hash_env} or bot.telegram_user.api_hash_file): create them at my.telegram.org")
+    if not sys.stdin.isatty():
+        print("hux bot login: asks for a phone number and a code: run it in a terminal", file=sys.stderr)
+        return 2
+    from telethon import TelegramClient
+
+    from hux.bot.sources.telegram_user import secure_session_file, session_path
+    from hux.bot.telegram_login import LoginRefused, Prompts, login
+
+    session = session_path(cfg.state_dir())
+    secure_session_file(session)  # 0600 before Telethon writes the login into it
+    client = TelegramClient(str(session), user.api_id, api_hash)
+    prompts = Prompts(ask=input, secret=getpass.getpass, say=print)
+    try:
+        who = asyncio.run(login(client, prompts))
+    except LoginRefused as exc:
+        print(f"hux bot login: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("\nhux bot login: interrupted; nothing was logged in", file=sys.stderr)
+        return 1
+    finally:
+        secure_session_file(session)
+    print(f"logged in as {who}; the session is in {session} (0600). Enable bot.telegram_user and restart the bot.")
+    return 0

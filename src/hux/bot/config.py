@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hux import paths
+from hux.bot.telegram_chats import ChatSpecError, parse_chats
 from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
 
 _USERNAME_RE = re.compile(r"@[A-Za-z0-9_]{4,32}")
@@ -85,6 +86,45 @@ class TelegramSettings(_Section):
 
     def token(self) -> str | None:
         return read_secret(env=self.token_env or None, file=self.token_file or None)
+
+
+class TelegramUserSettings(_Section):
+    """Telegram as a user account (MTProto): ``hux bot login`` once, then these chats are read."""
+
+    enabled: bool = False
+    api_id: int = Field(0, ge=0, lt=2**31)       # from my.telegram.org (not a secret; the hash is)
+    api_hash_env: str = "HUX_TELEGRAM_API_HASH"
+    api_hash_file: str = ""
+    chats: tuple[int | str, ...] = ()           # "@username", "https://t.me/+INVITE", or ids (-100…)
+    catch_up_messages: int = Field(100, ge=0, le=10_000)  # per chat, after a restart or reconnect
+    flood_wait_max_seconds: float = Field(600.0, gt=0)    # longer FloodWaits are still waited out, but logged as errors
+    reconnect_max_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("api_hash_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        return env_name(value)
+
+    @field_validator("chats", mode="before")
+    @classmethod
+    def _chats(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("must be a list of chats: \"@username\", \"https://t.me/+INVITE\" or ids (-100…)")
+        try:
+            parse_chats(value)
+        except ChatSpecError as exc:
+            raise ValueError(str(exc)) from None
+        return tuple(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "TelegramUserSettings":
+        if self.enabled and (not self.api_id or not self.chats):
+            raise ValueError("enabled needs api_id (from my.telegram.org, with the api hash in "
+                             f"${self.api_hash_env} or api_hash_file) and at least one entry in chats")
+        return self
+
+    def api_hash(self) -> str | None:
+        return read_secret(env=self.api_hash_env or None, file=self.api_hash_file or None)
 
 
 class ApiSettings(_Section):
@@ -266,6 +306,7 @@ class BotConfig(_Section):
     dexscreener: DexScreenerSettings = DexScreenerSettings()
     rugcheck: RugCheckSettings = RugCheckSettings()
     goplus: GoPlusSettings = GoPlusSettings()
+    telegram_user: TelegramUserSettings = TelegramUserSettings()
     webhook: WebhookSettings = WebhookSettings()
     replay: ReplaySettings = ReplaySettings()
     demo: DemoSettings = DemoSettings()
@@ -322,7 +363,7 @@ class BotConfig(_Section):
     def demo_active(self, token: str | None) -> bool:
         """Demo when asked for, or (``auto``) when no Telegram token is configured."""
         if self.demo.enabled == "auto":
-            return not token
+            return not token and not self.telegram_user.enabled
         return bool(self.demo.enabled)
 
 

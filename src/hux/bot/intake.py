@@ -53,14 +53,18 @@ log = logging.getLogger("hux.bot.intake")
 IDLE_CHATS_REMEMBERED = 10_000
 
 
+#: Sources whose message keys carry Telegram's chat id.
+TELEGRAM_SOURCES = frozenset({"telegram", "telegram_user"})
+
+
 def chat_of(message: ChatMessage) -> str:
     """The chat a message belongs to, for fairness: Telegram's chat id, else source and group name.
 
-    Telegram keys are ``telegram:<chat id>:<message id>``; two chats with the same
-    title are still two chats (a hostile group cannot share another's budget by
-    copying its name).
+    Telegram keys are ``telegram:<chat id>:<message id>`` (the Bot API source and
+    the user account's alike); two chats with the same title are still two chats
+    (a hostile group cannot share another's budget by copying its name).
     """
-    if message.source == "telegram" and message.key.startswith("telegram:"):
+    if message.source in TELEGRAM_SOURCES and message.key.startswith("telegram:"):
         chat = message.key.split(":", 2)[1]
         if chat:
             return f"telegram:{chat}"

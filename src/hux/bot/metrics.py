@@ -260,6 +260,37 @@ class BotMetrics:
             ["api", "result"],
             registry=r,
         )
+        # Telegram as a user account (hux.bot.sources.telegram_user); source is "telegram_user".
+        self.telegram_flood_waits = Counter(
+            f"{PREFIX}_telegram_flood_waits_total",
+            "FloodWait answers from Telegram (the account must wait before its next request), by source.",
+            ["source"],
+            registry=r,
+        )
+        self.telegram_flood_wait_seconds = Counter(
+            f"{PREFIX}_telegram_flood_wait_seconds_total",
+            "Seconds spent waiting out Telegram FloodWaits, by source.",
+            ["source"],
+            registry=r,
+        )
+        self.source_reconnects = Counter(
+            f"{PREFIX}_source_reconnects_total",
+            "Times a source connected again after its connection was lost or failed, by source.",
+            ["source"],
+            registry=r,
+        )
+        self.catch_up_messages = Counter(
+            f"{PREFIX}_source_catch_up_messages_total",
+            "Messages read after a restart or reconnect (read), and missed ones beyond the catch-up bound (skipped).",
+            ["source", "result"],
+            registry=r,
+        )
+        self.telegram_user_chats = Gauge(
+            f"{PREFIX}_telegram_user_chats",
+            "Configured bot.telegram_user.chats by state: resolved (read) or unresolved (see the log).",
+            ["state"],
+            registry=r,
+        )
 
         # --- outputs --------------------------------------------------------
         self.alerts_sent = Counter(

@@ -82,10 +82,11 @@ def _configured_feed(cfg: BotConfig) -> Feed | None:
 
 def live_profile(cfg: BotConfig, token: str | None) -> RunProfile:
     """The configured APIs and the operator's token; ``ConfigError`` when there is nothing to read."""
-    if not token and not cfg.replay.path:
+    if not token and not cfg.replay.path and not cfg.telegram_user.enabled:
         raise ConfigError(
-            f"live mode needs a Telegram bot token (set ${cfg.telegram.token_env} or bot.telegram.token_file) "
-            "or a feed (bot.replay.path); or run the demo: bot.demo.enabled = \"auto\""
+            f"live mode needs a Telegram bot token (set ${cfg.telegram.token_env} or bot.telegram.token_file), "
+            "a user account (bot.telegram_user, `hux bot login`) or a feed (bot.replay.path); "
+            "or run the demo: bot.demo.enabled = \"auto\""
         )
     return RunProfile(
         mode="live",
