@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hux.bot.clients.http import ApiError
 from hux.bot.enrich import Enricher, PairBatcher
 from hux.bot.extract import extract
 from hux.bot.metrics import BotMetrics
-from hux.doubles.dexscreener import is_pair_address, pair_address, pair_base_token
+from hux.doubles.dexscreener import Market, is_pair_address, pair_address, pair_base_token
 from hux.doubles.faults import FaultSettings
 from hux.doubles.market import RunningDoubles, start_doubles
 from tests.bot.conftest import bot_config, metric_value, running_bot, wait_until, write_feed
@@ -128,8 +129,6 @@ async def test_a_pair_naming_an_invalid_base_token_is_not_trusted(doubles: Runni
 async def test_the_token_behind_a_pair_link_is_gated_like_any_mention(hux_home: Path) -> None:
     rng = random.Random(11)
     # the doubles of the running bot are not started yet: pick a pair whose derived token has a market
-    from hux.doubles.dexscreener import Market
-
     market = Market()
     while True:
         pair = pair_address(rng.randbytes, "solana")
@@ -164,3 +163,16 @@ async def test_a_failed_pair_lookup_is_a_failed_decision_retried_on_the_next_men
         assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") >= 4, 30)
         assert metric_value(reg, "hux_tokens_processed_total", outcome="failed") == 3
         assert metric_value(reg, "hux_api_requests_total", api="dexscreener", endpoint="pairs", outcome="server_error") >= 3
+
+
+def test_the_sample_feed_names_pairs_the_demo_double_resolves() -> None:
+    from hux.bot.profile import sample_feed_path
+
+    market = Market()
+    links = [c for line in sample_feed_path().read_text(encoding="utf-8").splitlines()
+             for c in extract(json.loads(line)["text"]) if c.kind == "dexscreener_link"]
+    pairs = [c for c in links if market.pair_by_address(c.chain, c.address) is not None]
+    assert len(pairs) >= 5 and {c.chain for c in pairs} == {"solana", "base"}
+    for link in pairs:
+        base = market.pair_by_address(link.chain, link.address)["baseToken"]["address"]
+        assert base != link.address and market.token(base).known

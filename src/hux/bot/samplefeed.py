@@ -9,6 +9,12 @@ DexScreener links, EVM addresses in checksum and lower case), the rest is
 chatter; a slice are look-alikes that must *not* be extracted (base58 with
 ``0/O/I/l``, wrong lengths, broken EIP-55 checksums, transaction hashes).
 Hot tokens are mentioned in several groups, so mention velocity varies.
+
+A few chatter lines are replaced by dexscreener links that name a *pair*
+(pool) rather than a token, as real links usually do: pair addresses the
+DexScreener double lists (``hux.doubles.dexscreener.pair_address``), on Solana
+and Base, so the demo resolves pairs to tokens. They come from a second random
+stream, so every other line stays what it was.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from hux.bot.extract import BASE58_ALPHABET, is_solana_address, to_checksum_address
+from hux.bot.extract import is_solana_address, to_checksum_address
+from hux.doubles.dexscreener import Market, b58encode, pair_address, pair_base_token
 
 GROUPS = (
     "Solana Alpha Calls", "Degen Trenches", "Pump.fun Snipers", "Base Gems", "ETH Whales Chat",
@@ -52,6 +59,12 @@ CALLS_PUMP = (
 CALLS_DEX = (
     "chart: https://dexscreener.com/solana/{a}", "https://dexscreener.com/{c}/{e}", "${s} on {c} https://dexscreener.com/{c}/{e}",
 )
+CALLS_PAIR = (
+    "chart: https://dexscreener.com/{c}/{p}", "${s} pool https://dexscreener.com/{c}/{p} 📈", "https://dexscreener.com/{c}/{p}",
+)
+#: Share of chatter lines replaced by a pair link, and how many pairs the feed names.
+PAIR_LINK_SHARE = 0.05
+PAIR_COUNT = 4
 CALLS_EVM = (
     "new {c} launch {e}", "contract {e} renounced", "${s} ca {e}", "{e} liquidity added on {c}", "0x ca: {e}",
 )
@@ -59,16 +72,6 @@ LOOKALIKES = (
     "CA: {bad_b58}", "maybe {short}?", "tx {txhash}", "wrong ca posted earlier: {bad_evm}", "{bad_evm} is the real one",
     "not financial advice: 0x1234abcd", "ca {long_b58}",
 )
-
-
-def b58encode(data: bytes) -> str:
-    value = int.from_bytes(data, "big")
-    out = ""
-    while value:
-        value, rem = divmod(value, 58)
-        out = BASE58_ALPHABET[rem] + out
-    pad = len(data) - len(data.lstrip(b"\0"))
-    return "1" * pad + out
 
 
 def solana_mint(rng: random.Random, *, pump: bool = False) -> str:
@@ -130,6 +133,18 @@ def _mention(rng: random.Random, token: dict[str, str]) -> str:
     return rng.choice(CALLS_SOL).format(a=a, s=s)
 
 
+def listed_pairs(rng: random.Random, count: int = PAIR_COUNT) -> list[dict[str, str]]:
+    """Pairs the DexScreener double lists whose base token has a market, alternately on Solana and Base."""
+    market = Market()
+    pairs: list[dict[str, str]] = []
+    while len(pairs) < count:
+        chain = ("solana", "base")[len(pairs) % 2]
+        pair = pair_address(rng.randbytes, chain)
+        if market.token(pair_base_token(chain, pair)).known:
+            pairs.append({"chain": chain, "pair": pair, "symbol": rng.choice(SYMBOLS)})
+    return pairs
+
+
 def _lookalike(rng: random.Random) -> str:
     return rng.choice(LOOKALIKES).format(
         bad_b58=_lookalike_b58(rng),
@@ -145,6 +160,8 @@ def generate_messages(count: int, *, seed: int = 7, groups: tuple[str, ...] = GR
     """``count`` feed records: ``{"ts", "group", "message_id", "text"}``."""
     rng = random.Random(seed)
     pool = TokenPool(rng, tokens)
+    pair_rng = random.Random(f"{seed}-pairs")  # its own stream: the other lines do not move
+    pairs = listed_pairs(pair_rng)
     when = start or datetime(2025, 1, 10, 14, 0, 0, tzinfo=timezone.utc)
     next_id = {g: rng.randrange(1000, 90000) for g in groups}
     for _ in range(count):
@@ -160,6 +177,9 @@ def generate_messages(count: int, *, seed: int = 7, groups: tuple[str, ...] = GR
             text = ""  # a sticker or photo exported without a caption
         else:
             text = rng.choice(CHATTER)
+            if pair_rng.random() < PAIR_LINK_SHARE:
+                pair = pair_rng.choice(pairs)
+                text = pair_rng.choice(CALLS_PAIR).format(c=pair["chain"], p=pair["pair"], s=pair["symbol"])
         yield {"ts": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"), "group": group, "message_id": next_id[group], "text": text}
 
 
