@@ -83,6 +83,7 @@ async def test_admins_manage_the_bot_from_the_alert_chat_and_what_they_set_survi
             doubles.telegram.inject_message(f"aping {mint}", chat_title="Alpha Hunters")
             assert await wait_until(lambda: metric_value(registry, "hux_tokens_processed_total", outcome="muted") == 1)
             assert metric_value(registry, "hux_alerts_sent_total", channel="telegram", outcome="success") == 0
+            assert await wait_until(lambda: app.persistence.store.token_detail(mint) is not None)  # written
 
             _command(doubles, f"/why {mint}")
             why = await _reply(doubles, 4)
@@ -237,4 +238,23 @@ async def test_each_output_keeps_its_own_pace() -> None:
     finally:
         await slow.aclose()
         await fast.aclose()
+        await doubles.stop()
+
+
+async def test_every_instance_obeys_what_an_admin_sets_through_the_leader(hux_home: Path, pg_database) -> None:
+    doubles = await start_doubles()
+    try:
+        config = _config(doubles, pg_database())
+        config = config.model_copy(update={"telegram": config.telegram.model_copy(update={"admin_sync_seconds": 0.2})})
+        mint = "So11111111111111111111111111111111111111112"
+        async with running_bot(config, token=TOKEN, demo=False) as first, \
+                running_bot(config, token=TOKEN, demo=False) as second:
+            _command(doubles, "/threshold 42")
+            _command(doubles, f"/mute {mint} 1h")
+            await _reply(doubles, 2)
+            for app in (first, second):
+                assert await wait_until(lambda app=app: app.pipeline.settings.alert_threshold == 42.0
+                                        and app.pipeline.mutes.muted(mint), timeout=10)
+                assert metric_value(app.metrics.registry, "hux_alert_score_threshold") == 42.0
+    finally:
         await doubles.stop()

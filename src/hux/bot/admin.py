@@ -116,6 +116,26 @@ class Mutes:
         return until is not None and until > (now if now is not None else time.time())
 
 
+async def follow_admin_changes(persistence: Persistence, mutes: Mutes, set_threshold: Callable[[float], None],
+                               threshold: Callable[[], float], stop: asyncio.Event, interval: float) -> None:
+    """Several instances: read what admins set (through the leader, which polls Telegram) every ``interval``
+    seconds, so every instance's pipeline obeys a new /mute or /threshold within that time."""
+    while not stop.is_set():
+        try:
+            async with asyncio.timeout(interval):
+                await stop.wait()
+            return
+        except TimeoutError:
+            pass
+        active = await persistence.store_call("admin", persistence.store.active_mutes, time.time())
+        if active is not None:
+            mutes.load(active)
+        stored = stored_threshold(await persistence.store_call("admin", persistence.store.setting, THRESHOLD_SETTING))
+        if stored is not None and stored != threshold():
+            log.info("alert threshold %g set by an admin (/threshold) through another instance", stored)
+            set_threshold(stored)
+
+
 class AdminCommands:
     def __init__(self, api: TelegramBotApi, persistence: Persistence, metrics: BotMetrics, *, alert_chat: str,
                  admin_ids: Sequence[int], per_minute: float, mutes: Mutes, set_threshold: Callable[[float], None],

@@ -24,7 +24,7 @@ from typing import IO, Any, Callable, Protocol
 
 from sqlalchemy.engine import make_url
 
-from hux.bot.admin import THRESHOLD_SETTING, AdminCommands, Mutes, StatusView, stored_threshold
+from hux.bot.admin import THRESHOLD_SETTING, AdminCommands, Mutes, StatusView, follow_admin_changes, stored_threshold
 from hux.bot.calls import CallTracker, call_horizons
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.goplus import GoPlusClient
@@ -82,6 +82,7 @@ class BotApp:
     _recovery: asyncio.Task[None] | None = None
     _telegram_user: Callable[[], Any] | None = None  # makes the user account's MTProto client (live, enabled)
     _tracker: asyncio.Task[None] | None = None
+    _admin_sync: asyncio.Task[None] | None = None
     admin: AdminCommands | None = None
     cluster: Cluster | None = None
     _instance_lock: IO[str] | None = None
@@ -216,6 +217,11 @@ class BotApp:
                               interval=min(cfg.calls.check_interval_seconds, horizons[0][1] / 3))
         if self.cluster is None:  # several instances: the leader alone re-checks (one follow-up per call)
             self._tracker = asyncio.create_task(tracker.run(self.stop_event), name="hux-call-tracker")
+        else:  # the leader takes the admin commands; the others follow what they set
+            pipeline = self.pipeline
+            self._admin_sync = asyncio.create_task(follow_admin_changes(
+                self.persistence, mutes, pipeline.set_threshold, lambda: pipeline.settings.alert_threshold,
+                self.stop_event, cfg.telegram.admin_sync_seconds), name="hux-admin-sync")
 
         ready = ReadyState(
             mode=self.mode,
@@ -363,7 +369,7 @@ class BotApp:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*self._source_tasks, return_exceptions=True)
-        for task in [t for t in (self._recovery, self._tracker) if t is not None]:
+        for task in [t for t in (self._recovery, self._tracker, self._admin_sync) if t is not None]:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         if self.pipeline is not None:

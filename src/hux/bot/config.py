@@ -48,6 +48,8 @@ class TelegramSettings(_Section):
     admin_commands_per_minute: float = Field(10.0, gt=0)  # per admin; more are ignored (counted)
     # /status lists the stack's firing alerts from this Alertmanager (e.g. http://127.0.0.1:9093); empty: not asked.
     status_alertmanager_url: str = ""
+    # Several instances: how often each one reads what admins set through the leader (/mute, /threshold).
+    admin_sync_seconds: float = Field(10.0, gt=0)
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod
