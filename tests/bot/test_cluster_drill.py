@@ -286,3 +286,30 @@ async def test_a_database_restart_under_three_instances_loses_nothing(tmp_path: 
         finally:
             await fleet.close()
             await doubles.stop()
+
+
+async def test_an_instance_stops_promptly_while_its_database_is_away(tmp_path: Path) -> None:
+    """SIGTERM during an outage: the workers waiting on the token gate give up after a claim time, nothing is lost."""
+    import os
+
+    from tests.bot.conftest import bot_config, pg_url, running_bot, wait_until, write_feed
+
+    cluster = os.environ.get("HUX_TEST_PG_FAULT_CLUSTER", "").split()
+    assert len(cluster) == 2, "HUX_TEST_PG_FAULT_CLUSTER is not set: run the suite with scripts/run_tests.py"
+    records = [{"ts": 1_736_500_000 + i, "group": group, "text": text} for i, (group, text) in enumerate(feed(200, 40))]
+    path = write_feed(tmp_path / "feed.jsonl", records)
+    with scratch_database(pg_url("HUX_TEST_PG_FAULT_URL"), cluster, "hux_cluster_stop") as url:
+        cfg = bot_config(database_url=url, cluster={"claim_ttl_seconds": 2.0, "leader_lease_seconds": 2.0},
+                         replay={"path": str(path), "loop": False, "speed": 20.0})
+        started = None
+        async with running_bot(cfg):  # leaving the block stops the app
+            assert await wait_until(lambda: db_counts(url)["done"] >= 20, 30)
+            await asyncio.to_thread(pg_ctl, cluster, "stop")
+            await asyncio.sleep(1.0)
+            started = time.monotonic()
+        stopped_in = time.monotonic() - started if started is not None else None
+        assert stopped_in is not None and stopped_in < 20.0, f"stopping took {stopped_in:.1f}s"
+        print(f"\nstopped in {stopped_in:.1f} s with the database away")
+        pg_ctl(cluster, "start")
+        counts = db_counts(url)
+        assert counts["inbox"] >= 20 and counts["mentions"] <= counts["inbox"]  # what was taken stays, done or pending

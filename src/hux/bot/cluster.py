@@ -269,6 +269,10 @@ class Cluster:
             kind = "unreachable" if classify(exc) in (OUTAGE, None) else "refused"
             log.error("cluster %s failed (database %s: %s); retrying", what, kind, describe_refusal(exc))
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def wake(self) -> None:
         """New work in the inbox (this instance just accepted some): claim now, not at the next poll."""
         self._wake.set()
@@ -410,18 +414,25 @@ class SharedGate:
         self.cooldown = cooldown_seconds
         self.retry_max = retry_max
 
-    async def _retry(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        delay = 0.1
+    async def _retry(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """``fn`` until the database answers; None once the instance is stopping and a claim time has passed
+        (its token's lease lapses by itself: a shutdown must not wait for a database that is away)."""
+        delay, started = 0.1, time.monotonic()
         while True:
             try:
                 return await self.cluster.call(fn, *args)
             except Exception as exc:  # noqa: BLE001 - wait for the database; the claim's lapse hands the work on
                 self.cluster._error(what, exc)
+                if self.cluster.stopping and time.monotonic() - started > self.cluster.coord.claim_ttl:
+                    return None
                 await asyncio.sleep(delay)
                 delay = min(self.retry_max, delay * 2)
 
     async def begin(self, key: str) -> bool:
-        taken, orphaned = await self._retry("token gate", self.cluster.coord.gate_begin, key, self.cooldown)
+        answer = await self._retry("token gate", self.cluster.coord.gate_begin, key, self.cooldown)
+        if answer is None:  # stopping without the database: the message stays pending for an instance that has it
+            raise RuntimeError("the token gate is unreachable (database away) while stopping; the message stays pending")
+        taken, orphaned = answer
         if orphaned:
             self.cluster._unconfirmed(1)
         return taken
