@@ -51,6 +51,7 @@ async def test_the_double_answers_the_documented_pairs_shape(doubles: RunningDou
         [found] = body["pairs"]
         assert found["pairAddress"] == pair and found["chainId"] == "solana"
         assert found["baseToken"]["address"] == SOL_TOKEN
+        assert found["url"] == f"https://dexscreener.com/solana/{pair}"  # a base58 address keeps its case
         assert {"priceUsd", "liquidity", "volume", "priceChange", "pairCreatedAt", "quoteToken"} <= set(found)
         # a token address, or a pair on another chain, is not a pair: null, as DexScreener answers
         assert (await http.get(f"/latest/dex/pairs/solana/{SOL_TOKEN}")).json()["pairs"] is None

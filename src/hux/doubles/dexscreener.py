@@ -290,7 +290,7 @@ class Market:
         return {
             "chainId": chain,
             "dexId": dex,
-            "url": f"https://dexscreener.com/{chain}/{pair_address.lower()}",
+            "url": f"https://dexscreener.com/{chain}/{_address_key(pair_address)}",  # base58 keeps its case
             "pairAddress": pair_address,
             "baseToken": {"address": token.address, "name": token.name, "symbol": token.symbol},
             "quoteToken": dict(quote),
