@@ -51,7 +51,7 @@ SECRET_KEYS = {"email": "smtp-password", "slack": "slack-api-url", "webhook": "w
                am.HEARTBEAT: "heartbeat-url"}
 #: the bot's own Secret: Telegram token and database URL, both optional (demo mode, SQLite)
 BOT_SECRET = "hux-bot"
-#: the Service label whose value becomes the scraped series' ``job`` (the rules select job="bot")
+#: the Service label whose value becomes the scraped series' ``job`` (the bot job the rules select)
 JOB_LABEL = "hux-job"
 TEMPLATES_CONFIGMAP = "hux-alertmanager-templates"
 #: the user id of the image's ``hux`` user (Dockerfile)
