@@ -37,6 +37,7 @@ def test_hux_up_runs_three_bot_instances_scraped_with_one_leader(tmp_path: Path,
     stack = start_stack(tmp_path / "stack", ports={"bot": base},
                         config_extra=f'\n[bot]\ninstances = 3\ndatabase_url = "{url}"\n')
     try:
+        assert all(f"{name} " in stack.up_output for name in ("bot_2", "bot_3")), stack.up_output
         status = stack.status()
         names = {row["name"]: row for row in status["components"]}
         assert {"bot", "bot_2", "bot_3"} <= set(names), status

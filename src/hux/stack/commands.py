@@ -188,7 +188,8 @@ def wait_until_ready(prep: Prepared, stack: NativeStack | None, timeout: float, 
 def summary(prep: Prepared, results: dict[str, probe.Probe], con: Console, supervisor_pid: int | None) -> None:
     home = prep.paths.home
     rows = []
-    for name in ORDER:
+    # bot.instances > 1 adds bot_2, bot_3, ... after the bot
+    for name in (*ORDER, *(n for n in prep.plan.names if n not in ORDER)):
         if name in HA_COMPONENTS and name not in prep.plan.names:
             continue   # the single topology has none
         try:
