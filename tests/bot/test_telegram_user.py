@@ -424,3 +424,21 @@ def test_fairness_serves_each_user_account_chat_by_its_id_not_its_title() -> Non
     same_title = [make_message(key=key(chat, "5"), source="telegram_user", group="Alpha Calls", text="gm", sent_at=1.7e9,
                                max_bytes=100) for chat in (ALPHA, VIP)]
     assert [chat_of(m) for m in same_title] == [f"telegram:{utils.get_peer_id(ALPHA)}", f"telegram:{utils.get_peer_id(VIP)}"]
+
+
+def test_check_config_says_what_the_user_account_still_needs(hux_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from hux.cli import main
+
+    settings = hux_home / "settings.toml"
+    settings.write_text('[bot.telegram_user]\nenabled = true\napi_id = 12345\napi_hash_env = "HUX_TEST_TG_API_HASH"\n'
+                        'chats = ["@alpha_calls", "https://t.me/+VipInviteHash1"]\n')
+    assert main(["--config", str(settings), "bot", "check-config"]) == 0
+    assert "2 chat(s); missing: api hash, login (run `hux bot login`)" in capsys.readouterr().out
+    monkeypatch.setenv("HUX_TEST_TG_API_HASH", "0123456789abcdef0123456789abcdef")
+    session = session_path(BotConfig().state_dir())
+    secure_session_file(session)
+    session.write_bytes(b"logged in")
+    assert main(["--config", str(settings), "bot", "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "2 chat(s); logged in" in out and "0123456789abcdef" not in out

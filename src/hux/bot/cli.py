@@ -79,15 +79,29 @@ def _check(args: argparse.Namespace) -> int:
         "database": redact_url(cfg.resolved_database_url()),
         "log_file": str(cfg.resolved_log_file()),
         "telegram_token": "set" if token else f"not set (${cfg.telegram.token_env})",
+        "telegram_user": _telegram_user_state(cfg),
         "settings": cfg.model_dump(),
     }
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
-        for key in ("mode", "listen", "database", "log_file", "telegram_token"):
+        for key in ("mode", "listen", "database", "log_file", "telegram_token", "telegram_user"):
             print(f"{key:15s} {summary[key]}")
         print("configuration OK")
     return 0
+
+
+def _telegram_user_state(cfg: BotConfig) -> str:
+    """The user account's readiness in a few words (never the api hash or the session's content)."""
+    user = cfg.telegram_user
+    if not user.enabled:
+        return "off"
+    from hux.bot.sources.telegram_user import session_path
+
+    session = session_path(cfg.state_dir())
+    missing = [what for what, ok in (("api hash", bool(user.api_hash())),
+                                     ("login (run `hux bot login`)", session.is_file() and session.stat().st_size > 0)) if not ok]
+    return f"{len(user.chats)} chat(s); " + (f"missing: {', '.join(missing)}" if missing else "logged in")
 
 
 def _run(args: argparse.Namespace) -> int:
