@@ -73,7 +73,7 @@ def test_the_documented_shape_reads_as_a_clean_report() -> None:
 
 
 @pytest.mark.parametrize("body", [
-    [], {"message": "OK"}, {"code": "1", "result": {}}, {"code": 4029, "message": "too many requests", "result": None},
+    [], {"message": "OK"}, {"code": "1", "result": {}}, {"code": 2021, "message": "no info", "result": None},
     {"code": 1, "result": ["x"]}, {"code": 1, "result": {PEPE.lower(): "report"}},
 ])
 def test_bodies_that_are_not_the_documented_shape_are_refused(body) -> None:
@@ -212,3 +212,24 @@ async def test_goplus_down_scores_without_a_risk_report(hux_home: Path) -> None:
         assert metric_value(reg, "hux_pipeline_stage_total", stage="enrich", outcome="failure") == 1
         assert metric_value(reg, "hux_api_requests_total", api="goplus", endpoint="token_security", outcome="server_error") == 1
         assert metric_value(reg, "hux_tokens_processed_total", outcome="failed") == 0
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(4029, "rate_limited"), (5000, "server_error"), (2004, "invalid_response")])
+async def test_an_error_code_in_a_200_answer_counts_as_what_it_means(code: int, outcome: str) -> None:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"code": code, "message": "request limit reached", "result": None})
+
+    metrics = BotMetrics()
+    client = GoPlusClient.create(metrics, "http://goplus.invalid", max_retries=1, cache_ttl=0, backoff_base=0.01,
+                                 transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(ApiError) as failed:
+            await client.token_security("ethereum", PEPE)
+        assert failed.value.outcome == outcome and f"code {code}" in str(failed.value)
+        retried = 1 if outcome != "invalid_response" else 0
+        assert metrics.registry.get_sample_value("hux_api_requests_total", {
+            "api": "goplus", "endpoint": "token_security", "outcome": outcome}) == 1 + retried
+    finally:
+        await client.aclose()

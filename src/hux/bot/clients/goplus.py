@@ -5,7 +5,9 @@ Endpoint (https://docs.gopluslabs.io/reference/token-security-api):
 ``chain_id`` is the numeric EVM chain id (1 Ethereum, 56 BSC, 8453 Base, ...).
 The answer is ``{"code": 1, "message": "OK", "result": {address: report}}``
 with the address in lower case; ``code`` 2 means "partial data" (still a
-report), any other code is an error. A token GoPlus has not analysed is
+report), any other code is an error: 4029 ("request limit reached") counts
+as ``rate_limited`` and 5000 ("system error") as ``server_error`` even in an
+HTTP 200 answer, so both are retried and alerted on like a 429 and a 5xx. A token GoPlus has not analysed is
 missing from ``result`` (an empty object): ``None``, like RugCheck's 404.
 
 Report fields are strings: flags ``"1"``/``"0"`` (absent or ``""`` when
@@ -26,7 +28,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hux.bot.clients.http import ApiClient, RequestContext
+from hux.bot.clients.http import ApiClient, ProviderSaid, RequestContext
 from hux.bot.metrics import BotMetrics
 
 API = "goplus"
@@ -43,6 +45,9 @@ CHAIN_IDS = {
 }
 #: ``code`` values that carry a report: 1 complete, 2 partial.
 REPORT_CODES = frozenset({1, 2})
+#: GoPlus's "request limit reached" and "system error" codes: counted as the HTTP statuses they stand for.
+RATE_LIMITED_CODE = 4029
+SERVER_ERROR_CODE = 5000
 
 # Grading (docs/scoring.md, "Risk from GoPlus"): taxes and concentrations as fractions.
 DANGER_TAX = 0.30
@@ -167,8 +172,12 @@ def parse_token_security(address: str) -> Any:
             raise ValueError(f"'code' should be an integer, got {type(code).__name__}")
         if code not in REPORT_CODES:
             message = body.get("message")
-            shown = message[:120] if isinstance(message, str) else ""
-            raise ValueError(f"GoPlus answered code {code}: {shown!r}")
+            shown = f"GoPlus answered code {code}: {message[:120] if isinstance(message, str) else ''!r}"
+            if code == RATE_LIMITED_CODE:
+                raise ProviderSaid("rate_limited", shown)
+            if code == SERVER_ERROR_CODE:
+                raise ProviderSaid("server_error", shown)
+            raise ValueError(shown)
         result = body.get("result")
         if result is None:
             return None

@@ -90,6 +90,18 @@ class SharedBudget(Protocol):
     async def acquire(self) -> None: ...
 
 
+class ProviderSaid(Exception):
+    """Raised by a ``parse``: a 2xx body whose own status says the call failed (GoPlus answers its request
+    limit as ``{"code": 4029}``). ``outcome`` is how to count it: ``rate_limited`` or ``server_error``, so it
+    is retried and alerted on like the HTTP status it stands for, not as a malformed body."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        if outcome not in ("rate_limited", "server_error"):
+            raise ValueError(f"a provider's body status counts as rate_limited or server_error, not {outcome!r}")
+        super().__init__(detail)
+        self.outcome = outcome
+
+
 class BodyTooLarge(Exception):
     """A reply body over the client's ``max_body_bytes``."""
 
@@ -537,6 +549,8 @@ class ApiClient:
                 return Outcome("success", body, status=status)
             try:
                 return Outcome("success", request.parse(body), status=status)
+            except ProviderSaid as exc:
+                return Outcome(exc.outcome, status=status, detail=redact(f"HTTP {status} {exc}", self.secrets)[:300])
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
                 detail = redact(f"HTTP {status} body has an unexpected shape: {str(exc)[:200]}", self.secrets)[:300]
                 return Outcome("invalid_response", status=status, detail=detail)
