@@ -217,3 +217,26 @@ def test_several_instances_need_postgresql() -> None:
         BotConfig.model_validate({"instances": 2, "database_url": "sqlite:////tmp/x.db"})
     assert BotConfig.model_validate({"instances": 3, "database_url": "postgresql+psycopg://u@h/db"}).instances == 3
     assert issubclass(SingleInstanceError, RuntimeError) and ConfigError
+
+
+def test_a_second_bot_process_on_the_same_sqlite_file_refuses_to_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.bot.test_run import BotProcess, bot_env
+
+    env = bot_env(tmp_path, HUX__BOT__PORT="0", HUX__BOT__DEMO__DOUBLES_PORT="0")
+    first = BotProcess(tmp_path, env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "data" / "bot" / "hux.db.instance.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        second = subprocess.run([sys.executable, "-m", "hux.cli", "bot", "run"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0
+        said = second.stderr + second.stdout
+        assert "already runs on the SQLite database" in said and "PostgreSQL" in said, said
+        assert first.proc.poll() is None                        # the first one is untouched
+    finally:
+        first.stop()
