@@ -268,3 +268,65 @@ def test_hux_tokens_lists_decisions_and_shows_one_token_with_its_calls(store_url
     assert cli.main(["tokens", "show", "'; DROP TABLE tokens;--"]) == 2
     assert "is not a token address" in capsys.readouterr().err
     assert cli.main(["tokens", "--limit", "0"]) == 2
+
+
+def test_grafana_reads_the_latest_calls_as_a_read_only_role_on_the_docker_path(pg_database, tmp_path: Path) -> None:
+    """The docker tree's init script makes the role, the bot's migration grants it its three tables, and the
+    "Latest calls" panel's SQL runs as that role on a real PostgreSQL; the inbox (chat texts) stays closed."""
+    import os
+    import subprocess
+
+    import yaml
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ProgrammingError
+
+    from hux.bot.config import READER_ROLE
+    from hux.monitoring import grafana
+    from hux.monitoring.compose import READER_INIT_SCRIPT
+    from hux.monitoring.dashboards.token_monitoring import LATEST_CALLS_SQL
+    from hux.monitoring.render import docker_files
+    from hux.monitoring.settings import Settings
+
+    url = make_url(pg_database())
+    files = docker_files(Settings())
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
+            conn.execute(text(f"DROP ROLE {READER_ROLE}"))  # left by an earlier run (its databases are gone)
+    admin.dispose()
+    script = tmp_path / "init.sh"
+    script.write_text(files[READER_INIT_SCRIPT])
+    env = {**os.environ, "POSTGRES_USER": url.username or "root", "POSTGRES_DB": url.database or "",
+           "HUX_GRAFANA_DB_PASSWORD": "reader-test-password", "PGHOST": "/var/run/postgresql", "PGPORT": str(url.port or 5432)}
+    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+    store = Store(url.render_as_string(hide_password=False), call_horizons=call_horizons())
+    try:
+        store.migrate()  # migration 7 grants the reader its tables
+        store.write_results([_alerted("MintGrafana", time.time() - 2 * HOUR)])
+        check = store.due_checks(time.time())[0]
+        store.record_check(check.id, at=time.time(), price_usd=2.0, liquidity_usd=1_000.0)
+    finally:
+        store.dispose()
+    reader = create_engine(f"postgresql+psycopg://{READER_ROLE}:reader-test-password@127.0.0.1:{url.port or 5432}/{url.database}")
+    try:
+        with reader.connect() as conn:
+            rows = conn.execute(text(LATEST_CALLS_SQL)).mappings().all()
+            assert [(r["re-check"], r["status"], float(r["multiple"]) if r["multiple"] is not None else None, r["rugged"])
+                    for r in rows] == [("+1h", "checked", 2.0, "yes"), ("+6h", "pending", None, None), ("+24h", "pending", None, None)]
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text("SELECT text FROM inbox"))
+    finally:
+        reader.dispose()
+
+    datasources = yaml.safe_load(files["docker/grafana/provisioning/datasources/hux.yml"])["datasources"]
+    bot_db = next(d for d in datasources if d["uid"] == grafana.BOT_DB_DATASOURCE_UID)
+    assert bot_db["user"] == READER_ROLE and bot_db["secureJsonData"] == {"password": "${HUX_GRAFANA_DB_PASSWORD}"}
+    board = json.loads(files["docker/grafana/dashboards/hux-token-monitoring.json"])
+    table = next(p for p in board["panels"] if p.get("title") == "Latest calls")
+    assert table["targets"][0]["rawSql"] == LATEST_CALLS_SQL and table["datasource"]["uid"] == grafana.BOT_DB_DATASOURCE_UID
+    compose = yaml.safe_load(files["docker-compose.yml"])["services"]
+    assert "HUX_GRAFANA_DB_PASSWORD" in compose["grafana"]["environment"]
+    assert "./docker/postgres/initdb:/docker-entrypoint-initdb.d:ro" in compose["postgres"]["volumes"]

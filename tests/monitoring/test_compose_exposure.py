@@ -59,7 +59,8 @@ def test_a_published_compose_file_is_valid(make_settings, tmp_path: Path):
     settings = make_settings('[stack]\npublish_address = "0.0.0.0"\n')
     text = docker_files(settings)["docker-compose.yml"]
     (tmp_path / "docker-compose.yml").write_text(text)
-    env = {"PATH": "/usr/bin:/bin", "HUX_GRAFANA_ADMIN_PASSWORD": "x", "HUX_POSTGRES_PASSWORD": "y"}
+    env = {"PATH": "/usr/bin:/bin", "HUX_GRAFANA_ADMIN_PASSWORD": "x", "HUX_POSTGRES_PASSWORD": "y",
+           "HUX_GRAFANA_DB_PASSWORD": "z"}
     for name in ("smtp_password", "slack_api_url", "webhook_url", "heartbeat_url"):
         (tmp_path / "docker" / "secrets").mkdir(parents=True, exist_ok=True)
         (tmp_path / "docker" / "secrets" / name).write_text("x")

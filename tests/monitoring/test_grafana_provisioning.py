@@ -24,7 +24,8 @@ def _check_schema(doc: dict) -> dict[str, dict]:
         for key in REQUIRED:
             assert source.get(key) not in (None, ""), f"{source.get('name')}: {key} missing"
         assert source["access"] == "proxy"
-        assert source["url"].startswith("http://")
+        # every HTTP datasource by URL; the bot database (docker path) by host:port, as Grafana's SQL sources want
+        assert source["url"].startswith("http://") or source["type"] == "grafana-postgresql-datasource"
     uids = [s["uid"] for s in sources]
     assert len(uids) == len(set(uids))
     assert sum(bool(s.get("isDefault")) for s in sources) == 1
@@ -68,7 +69,9 @@ def test_docker_datasources_use_the_compose_network(make_settings):
     by_type = _check_schema(yaml.safe_load(files["docker/grafana/provisioning/datasources/hux.yml"]))
     assert by_type["alertmanager"]["url"] == "http://alertmanager:9093"
     assert by_type["prometheus"]["url"] == "http://prometheus:9090"
-    assert not any("basicAuth" in s or "secureJsonData" in s for s in by_type.values())
+    assert not any("basicAuth" in s or "secureJsonData" in s for t, s in by_type.items() if t != "grafana-postgresql-datasource")
+    # the bot database's password is read from the environment when Grafana provisions it, never written here
+    assert by_type["grafana-postgresql-datasource"]["secureJsonData"] == {"password": "${HUX_GRAFANA_DB_PASSWORD}"}
     # the committed file is that render
     committed = yaml.safe_load((REPO / "docker/grafana/provisioning/datasources/hux.yml").read_text())
     assert committed == yaml.safe_load(files["docker/grafana/provisioning/datasources/hux.yml"])

@@ -44,7 +44,8 @@ def test_services_and_their_published_ports_come_from_the_committed_file() -> No
 def test_the_committed_compose_file_is_valid(tmp_path: Path) -> None:
     require_binary("docker-compose")
     secrets = {"HUX_GRAFANA_ADMIN_PASSWORD": tmp_path / "grafana_password",
-               "HUX_POSTGRES_PASSWORD": tmp_path / "postgres_password"}
+               "HUX_POSTGRES_PASSWORD": tmp_path / "postgres_password",
+               "HUX_GRAFANA_DB_PASSWORD": tmp_path / "grafana_db_password"}
     env = docker.compose_environment(tmp_path, secrets, environ=stack_env(tmp_path))
     for variable, path in secrets.items():
         assert env[variable] == path.read_text().strip() and len(env[variable]) >= 24

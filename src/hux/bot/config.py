@@ -19,6 +19,11 @@ from hux import paths
 from hux.bot.telegram_chats import ChatSpecError, parse_chats
 from hux.config import ConfigError, env_name, load_raw, read_secret, single_line, validation_error
 
+#: The read-only PostgreSQL role Grafana's "latest calls" table reads with (docker path): SELECT on these
+#: tables only, never the inbox (chat texts). The docker tree's PostgreSQL init script creates it; the bot's
+#: migration 7 grants it (``hux.bot.store.grant_reader``).
+READER_ROLE = "hux_grafana"
+READER_TABLES = ("tokens", "decisions", "call_checks")
 _USERNAME_RE = re.compile(r"@[A-Za-z0-9_]{4,32}")
 
 

@@ -61,6 +61,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from hux import paths
+from hux.bot.config import READER_ROLE, READER_TABLES
 from hux.bot.messages import ChatMessage
 
 #: How a database that answers refuses a row's values (a constraint, a value the column cannot hold),
@@ -297,6 +298,20 @@ def _admin(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def grant_reader(conn: Connection) -> bool:
+    """On PostgreSQL, when ``READER_ROLE`` exists: SELECT on ``READER_TABLES`` for it. True when granted."""
+    if conn.dialect.name != "postgresql":
+        return False
+    if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
+        return False
+    conn.execute(text(f"GRANT SELECT ON {', '.join(READER_TABLES)} TO {READER_ROLE}"))
+    return True
+
+
+def _reader_grants(conn: Connection) -> None:
+    grant_reader(conn)
+
+
 #: Append only. A migration runs in its own transaction with its version row.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "inbox, tokens, mentions, decisions, alerts", _initial_schema),
@@ -305,6 +320,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "call_checks: alerted tokens re-checked at +1h/+6h/+24h; time indexes for retention", _call_checks),
     Migration(5, "several instances: inbox claims, instances, leases, source offsets, token gate, API budgets", _cluster),
     Migration(6, "mutes and bot_settings: what admins set from Telegram (/mute, /threshold)", _admin),
+    Migration(7, "PostgreSQL: SELECT on tokens, decisions, call_checks for Grafana's read-only role, if it exists",
+              _reader_grants),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from hux.bot.config import READER_ROLE
 from hux.monitoring.prometheus_config import DOCKER_PORTS, DOCKER_TARGETS_DIR, RESEND_DELAY_FLAG
 from hux.monitoring.settings import Settings
 
@@ -37,7 +38,24 @@ ALERTMANAGER_SECRETS = {
     "hux_webhook_url": "webhook_url",
     "hux_heartbeat_url": "heartbeat_url",
 }
-REQUIRED_ENV = ("HUX_GRAFANA_ADMIN_PASSWORD", "HUX_POSTGRES_PASSWORD")
+REQUIRED_ENV = ("HUX_GRAFANA_ADMIN_PASSWORD", "HUX_POSTGRES_PASSWORD", "HUX_GRAFANA_DB_PASSWORD")
+#: PostgreSQL runs this once, on an empty data volume: Grafana's read-only role (hux.bot.store.READER_ROLE).
+READER_INIT_SCRIPT = "docker/postgres/initdb/10-grafana-reader.sh"
+
+
+def reader_init_script() -> str:
+    """Creates the read-only role Grafana logs in with; the bot's migration grants it SELECT on its three tables."""
+    return f"""#!/bin/sh
+# Rendered by `hux render`. Run by the postgres image on an empty data volume only: the role Grafana's
+# "Bot database" datasource logs in with. It can read tokens, decisions and call_checks (the bot grants that
+# when it migrates) and nothing else: no chat texts. On an existing volume, run these lines by hand.
+set -eu
+psql -v ON_ERROR_STOP=1 -v pw="$HUX_GRAFANA_DB_PASSWORD" -v db="$POSTGRES_DB" -U "$POSTGRES_USER" -d "$POSTGRES_DB" <<'SQL'
+CREATE ROLE {READER_ROLE} LOGIN PASSWORD :'pw';
+GRANT CONNECT ON DATABASE :"db" TO {READER_ROLE};
+GRANT USAGE ON SCHEMA public TO {READER_ROLE};
+SQL
+"""
 #: every service's memory limit (compose ``mem_limit``): a runaway container is killed and restarted
 #: rather than starving the host, and ContainerMemoryNearLimit (working set / limit) has a limit to measure
 MEMORY_LIMITS = {"prometheus": "2g", "alertmanager": "256m", "grafana": "512m", "node-exporter": "128m",
@@ -120,6 +138,7 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
                 "GF_AUTH_ANONYMOUS_ENABLED": "false",
                 "GF_ANALYTICS_REPORTING_ENABLED": "false",
                 "GF_PATHS_PROVISIONING": "/etc/grafana/provisioning",
+                "HUX_GRAFANA_DB_PASSWORD": _required("HUX_GRAFANA_DB_PASSWORD"),  # the bot database's read-only role
             },
             "volumes": [
                 "./docker/grafana/provisioning:/etc/grafana/provisioning:ro",
@@ -164,8 +183,9 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
                 "POSTGRES_USER": "hux",
                 "POSTGRES_DB": "hux",
                 "POSTGRES_PASSWORD": _required("HUX_POSTGRES_PASSWORD"),
+                "HUX_GRAFANA_DB_PASSWORD": _required("HUX_GRAFANA_DB_PASSWORD"),
             },
-            "volumes": ["postgres_data:/var/lib/postgresql/data"],
+            "volumes": ["postgres_data:/var/lib/postgresql/data", "./docker/postgres/initdb:/docker-entrypoint-initdb.d:ro"],
             "healthcheck": {"test": ["CMD", "pg_isready", "-U", "hux", "-d", "hux"], "interval": "10s",
                             "timeout": "5s", "retries": 5},
             "restart": "unless-stopped",

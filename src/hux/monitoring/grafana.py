@@ -4,17 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from hux.bot.config import READER_ROLE
 from hux.monitoring.settings import Settings
 
 DASHBOARD_FOLDER = "Mr Hux Alpha Bot"
+#: The docker path's bot database (PostgreSQL) as a Grafana datasource: Token Monitoring's "latest calls" table.
+BOT_DB_DATASOURCE_UID = "hux-bot-db"
+BOT_DB_DATASOURCE_TYPE = "grafana-postgresql-datasource"
+BOT_DB_PASSWORD_ENV = "HUX_GRAFANA_DB_PASSWORD"
+
+
+def bot_database_datasource(host: str, database: str) -> dict[str, Any]:
+    """Grafana's read-only view of the bot database: the ``READER_ROLE`` (SELECT on tokens, decisions and
+    call checks only), its password from the environment at provisioning time, never in the file."""
+    return {
+        "name": "Bot database",
+        "uid": BOT_DB_DATASOURCE_UID,
+        "type": BOT_DB_DATASOURCE_TYPE,
+        "access": "proxy",
+        "url": host,
+        "user": READER_ROLE,
+        "isDefault": False,
+        "editable": False,
+        "jsonData": {"database": database, "sslmode": "disable", "postgresVersion": 1600, "maxOpenConns": 2,
+                     "timescaledb": False},
+        "secureJsonData": {"password": "${" + BOT_DB_PASSWORD_ENV + "}"},
+    }
+
+
 #: the HA topology's default datasource (VictoriaMetrics speaks the Prometheus query API)
 VICTORIA_METRICS_NAME = "VictoriaMetrics"
 
 
 def datasource_provisioning(settings: Settings, prometheus_url: str, alertmanager_url: str, *,
                             victoria_metrics_url: str | None = None,
-                            replica_urls: dict[str, str] | None = None) -> dict[str, Any]:
-    """Grafana's datasources: Prometheus (the default, every panel's queries) and Alertmanager.
+                            replica_urls: dict[str, str] | None = None,
+                            bot_database: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Grafana's datasources: Prometheus (the default, every panel's queries) and Alertmanager; on the docker
+    path also ``bot_database`` (``bot_database_datasource``).
 
     The Alertmanager datasource (``implementation: prometheus``: the Prometheus project's Alertmanager,
     not Grafana's own) gives Grafana's Alerting pages this stack's alerts and silences; the Prometheus
@@ -63,7 +90,7 @@ def datasource_provisioning(settings: Settings, prometheus_url: str, alertmanage
                 # the alerts come from Prometheus's rules; Grafana sends none of its own here
                 "handleGrafanaManagedAlerts": False,
             },
-        }],
+        }] + ([bot_database] if bot_database else []),
     }
 
 

@@ -41,7 +41,7 @@ VM_RELABEL_FILE = "victoria-metrics-relabel.yml"
 SECRET_SMTP_PASSWORD = "smtp_auth_password"
 SECRET_SLACK_API_URL = "slack_api_url"
 #: top-level paths of the docker tree that rendering owns (relative to the repository root)
-DOCKER_MANAGED_DIRS = ("docker/prometheus", "docker/alertmanager", "docker/grafana")
+DOCKER_MANAGED_DIRS = ("docker/prometheus", "docker/alertmanager", "docker/grafana", "docker/postgres")
 DOCKER_SECRETS_README = """# Alertmanager secrets for the docker path
 
 One file per secret, never committed (this directory ignores everything but
@@ -254,8 +254,10 @@ def docker_files(settings: Settings) -> dict[str, str]:
     prometheus_url = f"http://{prometheus_config.DOCKER_SERVICES['prometheus']}:{prometheus_config.DOCKER_PORTS['prometheus']}"
     alertmanager_url = (f"http://{prometheus_config.DOCKER_SERVICES['alertmanager']}:"
                         f"{prometheus_config.DOCKER_PORTS['alertmanager']}")
-    files["docker/grafana/provisioning/datasources/hux.yml"] = dump(
-        grafana.datasource_provisioning(settings, prometheus_url, alertmanager_url), GENERATED)
+    files["docker/grafana/provisioning/datasources/hux.yml"] = dump(grafana.datasource_provisioning(
+        settings, prometheus_url, alertmanager_url, bot_database=grafana.bot_database_datasource("postgres:5432", "hux")),
+        GENERATED)
+    files[compose.READER_INIT_SCRIPT] = compose.reader_init_script()
     files["docker/grafana/provisioning/dashboards/hux.yml"] = dump(
         grafana.dashboard_provisioning("/var/lib/grafana/dashboards"), GENERATED)
     # the docker tree's dashboards read cAdvisor whatever mode these settings run in

@@ -430,11 +430,12 @@ def _docker_urls(settings: Settings, project: docker.ComposeProject) -> dict[str
 
 
 def docker_environment(settings: Settings, project: docker.ComposeProject) -> dict[str, str]:
-    """Compose's environment with the generated Grafana and PostgreSQL passwords (unless .env sets them)."""
+    """Compose's environment with the generated Grafana, PostgreSQL and Grafana-reader passwords (unless .env sets them)."""
     paths = StackPaths.current()
     secrets = {
         "HUX_GRAFANA_ADMIN_PASSWORD": grafana_password_file(settings, paths),
         "HUX_POSTGRES_PASSWORD": paths.data / "docker" / "postgres_password",
+        "HUX_GRAFANA_DB_PASSWORD": paths.data / "docker" / "grafana_db_password",
     }
     try:
         return docker.compose_environment(project.file.parent, secrets)

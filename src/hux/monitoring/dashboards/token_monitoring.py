@@ -15,6 +15,7 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import prometheus as prom_models
 from grafana_foundation_sdk.models.dashboard import Panel
 
+from hux.monitoring import grafana
 from hux.monitoring.dashboards.common import BLUE, GREEN, RED, YELLOW, Context, to_json
 
 UID = "hux-token-monitoring"
@@ -188,4 +189,40 @@ def build(ctx: Context) -> dict[str, Any]:
             "{{reason}}")], unit="suffix: msg/s", minimum=0, width=6),
     ):
         board = board.with_panel(panel)
-    return to_json(board)
+    built = to_json(board)
+    if ctx.settings.stack.mode == "docker":
+        _insert_before_row(built, "Group activity", _latest_calls(ctx.next_id()))
+    return built
+
+
+#: Token Monitoring's "latest calls" table (docker path: the bot database is PostgreSQL, read as Grafana's
+#: read-only role): each alerted token's re-checks, newest call first.
+LATEST_CALLS_SQL = (
+    "SELECT to_timestamp(alerted_at) AS \"alerted\", symbol, chain, '+' || horizon AS \"re-check\", status, "
+    "round(multiple::numeric, 2) AS \"multiple\", "
+    "CASE rugged WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END AS \"rugged\", address "
+    "FROM call_checks ORDER BY alerted_at DESC, due_at LIMIT 60"
+)
+
+
+def _latest_calls(panel_id: int) -> dict[str, Any]:
+    datasource = {"type": grafana.BOT_DB_DATASOURCE_TYPE, "uid": grafana.BOT_DB_DATASOURCE_UID}
+    return {
+        "id": panel_id, "type": "table", "title": "Latest calls", "datasource": datasource,
+        "description": "The newest alerts' re-checks at +1h, +6h and +24h, from the bot database (docker path): "
+                       "multiple = price then / price at the alert; rugged = liquidity down 80 % or more.",
+        "gridPos": {"h": 9, "w": 24, "x": 0, "y": 0},
+        "targets": [{"refId": "A", "datasource": datasource, "format": "table", "rawQuery": True,
+                     "editorMode": "code", "rawSql": LATEST_CALLS_SQL}],
+    }
+
+
+def _insert_before_row(board: dict[str, Any], row_title: str, panel: dict[str, Any]) -> None:
+    """Put ``panel`` (full width) just above the row titled ``row_title``, moving what follows down."""
+    panels = board["panels"]
+    at = next(i for i, p in enumerate(panels) if p.get("type") == "row" and p.get("title") == row_title)
+    y = panels[at]["gridPos"]["y"]
+    for later in panels[at:]:
+        later["gridPos"]["y"] += panel["gridPos"]["h"]
+    panel["gridPos"]["y"] = y
+    panels.insert(at, panel)
