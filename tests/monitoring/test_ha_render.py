@@ -77,11 +77,15 @@ def test_the_cluster_gossips_on_loopback_only(make_settings, tmp_path):
             sorted(f"--cluster.peer=127.0.0.1:{p}" for p in peers)
         assert not any("0.0.0.0" in a for a in args if a.startswith("--cluster"))
         assert f"--storage.path={tmp_path / member}" in args
+        assert "--cluster.peer-timeout=15s" in args
     vm = rendered.ha_args["victoria_metrics"]
     assert "-dedup.minScrapeInterval=5s" in vm      # the shortest scrape interval: the bot's
     assert "-retentionPeriod=90d" in vm
     assert f"-relabelConfig={rendered.run_dir / 'victoria-metrics-relabel.yml'}" in vm
     assert f"--config.file={rendered.run_dir / 'prometheus_b.yml'}" in rendered.ha_args["prometheus_b"]
+    # a bounded remote-write flush on the way down (VictoriaMetrics may stop at the same time)
+    assert "--storage.remote.flush-deadline=10s" in rendered.ha_args["prometheus_b"]
+    assert "--storage.remote.flush-deadline=10s" in rendered.prometheus_args
 
 
 def test_grafana_reads_victoria_metrics_by_default_and_each_replica_too(make_settings, tmp_path):
@@ -104,5 +108,9 @@ def test_ha_ports_must_differ(make_settings):
         make_settings(HA + "[stack.ports]\nprometheus = 19090\nprometheus_b = 19090\n")
     with pytest.raises(ConfigError, match="retention"):
         make_settings(HA + '[victoria_metrics]\nretention_period = "forever"\n')
+    # the last member's wait (2 x peer_timeout) ends within a group interval: no stale firing after a resolved
+    with pytest.raises(ConfigError, match="peer_timeout"):
+        make_settings(HA + '[alertmanager]\npeer_timeout = "15s"\ngroup_interval = "30s"\n')
+    make_settings(HA + '[alertmanager]\npeer_timeout = "500ms"\ngroup_interval = "2s300ms"\n')
     # the single topology leaves the HA ports alone
     make_settings("[stack.ports]\nprometheus = 19090\nprometheus_b = 19090\n")

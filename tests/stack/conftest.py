@@ -152,14 +152,16 @@ def kill_until_named(stack: StackUnderTest, name: str, check: str, attempts: int
 
 
 def start_stack(home: Path, *, config_extra: str = "", env_extra: dict[str, str] | None = None,
-                ports: dict[str, int] | None = None) -> StackUnderTest:
-    """``ports``: fixed choices for some components (the others get free ports)."""
+                ports: dict[str, int] | None = None, port_names: tuple[str, ...] = PORT_NAMES,
+                prometheus: str = "") -> StackUnderTest:
+    """``ports``: fixed choices for some components (the others get free ports); ``port_names``: the
+    ``stack.ports`` keys given free ports; ``prometheus``: keys of its [prometheus] table."""
     for binary in BINARIES:
         require_binary(binary)
     home.mkdir(parents=True, exist_ok=True)
-    stack = StackUnderTest(home=home, ports={name: free_port() for name in PORT_NAMES} | (ports or {}),
+    stack = StackUnderTest(home=home, ports={name: free_port() for name in port_names} | (ports or {}),
                            env=stack_env(home, env_extra), config_extra=config_extra)
-    stack.write_config(config_extra)
+    stack.write_config(config_extra, prometheus)
     stack.env["HUX_CONFIG"] = str(stack.config)
     # README command one. Run with the project's virtualenv it skips the bootstrap (packages, venv)
     # and goes straight to `hux up`; HUX_HOME and HUX_CONFIG keep it off the checkout and the fixed ports.

@@ -359,4 +359,5 @@ def alertmanager_flags(settings: Settings, config_file: str, storage_dir: str, *
         return f"127.0.0.1:{getattr(stack.ports, name + '_cluster')}"
 
     return [*flags, f"--cluster.listen-address={gossip(member)}", f"--cluster.advertise-address={gossip(member)}",
+            f"--cluster.peer-timeout={settings.alertmanager.peer_timeout}",
             *(f"--cluster.peer={gossip(peer)}" for peer in stack.alertmanager_members() if peer != member)]

@@ -192,6 +192,8 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
 #: start. 30s brings it within about 45 s; an alert's end time (4 x the delay) stays 2 minutes, so a silent
 #: Prometheus does not make Alertmanager resolve what is firing within one missed send.
 RESEND_DELAY_FLAG = "--rules.alert.resend-delay=30s"
+#: topology "ha": --storage.remote.flush-deadline (see prometheus_flags)
+REMOTE_FLUSH_DEADLINE = "10s"
 
 
 def prometheus_flags(settings: Settings, config_file: Path | str, storage_dir: Path | str, *,
@@ -210,6 +212,10 @@ def prometheus_flags(settings: Settings, config_file: Path | str, storage_dir: P
     ]
     if p.retention_size:
         flags.append(f"--storage.tsdb.retention.size={p.retention_size}")
+    if settings.stack.ha:
+        # On the way down Prometheus flushes its remote-write queue for at most this long (1m by default,
+        # longer than the supervisor's stop timeout when VictoriaMetrics stops at the same time)
+        flags.append(f"--storage.remote.flush-deadline={REMOTE_FLUSH_DEADLINE}")
     return flags
 
 

@@ -354,9 +354,12 @@ class AlertmanagerSettings(_Section):
     warning_receivers: list[ReceiverName] = Field(default_factory=_receivers("slack"))
     #: how often the always-firing Watchdog is re-sent to the heartbeat receiver
     heartbeat_interval: Duration = "1m"
+    #: topology "ha": --cluster.peer-timeout, how long each member waits per position in the cluster before it
+    #: notifies what the members before it have not (Alertmanager's default)
+    peer_timeout: Duration = "15s"
 
     @field_validator("group_wait", "critical_group_wait", "group_interval", "repeat_interval", "resolve_timeout",
-                     "heartbeat_interval")
+                     "heartbeat_interval", "peer_timeout")
     @classmethod
     def _durations(cls, value: str) -> str:
         return _check_duration(value)
@@ -923,6 +926,22 @@ class Settings(_Section):
                     f"bot.instances = {self.bot_instances} runs bots on ports {ports.bot}-{ports.bot + self.bot_instances - 1}, "
                     f"which takes stack.ports.{others[ports.bot + index]} ({ports.bot + index}): move stack.ports.bot "
                     "or that port")
+        return self
+
+    @model_validator(mode="after")
+    def _members_notify_within_a_group_interval(self) -> "Settings":
+        # The last member waits (members - 1) x peer_timeout before it checks what the others sent; a group that
+        # resolves meanwhile makes it send the firing state it saw before (a stale notification after the
+        # resolved one), so every member's wait must end within one group interval.
+        am = self.alertmanager
+        wait = duration_seconds(am.peer_timeout) * (len(self.stack.alertmanager_members()) - 1)
+        if self.stack.ha and wait >= duration_seconds(am.group_interval):
+            raise ValueError(
+                f"alertmanager.peer_timeout ({am.peer_timeout}) x {len(self.stack.alertmanager_members()) - 1} is "
+                f"not shorter than alertmanager.group_interval ({am.group_interval}): the last cluster member "
+                "would notify a firing group after it resolved; shorten alertmanager.peer_timeout or lengthen "
+                "alertmanager.group_interval"
+            )
         return self
 
     @model_validator(mode="after")
