@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from hux.bot import samplefeed
@@ -78,6 +79,9 @@ cache_ttl_seconds = 0.0
 batch_size = 1
 [bot.rugcheck]
 base_url = "{doubles.url('rugcheck')}"
+rate_limit_per_minute = {rug_per_minute}
+[bot.goplus]
+base_url = "{doubles.url('goplus')}"
 rate_limit_per_minute = {rug_per_minute}
 """, encoding="utf-8")
     return path
@@ -138,9 +142,12 @@ class Fleet:
 async def until(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
+        try:
+            value = predicate()
+            if asyncio.iscoroutine(value):
+                value = await value
+        except OperationalError:  # the database restarting under the poll: ask again
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

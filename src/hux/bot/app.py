@@ -115,7 +115,9 @@ class BotApp:
         store = Store(url, call_horizons=horizons)
         self.persistence = Persistence(
             store, m,
-            spool_path=cfg.state_dir() / "spool" / "intake.jsonl",
+            # Instances that share a home (`hux up` with bot.instances > 1) each keep a spool of their own: one
+            # draining another's file while it appends could lose the append.
+            spool_path=cfg.state_dir() / "spool" / (f"intake-{cfg.port}.jsonl" if cfg.instances > 1 else "intake.jsonl"),
             probe_interval=cfg.db_probe_interval_seconds,
             retry_max=cfg.db_retry_max_seconds,
             max_pending=cfg.max_pending_writes,
