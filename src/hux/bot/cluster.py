@@ -48,11 +48,22 @@ from pathlib import Path
 from typing import IO, Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
 
 from sqlalchemy import Engine, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
-from hux.bot.store import OUTAGE, classify, create_db_engine, describe_refusal
+from hux.bot.store import (
+    OUTAGE,
+    TokenResult,
+    alerts,
+    classify,
+    create_db_engine,
+    decision_row,
+    decisions,
+    delivery_rows,
+    describe_refusal,
+)
 
 log = logging.getLogger("hux.bot.cluster")
 T = TypeVar("T")
@@ -191,11 +202,20 @@ class Coordinator:
     def gate_sending(self, key: str) -> None:
         self._run(f"UPDATE token_gate SET sending_at = {_NOW} WHERE token_key = :key AND holder = :me", key=key)
 
-    def gate_end(self, key: str, decided: bool) -> None:
-        self._run(
-            "UPDATE token_gate SET holder = NULL, lease_until = NULL, sending_at = NULL, "
-            f"decided_at = CASE WHEN :decided THEN {_NOW} ELSE decided_at END WHERE token_key = :key AND holder = :me",
-            key=key, decided=decided)
+    def gate_end(self, key: str, decided: bool, record: tuple[str, TokenResult] | None = None) -> None:
+        """Release the token; ``decided`` starts its cooldown, and its decision and deliveries (``record``) are
+        stored in the same transaction, so a crash before the batched write leaves no cooldown without them."""
+        with self.engine.begin() as conn:
+            if decided and record is not None:
+                message_key, result = record
+                conn.execute(postgresql.insert(decisions).on_conflict_do_nothing(), [decision_row(result, message_key)])
+                rows = delivery_rows(result, message_key)
+                if rows:
+                    conn.execute(postgresql.insert(alerts).on_conflict_do_nothing(), rows)
+            conn.execute(text(
+                "UPDATE token_gate SET holder = NULL, lease_until = NULL, sending_at = NULL, "
+                f"decided_at = CASE WHEN :decided THEN {_NOW} ELSE decided_at END WHERE token_key = :key AND holder = :me"),
+                {"me": self.me, "key": key, "decided": decided})
 
     # -- offsets, budgets --------------------------------------------------------------------
     def load_offset(self, source: str) -> int | None:
@@ -440,8 +460,10 @@ class SharedGate:
     async def sending(self, key: str) -> None:
         await self._retry("token gate", self.cluster.coord.gate_sending, key)
 
-    async def end(self, key: str, *, decided: bool) -> None:
-        await self._retry("token gate", self.cluster.coord.gate_end, key, decided)
+    async def end(self, key: str, *, decided: bool, record: tuple[str, TokenResult] | None = None) -> None:
+        if record is not None and record[1].outcome == "cooldown":
+            record = None  # nothing was decided: the gate was not taken
+        await self._retry("token gate", self.cluster.coord.gate_end, key, decided, record)
 
 
 class SharedBudget:

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    from hux.bot.store import TokenResult
 
 Clock = Callable[[], float]
 
@@ -32,8 +35,12 @@ class Gate(Protocol):
     async def sending(self, key: str) -> None:
         """An alert for ``key`` is about to go out (a crash before ``end`` is then visible)."""
 
-    async def end(self, key: str, *, decided: bool) -> None:
-        """``decided``: the cooldown starts now; False (a failed lookup): the next mention retries."""
+    async def end(self, key: str, *, decided: bool, record: tuple[str, TokenResult] | None = None) -> None:
+        """``decided``: the cooldown starts now; False (a failed lookup): the next mention retries.
+
+        ``record``: (message key, result) of the decision, kept with the cooldown where the gate can (the
+        database): an instance that dies before its batched write must not leave a cooldown without its decision.
+        """
 
 
 class TokenGate:
@@ -70,7 +77,7 @@ class TokenGate:
     async def sending(self, key: str) -> None:
         return None  # one process: a crash loses the in-flight alert's record with everything else
 
-    async def end(self, key: str, *, decided: bool) -> None:
+    async def end(self, key: str, *, decided: bool, record: tuple[str, TokenResult] | None = None) -> None:
         if decided:
             self.decided(key)
         else:

@@ -208,7 +208,7 @@ class Pipeline:
             await asyncio.shield(self.gate.end(candidate.key, decided=False))
             raise
         # "failed": no cooldown, the next mention tries again
-        await self.gate.end(candidate.key, decided=result.outcome != "failed")
+        await self.gate.end(candidate.key, decided=result.outcome != "failed", record=(message.key, result))
         m.token_processing_seconds.observe(time.perf_counter() - started)
         return result
 

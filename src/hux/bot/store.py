@@ -355,6 +355,21 @@ class MessageResult:
     processed_at: float
 
 
+def decision_row(t: TokenResult, message_key: str) -> dict[str, Any]:
+    """The ``decisions`` row of a token decided for a message (the writer's, and the token gate's at once)."""
+    return {"token_key": t.key, "message_key": message_key, "outcome": t.outcome, "score": t.score,
+            "chain": t.chain, "symbol": t.symbol, "price_usd": t.price_usd, "liquidity_usd": t.liquidity_usd,
+            "volume_h24": t.volume_h24, "price_change_h1": t.price_change_h1, "risk_level": t.risk_level,
+            "reasons": json.dumps(list(t.reasons)), "decided_at": t.decided_at}
+
+
+def delivery_rows(t: TokenResult, message_key: str) -> list[dict[str, Any]]:
+    """The ``alerts`` rows of a token's deliveries, one per channel."""
+    return [{"token_key": t.key, "message_key": message_key, "channel": channel,
+             "outcome": "success" if ok else "failure", "score": t.score or 0.0, "sent_at": t.decided_at}
+            for channel, ok in t.deliveries.items()]
+
+
 # --- the store ---------------------------------------------------------------------------
 
 
@@ -671,18 +686,12 @@ class Store:
                 if t.chain not in ("evm", "solana") or row["chain"] == "evm":
                     row["chain"] = t.chain
                 if t.outcome != "cooldown":
-                    decision_rows.append({"token_key": t.key, "message_key": m.key, "outcome": t.outcome, "score": t.score,
-                                          "chain": t.chain, "symbol": t.symbol, "price_usd": t.price_usd,
-                                          "liquidity_usd": t.liquidity_usd, "volume_h24": t.volume_h24,
-                                          "price_change_h1": t.price_change_h1, "risk_level": t.risk_level,
-                                          "reasons": json.dumps(list(t.reasons)), "decided_at": t.decided_at})
+                    decision_rows.append(decision_row(t, m.key))
                     if t.score is not None:
                         row["last_score"] = t.score
                     row["last_outcome"] = t.outcome
                     row["last_decided_at"] = t.decided_at
-                for channel, ok in t.deliveries.items():
-                    alert_rows.append({"token_key": t.key, "message_key": m.key, "channel": channel,
-                                       "outcome": "success" if ok else "failure", "score": t.score or 0.0, "sent_at": t.decided_at})
+                alert_rows += delivery_rows(t, m.key)
                 reached = ",".join(sorted(channel for channel, ok in t.deliveries.items() if ok))
                 if t.outcome == "alerted" and t.liquidity_usd is not None:
                     check_rows += [{"token_key": t.key, "message_key": m.key, "address": t.address, "chain": t.chain,
