@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from hux.monitoring.durations import duration_or, duration_seconds
 from hux.monitoring.settings import Settings
@@ -359,5 +359,10 @@ def alertmanager_flags(settings: Settings, config_file: str, storage_dir: str, *
         return f"127.0.0.1:{getattr(stack.ports, name + '_cluster')}"
 
     return [*flags, f"--cluster.listen-address={gossip(member)}", f"--cluster.advertise-address={gossip(member)}",
-            f"--cluster.peer-timeout={settings.alertmanager.peer_timeout}",
-            *(f"--cluster.peer={gossip(peer)}" for peer in stack.alertmanager_members() if peer != member)]
+            *cluster_peer_flags(settings, member, gossip)]
+
+
+def cluster_peer_flags(settings: Settings, member: str, gossip: Callable[[str], str]) -> list[str]:
+    """Topology "ha": the peer timeout and every other member's gossip address (``gossip(member name)``)."""
+    return [f"--cluster.peer-timeout={settings.alertmanager.peer_timeout}",
+            *(f"--cluster.peer={gossip(peer)}" for peer in settings.stack.alertmanager_members() if peer != member)]

@@ -4,7 +4,8 @@ Services: prometheus, alertmanager, grafana, node-exporter, cadvisor, the bot
 (built from the repository's Dockerfile) and PostgreSQL for the bot. Every
 service has a pinned image, a healthcheck and a restart policy; state lives
 in named volumes; host ports are published on ``stack.publish_address`` only
-(127.0.0.1 by default: this machine).
+(127.0.0.1 by default: this machine). Topology "ha" adds the second Prometheus replica, two more
+Alertmanagers gossiping over the compose network and VictoriaMetrics (``_add_ha_services``).
 
 Prometheus's admin API (TSDB snapshots for ``hux backup``) and lifecycle API
 (``POST /-/reload``) have no authentication. They are enabled only while the
@@ -24,11 +25,22 @@ Secrets never appear in the file:
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from typing import Any
 
 from hux.bot.config import READER_ROLE
-from hux.monitoring.prometheus_config import DOCKER_PORTS, DOCKER_TARGETS_DIR, RESEND_DELAY_FLAG
+from hux.monitoring import alertmanager as am
+from hux.monitoring.prometheus_config import (
+    DOCKER_CLUSTER_PORT,
+    DOCKER_PORTS,
+    DOCKER_SERVICES,
+    DOCKER_TARGETS_DIR,
+    REMOTE_FLUSH_DEADLINE,
+    RESEND_DELAY_FLAG,
+    VM_RELABEL_FILE,
+    victoria_metrics_flags,
+)
 from hux.monitoring.settings import Settings
 
 #: docker secret name -> file under docker/secrets/ (see .env.example)
@@ -60,6 +72,8 @@ SQL
 #: rather than starving the host, and ContainerMemoryNearLimit (working set / limit) has a limit to measure
 MEMORY_LIMITS = {"prometheus": "2g", "alertmanager": "256m", "grafana": "512m", "node-exporter": "128m",
                  "cadvisor": "512m", "postgres": "1g", "bot": "512m"}
+#: topology "ha": VictoriaMetrics (the replicas and members take their first's limit)
+HA_MEMORY_LIMITS = {"victoriametrics": "1g"}
 
 
 def secret_path(name: str) -> str:
@@ -224,7 +238,51 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
         services["alertmanager"]["secrets"] = list(alertmanager_secrets)
         document["secrets"] = {name: {"file": f"./docker/secrets/{ALERTMANAGER_SECRETS[name]}"}
                                for name in alertmanager_secrets}
+    if settings.stack.ha:
+        _add_ha_services(settings, document)
     return document
+
+
+def _add_ha_services(settings: Settings, document: dict[str, Any]) -> None:
+    """Topology "ha" (README, "HA topology"): the second replica and the other two members are copies of the
+    first with their own config, data volume and host port; every member gossips with the others on the compose
+    network only; VictoriaMetrics takes both replicas' remote_write (the flags of the native run)."""
+    services, volumes = document["services"], document["volumes"]
+    flush = f"--storage.remote.flush-deadline={REMOTE_FLUSH_DEADLINE}"
+    prometheus, alertmanager = services["prometheus"], services["alertmanager"]   # the single topology's
+    for name in settings.stack.prometheus_replicas():
+        service = DOCKER_SERVICES[name]
+        services[service] = {**copy.deepcopy(prometheus), "ports": _publish(settings, name)}
+        command = services[service]["command"]
+        command[0] = f"--config.file=/etc/prometheus/{name}.yml"
+        command.insert(command.index(RESEND_DELAY_FLAG), flush)
+        services[service]["volumes"][-1] = f"{service.replace('-', '_')}_data:/prometheus"
+        volumes[f"{service.replace('-', '_')}_data"] = {}
+
+    def gossip(member: str) -> str:
+        return f"{DOCKER_SERVICES[member]}:{DOCKER_CLUSTER_PORT}"
+
+    for member in settings.stack.alertmanager_members():
+        service = DOCKER_SERVICES[member]
+        services[service] = {**copy.deepcopy(alertmanager), "ports": _publish(settings, member)}
+        command = services[service]["command"]
+        command[command.index("--cluster.listen-address=")] = f"--cluster.listen-address=0.0.0.0:{DOCKER_CLUSTER_PORT}"
+        command += am.cluster_peer_flags(settings, member, gossip)
+        services[service]["volumes"][-1] = f"{service.replace('-', '_')}_data:/alertmanager"
+        volumes[f"{service.replace('-', '_')}_data"] = {}
+    vm_port = DOCKER_PORTS["victoria_metrics"]
+    services[DOCKER_SERVICES["victoria_metrics"]] = {
+        "image": settings.stack.images.victoria_metrics,
+        "command": victoria_metrics_flags(settings, "/storage", f"/etc/victoria-metrics/{VM_RELABEL_FILE}",
+                                          listen=f":{vm_port}"),
+        "volumes": ["./docker/victoriametrics:/etc/victoria-metrics:ro", "victoriametrics_data:/storage"],
+        "ports": _publish(settings, "victoria_metrics"),
+        "healthcheck": _wget_health(f"http://localhost:{vm_port}/health"),
+        "restart": "unless-stopped",
+        "mem_limit": HA_MEMORY_LIMITS["victoriametrics"],
+    }
+    volumes["victoriametrics_data"] = {}
+    services["grafana"]["depends_on"]["victoriametrics"] = {"condition": "service_healthy"}
 
 
 #: the exporters' compose file for each additional host (``hux render`` writes it under docker/exporters/)

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hux.monitoring.durations import duration_seconds
-from hux.monitoring.settings import Settings
+from hux.monitoring.settings import Settings, StackSettings
 
-#: container-internal ports of the docker services (host ports come from stack.ports)
+#: container-internal ports of the docker services (host ports come from stack.ports); topology "ha": the
+#: second replica and the other members listen where the first does, each in its own container
 DOCKER_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node_exporter": 9100, "grafana": 3000,
-                "cadvisor": 8080, "bot": 8000}
-#: docker-compose service names
+                "cadvisor": 8080, "bot": 8000, "prometheus_b": 9090, "alertmanager_b": 9093, "alertmanager_c": 9093,
+                "victoria_metrics": 8428}
+#: docker-compose service names (the HA ones too: the first replica and member keep the single topology's
+#: names, as natively, so backups, reloads and `hux health` reach them as before)
 DOCKER_SERVICES = {"prometheus": "prometheus", "alertmanager": "alertmanager", "node_exporter": "node-exporter",
-                   "grafana": "grafana", "cadvisor": "cadvisor", "bot": "bot"}
+                   "grafana": "grafana", "cadvisor": "cadvisor", "bot": "bot", "prometheus_b": "prometheus-b",
+                   "alertmanager_b": "alertmanager-b", "alertmanager_c": "alertmanager-c",
+                   "victoria_metrics": "victoriametrics"}
+#: the gossip port of every Alertmanager container (Alertmanager's default; never published)
+DOCKER_CLUSTER_PORT = 9094
 
 #: where the docker Prometheus sees data/targets (mounted read-only by docker-compose.yml)
 DOCKER_TARGETS_DIR = "/etc/hux-targets"
@@ -68,13 +75,12 @@ class Targets:
             bot_static=settings.bot_targets(),
             inbox=at("inbox") if settings.inbox.enabled else None,
             file_sd_dir=str(file_sd_dir) if file_sd_dir else None,
-            prometheus_peers=tuple(at(name) for name in stack.prometheus_replicas() if name != "prometheus"),
-            alertmanager_peers=tuple(at(name) for name in stack.alertmanager_members()[1:]),
-            victoria_metrics=at("victoria_metrics") if stack.ha else None,
+            **_ha_targets(stack, at),
         )
 
     @classmethod
-    def docker(cls) -> "Targets":
+    def docker(cls, settings: Settings | None = None) -> "Targets":
+        """The compose services; with HA ``settings``, the other replica, the other members and VictoriaMetrics."""
         def at(name: str) -> str:
             return f"{DOCKER_SERVICES[name]}:{DOCKER_PORTS[name]}"
 
@@ -86,7 +92,17 @@ class Targets:
             cadvisor=at("cadvisor"),
             bot_dns=(DOCKER_SERVICES["bot"], DOCKER_PORTS["bot"]),
             file_sd_dir=DOCKER_TARGETS_DIR,
+            **(_ha_targets(settings.stack, at) if settings else {}),
         )
+
+
+def _ha_targets(stack: StackSettings, at: Callable[[str], str]) -> dict[str, Any]:
+    """Topology "ha": the other replica, the other members and VictoriaMetrics, each where ``at`` puts it."""
+    return {
+        "prometheus_peers": tuple(at(name) for name in stack.prometheus_replicas() if name != "prometheus"),
+        "alertmanager_peers": tuple(at(name) for name in stack.alertmanager_members()[1:]),
+        "victoria_metrics": at("victoria_metrics") if stack.ha else None,
+    }
 
 
 def _static_job(name: str, targets: list[str], basic_auth: dict[str, str] | None = None) -> dict[str, Any]:
@@ -192,6 +208,8 @@ def prometheus_config(settings: Settings, targets: Targets, *, auth: dict[str, s
 #: start. 30s brings it within about 45 s; an alert's end time (4 x the delay) stays 2 minutes, so a silent
 #: Prometheus does not make Alertmanager resolve what is firing within one missed send.
 RESEND_DELAY_FLAG = "--rules.alert.resend-delay=30s"
+#: topology "ha": VictoriaMetrics' -relabelConfig (drops the replica label at ingestion)
+VM_RELABEL_FILE = "victoria-metrics-relabel.yml"
 #: topology "ha": --storage.remote.flush-deadline (see prometheus_flags)
 REMOTE_FLUSH_DEADLINE = "10s"
 

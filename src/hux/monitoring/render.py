@@ -35,13 +35,13 @@ from hux.paths import RUN_GRAFANA_DASHBOARDS, RUN_GRAFANA_PROVISIONING
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 CHECK_TIMEOUT = 60
 
-#: topology "ha": VictoriaMetrics' -relabelConfig (drops the replica label at ingestion)
-VM_RELABEL_FILE = "victoria-metrics-relabel.yml"
+VM_RELABEL_FILE = prometheus_config.VM_RELABEL_FILE
 #: native secret files (run_dir/secrets/<name>), each 0600
 SECRET_SMTP_PASSWORD = "smtp_auth_password"
 SECRET_SLACK_API_URL = "slack_api_url"
 #: top-level paths of the docker tree that rendering owns (relative to the repository root)
-DOCKER_MANAGED_DIRS = ("docker/prometheus", "docker/alertmanager", "docker/grafana", "docker/postgres")
+DOCKER_MANAGED_DIRS = ("docker/prometheus", "docker/alertmanager", "docker/grafana", "docker/postgres",
+                       "docker/victoriametrics")
 DOCKER_SECRETS_README = """# Alertmanager secrets for the docker path
 
 One file per secret, never committed (this directory ignores everything but
@@ -244,19 +244,26 @@ def docker_files(settings: Settings) -> dict[str, str]:
     there); only native mode puts Prometheus, Alertmanager and node_exporter behind it.
     """
     refs, needed = docker_secret_refs(settings)
-    common = _common_files(settings.with_topology("single"), prometheus_config.Targets.docker(), refs)
+    common = _common_files(settings, prometheus_config.Targets.docker(settings), refs)
     files: dict[str, str] = {}
+    replica_files = {f"{name}.yml" for name in settings.stack.prometheus_replicas()}
     for rel, text in common.items():
-        if rel == "prometheus.yml" or rel.startswith("rules/"):
+        if rel in replica_files or rel.startswith("rules/"):
             files[f"docker/prometheus/{rel}"] = text
+        elif rel == VM_RELABEL_FILE:
+            files[f"docker/victoriametrics/{rel}"] = text
         else:
             files[f"docker/alertmanager/{rel}"] = text
-    prometheus_url = f"http://{prometheus_config.DOCKER_SERVICES['prometheus']}:{prometheus_config.DOCKER_PORTS['prometheus']}"
-    alertmanager_url = (f"http://{prometheus_config.DOCKER_SERVICES['alertmanager']}:"
-                        f"{prometheus_config.DOCKER_PORTS['alertmanager']}")
+
+    def url(component: str) -> str:
+        return f"http://{prometheus_config.DOCKER_SERVICES[component]}:{prometheus_config.DOCKER_PORTS[component]}"
+
+    stack = settings.stack
     files["docker/grafana/provisioning/datasources/hux.yml"] = dump(grafana.datasource_provisioning(
-        settings, prometheus_url, alertmanager_url, bot_database=grafana.bot_database_datasource("postgres:5432", "hux")),
-        GENERATED)
+        settings, url("prometheus"), url("alertmanager"),
+        victoria_metrics_url=url("victoria_metrics") if stack.ha else None,
+        replica_urls={replica: url(name) for name, replica in stack.prometheus_replicas().items()},
+        bot_database=grafana.bot_database_datasource("postgres:5432", "hux")), GENERATED)
     files[compose.READER_INIT_SCRIPT] = compose.reader_init_script()
     files["docker/grafana/provisioning/dashboards/hux.yml"] = dump(
         grafana.dashboard_provisioning("/var/lib/grafana/dashboards"), GENERATED)
@@ -307,9 +314,8 @@ def validate_docker(stage: Path) -> list[str]:
     The docker Alertmanager is newer than the Debian amtool (0.25), which has no
     webhook ``url_file``; the check reads a copy with those lines swapped for a URL.
     """
-    problems = [p for p in (
-        _run_check(["promtool", "check", "config", str(stage / "docker/prometheus/prometheus.yml")]),
-    ) if p]
+    problems = [p for p in (_run_check(["promtool", "check", "config", str(config)])   # each replica's (HA: two)
+                            for config in sorted((stage / "docker/prometheus").glob("prometheus*.yml"))) if p]
     am_config = stage / "docker/alertmanager/alertmanager.yml"
     checked = am_config.with_name("alertmanager.amtool-0.25.yml")
     checked.write_text(re.sub(r"(?m)^(\s*-?\s*)url_file: .*$", r"\1url: http://127.0.0.1:9/placeholder",

@@ -122,6 +122,8 @@ class Images(_Section):
     cadvisor: str = "gcr.io/cadvisor/cadvisor:v0.49.1"
     postgres: str = "postgres:16.6-alpine"
     python: str = "python:3.11.11-slim-bookworm"
+    #: topology "ha" only (the official single-node image)
+    victoria_metrics: str = "victoriametrics/victoria-metrics:v1.108.1"
 
     @field_validator("*")
     @classmethod
