@@ -182,6 +182,12 @@ def _query(client: httpx.Client, expr: str) -> tuple[str | None, list[Any]]:
     return None, body["data"]["result"]
 
 
+def _has_value(result: list[Any]) -> bool:
+    """Whether an instant result holds a number a panel can draw (NaN, e.g. a ratio of two zeros, is none)."""
+    return any(str(value) != "NaN" for series in result
+               for _, value in ([series["value"]] if "value" in series else series.get("values", [])))
+
+
 def wait_for_panel_data(client: httpx.Client, queries: list[tuple[str, str, str]],
                         timeout: float = DATA_TIMEOUT) -> dict[tuple[str, str, str], str]:
     """Ask every (board, panel, expr) until each returns data (at most ``timeout`` s); what still fails, and why."""
@@ -194,7 +200,7 @@ def wait_for_panel_data(client: httpx.Client, queries: list[tuple[str, str, str]
             error, result = _query(client, item[2])
             if error:
                 problems[item] = error  # a query error will not heal by waiting
-            elif not result:
+            elif not _has_value(result):   # nothing, or only NaN (0/0 before the first event): a panel shows "No data"
                 still.append(item)
                 problems[item] = "no data"
             else:
