@@ -270,7 +270,8 @@ def test_hux_tokens_lists_decisions_and_shows_one_token_with_its_calls(store_url
     assert cli.main(["tokens", "--limit", "0"]) == 2
 
 
-def test_grafana_reads_the_latest_calls_as_a_read_only_role_on_the_docker_path(pg_database, tmp_path: Path) -> None:
+def test_grafana_reads_the_latest_calls_as_a_read_only_role_on_the_docker_path(pg_database, tmp_path: Path,
+                                                                              request: pytest.FixtureRequest) -> None:
     """The docker tree's init script makes the role, the bot's migration grants it its three tables, and the
     "Latest calls" panel's SQL runs as that role on a real PostgreSQL; the inbox (chat texts) stays closed."""
     import os
@@ -290,11 +291,30 @@ def test_grafana_reads_the_latest_calls_as_a_read_only_role_on_the_docker_path(p
 
     url = make_url(pg_database())
     files = docker_files(Settings())
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
-            conn.execute(text(f"DROP ROLE {READER_ROLE}"))  # left by an earlier run (its databases are gone)
-    admin.dispose()
+
+    def drop_reader() -> None:
+        """The role is cluster-wide: every database migrated while it existed holds grants to it, so revoke
+        them database by database (DROP OWNED) before dropping it; an earlier or concurrent run may have left it."""
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": READER_ROLE}).first():
+                    return
+                names = conn.execute(text("SELECT datname FROM pg_database WHERE datallowconn")).scalars().all()
+            for name in names:
+                each = create_engine(url.set(database=name), isolation_level="AUTOCOMMIT")
+                try:
+                    with each.connect() as conn:
+                        conn.execute(text(f"DROP OWNED BY {READER_ROLE}"))
+                finally:
+                    each.dispose()
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP ROLE IF EXISTS {READER_ROLE}"))
+        finally:
+            admin.dispose()
+
+    drop_reader()
+    request.addfinalizer(drop_reader)
     script = tmp_path / "init.sh"
     script.write_text(files[READER_INIT_SCRIPT])
     env = {**os.environ, "POSTGRES_USER": url.username or "root", "POSTGRES_DB": url.database or "",
