@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from hux.bot.clients.http import ApiClient, RequestContext
-from hux.bot.metrics import BotMetrics
+from hux.bot.clients.http import ProviderClient, RequestContext
 
 API = "dexscreener"
 DEFAULT_BASE_URL = "https://api.dexscreener.com"
@@ -159,28 +158,14 @@ def validate_address(address: str) -> str:
     return address
 
 
-class DexScreenerClient:
+class DexScreenerClient(ProviderClient):
     """Looks up token pairs in batches of up to 30 addresses per request."""
 
-    def __init__(self, http: ApiClient) -> None:
-        self.http = http
-
-    @classmethod
-    def create(
-        cls,
-        metrics: BotMetrics,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        rate_limit_per_minute: float = RATE_LIMIT_PER_MINUTE,
-        cache_ttl: float = DEFAULT_CACHE_TTL,
-        **http_options: Any,
-    ) -> "DexScreenerClient":
-        """A client with its own ``ApiClient`` at the documented rate (``http_options`` go to ApiClient)."""
-        return cls(ApiClient.for_provider(API, base_url, metrics, rate_limit_per_minute=rate_limit_per_minute,
-                                          cache_ttl=cache_ttl, endpoints=("tokens", "pairs"), **http_options))
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+    API = API
+    DEFAULT_BASE_URL = DEFAULT_BASE_URL
+    RATE_LIMIT_PER_MINUTE = RATE_LIMIT_PER_MINUTE
+    CACHE_TTL = DEFAULT_CACHE_TTL
+    ENDPOINTS = ("tokens", "pairs")
 
     async def token_pairs(
         self, addresses: Sequence[str], *, context: RequestContext | None = None

@@ -28,8 +28,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hux.bot.clients.http import ApiClient, ProviderSaid, RequestContext
-from hux.bot.metrics import BotMetrics
+from hux.bot.clients.http import ProviderClient, ProviderSaid, RequestContext
 
 API = "goplus"
 DEFAULT_BASE_URL = "https://api.gopluslabs.io"
@@ -191,26 +190,13 @@ def parse_token_security(address: str) -> Any:
     return parse
 
 
-class GoPlusClient:
-    def __init__(self, http: ApiClient) -> None:
-        self.http = http
-
-    @classmethod
-    def create(
-        cls,
-        metrics: BotMetrics,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        rate_limit_per_minute: float = RATE_LIMIT_PER_MINUTE,
-        cache_ttl: float = DEFAULT_CACHE_TTL,
-        **http_options: Any,
-    ) -> "GoPlusClient":
-        http_options.setdefault("burst", 3)
-        return cls(ApiClient.for_provider(API, base_url, metrics, rate_limit_per_minute=rate_limit_per_minute,
-                                          cache_ttl=cache_ttl, endpoints=("token_security",), **http_options))
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+class GoPlusClient(ProviderClient):
+    API = API
+    DEFAULT_BASE_URL = DEFAULT_BASE_URL
+    RATE_LIMIT_PER_MINUTE = RATE_LIMIT_PER_MINUTE
+    CACHE_TTL = DEFAULT_CACHE_TTL
+    ENDPOINTS = ("token_security",)
+    BURST = 3
 
     @staticmethod
     def covers(chain: str) -> bool:

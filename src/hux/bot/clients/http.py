@@ -43,6 +43,7 @@ log lines once logging is configured.
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 import random
@@ -50,7 +51,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 import httpx
 
@@ -572,3 +573,50 @@ class ApiClient:
         if 400 <= status < 500:
             return Outcome("client_error", status=status, detail=detail)
         return Outcome("invalid_response", status=status, detail=f"unexpected HTTP {status}")
+
+
+class _Documented(enum.Enum):
+    RATE = "the provider's documented rate"
+
+
+#: ``create``'s default: the provider's documented per-minute rate (``None`` or 0 means unlimited)
+DOCUMENTED_RATE = _Documented.RATE
+
+
+class ProviderClient:
+    """A market-data provider's client: one :class:`ApiClient` at the provider's documented rate and cache.
+
+    Subclasses name the provider (``API``, the ``api`` label), where it answers, its rate, cache and endpoints;
+    ``create`` builds the whole client stack from those, so every provider gets the same retries, breaker,
+    limiter and metrics."""
+
+    API: ClassVar[str]
+    DEFAULT_BASE_URL: ClassVar[str]
+    RATE_LIMIT_PER_MINUTE: ClassVar[float]
+    CACHE_TTL: ClassVar[float]
+    ENDPOINTS: ClassVar[tuple[str, ...]]
+    BURST: ClassVar[int | None] = None   # None: ApiClient's default burst
+
+    def __init__(self, http: ApiClient) -> None:
+        self.http = http
+
+    @classmethod
+    def create(
+        cls,
+        metrics: BotMetrics,
+        base_url: str | None = None,
+        *,
+        rate_limit_per_minute: float | None | _Documented = DOCUMENTED_RATE,
+        cache_ttl: float | None = None,
+        **http_options: Any,
+    ) -> Self:
+        """A client with its own ``ApiClient`` (``http_options`` go to ApiClient)."""
+        if cls.BURST is not None:
+            http_options.setdefault("burst", cls.BURST)
+        rate = cls.RATE_LIMIT_PER_MINUTE if isinstance(rate_limit_per_minute, _Documented) else rate_limit_per_minute
+        return cls(ApiClient.for_provider(
+            cls.API, base_url or cls.DEFAULT_BASE_URL, metrics, rate_limit_per_minute=rate,
+            cache_ttl=cls.CACHE_TTL if cache_ttl is None else cache_ttl, endpoints=cls.ENDPOINTS, **http_options))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

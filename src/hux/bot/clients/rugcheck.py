@@ -17,8 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hux.bot.clients.http import ApiClient, RequestContext
-from hux.bot.metrics import BotMetrics
+from hux.bot.clients.http import ProviderClient, RequestContext
 
 API = "rugcheck"
 DEFAULT_BASE_URL = "https://api.rugcheck.xyz"
@@ -78,26 +77,13 @@ def parse_summary(body: Any) -> RiskReport:
     )
 
 
-class RugCheckClient:
-    def __init__(self, http: ApiClient) -> None:
-        self.http = http
-
-    @classmethod
-    def create(
-        cls,
-        metrics: BotMetrics,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        rate_limit_per_minute: float = RATE_LIMIT_PER_MINUTE,
-        cache_ttl: float = DEFAULT_CACHE_TTL,
-        **http_options: Any,
-    ) -> "RugCheckClient":
-        http_options.setdefault("burst", 3)
-        return cls(ApiClient.for_provider(API, base_url, metrics, rate_limit_per_minute=rate_limit_per_minute,
-                                          cache_ttl=cache_ttl, endpoints=("report_summary",), **http_options))
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+class RugCheckClient(ProviderClient):
+    API = API
+    DEFAULT_BASE_URL = DEFAULT_BASE_URL
+    RATE_LIMIT_PER_MINUTE = RATE_LIMIT_PER_MINUTE
+    CACHE_TTL = DEFAULT_CACHE_TTL
+    ENDPOINTS = ("report_summary",)
+    BURST = 3
 
     async def report_summary(self, mint: str, *, context: RequestContext | None = None) -> RiskReport | None:
         """The risk summary, or ``None`` when the address is not a Solana mint or RugCheck does not know it.
