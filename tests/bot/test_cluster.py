@@ -245,20 +245,24 @@ def test_a_second_bot_process_on_the_same_sqlite_file_refuses_to_start(tmp_path:
 def test_a_decision_is_stored_with_its_cooldown_so_a_crash_before_the_batched_write_loses_nothing(cluster_db) -> None:
     from sqlalchemy import func, select
 
-    from hux.bot.store import MessageResult, TokenResult, alerts, decisions
+    from hux.bot.store import CALL_HORIZONS, MessageResult, TokenResult, alerts, call_checks, decisions
 
     store, make = cluster_db
     a = make("a")
     message = _messages(1)[0]
     store.inbox_add([message])
     result = TokenResult("solana:T", "T", "solana", "solana", "alerted", time.time(), score=88.0,
-                         deliveries={"telegram": True})
+                         price_usd=0.5, liquidity_usd=50_000.0, deliveries={"telegram": True})
     assert a.gate_begin("solana:T", 60.0)[0]
     a.gate_end("solana:T", True, (message.key, result))        # ... and the instance dies before writing its batch
     with store.engine.connect() as conn:
         assert conn.execute(select(decisions.c.outcome, decisions.c.score)).all() == [("alerted", 88.0)]
         assert conn.execute(select(alerts.c.channel, alerts.c.outcome)).all() == [("telegram", "success")]
+        # the alert's re-checks too: a call whose instance died is still tracked
+        assert sorted(conn.execute(select(call_checks.c.horizon, call_checks.c.channels)).all()) == sorted(
+            (label, "telegram") for label, _ in CALL_HORIZONS)
     store.write_results([MessageResult(message, [result], time.time())])  # the batch arriving after all: no second row
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(decisions)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(alerts)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(call_checks)).scalar_one() == len(CALL_HORIZONS)

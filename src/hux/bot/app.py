@@ -132,7 +132,7 @@ class BotApp:
             cl = cfg.cluster
             self.cluster = Cluster(
                 Coordinator(url, instance_id(cfg.host, cfg.port), claim_ttl=cl.claim_ttl_seconds,
-                            lease_ttl=cl.leader_lease_seconds),
+                            lease_ttl=cl.leader_lease_seconds, call_horizons=horizons),
                 m, poll_interval=cl.claim_poll_seconds, configured_instances=cfg.instances,
             )
         else:

@@ -54,9 +54,12 @@ from sqlalchemy.engine import make_url
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
 from hux.bot.store import (
+    CALL_HORIZONS,
     OUTAGE,
     TokenResult,
     alerts,
+    call_check_rows,
+    call_checks,
     classify,
     create_db_engine,
     decision_row,
@@ -117,8 +120,9 @@ class Coordinator:
     """The cluster's SQL (PostgreSQL), synchronous; ``Cluster`` runs it on threads of its own."""
 
     def __init__(self, url: str, instance_id: str, *, claim_ttl: float, lease_ttl: float,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, call_horizons: Sequence[tuple[str, float]] = CALL_HORIZONS) -> None:
         self.engine = engine or create_db_engine(url)
+        self.call_horizons = tuple(call_horizons)  # an alert's re-checks, stored with its decision
         self.me = instance_id
         self.claim_ttl = claim_ttl
         self.lease_ttl = lease_ttl
@@ -204,7 +208,8 @@ class Coordinator:
 
     def gate_end(self, key: str, decided: bool, record: tuple[str, TokenResult] | None = None) -> None:
         """Release the token; ``decided`` starts its cooldown, and its decision and deliveries (``record``) are
-        stored in the same transaction, so a crash before the batched write leaves no cooldown without them."""
+        stored in the same transaction with its call re-checks, so a crash before the batched write leaves no cooldown
+        without them."""
         with self.engine.begin() as conn:
             if decided and record is not None:
                 message_key, result = record
@@ -212,6 +217,9 @@ class Coordinator:
                 rows = delivery_rows(result, message_key)
                 if rows:
                     conn.execute(postgresql.insert(alerts).on_conflict_do_nothing(), rows)
+                checks = call_check_rows(result, message_key, self.call_horizons)
+                if checks:
+                    conn.execute(postgresql.insert(call_checks).on_conflict_do_nothing(), checks)
             conn.execute(text(
                 "UPDATE token_gate SET holder = NULL, lease_until = NULL, sending_at = NULL, "
                 f"decided_at = CASE WHEN :decided THEN {_NOW} ELSE decided_at END WHERE token_key = :key AND holder = :me"),

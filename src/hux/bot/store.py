@@ -370,6 +370,18 @@ def delivery_rows(t: TokenResult, message_key: str) -> list[dict[str, Any]]:
             for channel, ok in t.deliveries.items()]
 
 
+def call_check_rows(t: TokenResult, message_key: str, horizons: Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
+    """The ``call_checks`` rows of an alerted token: one pending re-check per horizon (label, delay seconds)."""
+    if t.outcome != "alerted" or t.liquidity_usd is None:
+        return []
+    reached = ",".join(sorted(channel for channel, ok in t.deliveries.items() if ok))
+    return [{"token_key": t.key, "message_key": message_key, "address": t.address, "chain": t.chain,
+             "symbol": t.symbol, "channels": reached[:200], "alerted_at": t.decided_at, "horizon": label,
+             "due_at": t.decided_at + delay, "base_price_usd": t.price_usd, "base_liquidity_usd": t.liquidity_usd,
+             "status": "pending"}
+            for label, delay in horizons]
+
+
 # --- the store ---------------------------------------------------------------------------
 
 
@@ -692,13 +704,7 @@ class Store:
                     row["last_outcome"] = t.outcome
                     row["last_decided_at"] = t.decided_at
                 alert_rows += delivery_rows(t, m.key)
-                reached = ",".join(sorted(channel for channel, ok in t.deliveries.items() if ok))
-                if t.outcome == "alerted" and t.liquidity_usd is not None:
-                    check_rows += [{"token_key": t.key, "message_key": m.key, "address": t.address, "chain": t.chain,
-                                    "symbol": t.symbol, "channels": reached[:200], "alerted_at": t.decided_at,
-                                    "horizon": label, "due_at": t.decided_at + delay, "base_price_usd": t.price_usd,
-                                    "base_liquidity_usd": t.liquidity_usd, "status": "pending"}
-                                   for label, delay in self.call_horizons]
+                check_rows += call_check_rows(t, m.key, self.call_horizons)
         with self.engine.begin() as conn:
             if mention_rows:
                 # A batch retried after a lost commit must not count mentions twice:
