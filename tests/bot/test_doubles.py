@@ -98,6 +98,24 @@ def test_market_is_deterministic_per_address_and_drifts_over_time() -> None:
     assert 0.8 * 300 <= len(known) < 300, "about one address in ten is unknown"
 
 
+def test_a_share_of_tokens_pumps_and_another_rugs_never_both() -> None:
+    now = [1_800_000_000.0]
+    market = Market(clock=lambda: now[0], rug_share=0.2, rug_after_seconds=10, pump_share=0.3, pump_period_seconds=8)
+    known = [a for a in mints(400) if market.token(a).known]
+    before = {a: float(market.pairs(a)[0]["priceUsd"]) for a in known}   # first lookups
+    calm = Market(clock=lambda: now[0])                                   # the same tokens, never pumped nor rugged
+    now[0] += 12
+    ratio = {a: float(market.pairs(a)[0]["priceUsd"]) / float(calm.pairs(a)[0]["priceUsd"]) for a in known}
+    pumped = [a for a in known if ratio[a] > 2.9]
+    rugged = [a for a in known if ratio[a] < 0.11]
+    assert 0.2 * len(known) <= len(pumped) <= 0.4 * len(known), len(pumped)
+    assert 0.1 * len(known) <= len(rugged) <= 0.3 * len(known), len(rugged)
+    assert all(abs(r - 1) < 1e-6 for a, r in ratio.items() if a not in pumped and a not in rugged)
+    assert before and not set(pumped) & set(rugged)
+    now[0] += 8                                                           # the next period: back to their price
+    assert all(abs(float(market.pairs(a)[0]["priceUsd"]) / float(calm.pairs(a)[0]["priceUsd"]) - 1) < 1e-6 for a in pumped)
+
+
 def test_prices_are_plain_decimal_strings() -> None:
     for value in (3.9e-08, 0.00012345, 1.2345, 4321.5):
         text = decimal_string(value)

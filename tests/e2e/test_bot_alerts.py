@@ -26,8 +26,11 @@ SLOW_API_SECONDS = 12.0  # above the production threshold (alerts.latency_second
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, receivers: Receivers) -> Iterator[E2EStack]:
-    # main: every token is looked up (no cooldown, no cache), so a slow API slows every decision.
-    main = Bot("main", {"workers": 64, "demo": {"cooldown_seconds": 0}, "dexscreener": {"cache_ttl_seconds": 0}})
+    # main: every token is looked up (no cooldown, no cache), so a slow API slows every decision; its 64 workers
+    # may all serve one chat (a chat's message can cost two slow calls: a pair link, then its token), so a slow
+    # API shows as latency, not as a backlog.
+    main = Bot("main", {"workers": 64, "demo": {"cooldown_seconds": 0}, "dexscreener": {"cache_ttl_seconds": 0},
+                        "fairness": {"chat_max_in_flight": 16}})
     bots = [main, Bot("narrow", {"workers": 2})]
     with running_stack(tmp_path_factory, receivers, bots=bots) as running:
         yield running

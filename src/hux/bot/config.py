@@ -182,11 +182,14 @@ class DemoSettings(_Section):
     cooldown_seconds: float = Field(30.0, ge=0)
     # Lower than live so the demo's first minute already shows alerts being sent.
     alert_threshold: float = Field(60.0, ge=0, le=100)
-    # Call re-check horizons times this (0.001: +3.6 s, +21.6 s, +86.4 s) so calls resolve within two minutes.
+    # Call re-check horizons times this (0.0002: +0.7 s, +4.3 s, +17.3 s) so calls resolve within a minute.
     call_horizon_scale: float = Field(0.0002, gt=0, le=1)
     # Share of the demo market's tokens whose liquidity is pulled rug_after_seconds after their first lookup.
     rug_share: float = Field(0.2, ge=0, le=1)
     rug_after_seconds: float = Field(10.0, ge=0)
+    # Share of its other tokens whose price triples and falls back every pump_period_seconds (calls that hit).
+    pump_share: float = Field(0.75, ge=0, le=1)
+    pump_period_seconds: float = Field(15.0, gt=0)
 
 
 class CallSettings(_Section):

@@ -109,7 +109,8 @@ async def demo_profile(cfg: BotConfig) -> RunProfile:
     """Start the market doubles on ``bot.demo.doubles_host:doubles_port`` and point everything at them."""
     try:
         # Some demo tokens rug after their first lookup, so call tracking has rug follow-ups to show.
-        market = Market(rug_share=cfg.demo.rug_share, rug_after_seconds=cfg.demo.rug_after_seconds)
+        market = Market(rug_share=cfg.demo.rug_share, rug_after_seconds=cfg.demo.rug_after_seconds,
+                        pump_share=cfg.demo.pump_share, pump_period_seconds=cfg.demo.pump_period_seconds)
         doubles = await start_doubles(cfg.demo.doubles_host, cfg.demo.doubles_port, market=market)
     except OSError as exc:
         raise ConfigError(f"{exc} (bot.demo.doubles_port; 0 picks a free port)") from None

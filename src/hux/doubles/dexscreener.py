@@ -24,6 +24,11 @@ Rugs: a ``rug_share`` of the known tokens (0 unless asked; the demo asks) have
 their liquidity pulled ``rug_after_seconds`` after their first lookup: 3 % of
 it stays and the price falls to a tenth, as after a liquidity pull.
 ``Market.rug(address)`` pulls one token's liquidity at once.
+
+Pumps: a ``pump_share`` of the known tokens (0 unless asked; the demo asks),
+never one that rugs, alternate every ``pump_period_seconds`` from their first
+lookup between their price and ``PUMP_MULTIPLE`` times it, so a call made
+low and re-checked high is a hit (and one made high a loss).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ MAX_ADDRESSES = 30
 MAX_TRACKED = 100_000
 RUG_LIQUIDITY_LEFT = 0.03
 RUG_PRICE_LEFT = 0.1
+#: A pumped token's price against its unpumped one (liquidity follows the price's square root, as in an AMM pool)
+PUMP_MULTIPLE = 3.0
 SCHEMA_VERSION = "1.0.0"
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44}")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -161,7 +168,8 @@ class Market:
     """The double's market: deterministic per address, moving with ``clock()``."""
 
     def __init__(self, *, seed: str = "hux", clock: Callable[[], float] = time.time, unknown_share: float = 0.1,
-                 rug_share: float = 0.0, rug_after_seconds: float = 60.0) -> None:
+                 rug_share: float = 0.0, rug_after_seconds: float = 60.0, pump_share: float = 0.0,
+                 pump_period_seconds: float = 60.0) -> None:
         self.seed = seed
         self.clock = clock
         self.started = clock()
@@ -170,6 +178,8 @@ class Market:
         self._listed: dict[str, tuple[str, str]] = {}  # token key → (chain, pair address) for marked pairs
         self.rug_share = rug_share
         self.rug_after_seconds = rug_after_seconds
+        self.pump_share = pump_share
+        self.pump_period_seconds = pump_period_seconds
         self._first_seen: dict[str, float] = {}
         self._rugged_at: dict[str, float] = {}
 
@@ -182,12 +192,22 @@ class Market:
             return now >= self._rugged_at[token.address]
         if _unit(token.digest, 30) >= self.rug_share:
             return False
+        return self._seen_for(token, now) >= self.rug_after_seconds
+
+    def _pumped(self, token: _Token, now: float) -> bool:
+        # the next slice of the same draw as rugs: a token never both pumps and rugs
+        if not self.rug_share <= _unit(token.digest, 30) < self.rug_share + self.pump_share:
+            return False
+        return self.pump_period_seconds > 0 and int(self._seen_for(token, now) // self.pump_period_seconds) % 2 == 1
+
+    def _seen_for(self, token: _Token, now: float) -> float:
+        """Seconds since ``token``'s first lookup (0 at the first; bounded memory: untracked tokens stay at 0)."""
         first = self._first_seen.get(token.address)
         if first is None:
             if len(self._first_seen) < MAX_TRACKED:
                 self._first_seen[token.address] = now
-            return False
-        return now - first >= self.rug_after_seconds
+            return 0.0
+        return now - first
 
     def token(self, address: str) -> _Token:
         evm = address.startswith("0x")
@@ -263,7 +283,7 @@ class Market:
             self._pairs.popitem(last=False)
         dex = _DEXES[chain][pair_digest[0] % len(_DEXES[chain])]
 
-        price = self._price(token, now)
+        price = self._price(token, now) * (PUMP_MULTIPLE if self._pumped(token, now) else 1.0)
         liquidity = token.base_liquidity * share * math.sqrt(price / token.base_price)
         if self._rugged(token, now):
             price, liquidity = price * RUG_PRICE_LEFT, liquidity * RUG_LIQUIDITY_LEFT
