@@ -266,3 +266,14 @@ def test_a_decision_is_stored_with_its_cooldown_so_a_crash_before_the_batched_wr
         assert conn.execute(select(func.count()).select_from(decisions)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(alerts)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(call_checks)).scalar_one() == len(CALL_HORIZONS)
+
+
+def test_the_instance_id_names_the_machine_so_containers_on_one_address_differ() -> None:
+    import os
+    import socket
+
+    from hux.bot.cluster import instance_id
+
+    # every bot-N container of the docker path listens on 0.0.0.0:8000 as pid 1: only the hostname differs
+    assert instance_id("0.0.0.0", 8000) == f"0.0.0.0:8000:{os.getpid()}@{socket.gethostname()}"[:64]
+    assert len(instance_id("0.0.0.0", 8000)) <= 64   # the instances.id / claimed_by column

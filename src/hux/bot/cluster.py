@@ -41,6 +41,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -502,8 +503,10 @@ class SharedBudget:
 
 
 def instance_id(host: str, port: int) -> str:
-    """A name unique among running instances (host, port, pid): a restarted process is a new instance."""
-    return f"{host}:{port}:{os.getpid()}"[:64]
+    """A name unique among running instances (address, port, pid, machine): a restarted process is a new
+    instance. The machine's name tells apart containers (each bot-N of the docker path listens on 0.0.0.0:8000
+    as pid 1) and hosts that run a bot on the same port."""
+    return f"{host}:{port}:{os.getpid()}@{socket.gethostname()}"[:64]
 
 
 def settle(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
