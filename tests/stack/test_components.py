@@ -108,6 +108,14 @@ def test_bot_instances_run_on_consecutive_ports_each_with_its_own_logs(tmp_path:
     assert settings.bot_targets() == [f"127.0.0.1:{base + i}" for i in range(3)]
 
 
+def test_settings_of_the_docker_path_run_natively_still_need_postgresql_for_several_bots(tmp_path: Path) -> None:
+    from hux.config import ConfigError
+
+    # docker: the compose PostgreSQL serves the bots; `hux up --native` with these settings has only SQLite
+    with pytest.raises(ConfigError, match="needs bot.database_url on PostgreSQL"):
+        plan_for(tmp_path, '\n[stack]\nmode = "docker"\n[bot]\ninstances = 3\n')
+
+
 def test_bot_instances_that_would_take_another_components_port_are_refused() -> None:
     from hux.config import ConfigError
     from hux.monitoring.settings import settings_from_raw

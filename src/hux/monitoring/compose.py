@@ -1,7 +1,8 @@
 """``docker-compose.yml``: the docker path of the stack (Compose Specification, no ``version`` key).
 
 Services: prometheus, alertmanager, grafana, node-exporter, cadvisor, the bot
-(built from the repository's Dockerfile) and PostgreSQL for the bot. Every
+(built from the repository's Dockerfile; ``bot.instances = N`` adds ``bot-2``
+.. ``bot-N``, ``_add_bot_instances``) and PostgreSQL for the bot. Every
 service has a pinned image, a healthcheck and a restart policy; state lives
 in named volumes; host ports are published on ``stack.publish_address`` only
 (127.0.0.1 by default: this machine). Topology "ha" adds the second Prometheus replica, two more
@@ -39,9 +40,10 @@ from hux.monitoring.prometheus_config import (
     REMOTE_FLUSH_DEADLINE,
     RESEND_DELAY_FLAG,
     VM_RELABEL_FILE,
+    docker_bot_services,
     victoria_metrics_flags,
 )
-from hux.monitoring.settings import Settings
+from hux.monitoring.settings import Settings, docker_bot_database_url
 
 #: docker secret name -> file under docker/secrets/ (see .env.example)
 ALERTMANAGER_SECRETS = {
@@ -210,13 +212,12 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
             "environment": {
                 "HUX__BOT__HOST": "0.0.0.0",
                 "HUX__BOT__PORT": str(DOCKER_PORTS["bot"]),
-                "HUX__BOT__DATABASE_URL": "postgresql+psycopg://hux:" + _required("HUX_POSTGRES_PASSWORD")
-                                          + "@postgres:5432/hux",
+                "HUX__BOT__DATABASE_URL": docker_bot_database_url(_required("HUX_POSTGRES_PASSWORD")),
                 "HUX_TELEGRAM_TOKEN": "${HUX_TELEGRAM_TOKEN:-}",
             },
             "volumes": ["bot_home:/var/lib/hux"],
-            # No host port: replicas (`docker compose up --scale bot=3`) would collide. Prometheus finds
-            # every replica through DNS; use `docker compose exec bot ...` to reach one.
+            # No host port: replicas (`docker compose up --scale bot=3`) or the bot-N services of
+            # bot.instances would collide. Use `docker compose exec bot ...` to reach one.
             "expose": [str(DOCKER_PORTS["bot"])],
             "depends_on": {"postgres": {"condition": "service_healthy"}},
             "healthcheck": {
@@ -234,6 +235,8 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
         "volumes": {name: {} for name in ("prometheus_data", "alertmanager_data", "grafana_data", "postgres_data",
                                           "bot_home")},
     }
+    if settings.bot_instances > 1:
+        _add_bot_instances(settings.bot_instances, document)
     if alertmanager_secrets:   # only the wired receivers' secrets (hux.monitoring.wiring); none: no secrets at all
         services["alertmanager"]["secrets"] = list(alertmanager_secrets)
         document["secrets"] = {name: {"file": f"./docker/secrets/{ALERTMANAGER_SECRETS[name]}"}
@@ -241,6 +244,23 @@ def compose_document(settings: Settings, alertmanager_secrets: list[str]) -> dic
     if settings.stack.ha:
         _add_ha_services(settings, document)
     return document
+
+
+def _add_bot_instances(instances: int, document: dict[str, Any]) -> None:
+    """``bot.instances = N``: services ``bot-2`` .. ``bot-N``, copies of ``bot`` with a home volume each (their
+    spools and logs stay apart), all on the compose PostgreSQL. Separate services rather than ``deploy.replicas``
+    with DNS discovery: each is a static target under its own name, so Prometheus's ``instance`` label of an
+    instance survives a container restart, which a replica's new IP would not. No host port on any of them, as
+    for ``bot``."""
+    services, volumes = document["services"], document["volumes"]
+    first = services[DOCKER_SERVICES["bot"]]
+    # every instance reports bot.instances (hux_bot_instances_configured, which BotInstancesMissing compares with)
+    first["environment"]["HUX__BOT__INSTANCES"] = str(instances)
+    for service in docker_bot_services(instances)[1:]:
+        volume = f"{service.replace('-', '_')}_home"
+        # each keeps `build`: without it compose would try to pull the local-only image before `bot` built it
+        services[service] = {**copy.deepcopy(first), "volumes": [f"{volume}:/var/lib/hux"]}
+        volumes[volume] = {}
 
 
 def _add_ha_services(settings: Settings, document: dict[str, Any]) -> None:

@@ -26,6 +26,14 @@ DOCKER_SERVICES = {"prometheus": "prometheus", "alertmanager": "alertmanager", "
                    "grafana": "grafana", "cadvisor": "cadvisor", "bot": "bot", "prometheus_b": "prometheus-b",
                    "alertmanager_b": "alertmanager-b", "alertmanager_c": "alertmanager-c",
                    "victoria_metrics": "victoriametrics"}
+
+
+def docker_bot_services(instances: int) -> list[str]:
+    """The compose services of ``bot.instances``: ``bot``, then ``bot-2`` .. ``bot-N`` (natively ``bot``, ``bot_2``,
+    ...). The first keeps its name, volume and spool when N grows, and ``docker compose exec bot`` still works."""
+    return [DOCKER_SERVICES["bot"], *(f"{DOCKER_SERVICES['bot']}-{index}" for index in range(2, instances + 1))]
+
+
 #: the gossip port of every Alertmanager container (Alertmanager's default; never published)
 DOCKER_CLUSTER_PORT = 9094
 
@@ -43,7 +51,7 @@ class Targets:
     grafana: str | None
     cadvisor: str | None
     bot_static: list[str] = field(default_factory=list)
-    #: docker: the bot service name resolved through DNS (one A record per replica)
+    #: docker with one bot service: its name resolved through DNS (one A record per `--scale` replica)
     bot_dns: tuple[str, int] | None = None
     #: the local alert inbox (native, ``inbox.enabled``); the docker path has none
     inbox: str | None = None
@@ -84,13 +92,18 @@ class Targets:
         def at(name: str) -> str:
             return f"{DOCKER_SERVICES[name]}:{DOCKER_PORTS[name]}"
 
+        instances = settings.bot_instances if settings else 1
+        # bot.instances > 1: one compose service per instance, each a static target named after its service, so
+        # its `instance` label stays the same across container restarts (DNS answers a new container IP each time)
+        bots = [f"{service}:{DOCKER_PORTS['bot']}" for service in docker_bot_services(instances)]
         return cls(
             prometheus=at("prometheus"),
             alertmanager=at("alertmanager"),
             node=at("node_exporter"),
             grafana=at("grafana"),
             cadvisor=at("cadvisor"),
-            bot_dns=(DOCKER_SERVICES["bot"], DOCKER_PORTS["bot"]),
+            bot_static=bots if instances > 1 else [],
+            bot_dns=(DOCKER_SERVICES["bot"], DOCKER_PORTS["bot"]) if instances == 1 else None,
             file_sd_dir=DOCKER_TARGETS_DIR,
             **(_ha_targets(settings.stack, at) if settings else {}),
         )

@@ -1042,7 +1042,7 @@ def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | No
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, source=source) from None
-    _check_bot_section(data.get("bot", {}), source)
+    check_bot_section(settings, settings.stack.mode, source)
     if settings.stack.mode == "native":
         # The docker path reads receiver secrets from docker/secrets/ files, not from this environment.
         _check_receiver_secrets(settings, environ)
@@ -1050,10 +1050,26 @@ def settings_from_raw(raw: Mapping[str, Any], *, environ: Mapping[str, str] | No
     return settings
 
 
-def _check_bot_section(section: Mapping[str, Any], source: str) -> None:
-    """The bot validates its own section."""
+#: the database of the docker path's bots when bot.database_url is not given: the compose PostgreSQL service
+#: (hux.monitoring.compose puts the password in from .env)
+DOCKER_BOT_DATABASE = {"user": "hux", "host": "postgres", "port": 5432, "database": "hux"}
+
+
+def docker_bot_database_url(password: str = "") -> str:
+    db = DOCKER_BOT_DATABASE
+    login = f"{db['user']}:{password}" if password else str(db["user"])
+    return f"postgresql+psycopg://{login}@{db['host']}:{db['port']}/{db['database']}"
+
+
+def check_bot_section(settings: Settings, mode: str, source: str = "settings") -> None:
+    """The bot validates its own section (``BotConfig``), as it runs in ``mode``: on the docker path without
+    ``bot.database_url`` the bots use the compose PostgreSQL, so ``bot.instances > 1`` is fine there; a given URL
+    (SQLite too) is checked as it is, with the message the native path gives."""
+    section = dict(settings.bot)
+    if mode == "docker" and not section.get("database_url"):
+        section["database_url"] = docker_bot_database_url()
     try:
-        BotConfig.model_validate(dict(section))
+        BotConfig.model_validate(section)
     except ValidationError as exc:
         raise validation_error(exc, section="bot", source=source) from None
 

@@ -31,7 +31,7 @@ from hux.bot.config import BotConfig
 from hux.monitoring import auth
 from hux.monitoring.grafana_install import GrafanaDecision, grafana_decision
 from hux.monitoring.inbox.store import index_file as inbox_index_file
-from hux.monitoring.settings import Settings
+from hux.monitoring.settings import Settings, check_bot_section
 from hux.paths import RUN_GRAFANA_PROVISIONING
 from hux.stack import binaries
 from hux.stack.grafana import write_ini
@@ -107,6 +107,8 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
                grafana: GrafanaDecision | None = None, python: str | None = None) -> StackPlan:
     """The supervisor's plan for these settings and this rendered run directory
     (``hux.monitoring.render.RenderedNative``). Raises MissingBinary with how-to-install text."""
+    # the settings may be for the docker path (`hux up --native` overrides stack.mode): the bots run here now
+    check_bot_section(settings, "native")
     stack = settings.stack
     bind = stack.bind_address
     ports = stack.ports
