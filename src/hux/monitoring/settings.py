@@ -196,6 +196,14 @@ class StackSettings(_Section):
         """Where local clients connect: the bind address, or loopback when bound to all interfaces."""
         return "127.0.0.1" if self.bind_address in ("0.0.0.0", "::") else self.bind_address
 
+    @property
+    def published_host(self) -> str:
+        """Where this machine reaches the docker path's published ports: ``publish_address``, or loopback
+        when compose publishes on every interface; an IPv6 address in brackets, as a URL wants it."""
+        if self.publish_address in ("0.0.0.0", "::"):
+            return "127.0.0.1"
+        return f"[{self.publish_address}]" if ":" in self.publish_address else self.publish_address
+
     def resolved_bot_targets(self, instances: int = 1) -> list[str]:
         """``bot_targets``, else the local instances on consecutive ports from ``ports.bot`` (``bot.instances``)."""
         return list(self.bot_targets) or [f"{self.loopback_host}:{self.ports.bot + i}" for i in range(instances)]
@@ -900,6 +908,12 @@ class Settings(_Section):
             known = ", ".join(Ports.model_fields)
             raise KeyError(f"unknown component {component!r}; known: {known}") from None
         return f"http://{self.stack.loopback_host}:{port}"
+
+    def published_url(self, component: str) -> str:
+        """Where a client on this machine reaches a component the docker path publishes (``stack.ports`` are
+        its host ports), e.g. ``published_url("prometheus_b")`` -> ``http://127.0.0.1:9091``."""
+        self.url(component)   # the same unknown-component error
+        return f"http://{self.stack.published_host}:{getattr(self.stack.ports, component)}"
 
     def with_topology(self, topology: Literal["single", "ha"]) -> "Settings":
         """These settings with another ``stack.topology`` (the rule tests and docs render the HA layer too)."""

@@ -425,7 +425,7 @@ def reload_native(config: str | None, con: Console) -> int:
 def _docker_urls(settings: Settings, project: docker.ComposeProject) -> dict[str, str]:
     """Ready URLs of the services compose publishes on the host (the bot is only reachable inside)."""
     published = project.published_services()
-    return {name: settings.url(name) + path for name, path in READY_PATHS.items()
+    return {name: settings.published_url(name) + path for name, path in READY_PATHS.items()
             if DOCKER_SERVICES.get(name) in published}
 
 
@@ -452,7 +452,7 @@ def up_docker(settings: Settings, con: Console, *, timeout: float, compose_file:
         raise StackError(f"`{' '.join(project.up_command())}` failed with code {result.returncode}")
     urls = _docker_urls(settings, project)
     results = asyncio.run(probe.wait_ready(urls, timeout=timeout))
-    rows = [[n, settings.url(n), "ready" if r.ok else f"NOT READY ({r.detail})"] for n, r in results.items()]
+    rows = [[n, settings.published_url(n), "ready" if r.ok else f"NOT READY ({r.detail})"] for n, r in results.items()]
     con.say(table(["SERVICE", "URL", "STATE"], rows))
     con.say(f"Grafana login: {settings.grafana.admin_user} / the password in "
             f"{grafana_password_file(settings, StackPaths.current())} (unless .env sets HUX_GRAFANA_ADMIN_PASSWORD)")

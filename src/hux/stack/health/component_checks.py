@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from hux.stack.components import READY_PATHS
 from hux.stack.health.context import AUTH_FIX, HealthContext
@@ -13,9 +14,18 @@ COMPONENTS = ("prometheus", "alertmanager", "node_exporter")
 
 async def check_components(ctx: HealthContext) -> list[CheckResult]:
     expected, skip_reason = ctx.grafana_expected()
-    probes = await asyncio.gather(*(ctx.get(ctx.url(n) + READY_PATHS[n]) for n in COMPONENTS))
+    results = await ready_results(ctx, COMPONENTS)
+    if not expected:
+        summary, _, fix = skip_reason.partition(". ")
+        results.append(CheckResult("grafana", WARN, f"not running: {summary}", fix))
+    return results
+
+
+async def ready_results(ctx: HealthContext, names: Sequence[str]) -> list[CheckResult]:
+    """A "<name> ready" result per component: its ready URL in this mode answers, else why not and the fix."""
+    probes = await asyncio.gather(*(ctx.get(ctx.url(n) + READY_PATHS[n]) for n in names))
     results = []
-    for name, result in zip(COMPONENTS, probes, strict=True):
+    for name, result in zip(names, probes, strict=True):
         if result.ok:
             results.append(CheckResult(f"{name} ready", PASS, f"{ctx.url(name)} ready ({result.elapsed * 1000:.0f} ms)"))
         elif result.status == 401:
@@ -24,7 +34,4 @@ async def check_components(ctx: HealthContext) -> list[CheckResult]:
         else:
             extra, fix = ctx.down_fix(name)
             results.append(CheckResult(f"{name} ready", FAIL, f"{result.url}: {result.detail}{extra}", fix))
-    if not expected:
-        summary, _, fix = skip_reason.partition(". ")
-        results.append(CheckResult("grafana", WARN, f"not running: {summary}", fix))
     return results

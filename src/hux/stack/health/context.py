@@ -62,7 +62,8 @@ class HealthContext:
         return self.runtime.name
 
     def url(self, component: str) -> str:
-        return self.settings.url(component)
+        """Where this mode reaches ``component`` (the runtime says: listen address or published port)."""
+        return self.runtime.url(self.settings, component)
 
     def supervised(self, name: str) -> dict[str, Any] | None:
         return self.runtime.supervised(self.paths, name)

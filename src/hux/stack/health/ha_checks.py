@@ -1,7 +1,8 @@
 """The HA topology (``stack.topology = "ha"``): the other replica, members and VictoriaMetrics ready; the
 Alertmanager cluster's membership; each replica's remote-write lag; VictoriaMetrics' deduplication.
 
-Nothing to check (no result) in the single topology.
+Nothing to check (no result) in the single topology. Both modes: each URL is the runtime's (``ctx.url``), the
+listen address natively and the published port under docker.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import re
 
 from hux.monitoring.durations import duration_or, duration_seconds
 from hux.monitoring.prometheus_config import dedup_interval
-from hux.stack.components import READY_PATHS
 from hux.stack.health.alertmanager_checks import metric_value
+from hux.stack.health.component_checks import ready_results
 from hux.stack.health.context import HealthContext
-from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
+from hux.stack.health.model import PASS, WARN, CheckResult
 
 _DEDUP_FLAG = re.compile(r'^flag\{name="dedup\.minScrapeInterval", value="([^"]*)"', re.MULTILINE)
 _DEDUPLICATED = re.compile(r'^vm_deduplicated_samples_total\{type="merge"\}\s+(\S+)', re.MULTILINE)
@@ -27,20 +28,8 @@ async def check_ha(ctx: HealthContext) -> list[CheckResult]:
     extra = [name for name in (*stack.prometheus_replicas(), *stack.alertmanager_members(), "victoria_metrics")
              if name not in ("prometheus", "alertmanager")]
     ready, cluster, lag, dedup = await asyncio.gather(
-        _ready(ctx, extra), _cluster(ctx), _remote_write_lag(ctx), _dedup(ctx))
+        ready_results(ctx, extra), _cluster(ctx), _remote_write_lag(ctx), _dedup(ctx))
     return [*ready, *cluster, *lag, *dedup]
-
-
-async def _ready(ctx: HealthContext, names: list[str]) -> list[CheckResult]:
-    probes = await asyncio.gather(*(ctx.get(ctx.url(n) + READY_PATHS[n]) for n in names))
-    results = []
-    for name, result in zip(names, probes, strict=True):
-        if result.ok:
-            results.append(CheckResult(f"{name} ready", PASS, f"{ctx.url(name)} ready ({result.elapsed * 1000:.0f} ms)"))
-        else:
-            extra, fix = ctx.down_fix(name)
-            results.append(CheckResult(f"{name} ready", FAIL, f"{result.url}: {result.detail}{extra}", fix))
-    return results
 
 
 async def _cluster(ctx: HealthContext) -> list[CheckResult]:

@@ -80,7 +80,7 @@ async def run_health(settings: Settings, paths: Layout, *, mode: str = "native",
     auth = runtime.client_auth(settings, paths)
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
     # verify=False like the probes' client: the stack's own components, and no CA bundle to load per run
-    prometheus = Prometheus(settings.url("prometheus"), timeout=HTTP_TIMEOUT, auth=auth, verify=False)
+    prometheus = Prometheus(runtime.url(settings, "prometheus"), timeout=HTTP_TIMEOUT, auth=auth, verify=False)
     try:
         async with httpx.AsyncClient(verify=False, limits=limits, follow_redirects=False, auth=auth) as client:
             ctx = HealthContext(settings=settings, paths=paths, runtime=runtime, client=client, prometheus=prometheus)

@@ -3,8 +3,9 @@
 Natively the supervisor runs the components: its state says why one is down,
 Grafana runs as :func:`hux.monitoring.grafana_install.grafana_decision` says, Prometheus, Alertmanager and
 node_exporter want the stack's credentials, and the bot's ``/ready`` is on the
-host. Under docker compose none of that holds: containers are diagnosed with
-``docker compose logs``, Grafana always runs, the components run without auth
+host. Under docker compose none of that holds: the components are reached on the
+ports compose publishes (``stack.publish_address``), containers are diagnosed with
+``docker compose logs <service>``, Grafana always runs, the components run without auth
 inside their network and the bot is not published on the host (its scrape
 target and metric families speak for it). Each check asks the runtime; none
 tests the mode itself.
@@ -19,6 +20,7 @@ import httpx
 
 from hux.monitoring import auth as stack_auth
 from hux.monitoring.grafana_install import grafana_decision
+from hux.monitoring.prometheus_config import DOCKER_SERVICES
 from hux.monitoring.settings import Settings
 from hux.paths import Layout
 from hux.stack.components import LOG_FILES
@@ -33,10 +35,14 @@ class NativeRuntime:
     #: the bot's /ready is reachable from here
     probes_bot = True
 
+    def url(self, settings: Settings, component: str) -> str:
+        """Where this machine reaches a component: natively its listen address (``stack.bind_address``)."""
+        return settings.url(component)
+
     def client_auth(self, settings: Settings, paths: Layout) -> httpx.Auth | None:
         """The stack's basic auth, sent only to Prometheus, Alertmanager and node_exporter (never to the bot,
         Grafana or a receiver's URL)."""
-        return stack_auth.client_auth(paths.data, [settings.url(name) for name in stack_auth.components(settings.stack)])
+        return stack_auth.client_auth(paths.data, [self.url(settings, name) for name in stack_auth.components(settings.stack)])
 
     def dashboards_dir(self, paths: Layout) -> Path:
         return paths.dashboards_dir
@@ -81,6 +87,10 @@ class DockerRuntime(NativeRuntime):
     name = "docker"
     probes_bot = False
 
+    def url(self, settings: Settings, component: str) -> str:
+        """The host port compose publishes it on (``stack.publish_address``), the HA replicas and members too."""
+        return settings.published_url(component)
+
     def client_auth(self, settings: Settings, paths: Layout) -> httpx.Auth | None:
         return None
 
@@ -94,7 +104,9 @@ class DockerRuntime(NativeRuntime):
         return {}
 
     def down_fix(self, paths: Layout, name: str) -> tuple[str, str]:
-        return "", f"`docker compose logs {name}`; `hux restart {name}`"
+        # compose knows the service (prometheus-b, node-exporter), not the component name
+        service = DOCKER_SERVICES.get(name, name)
+        return "", f"`docker compose logs {service}`; `hux restart {service}`"
 
 
 Runtime = NativeRuntime
