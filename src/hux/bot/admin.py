@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -34,6 +35,7 @@ from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.metric_names import ADMIN_COMMANDS, ADMIN_OUTCOMES, OTHER
 from hux.bot.metrics import BotMetrics
 from hux.bot.persistence import Persistence
+from hux.config import ConfigError
 
 log = logging.getLogger("hux.bot.admin")
 
@@ -139,7 +141,8 @@ async def follow_admin_changes(persistence: Persistence, mutes: Mutes, set_thres
 class AdminCommands:
     def __init__(self, api: TelegramBotApi, persistence: Persistence, metrics: BotMetrics, *, alert_chat: str,
                  admin_ids: Sequence[int], per_minute: float, mutes: Mutes, set_threshold: Callable[[float], None],
-                 threshold: Callable[[], float], status: Callable[[], StatusView], alertmanager_url: str = "") -> None:
+                 threshold: Callable[[], float], status: Callable[[], StatusView], alertmanager_url: str = "",
+                 alertmanager_credentials: Callable[[], tuple[str, str] | None] = lambda: None) -> None:
         self.api = api
         self.persistence = persistence
         self.metrics = metrics
@@ -151,6 +154,7 @@ class AdminCommands:
         self.threshold = threshold
         self.status = status
         self.alertmanager_url = alertmanager_url.rstrip("/")
+        self.alertmanager_credentials = alertmanager_credentials
         self._recent: dict[int, deque[float]] = {}
         self._slots = asyncio.Semaphore(MAX_PENDING)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -261,16 +265,34 @@ class AdminCommands:
         return Reply("\n".join(lines))
 
     async def _firing(self) -> str:
+        """One line on the stack's firing alerts, or why they could not be asked and what to check."""
         if not self.alertmanager_url:
             return "Stack alerts: not asked (bot.telegram.status_alertmanager_url is empty)"
+        where = html.escape(_origin(self.alertmanager_url))
         try:
-            async with httpx.AsyncClient(timeout=3.0) as client:
+            credentials = self.alertmanager_credentials()
+        except ConfigError as exc:
+            log.warning("/status: no Alertmanager credentials: %s", exc)
+            return f"Stack alerts: not asked ({html.escape(str(exc))}; check bot.telegram.status_alertmanager_password_file)"
+        try:
+            async with httpx.AsyncClient(timeout=3.0, auth=credentials, follow_redirects=False) as client:
                 reply = await client.get(f"{self.alertmanager_url}/api/v2/alerts",
                                          params={"active": "true", "silenced": "false", "inhibited": "false"})
-                reply.raise_for_status()
-                alerts = reply.json()
+        except httpx.HTTPError as exc:
+            return (f"Stack alerts: Alertmanager not reachable at {where} ({html.escape(type(exc).__name__)}); "
+                    "check that it runs (`hux status`) and bot.telegram.status_alertmanager_url")
+        if reply.status_code in (401, 403):
+            fix = ("bot.telegram.status_alertmanager_user and status_alertmanager_password_file (natively `hux up` "
+                   "sets them to the stack's data/auth/password: `hux restart bot` after a new password)"
+                   if credentials else "it wants a login: set bot.telegram.status_alertmanager_user and "
+                   "status_alertmanager_password_file")
+            return f"Stack alerts: Alertmanager refused the credentials (HTTP {reply.status_code}); check {fix}"
+        try:
+            reply.raise_for_status()
+            alerts = reply.json()
         except (httpx.HTTPError, ValueError) as exc:
-            return f"Stack alerts: Alertmanager not reachable ({html.escape(type(exc).__name__)})"
+            return (f"Stack alerts: Alertmanager at {where} answered HTTP {reply.status_code} without its alert list "
+                    f"({html.escape(type(exc).__name__)}); check `hux health`")
         names = sorted({str(a.get("labels", {}).get("alertname", "?"))[:60] for a in alerts if isinstance(a, dict)}
                        - {"Watchdog"}) if isinstance(alerts, list) else []
         return "Stack alerts firing: " + (html.escape(", ".join(names[:15])) if names else "none")
@@ -347,3 +369,9 @@ class AdminCommands:
         lines += [f"{html.escape(r['source'])} · {html.escape(str(r['group'])[:60])}: {r['messages']}/h · "
                   f"{(now - r['last_seen']) / 60:.0f} min ago" for r in rows]
         return Reply("\n".join(lines))
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and port of a URL: what a reply may show of it (a path or login could carry a secret)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"

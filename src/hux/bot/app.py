@@ -211,6 +211,7 @@ class BotApp:
                 telegram_api, self.persistence, m, alert_chat=profile.alert_chat, admin_ids=cfg.telegram.admin_user_ids,
                 per_minute=cfg.telegram.admin_commands_per_minute, mutes=mutes, set_threshold=pipeline.set_threshold,
                 threshold=lambda: pipeline.settings.alert_threshold, alertmanager_url=cfg.telegram.status_alertmanager_url,
+                alertmanager_credentials=cfg.telegram.status_alertmanager_credentials,
                 status=lambda: StatusView(self.mode, bool(self.persistence and self.persistence.database_up), len(queue),
                                           cfg.queue_capacity, [s.name for s in self.sources]))
             self._closers.append(self.admin)

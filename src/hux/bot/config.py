@@ -53,6 +53,10 @@ class TelegramSettings(_Section):
     admin_commands_per_minute: float = Field(10.0, gt=0)  # per admin; more are ignored (counted)
     # /status lists the stack's firing alerts from this Alertmanager (e.g. http://127.0.0.1:9093); empty: not asked.
     status_alertmanager_url: str = ""
+    # Basic auth for that Alertmanager: a user and the file holding its password (first line, read at each
+    # /status, never logged). Natively `hux up` sets both for the stack's own Alertmanager (data/auth/password).
+    status_alertmanager_user: str = ""
+    status_alertmanager_password_file: str = ""
     # Several instances: how often each one reads what admins set through the leader (/mute, /threshold).
     admin_sync_seconds: float = Field(10.0, gt=0)
 
@@ -91,8 +95,26 @@ class TelegramSettings(_Section):
     def _env(cls, value: str) -> str:
         return env_name(value)
 
+    @model_validator(mode="after")
+    def _status_credentials(self) -> "TelegramSettings":
+        if bool(self.status_alertmanager_user) != bool(self.status_alertmanager_password_file):
+            raise ValueError("status_alertmanager_user and status_alertmanager_password_file go together: set both "
+                             "(basic auth for status_alertmanager_url) or neither")
+        return self
+
     def token(self) -> str | None:
         return read_secret(env=self.token_env or None, file=self.token_file or None)
+
+    def status_alertmanager_credentials(self) -> tuple[str, str] | None:
+        """(user, password) for status_alertmanager_url, read now (a rotated password is picked up); None: no
+        auth. ConfigError when the file cannot be read or is empty, saying which file."""
+        if not self.status_alertmanager_user:
+            return None
+        file = self.status_alertmanager_password_file
+        password = read_secret(file=file)
+        if password is None:
+            raise ConfigError(f"the secret file {file} is empty; natively `hux up` writes data/auth/password")
+        return self.status_alertmanager_user, password
 
 
 class TelegramUserSettings(_Section):

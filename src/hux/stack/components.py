@@ -230,6 +230,7 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
     if effective is not None:
         bot_cli += ["--config", str(effective.resolve())]
     extra_bots = []
+    status_env = status_alertmanager_env(settings, paths)
     for index in range(settings.bot_instances):
         # bot.instances > 1 (PostgreSQL only): one more instance per port from ports.bot, each its own logs;
         # the demo's doubles of the others on any free port (they share the database, not the doubles).
@@ -245,6 +246,7 @@ def build_plan(settings: Settings, paths: StackPaths, rendered: Any, *, config_p
             "HUX__BOT__DEMO__DOUBLES_HOST": bind,
             "HUX__BOT__DEMO__DOUBLES_PORT": str(ports.doubles) if index == 0 else "0",
         }
+        env |= status_env
         if index:
             env["HUX__BOT__LOG_FILE"] = str(logs / f"mr_hux_alpha_bot{suffix}.log")
             extra_bots.append(name)
@@ -287,6 +289,24 @@ def inbox_spec(settings: Settings, paths: StackPaths, python: str | None = None)
         extra_logs=(str(paths.alerts_log),),
         inherit_env=(*BASE_ENV, "PYTHONPATH", "VIRTUAL_ENV"),
     )
+
+
+STATUS_ENV = "HUX__BOT__TELEGRAM__STATUS_ALERTMANAGER_"
+
+
+def status_alertmanager_env(settings: Settings, paths: StackPaths) -> dict[str, str]:
+    """The bot's ``/status`` asks the stack's own Alertmanager: an empty ``bot.telegram.status_alertmanager_url``
+    is pointed at it, and the stack's basic auth is named, as the password file's path (never the password,
+    never on the command line), when that URL is one of the stack's authenticated components (the same scope
+    as every client of ours: the password goes nowhere else). An operator's own credentials are kept."""
+    telegram = BotConfig.model_validate(dict(settings.bot)).telegram
+    url = telegram.status_alertmanager_url or settings.url("alertmanager")
+    env = {} if telegram.status_alertmanager_url else {STATUS_ENV + "URL": url}
+    scoped = auth.client_auth(paths.data, [settings.url(n) for n in auth.components(settings.stack)])
+    if not telegram.status_alertmanager_user and scoped is not None and scoped.applies_to(url):
+        env[STATUS_ENV + "USER"] = auth.USER
+        env[STATUS_ENV + "PASSWORD_FILE"] = str(auth.auth_files(paths.data).password_file.resolve())
+    return env
 
 
 #: what the bot reads from its environment besides BASE_ENV and its token: settings overrides, the
