@@ -37,8 +37,9 @@ BINARIES = ("prometheus", "promtool", "prometheus-alertmanager", "amtool", "prom
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
-    """Poll until ``probe`` returns something truthy; fail naming ``what`` after ``timeout`` s."""
+def wait_for(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.2,
+             explain: Callable[[], str] | None = None) -> T:
+    """Poll until ``probe`` returns something truthy; fail naming ``what`` (and ``explain()``) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -46,7 +47,8 @@ def wait_for(probe: Callable[[], T], timeout: float, what: str, interval: float 
         if last:
             return last
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    detail = f"\n{explain()}" if explain is not None else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r}){detail}")
 
 
 def stack_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,9 @@ def test_malformed_requests_are_logged_and_ignored_and_the_supervisor_keeps_runn
     assert "components must be a list of component names" in log
     assert "hux restart" in log   # what to do instead
     assert "not valid JSON" in log and "larger than" in log and "not a regular file" in log
-    refused = (stack.state() or {})["supervisor"]["requests_refused"]
+    # the log line is written while a request is handled, the state file at the end of that loop turn
+    refused = wait_for(lambda: (r := (stack.state() or {})["supervisor"]["requests_refused"])
+                       and sum(r.values()) >= len(BAD_REQUESTS) + 1 and r, 5, "the refusals in the state file")
     assert sum(refused.values()) == len(BAD_REQUESTS) + 1, refused
     assert set(refused) <= {"unreadable", "not_json", "too_large", "bad_request", "not_a_file"}
     # the directory is not ours to delete, and is reported once, not on every poll
@@ -77,7 +80,8 @@ def test_malformed_requests_are_logged_and_ignored_and_the_supervisor_keeps_runn
     # A good request still works afterwards.
     stack.request_restart(["sleeper"])
     wait_for(lambda: component(stack, "sleeper").get("pid") not in (None, first_pid)
-             and component(stack, "sleeper").get("state") == "running", 15, "the requested restart")
+             and component(stack, "sleeper").get("state") == "running", 15, "the requested restart",
+             explain=lambda: f"state: {component(stack, 'sleeper')}\nsupervisor log:\n{paths.supervisor_log.read_text()}")
     assert paths.supervisor_log.read_text().count("dir.json") == 1
     assert sup.alive()
 
@@ -190,3 +194,30 @@ def test_stop_or_start_without_components_is_refused(supervised, tmp_path, reque
     wait_for(lambda: (stack.state() or {})["supervisor"]["requests_refused"].get("bad_request") == 1, 10,
              "the refusal to be counted")
     assert component(stack, "sleeper")["pid"] == pid and component(stack, "sleeper")["state"] == "running"
+
+
+def test_a_burst_of_signals_neither_freezes_nor_crashes_the_supervisor(supervised, tmp_path):  # noqa: F811
+    """Signal handlers take no lock: a handler that ran inside the loop's own wait used to deadlock it.
+
+    SIGUSR1 (requests), SIGHUP (replan) and SIGCHLD arrive at any moment; about a thousand of them
+    in a second froze the supervisor with Event.set() in its handlers, or crashed it with nested ones.
+    """
+    paths = StackPaths(tmp_path)
+    stack = supervised(spec(paths, "sleeper", SLEEPER))
+    sup = stack.supervisor()
+    assert sup is not None
+    for round_ in range(3):
+        first = component(stack, "sleeper")["pid"]
+        sent, end = 0, time.monotonic() + 1.0
+        while time.monotonic() < end and sent < 5000:
+            os.kill(sup.pid, (signal.SIGUSR1, signal.SIGCHLD, signal.SIGHUP)[sent % 3])
+            sent += 1
+            time.sleep(0.0002)
+        stack.request_restart(["sleeper"])
+        wait_for(lambda first=first: component(stack, "sleeper").get("pid") not in (None, first)
+                 and component(stack, "sleeper").get("state") == "running", 10,
+                 f"a restart after {sent} signals (round {round_})",
+                 explain=lambda: f"supervisor log:\n{paths.supervisor_log.read_text()[-3000:]}")
+    assert sup.alive()
+    log = paths.supervisor_log.read_text()
+    assert "Traceback" not in log and "crashed" not in log, log[-3000:]

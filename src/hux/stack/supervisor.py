@@ -42,11 +42,11 @@ import errno
 import fcntl
 import json
 import os
+import select
 import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -187,13 +187,43 @@ class Child:
         }
 
 
+class Wakeup:
+    """Wakes the main loop from a signal handler without taking a lock.
+
+    A Python signal handler runs in the main thread between two bytecodes, possibly while that
+    thread holds a lock: ``threading.Event.set()`` there deadlocks on the Event's own lock when the
+    signal lands inside the loop's ``wait()`` or ``clear()`` (a burst of SIGUSR1 froze the supervisor
+    within a second). Instead the interpreter's C-level handler writes the signal number to a pipe
+    (``signal.set_wakeup_fd``), the Python handlers only set flags, and the loop waits on the pipe.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # A full pipe already means "wake up": losing further bytes loses nothing.
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` s or until a handled signal arrived; forget the signals seen so far."""
+        ready, _, _ = select.select([self._read], [], [], timeout)
+        if ready:
+            try:
+                while os.read(self._read, 4096):
+                    pass
+            except BlockingIOError:   # drained
+                pass
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        os.close(self._read)
+        os.close(self._write)
+
+
 @dataclass
 class Supervisor:
     paths: StackPaths
     plan: StackPlan
     echo: bool = False                       # also print events to stdout (foreground mode)
     children: dict[str, Child] = field(default_factory=dict)
-    _wake: threading.Event = field(default_factory=threading.Event)
     _stop_requested: bool = False
     _replan_requested: bool = False
     _requests_pending: bool = False
@@ -250,27 +280,28 @@ class Supervisor:
             path.write_text(f"{pid}\n")
 
     # ----- signals -----------------------------------------------------------------------------
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> Wakeup:
+        """Handlers only set flags (no locks, see Wakeup); every handled signal also wakes the loop."""
+        wake = Wakeup()
+
         def stop(signum: int, _frame: FrameType | None) -> None:
             self._stop_requested = True
-            self._wake.set()
 
         def replan(_signum: int, _frame: FrameType | None) -> None:
             self._replan_requested = True
-            self._wake.set()
 
         def requests(_signum: int, _frame: FrameType | None) -> None:
             self._requests_pending = True
-            self._wake.set()
 
         def child(_signum: int, _frame: FrameType | None) -> None:
-            self._wake.set()
+            """Nothing to record: a handler must be installed for SIGCHLD to reach the wakeup pipe."""
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, replan)
         signal.signal(signal.SIGUSR1, requests)
         signal.signal(signal.SIGCHLD, child)
+        return wake
 
     # ----- one child ---------------------------------------------------------------------------
     def _new_child(self, spec: ComponentSpec) -> Child:
@@ -459,7 +490,7 @@ class Supervisor:
         if not self.acquire_lock():
             self.say(f"another supervisor already runs for {self.paths.home}; not starting a second one")
             return 3
-        self._install_signals()
+        wake = self._install_signals()
         self.paths.pid_file.write_text(f"{os.getpid()}\n")
         self.say(f"supervisor started, pid {os.getpid()}, home {self.paths.home}")
         try:
@@ -470,8 +501,7 @@ class Supervisor:
             self.write_state()
             last_request_poll = 0.0
             while not self._stop_requested:
-                self._wake.wait(LOOP_INTERVAL)
-                self._wake.clear()
+                wake.wait(LOOP_INTERVAL)
                 if self._stop_requested:
                     break
                 if self._replan_requested:
@@ -497,6 +527,7 @@ class Supervisor:
             self.shutdown()
             return 1
         finally:
+            wake.close()
             self.paths.pid_file.unlink(missing_ok=True)
             if self._log is not None:
                 self._log.close()
