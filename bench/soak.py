@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from hux.monitoring.inbox.store import WATCHDOG, InboxStore  # noqa: E402
-from hux.ops.units import human_bytes  # noqa: E402
 from hux.stack.native import NativeStack  # noqa: E402
 from hux.stack.plan import StackPaths  # noqa: E402
 from hux.stack.procs import cpu_seconds, rss_bytes  # noqa: E402
+from hux.units import human_bytes  # noqa: E402
 
 PORTS = ("prometheus", "alertmanager", "node_exporter", "grafana", "bot", "doubles", "inbox")
 MAX_MINUTES = 180.0

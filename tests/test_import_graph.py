@@ -3,7 +3,7 @@
     config/paths  <-  doubles  <-  bot  <-  monitoring  <-  ops  <-  stack  <-  cli
 
 A package imports only from packages to its left (and itself): ``hux.config``,
-``hux.paths`` and ``hux`` itself are the base; ``hux.doubles`` is a leaf that
+``hux.paths``, ``hux.units`` and ``hux`` itself are the base; ``hux.doubles`` is a leaf that
 imports only the base (demo mode runs it); ``hux.cli`` wires the areas
 together. Every ``import`` under src/hux is checked, at module level and inside
 functions alike: a lazy import still makes a dependency.
@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: each package's place in the graph: it may import packages of a lower or equal rank
 RANKS = {"base": 0, "doubles": 1, "bot": 2, "monitoring": 3, "ops": 4, "stack": 5, "cli": 6}
-BASE_MODULES = {"hux", "hux.config", "hux.paths"}
+BASE_MODULES = {"hux", "hux.config", "hux.paths", "hux.units"}
 TOP_MODULES = {"hux.cli", "hux.__main__"}
 
 

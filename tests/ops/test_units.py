@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hux.ops import progress
 from hux.ops.maintenance import report
-from hux.ops.units import ago, human_bytes
+from hux.units import ago, human_bytes
 
 
 def test_human_bytes() -> None:

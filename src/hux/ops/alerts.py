@@ -17,8 +17,8 @@ from typing import Any
 from hux.monitoring.alertmanager import Paging
 from hux.monitoring.inbox.store import Entry, InboxStore, iso
 from hux.monitoring.runbooks import first_steps
-from hux.ops.units import ago
 from hux.paths import Layout
+from hux.units import ago
 
 MAX_HISTORY = 2000
 

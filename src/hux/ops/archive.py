@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hux import __version__
 from hux.ops.errors import ArchiveError, BackupError, OpsError
 from hux.ops.progress import Progress
-from hux.ops.units import human_bytes
+from hux.units import human_bytes
 
 FORMAT = "hux-backup"
 FORMAT_VERSION = 1

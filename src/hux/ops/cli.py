@@ -41,7 +41,7 @@ from hux.ops.progress import Progress
 from hux.ops.prometheus_backup import backup_prometheus, restore_prometheus
 from hux.ops.service import CommandControl, ServiceControl
 from hux.ops.textfile import record_refusal
-from hux.ops.units import human_bytes
+from hux.units import human_bytes
 
 #: how to stop and start Prometheus under a home, when something there runs it (None: nothing does)
 ControlFactory = Callable[[Path], "ServiceControl | None"]

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TextIO
 
-from hux.ops.units import human_bytes
+from hux.units import human_bytes
 
 
 class Progress:

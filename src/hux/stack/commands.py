@@ -27,7 +27,6 @@ from hux.monitoring.alertmanager import native_paging
 from hux.monitoring.prometheus_config import DOCKER_SERVICES
 from hux.monitoring.render import docker_paging, render_native
 from hux.monitoring.settings import Settings, load_settings
-from hux.ops.units import ago, human_bytes
 from hux.stack import binaries, docker, probe
 from hux.stack.components import (
     HA_COMPONENTS,
@@ -46,6 +45,7 @@ from hux.stack.native import NativeStack, StackError
 from hux.stack.output import Console, paint, table, use_colour
 from hux.stack.plan import StackPaths, StackPlan
 from hux.stack.supervisor import Supervisor
+from hux.units import ago, human_bytes
 
 DEFAULT_UP_TIMEOUT = 60.0
 CRASH_LOOP_RESTARTS = 3   # `up` stops waiting for a component restarted this often

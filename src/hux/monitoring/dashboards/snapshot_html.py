@@ -8,11 +8,13 @@ This module only draws: dashboard JSON + results -> an HTML string.
 
 * layout: Grafana's grid (24 columns, ``gridPos``) as a CSS grid; rows as headings;
 * timeseries: inline SVG lines (stacked and filled as configured), dashed threshold
-  lines in the step colours, the legend from ``legendFormat``;
+  lines in the step colours, the legend from ``legendFormat`` (drawn by
+  :mod:`hux.monitoring.svgchart`, as the maintenance reports' charts are);
 * stat: the last non-null value per series, value mappings, coloured by the thresholds,
   with a sparkline; bargauge: bars coloured by the thresholds; table: label columns
   (the ``organize`` transformation's exclusions applied); heatmap: a grid of buckets;
-* units and decimals from ``fieldConfig.defaults`` (the units the boards use);
+* units and decimals from ``fieldConfig.defaults`` (the units the boards use, read by
+  :func:`hux.units.format_value`);
 * bounded: at most :data:`MAX_POINTS` points per line and :data:`MAX_SERIES` series per
   panel (``+N more``); label values are escaped (they come from chat names, among
   others); a Content-Security-Policy forbids scripts and any outside resource.
@@ -24,7 +26,6 @@ to show) or ``unsupported`` (a panel type this page does not draw).
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from hux.monitoring.dashboards.queries import board_variables, panel_targets, substitute
+from hux.monitoring.svgchart import Canvas, Line, Threshold, esc, finite, path_data, svg, time_series
+from hux.units import format_value
 
 #: a line is downsampled to at most this many points (min and max of each bucket, so spikes stay)
 MAX_POINTS = 300
@@ -39,8 +42,6 @@ MAX_POINTS = 300
 MAX_SERIES = 20
 #: a range query asks for about this many points per series (a few less than MAX_POINTS: none is thinned)
 TARGET_POINTS = 290
-#: an error or label longer than this is cut
-MAX_TEXT = 300
 
 #: Grafana's named colours (the ones the boards use and their neighbours)
 NAMED_COLOURS = {
@@ -172,16 +173,6 @@ def snapshot_queries(boards: Iterable[Mapping[str, Any]], window: Window) -> lis
 # --- values ------------------------------------------------------------------------------------
 
 
-def _clip(text: str, limit: int = MAX_TEXT) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def esc(value: Any) -> str:
-    """Text for HTML and SVG (element content and quoted attributes alike)."""
-    return html.escape(_clip(str(value)), quote=True)
-
-
 def colour(name: Any) -> str:
     """A Grafana colour (named or ``#rrggbb``) as CSS; anything else is the text colour."""
     text = str(name or "")
@@ -203,66 +194,6 @@ def threshold_colour(value: float, thresholds: Any) -> str | None:
         if bound is None or (isinstance(bound, (int, float)) and not math.isnan(value) and value >= bound):
             chosen = step.get("color")
     return colour(chosen) if chosen is not None else None
-
-
-def _number(value: float, decimals: int | None) -> str:
-    if decimals is not None:
-        return f"{value:.{decimals}f}"
-    magnitude = abs(value)
-    if magnitude == 0:
-        return "0"
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        text = f"{value:.1f}"
-    elif magnitude >= 1:
-        text = f"{value:.2f}"
-    else:
-        text = f"{value:.3g}"
-    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
-
-
-def _scaled(value: float, steps: Sequence[tuple[float, str]], decimals: int | None) -> str:
-    """``value`` divided by the largest factor it reaches, with that factor's suffix."""
-    factor, suffix = steps[0]
-    for size, name in steps:
-        if abs(value) >= size:
-            factor, suffix = size, name
-    return f"{_number(value / factor, decimals)}{suffix}"
-
-
-_SI = ((1, ""), (1e3, " K"), (1e6, " Mil"), (1e9, " Bil"), (1e12, " Tri"))
-_BYTES = ((1, " B"), (1024, " KiB"), (1024 ** 2, " MiB"), (1024 ** 3, " GiB"), (1024 ** 4, " TiB"))
-_BYTES_SI = ((1, " B/s"), (1e3, " kB/s"), (1e6, " MB/s"), (1e9, " GB/s"), (1e12, " TB/s"))
-_SECONDS = ((1e-3, " ms"), (1, " s"), (60, " min"), (3600, " hour"), (86400, " day"), (604800, " week"))
-
-
-def format_value(value: float, unit: str = "", decimals: int | None = None) -> str:
-    """A value in a Grafana unit (the ones the boards use; others read as plain numbers)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    unit = unit or "none"
-    if unit.startswith("suffix:"):
-        return f"{_number(value, decimals)} {unit[len('suffix:'):].strip()}".rstrip()
-    if unit == "percentunit":
-        return f"{_number(value * 100, decimals)}%"
-    if unit == "percent":
-        return f"{_number(value, decimals)}%"
-    if unit == "s":
-        return "0 s" if value == 0 else _scaled(value, _SECONDS, decimals)
-    if unit == "bytes":
-        return _scaled(value, _BYTES, decimals)
-    if unit == "Bps":
-        return _scaled(value, _BYTES_SI, decimals)
-    if unit == "short":
-        return _scaled(value, _SI, decimals).rstrip()
-    if unit == "ops":
-        return f"{_scaled(value, _SI, decimals)} ops/s".replace("  ", " ")
-    if unit == "reqps":
-        return f"{_scaled(value, _SI, decimals)} req/s".replace("  ", " ")
-    return _number(value, decimals)
 
 
 def mapped(value: float, mappings: Any) -> tuple[str, str | None] | None:
@@ -334,19 +265,8 @@ def buckets(series: Sequence[Series]) -> list[Series]:
 
 
 @dataclass
-class _Drawn:
-    """One series ready to draw: its name, points and colour."""
-
-    name: str
-    points: list[tuple[float, float]]
-    colour: str
-    #: a longer stretch between two points is a gap in the data (not drawn across)
-    gap: float = math.inf
-
-
-@dataclass
 class _PanelData:
-    series: list[_Drawn]
+    series: list[Line]
     errors: list[str]
     notes: list[str]
 
@@ -377,7 +297,7 @@ def _collect(board: Mapping[str, Any], panel: Mapping[str, Any], results: Mappin
              step: float, *, thin: bool = True) -> _PanelData:
     """The panel's series, named and coloured; ``thin``: lines cut to :data:`MAX_POINTS` (a heatmap bins
     every sample itself)."""
-    drawn: list[_Drawn] = []
+    drawn: list[Line] = []
     errors, notes = [], []
     dropped = unreadable = 0
     targets = [t for t in (panel.get("targets") or []) if isinstance(t, dict) and t.get("expr")]
@@ -396,7 +316,7 @@ def _collect(board: Mapping[str, Any], panel: Mapping[str, Any], results: Mappin
             points = downsample(item.points) if thin else list(item.points)
             # a downsampled line has up to two buckets between its points; otherwise a step
             gap = 1.5 * step if len(points) == len(item.points) else 2.5 * _bucket_width(item.points)
-            drawn.append(_Drawn(name, points, PALETTE[len(drawn) % len(PALETTE)], gap))
+            drawn.append(Line(name, points, PALETTE[len(drawn) % len(PALETTE)], gap))
         dropped += result.dropped_series
         unreadable += result.unreadable
     if len(drawn) > MAX_SERIES:
@@ -409,119 +329,8 @@ def _collect(board: Mapping[str, Any], panel: Mapping[str, Any], results: Mappin
     return _PanelData(drawn, errors, notes)
 
 
-def _finite(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [p for p in points if math.isfinite(p[1])]
-
-
-def tick_step(low: float, high: float, count: int) -> float:
-    """The round step (1, 2, 2.5 or 5 times a power of ten) that cuts ``low``..``high`` into about ``count``
-    parts; the snapshot's panels and the maintenance reports' charts both place their ticks with it."""
-    raw = (high - low) / count
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-
-
-def runs(points: Iterable[tuple[float, float]], gap: float) -> list[list[tuple[float, float]]]:
-    """The points in unbroken runs: a stretch longer than ``gap`` between two points, or a NaN, breaks a line."""
-    out: list[list[tuple[float, float]]] = []
-    current: list[tuple[float, float]] = []
-    previous = None
-    for at, value in points:
-        if not math.isfinite(value) or (previous is not None and at - previous > gap):
-            if current:
-                out.append(current)
-            current = []
-        if math.isfinite(value):
-            current.append((at, value))
-        previous = at
-    if current:
-        out.append(current)
-    return out
-
-
-def _ticks(low: float, high: float, count: int = 4) -> list[float]:
-    if not high > low:
-        high = low + (abs(low) or 1.0)
-    if not math.isfinite(high - low) or high - low > 1e300 or (high - low) / count < 1e-300:
-        return [low, high]          # beyond what round ticks can say
-    step = tick_step(low, high, count)
-    first = math.ceil(low / step - 1e-9) * step
-    return [round(first + i * step, 12) for i in range(count + 2) if first + i * step <= high + 1e-9 * step]
-
-
-def _time_label(at: float, span: float) -> str:
-    moment = datetime.fromtimestamp(at, timezone.utc)
-    return moment.strftime("%H:%M:%S" if span <= 900 else "%H:%M" if span <= 86400 else "%m-%d %H:%M")
-
-
-class _Canvas:
-    """Scales for one SVG chart of the nominal size ``width`` x ``height``."""
-
-    RIGHT, TOP, BOTTOM = 8, 6, 18
-    #: the y axis's labels get about this many pixels per character (10.5 px text), within these bounds
-    CHAR_PX, MIN_LEFT, MAX_LEFT = 6.2, 36, 150
-
-    def __init__(self, width: float, height: float, window: Window, low: float, high: float,
-                 labels: Sequence[str] = ()) -> None:
-        self.width, self.height, self.window = width, height, window
-        self.low, self.high = low, (high if high > low else low + (abs(low) or 1.0))
-        widest = max((len(label) for label in labels), default=0)
-        self.left = min(self.MAX_LEFT, max(self.MIN_LEFT, 10 + widest * self.CHAR_PX))
-        self.plot_w = max(10.0, width - self.left - self.RIGHT)
-        self.plot_h = max(10.0, height - self.TOP - self.BOTTOM)
-
-    def x(self, at: float) -> float:
-        span = self.window.end - self.window.start
-        return self.left + (at - self.window.start) / span * self.plot_w
-
-    def y(self, value: float) -> float:
-        clamped = min(max(value, self.low), self.high)
-        return self.TOP + self.plot_h - (clamped - self.low) / (self.high - self.low) * self.plot_h
-
-    def frame(self) -> str:
-        return (f'<rect class="plot" x="{self.left:.0f}" y="{self.TOP}" width="{self.plot_w:.0f}" '
-                f'height="{self.plot_h:.0f}"/>')
-
-    def time_axis(self) -> list[str]:
-        span = self.window.end - self.window.start
-        labels = max(2, min(7, int(self.plot_w // 110)))
-        out = []
-        for index in range(labels):
-            at = self.window.start + span * index / (labels - 1)
-            anchor = "start" if index == 0 else "end" if index == labels - 1 else "middle"
-            out.append(f'<text x="{self.x(at):.1f}" y="{self.height - 4:.1f}" text-anchor="{anchor}">'
-                       f"{esc(_time_label(at, span))}</text>")
-        return out
-
-    @staticmethod
-    def tick_labels(low: float, high: float, unit: str, decimals: int | None) -> list[tuple[float, str]]:
-        return [(tick, format_value(tick, unit, decimals)) for tick in _ticks(low, high)]
-
-    def axes(self, ticks: Sequence[tuple[float, str]]) -> list[str]:
-        out = [self.frame()]
-        for tick, label in ticks:
-            y = self.y(tick)
-            out.append(f'<line class="grid" x1="{self.left:.0f}" x2="{self.left + self.plot_w:.0f}" y1="{y:.1f}" '
-                       f'y2="{y:.1f}"/><text x="{self.left - 4:.0f}" y="{y + 3.5:.1f}" text-anchor="end">'
-                       f"{esc(label)}</text>")
-        return out + self.time_axis()
-
-    def path(self, points: Sequence[tuple[float, float]], gap: float) -> list[list[tuple[float, float]]]:
-        """Screen coordinates in runs (:func:`runs`)."""
-        return [[(self.x(at), self.y(value)) for at, value in run] for run in runs(points, gap)]
-
-
-def _d(run: Sequence[tuple[float, float]]) -> str:
-    return "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in run)
-
-
-def _svg(width: float, height: float, body: Iterable[str], label: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-            f'aria-label="{esc(label)}">' + "".join(body) + "</svg>")
-
-
-def _stack(series: list[_Drawn]) -> list[tuple[_Drawn, list[tuple[float, float]]]]:
-    """Each series with the running total under it (stacking ``normal``), points on the same times."""
+def _stack(series: list[Line]) -> list[Line]:
+    """Each series as the running total up to it (stacking ``normal``), filled down to the one under it."""
     below: dict[float, float] = {}
     out = []
     for item in series:
@@ -531,63 +340,26 @@ def _stack(series: list[_Drawn]) -> list[tuple[_Drawn, list[tuple[float, float]]
             total = below.get(t, 0.0) + (v if math.isfinite(v) else 0.0)
             below[t] = total
             top.append((t, total))
-        out.append((_Drawn(item.name, top, item.colour, item.gap), base))
+        out.append(Line(item.name, top, item.colour, item.gap, base))
     return out
+
+
+_THRESHOLD_LINES = ("dashed", "line", "line+area", "dashed+area")
 
 
 def _timeseries(panel: Mapping[str, Any], data: _PanelData, window: Window, size: tuple[float, float]) -> str:
     defaults = _defaults(panel)
     custom = _dict(defaults.get("custom"))
-    unit, decimals = str(defaults.get("unit") or ""), _decimals(defaults)
     stacked = isinstance(custom.get("stacking"), dict) and custom["stacking"].get("mode") == "normal"
-    fill = _int(custom.get("fillOpacity"), 10, 0, 100) / 100
-    width = _int(custom.get("lineWidth"), 1, 1, 10)
-    layers = _stack(data.series) if stacked else [(s, [(t, 0.0) for t, _ in s.points]) for s in data.series]
-    values = [v for item, _ in layers for _, v in _finite(item.points)]
-    fixed_low, fixed_high = _float(defaults.get("min")), _float(defaults.get("max"))
-    low = fixed_low if fixed_low is not None else min(min(values), 0.0)
-    high = fixed_high if fixed_high is not None else max(values)
-    if fixed_high is None and high > low:   # up to the next round tick, as Grafana's axis does
-        high = max(high, _ticks(low, high)[-1])
-    ticks = _Canvas.tick_labels(low, high, unit, decimals)
-    canvas = _Canvas(size[0], size[1], window, low, high, [label for _, label in ticks])
-    body = canvas.axes(ticks)
-    floor = canvas.y(max(low, 0.0) if low <= 0 <= high else low)
-    for item, base in layers:
-        runs = canvas.path(item.points, item.gap)
-        if fill > 0:
-            base_runs = canvas.path(base, item.gap) if stacked else []
-            for index, run in enumerate(runs):
-                if len(run) < 2:
-                    continue
-                under = base_runs[index] if stacked and index < len(base_runs) else [(x, floor) for x, _ in run]
-                polygon = run + list(reversed(under))
-                body.append(f'<path class="area" d="{_d(polygon)} Z" fill="{item.colour}" fill-opacity="{fill:.2f}"/>')
-        for run in runs:
-            if len(run) == 1:
-                body.append(f'<circle class="series" cx="{run[0][0]:.1f}" cy="{run[0][1]:.1f}" r="2" '
-                            f'fill="{item.colour}"><title>{esc(item.name)}</title></circle>')
-            else:
-                body.append(f'<path class="series" d="{_d(run)}" stroke="{item.colour}" stroke-width="{width}" '
-                            f'fill="none"><title>{esc(item.name)}</title></path>')
-    style = _dict(custom.get("thresholdsStyle"))
-    if style.get("mode") in ("dashed", "line", "line+area", "dashed+area"):
-        for step in (defaults.get("thresholds") or {}).get("steps") or []:
-            value = _float(step.get("value")) if isinstance(step, dict) else None
-            if value is not None and canvas.low <= value <= canvas.high:
-                y = canvas.y(value)
-                dash = ' stroke-dasharray="8 5"' if style["mode"].startswith("dashed") else ""
-                body.append(f'<line class="threshold" x1="{canvas.left:.0f}" x2="{canvas.left + canvas.plot_w:.0f}" '
-                            f'y1="{y:.1f}" y2="{y:.1f}" stroke="{colour(step.get("color"))}"{dash}>'
-                            f"<title>threshold {esc(format_value(value, unit, decimals))}</title></line>")
-    return _svg(size[0], size[1], body, str(panel.get("title") or "")) + _legend(data.series)
-
-
-def _legend(series: Sequence[_Drawn]) -> str:
-    if not series:
-        return ""
-    items = "".join(f'<li><i style="background:{s.colour}"></i>{esc(s.name)}</li>' for s in series)
-    return f'<ul class="legend">{items}</ul>'
+    style = str(_dict(custom.get("thresholdsStyle")).get("mode") or "")
+    steps = (defaults.get("thresholds") or {}).get("steps") or [] if style in _THRESHOLD_LINES else []
+    thresholds = [Threshold(value, colour(step.get("color")), dashed=style.startswith("dashed"))
+                  for step in steps if isinstance(step, dict) and (value := _float(step.get("value"))) is not None]
+    return time_series(_stack(data.series) if stacked else data.series, size, (window.start, window.end),
+                       unit=str(defaults.get("unit") or ""), decimals=_decimals(defaults),
+                       low=_float(defaults.get("min")), high=_float(defaults.get("max")), thresholds=thresholds,
+                       fill=_int(custom.get("fillOpacity"), 10, 0, 100) / 100,
+                       line_width=_int(custom.get("lineWidth"), 1, 1, 10), label=str(panel.get("title") or ""))
 
 
 def _decimals(defaults: Mapping[str, Any]) -> int | None:
@@ -612,16 +384,16 @@ def _display(value: float, defaults: Mapping[str, Any]) -> tuple[str, str | None
 
 
 def _sparkline(points: Sequence[tuple[float, float]], window: Window, paint: str) -> str:
-    finite = _finite(points)
-    if len(finite) < 2:
+    shown = finite(points)
+    if len(shown) < 2:
         return ""
-    low, high = min(v for _, v in finite), max(v for _, v in finite)
+    low, high = min(v for _, v in shown), max(v for _, v in shown)
     span = (high - low) or 1.0
-    coords = [(100 * (t - window.start) / (window.end - window.start), 30 - 28 * (v - low) / span) for t, v in finite]
-    area = _d(coords) + f" L{coords[-1][0]:.1f},30 L{coords[0][0]:.1f},30 Z"
+    coords = [(100 * (t - window.start) / (window.end - window.start), 30 - 28 * (v - low) / span) for t, v in shown]
+    area = path_data(coords) + f" L{coords[-1][0]:.1f},30 L{coords[0][0]:.1f},30 Z"
     return (f'<svg class="spark" viewBox="0 0 100 30" preserveAspectRatio="none" aria-hidden="true">'
             f'<path d="{area}" fill="{paint}" fill-opacity="0.18" stroke="none"/>'
-            f'<path d="{_d(coords)}" fill="none" stroke="{paint}" stroke-width="1" '
+            f'<path d="{path_data(coords)}" fill="none" stroke="{paint}" stroke-width="1" '
             'vector-effect="non-scaling-stroke"/></svg>')
 
 
@@ -709,7 +481,7 @@ def _heat(share: float) -> str:
 
 
 def _heatmap(panel: Mapping[str, Any], data: _PanelData, window: Window, size: tuple[float, float]) -> str:
-    rows = [s for s in data.series if _finite(s.points)]
+    rows = [s for s in data.series if finite(s.points)]
     if not rows:
         return ""
     options = _dict(panel.get("options"))
@@ -719,11 +491,11 @@ def _heatmap(panel: Mapping[str, Any], data: _PanelData, window: Window, size: t
     width = (window.end - window.start) / columns
     grid = [[0.0] * columns for _ in rows]
     for r, item in enumerate(rows):
-        for at, value in _finite(item.points):
+        for at, value in finite(item.points):
             c = min(columns - 1, max(0, int((at - window.start) / width)))
             grid[r][c] += value
     top = max(max(row) for row in grid) or 1.0
-    canvas = _Canvas(size[0], size[1], window, 0, len(rows), [item.name for item in rows])
+    canvas = Canvas(size[0], size[1], window.start, window.end, 0, len(rows), [item.name for item in rows])
     body = [canvas.frame()]
     cell_h = canvas.plot_h / len(rows)
     cell_w = canvas.plot_w / columns
@@ -737,8 +509,8 @@ def _heatmap(panel: Mapping[str, Any], data: _PanelData, window: Window, size: t
             body.append(f'<rect class="cell" x="{canvas.left + c * cell_w:.1f}" y="{y:.1f}" width="{max(cell_w - 1, 0.5):.1f}" '
                         f'height="{max(cell_h - 1, 0.5):.1f}" fill="{_heat((value / top) ** exponent)}">'
                         f"<title>{esc(item.name)}: {esc(format_value(value))}</title></rect>")
-    body += canvas.time_axis()
-    return _svg(size[0], size[1], body, str(panel.get("title") or ""))
+    body += canvas.x_axis()
+    return svg(size[0], size[1], body, str(panel.get("title") or ""))
 
 
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -791,7 +563,7 @@ def _panel_html(board: Mapping[str, Any], panel: Mapping[str, Any], results: Map
     legend_rows = min(3, math.ceil(len(data.series) / max(1, w // 4))) if kind == "timeseries" else 0
     size = (w * COLUMN_PX - 16.0, max(40.0, h * (ROW_PX + GAP_PX) - 40 - 16 * legend_rows))
     if kind == "timeseries":
-        body = _timeseries(panel, data, window, size) if any(_finite(s.points) for s in data.series) else ""
+        body = _timeseries(panel, data, window, size) if any(finite(s.points) for s in data.series) else ""
     elif kind == "stat":
         body = _stat(panel, data, window, size[0])
     elif kind == "bargauge":

@@ -3,27 +3,28 @@
 A ``Report`` holds ``Section``s; a section holds tables, notes and charts. The
 terminal rendering uses aligned columns (trimmed to the terminal's width) and
 sparklines for charts; the HTML rendering inlines its CSS and draws charts as
-inline SVG, so the file can be mailed or archived without external assets.
+inline SVG (line charts with :mod:`hux.monitoring.svgchart`, the dashboard snapshot's drawing), so the file can
+be mailed or archived without external assets. Values read through :mod:`hux.units`, as on the dashboards.
 """
 
 from __future__ import annotations
 
 import html
-import itertools
 import math
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence, Union
 
-from hux.monitoring.dashboards.snapshot_html import runs, tick_step
+from hux import units
 from hux.monitoring.status import FAIL, INFO, PASS, WARN, worst
-from hux.ops import units
-from hux.ops.units import human_bytes
+from hux.monitoring.svgchart import Line, Threshold, time_series, usual_gap
+from hux.units import format_value, human_bytes
 
 #: a report's "nothing to act on": the shared ``pass`` (one vocabulary, one ``worst``), shown as "OK" (``word``)
 OK = PASS
 _PALETTE = ("#2f6fdf", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4", "#6c8893", "#bf399e")
+_ALERT_RED = "#d9363e"
 
 
 def word(status: str) -> str:
@@ -121,40 +122,22 @@ class Report:
 # --- value formatting -------------------------------------------------------------------------
 
 
+#: the report's units as the shared formatter's (unit, decimals): percentages keep the one decimal and counts
+#: the grouped thousands they always had
+_UNITS: dict[str, tuple[str, int | None]] = {"": ("locale", None), "ratio": ("percentunit", 1), "seconds": ("s", None),
+                                             "bytes": ("bytes", None), "per_second": ("suffix:/s", None)}
+
+
 def fmt_value(value: Any, unit: str = "") -> str:
+    """A table cell in one of the report's units ("", "ratio", "seconds", "bytes", "per_second"): read as the
+    dashboards read it (:func:`hux.units.format_value`); sizes as every message writes them (``human_bytes``)."""
     if value is None:
         return "—"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-    if unit == "ratio":
-        return f"{value * 100:.1f}%"
-    if unit == "bytes":
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    if unit == "bytes" and math.isfinite(value):
         return human_bytes(value)
-    if unit == "seconds":
-        if abs(value) >= 86400:
-            return f"{value / 86400:.1f}d"
-        if abs(value) >= 3600:
-            return f"{value / 3600:.1f}h"
-        if abs(value) >= 60:
-            return f"{value / 60:.1f}m"
-        if value == 0:
-            return "0s"
-        if abs(value) >= 1:
-            return f"{value:.2f}s"
-        return f"{value * 1000:.0f}ms"
-    if unit == "per_second":
-        return f"{value:.3g}/s"
-    if isinstance(value, float):
-        if abs(value) >= 1000 and abs(value) < 1e15:
-            return f"{value:,.0f}"
-        if value.is_integer():
-            return f"{int(value):,}"
-        return f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    return format_value(float(value), *_UNITS.get(unit, _UNITS[""]))
 
 
 def ago(seconds: float | None) -> str:
@@ -268,7 +251,10 @@ th{background:#f3f5f7} tr.warn td{background:#fff6dd} tr.fail td{background:#fde
 .badge{display:inline-block;border-radius:3px;padding:1px 6px;font-size:12px;color:#fff;margin-left:6px}
 .ok{background:#19a979} .warn{background:#d89b00} .fail{background:#d9363e} .info{background:#6c8893}
 p.note{margin:4px 0;font-size:13px} p.note.warn{color:#8a6100} p.note.fail{color:#b3141c}
-svg{margin:4px 0 14px} svg text{font-size:11px;fill:#3c4650} .empty{color:#6c8893;font-size:13px}
+svg{display:block;max-width:100%;height:auto;margin:4px 0 2px} svg text{font-size:11px;fill:#3c4650}
+svg .plot{fill:#fafbfc;stroke:#d8dee4} svg .grid{stroke:#e6eaee} .empty{color:#6c8893;font-size:13px}
+.legend{list-style:none;margin:0 0 14px;padding:0;font-size:12px;display:flex;flex-wrap:wrap;gap:0 14px;max-width:760px}
+.legend i{display:inline-block;width:10px;height:10px;margin:0 4px -1px 0}
 """
 
 
@@ -289,86 +275,19 @@ def _table_html(table: Table) -> str:
     return "".join(parts)
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
-    step = tick_step(lo, hi, count)
-    start = math.floor(lo / step) * step
-    ticks: list[float] = []
-    value = start
-    while len(ticks) < 12:
-        ticks.append(round(value, 12))
-        if value >= hi:
-            break
-        value += step
-    return ticks
-
-
-def _x_label(value: float, span: float, is_time: bool) -> str:
-    if not is_time:
-        return f"{value:.1f}".rstrip("0").rstrip(".")
-    moment = datetime.fromtimestamp(value, timezone.utc)
-    return moment.strftime("%H:%M" if span <= 2 * 86400 else "%m-%d")
-
-
-def line_chart_svg(chart: LineChart, width: int = 760, height: int = 250) -> str:
-    left, right, top, bottom = 64, 16, 12, 56
-    plot_w, plot_h = width - left - right, height - top - bottom
-    points = [(x, y) for s in chart.series for x, y in s.points if math.isfinite(y)]
-    if not points:
+def line_chart_svg(chart: LineChart, width: int = 760, height: int = 200) -> str:
+    lines = [Line(series.name, series.points, _PALETTE[index % len(_PALETTE)], usual_gap(series.points))
+             for index, series in enumerate(chart.series)]
+    finite_x = [x for line in lines for x, y in line.points if math.isfinite(y)]
+    if not finite_x:
         return f'<p class="empty">{_esc(chart.title)}: no data in this period</p>'
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points] + [t[1] for t in chart.thresholds]
-    x0, x1 = chart.x_range if chart.x_range else (min(xs), max(xs))
-    if x1 == x0:
-        x1 = x0 + 1
-    ticks = _nice_ticks(min(0.0, min(ys)) if min(ys) >= 0 else min(ys), max(ys))
-    y0, y1 = ticks[0], ticks[-1] if ticks[-1] > ticks[0] else ticks[0] + 1
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * plot_w
-
-    def sy(y: float) -> float:
-        return top + plot_h - (y - y0) / (y1 - y0) * plot_h
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{_esc(chart.title)}">',
-             f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafbfc" stroke="#d8dee4"/>']
-    for tick in ticks:
-        y = sy(tick)
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e6eaee"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_esc(fmt_value(tick, chart.unit))}</text>')
-    for i in range(6):
-        xv = x0 + (x1 - x0) * i / 5
-        parts.append(f'<text x="{sx(xv):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                     f'{_esc(_x_label(xv, x1 - x0, chart.x_is_time))}</text>')
-    if chart.x_label:
-        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 31}" text-anchor="middle">'
-                     f'{_esc(chart.x_label)}</text>')
-    for name, value in chart.thresholds:
-        y = sy(value)
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d9363e" '
-                     f'stroke-dasharray="6 4"/><text x="{left + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" '
-                     f'style="fill:#d9363e">{_esc(name)}</text>')
-    legend_x: float = left
-    for index, series in enumerate(chart.series):
-        color = _PALETTE[index % len(_PALETTE)]
-        xs_sorted = [p[0] for p in series.points]
-        gaps = sorted(b - a for a, b in itertools.pairwise(xs_sorted))
-        max_gap = 2.5 * gaps[len(gaps) // 2] if gaps else math.inf  # a missing stretch breaks the line
-        segments = [[f"{sx(x):.1f},{sy(y):.1f}" for x, y in run] for run in runs(series.points, max_gap)]
-        for segment in segments:
-            if len(segment) == 1:
-                cx, cy = segment[0].split(",")
-                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}"/>')
-            else:
-                parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{" ".join(segment)}"/>')
-        label = series.name[:40]
-        parts.append(f'<rect x="{legend_x}" y="{height - 12}" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{legend_x + 14}" y="{height - 3}">{_esc(label)}</text>')
-        legend_x += 24 + 6.5 * len(label)
-    parts.append("</svg>")
-    return f"<h3>{_esc(chart.title)}</h3>" + "".join(parts)
+    unit, decimals = _UNITS.get(chart.unit, _UNITS[""])
+    drawn = time_series(lines, (width, height), chart.x_range or (min(finite_x), max(finite_x)), unit=unit,
+                        decimals=decimals, thresholds=[Threshold(value, _ALERT_RED, caption=name)
+                                                       for name, value in chart.thresholds],
+                        fit_thresholds=True, line_width=2, x_is_time=chart.x_is_time, x_caption=chart.x_label,
+                        label=chart.title, sized=True)
+    return f"<h3>{_esc(chart.title)}</h3>" + drawn
 
 
 def range_chart_svg(chart: RangeChart, width: int = 760) -> str:

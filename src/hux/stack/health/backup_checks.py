@@ -6,9 +6,9 @@ import time
 
 from hux.monitoring.durations import duration_seconds
 from hux.ops.textfile import FILE_NAME, read_values
-from hux.ops.units import ago
 from hux.stack.health.context import HealthContext, backup_dir
 from hux.stack.health.model import PASS, WARN, CheckResult
+from hux.units import ago
 
 #: at most this many files are looked at when no textfile metrics exist (the newest archive's age)
 MAX_ARCHIVES_SCANNED = 10_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from hux.ops.units import human_bytes
 from hux.stack.health.context import HealthContext, backup_dir
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
+from hux.units import human_bytes
 
 
 def data_directories(ctx: HealthContext) -> list[Path]:

@@ -13,10 +13,10 @@ from hux.monitoring.alertmanager import Paging, native_paging, who_is_paged
 from hux.monitoring.durations import duration_seconds
 from hux.monitoring.inbox.store import InboxStore, StoreError
 from hux.monitoring.yamlout import load as yaml_load
-from hux.ops.units import ago
 from hux.stack.components import READY_PATHS
 from hux.stack.health.context import HealthContext
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
+from hux.units import ago
 
 #: a heartbeat this much later than ``alertmanager.heartbeat_interval`` is overdue (Alertmanager's own
 #: group interval plus Prometheus's evaluation and resend delays)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from hux.ops.units import ago
 from hux.stack.health.context import (
     HealthContext,
     NotAnswering,
@@ -14,6 +13,7 @@ from hux.stack.health.context import (
     still_discovering,
 )
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
+from hux.units import ago
 
 
 async def check_prometheus_config(ctx: HealthContext) -> list[CheckResult]:
