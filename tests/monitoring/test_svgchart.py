@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hux.monitoring.dashboards import snapshot_html
-from hux.monitoring.svgchart import Canvas, Line, Threshold, runs, ticks, time_series, usual_gap
+from hux.monitoring.svgchart import Canvas, Line, Threshold, round_up, runs, ticks, time_series, usual_gap
 from hux.ops.maintenance import report
 from hux.units import format_value, human_bytes
 
@@ -61,6 +61,19 @@ def test_the_axis_reads_in_the_charts_unit_and_spans_the_data() -> None:
     assert "used" in legend and 'style="background:#123456"' in legend
 
 
+@pytest.mark.parametrize("values, top", [([0.1, 0.7], "0.8"), ([3, 7.3], "8"), ([9_701_078], "10000000"),
+                                         ([-4, -1.5], "-1"), ([2, 2], "2")])
+def test_the_axis_ends_at_the_round_tick_above_the_data(values: list[float], top: str) -> None:
+    svg, _ = _parse(time_series([_line("x", values)], (600, 200), (START, START + 60)))
+    assert _y_labels(svg)[-1] == top
+
+
+def test_a_fixed_top_or_one_beyond_round_ticks_stays() -> None:
+    fixed = time_series([_line("x", [0.1, 0.7])], (600, 200), (START, START + 60), low=0, high=0.75)
+    assert _y_labels(_parse(fixed)[0]) == ["0", "0.2", "0.4", "0.6"]
+    assert round_up(0, 1.797693134862315e308) == 1.797693134862315e308 and round_up(3, 3) == 3
+
+
 def test_time_and_plain_x_axes() -> None:
     hour = time_series([_line("a", [1, 2])], (600, 200), (START, START + 3600))
     assert "08:00" in hour and "09:00" in hour                      # START is 2027-01-15 08:00 UTC
@@ -101,8 +114,7 @@ def test_thresholds_fitted_with_a_caption_or_left_out_beyond_the_axis() -> None:
     assert line.get("stroke") == "#d9363e" and line.get("stroke-dasharray") == "8 5"
     assert line.findtext(f"{SVG}title") == "memory alert: 90.0%"
     assert "memory alert" in [t.text for t in svg.iter(f"{SVG}text")]
-    [frame] = [r for r in svg.iter(f"{SVG}rect") if r.get("class") == "plot"]
-    assert float(line.get("y1", 0)) == float(frame.get("y", 0))      # the axis reaches the threshold: its top
+    assert _y_labels(svg)[-1] == "100.0%"                            # the axis reaches past the threshold
     beyond = time_series([_line("m", [0.2, 0.3])], (600, 200), (START, START + 60), thresholds=[alert])
     assert 'class="threshold"' not in beyond
     solid = time_series([_line("m", [1, 2])], (600, 200), (START, START + 60), thresholds=[Threshold(1.5, "red", False)])
@@ -169,7 +181,7 @@ def test_the_report_chart_is_the_shared_drawing() -> None:
     page = report.line_chart_svg(chart)
     assert page.startswith("<h3>CPU &lt;busy&gt;</h3><svg ")
     svg, legend = _parse(page[len("<h3>CPU &lt;busy&gt;</h3>"):])
-    assert svg.get("width") == "760" and _y_labels(svg)[-1] == "75.0%" and "cpu &amp; mem" in legend
+    assert svg.get("width") == "760" and _y_labels(svg)[-1] == "100.0%" and "cpu &amp; mem" in legend
     assert [x.findtext(f"{SVG}title") for x in svg.iter(f"{SVG}line") if x.get("class") == "threshold"] == [
         "memory alert: 90.0%"]
     empty = report.line_chart_svg(report.LineChart("idle", [report.Series("x", [(START, math.nan)])]))

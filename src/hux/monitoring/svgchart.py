@@ -63,6 +63,15 @@ def ticks(low: float, high: float, count: int = 4) -> list[float]:
     return [round(first + i * step, 12) for i in range(count + 2) if first + i * step <= high + 1e-9 * step]
 
 
+def round_up(low: float, high: float, count: int = 4) -> float:
+    """``high`` raised to the round tick at or above it (as Grafana's axis ends), so the top grid line is
+    labelled and the highest point is not drawn on the frame; ``high`` itself when no round step fits."""
+    if not high > low or not math.isfinite(high - low) or high - low > 1e300 or (high - low) / count < 1e-300:
+        return high
+    step = tick_step(low, high, count)
+    return max(high, math.ceil(high / step - 1e-9) * step)
+
+
 def runs(points: Iterable[Point], gap: float) -> list[list[Point]]:
     """The points in unbroken runs: a stretch longer than ``gap`` between two points, or a NaN, breaks a line."""
     out: list[list[Point]] = []
@@ -225,8 +234,8 @@ def time_series(lines: Sequence[Line], size: tuple[float, float], x_range: tuple
         values += [t.value for t in thresholds if math.isfinite(t.value)]
     bottom = low if low is not None else min(min(values), 0.0)
     top = high if high is not None else max(values)
-    if high is None and top > bottom:   # up to the next round tick, as Grafana's axis does
-        top = max(top, ticks(bottom, top)[-1])
+    if high is None:
+        top = round_up(bottom, top)
     labelled = Canvas.tick_labels(bottom, top, unit, decimals)
     canvas = Canvas(size[0], size[1], x_range[0], x_range[1], bottom, top, [text for _, text in labelled],
                     caption=x_caption)
@@ -268,5 +277,5 @@ def _threshold(canvas: Canvas, threshold: Threshold, value: str) -> list[str]:
     return out
 
 
-__all__ = ["Canvas", "Line", "MAX_TEXT", "Threshold", "esc", "finite", "legend", "path_data", "runs", "svg",
-           "tick_step", "ticks", "time_label", "time_series", "usual_gap"]
+__all__ = ["Canvas", "Line", "MAX_TEXT", "Threshold", "esc", "finite", "legend", "path_data", "round_up", "runs",
+           "svg", "tick_step", "ticks", "time_label", "time_series", "usual_gap"]
