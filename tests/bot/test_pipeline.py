@@ -127,3 +127,55 @@ async def test_work_accepted_before_a_crash_is_processed_after_restart(hux_home:
         counts = await inbox_counts(app)
         assert counts["inbox"] == 8 and counts["inbox_pending"] == 0 and counts["mentions"] == 8
         assert not app.persistence.spool
+
+
+async def test_spools_of_bots_no_longer_running_are_drained_and_a_running_ones_is_left_alone(hux_home: Path) -> None:
+    """bot.instances went from 3 to 1: the spools of the instances gone are this bot's work now.
+
+    Bots sharing a home keep a spool each (intake-<port>.jsonl) and hold its lock while they run;
+    a spool whose lock is free is taken over at start, one still held is not touched.
+    """
+    import fcntl
+
+    from hux.bot.messages import ChatMessage
+    from hux.bot.persistence import Spool
+
+    cfg = bot_config(replay={"path": str(write_feed(hux_home / "empty.jsonl", [])), "loop": False})
+    spool_dir = cfg.state_dir() / "spool"
+    mints = [samplefeed.solana_mint(random.Random(i)) for i in range(6)]
+    def msgs(indexes: range) -> list[ChatMessage]:
+        return [ChatMessage(f"telegram:-100:{i}", "telegram", "Alpha Hunters", f"ca {mints[i]}", 1.7e9) for i in indexes]
+    Spool(spool_dir / "intake-8001.jsonl").append(msgs(range(0, 2)))       # instance 2, gone
+    Spool(spool_dir / "intake-8002.jsonl").append(msgs(range(2, 3)))       # instance 3, gone mid-drain:
+    (spool_dir / "intake-8002.jsonl").rename(spool_dir / "intake-8002.17.draining")
+    Spool(spool_dir / "intake-8002.jsonl").append(msgs(range(3, 4)))       # ... and appended again after
+    Spool(spool_dir / "intake-8009.jsonl").append(msgs(range(4, 6)))       # a bot still running on 8009
+    with open(spool_dir / "intake-8009.lock", "w") as running:
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        async with running_bot(cfg) as app:
+            assert await all_persisted(app, 4)
+            assert (await inbox_counts(app))["inbox"] == 4
+            assert not app.persistence.spool
+            assert sorted(p.name for p in spool_dir.glob("*.jsonl")) == ["intake-8009.jsonl"]
+            assert not list(spool_dir.glob("intake-8002.*.draining"))
+
+
+def test_a_spool_is_taken_over_only_when_its_bot_is_not_running(tmp_path: Path) -> None:
+    """bot.instances went from 1 to 2: intake.jsonl is drained by whichever new instance starts first."""
+    from hux.bot.messages import ChatMessage
+    from hux.bot.persistence import Spool
+
+    old = Spool(tmp_path / "intake.jsonl")
+    old.hold()
+    old.append([ChatMessage("telegram:1:1", "telegram", "A", "ca x", 1.7e9)])
+    first, second = Spool(tmp_path / "intake-8000.jsonl"), Spool(tmp_path / "intake-8001.jsonl")
+    first.hold()
+    second.hold()
+    assert first.adopt_orphans() == 0 and old.read()        # the old bot still runs
+    old.release()
+    assert second.adopt_orphans() == 1 and first.adopt_orphans() == 0
+    assert [m.key for m in second.read()] == ["telegram:1:1"] and not old.read() and not first.read()
+    # a running instance's spool is never taken, whatever its name
+    assert first.adopt_orphans() == 0 and [m.key for m in second.read()] == ["telegram:1:1"]
+    second.release()
+    assert first.adopt_orphans() == 1 and [m.key for m in first.read()] == ["telegram:1:1"]

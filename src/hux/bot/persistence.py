@@ -30,6 +30,8 @@ not make the database look down.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import itertools
 import json
 import logging
 import os
@@ -37,7 +39,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import IO, Any, Callable, Sequence, TypeVar
 
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import PRUNED_TABLES, BotMetrics
@@ -74,11 +76,72 @@ class Spool:
     that file's messages into the database without holding the lock, so a
     database that hangs never blocks new appends, and an append can never
     slip between reading and deleting.
+
+    Bots that share a home keep one spool each (``intake-<port>.jsonl`` when
+    ``bot.instances`` > 1). While a bot runs it holds an flock on its spool's
+    ``.lock`` file; at start it takes over the spools whose lock is free, so a
+    spool left by ``intake.jsonl`` before the instance count went up (or by
+    ``intake-8001.jsonl`` after it went down) is drained, never forgotten.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._owner: IO[str] | None = None
+        self._names = itertools.count()
+
+    @staticmethod
+    def _stem(path: Path) -> str:
+        return path.name.split(".", 1)[0]
+
+    def _lock_file(self, stem: str) -> IO[str] | None:
+        """``<stem>.lock`` opened and flock'ed, or None while a running bot holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(os.open(self.path.parent / f"{stem}.lock", os.O_RDWR | os.O_CREAT, 0o600), "r+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return None
+        return fh
+
+    def hold(self) -> None:
+        """Mark this spool as owned by a running bot (until ``release``), so no other bot takes it over."""
+        if self._owner is None:
+            self._owner = self._lock_file(self._stem(self.path))
+            if self._owner is None:
+                log.warning("another running bot holds the spool %s; check that no two bots use the same port "
+                            "and home", self.path)
+
+    def release(self) -> None:
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+    def adopt_orphans(self) -> int:
+        """Take over the spool files of bots that no longer run (their lock is free); returns how many."""
+        if not self.path.parent.is_dir():
+            return 0
+        own = self._stem(self.path)
+        stems = {self._stem(p) for p in self.path.parent.iterdir()
+                 if p.suffix in (".jsonl", ".draining") and self._stem(p) != own}
+        taken = 0
+        for stem in sorted(stems):
+            owner = self._lock_file(stem)
+            if owner is None:   # that bot is running: its spool is its own
+                continue
+            try:
+                for orphan in sorted(self.path.parent.glob(f"{stem}.*")):
+                    if orphan.suffix in (".jsonl", ".draining"):
+                        os.replace(orphan, self.path.with_name(
+                            f"{own}.{time.time_ns()}{next(self._names):04d}.draining"))
+                        taken += 1
+            finally:
+                owner.close()
+        if taken:
+            log.info("took over %d spool file(s) of bots no longer running; they are drained like this bot's own",
+                     taken, extra={"spool": str(self.path)})
+        return taken
 
     def append(self, messages: Sequence[ChatMessage]) -> None:
         data = "".join(json.dumps(m.to_record(), ensure_ascii=False) + "\n" for m in messages).encode("utf-8")
@@ -145,6 +208,7 @@ class Persistence:
         self.store = store
         self.metrics = metrics
         self.spool = Spool(spool_path)
+        self.spool.hold()
         self.probe_interval = probe_interval
         self.retry_max = retry_max
         self.max_pending = max_pending
@@ -272,6 +336,7 @@ class Persistence:
     async def recover(self) -> list[ChatMessage]:
         """Messages accepted earlier but never finished: the inbox's pending rows and the spool."""
         found: dict[str, ChatMessage] = {}
+        await self._on_writer(self.spool.adopt_orphans)
         spooled = await self._on_writer(self.spool.read)
         if self.migrated:
             try:
@@ -321,6 +386,7 @@ class Persistence:
         self._writer_thread.shutdown(wait=True)
         self._probe_thread.shutdown(wait=False, cancel_futures=True)
         self._spool_thread.shutdown(wait=True)
+        self.spool.release()
         await asyncio.get_running_loop().run_in_executor(None, self.store.dispose)
 
     def _drain_spool(self) -> int:
