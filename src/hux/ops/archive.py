@@ -485,10 +485,16 @@ class _Verification(_Strict):
     queries: list[_Query] = Field(default_factory=list, max_length=MAX_QUERIES)
 
 
+class _VictoriaMetricsSection(_Strict):
+    snapshot: str | None = Field(None, max_length=MAX_NAME)
+    verification: _Verification | None = None
+
+
 class _Manifest(_Strict):
     format: Literal["hux-backup"]
     format_version: int
     kind: Literal["prometheus", "grafana"]
+    topology: Literal["single", "ha"] = "single"
     created_at: str = Field(max_length=64)
     total_bytes: int = Field(ge=0)
     files: list[_FileEntry] = Field(max_length=MAX_FILES)
@@ -496,6 +502,7 @@ class _Manifest(_Strict):
     prometheus: _PrometheusSection | None = None
     grafana: _GrafanaSection | None = None
     verification: _Verification | None = None
+    victoria_metrics: _VictoriaMetricsSection | None = None
 
 
 def _schema_problems(exc: ValidationError, limit: int = 3) -> str:

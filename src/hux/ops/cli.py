@@ -38,13 +38,22 @@ from hux.ops.grafana_backup import GrafanaCredentials, backup_grafana, restore_g
 from hux.ops.maintenance import MaintenanceContext, daily, monthly, render_html, render_text, weekly
 from hux.ops.notify import notify_test
 from hux.ops.progress import Progress
-from hux.ops.prometheus_backup import backup_prometheus, restore_prometheus
+from hux.ops.prometheus_backup import (
+    HaSources,
+    HaTargets,
+    Replica,
+    backup_prometheus,
+    describe_parts,
+    restore_ha,
+    restore_prometheus,
+)
 from hux.ops.service import CommandControl, ServiceControl
 from hux.ops.textfile import record_refusal
 from hux.units import human_bytes
 
-#: how to stop and start Prometheus under a home, when something there runs it (None: nothing does)
-ControlFactory = Callable[[Path], "ServiceControl | None"]
+#: how to stop and start a component (``prometheus``, ``prometheus_b``, ``victoria_metrics``) under a home, when
+#: something there runs it (None: nothing does)
+ControlFactory = Callable[[Path, str], "ServiceControl | None"]
 
 EXIT_FAILED = 1
 EXIT_ATTENTION = 3
@@ -69,6 +78,7 @@ class OpsSettings:
     grafana_user: str
     grafana_password_file: Path | None
     hmac_key_file: Path | None = None  # backup.hmac_key_file: authenticated archives when set
+    data_dir: Path | None = None  # the home's data directory (each component's data is data/<component>)
 
 
 def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
@@ -95,6 +105,39 @@ def load_ops_settings(args: argparse.Namespace) -> OpsSettings:
         grafana_user=settings.grafana.admin_user,
         grafana_password_file=given("password_file", layout.grafana_password_file(settings.grafana.admin_password_file)),
         hmac_key_file=layout.resolve(settings.backup.hmac_key_file) if settings.backup.hmac_key_file else None,
+        data_dir=layout.data,
+    )
+
+
+def ha_replicas(ops: OpsSettings) -> tuple[Replica, ...]:
+    """Topology "ha": the replicas from the settings, a first, each with its data directory (data/<component>)."""
+    assert ops.data_dir is not None
+    return tuple(Replica(label, ops.settings.url(name), ops.data_dir / name, name)
+                 for name, label in ops.settings.stack.prometheus_replicas().items())
+
+
+def _refuse_single_source(args: argparse.Namespace, command: str) -> None:
+    """In the HA topology the parts come from the settings: one URL or data directory cannot name them."""
+    given = [flag for flag, name in (("--prometheus-url", "prometheus_url"), ("--data-dir", "data_dir"),
+                                     ("--stop-command", "stop_command"), ("--start-command", "start_command"))
+             if getattr(args, name, None)]
+    if given:
+        raise OpsError(f"{' and '.join(given)}: with stack.topology = \"ha\", `hux {command}` takes every "
+                       "replica and VictoriaMetrics from the settings (stack.ports) and stops and starts each one "
+                       "through the native stack; drop these options")
+
+
+def ha_sources(args: argparse.Namespace, ops: OpsSettings) -> HaSources:
+    assert ops.data_dir is not None
+    _refuse_single_source(args, "backup prometheus")
+    members = ((args.alertmanager_url,) if getattr(args, "alertmanager_url", None)
+               else tuple(ops.settings.url(m) for m in ops.settings.stack.alertmanager_members()))
+    return HaSources(
+        replicas=ha_replicas(ops),
+        alertmanager_urls=members,
+        victoria_metrics_url=ops.settings.url("victoria_metrics"),
+        victoria_metrics_data_dir=ops.data_dir / "victoria_metrics",
+        victoria_metrics_latency=duration_seconds(ops.settings.victoria_metrics.latency_offset),
     )
 
 
@@ -151,8 +194,17 @@ def _print_backup(result: Any) -> None:
     if result.kind == "prometheus":
         prom = manifest["prometheus"]
         covered = prom.get("time_range")
-        print(f"  Prometheus {prom.get('version')}: {len(prom['blocks'])} block(s), {prom['samples']:,} samples"
+        replica = f" (replica {prom['replica']}, {prom['url']})" if prom.get("replica") else ""
+        print(f"  Prometheus {prom.get('version')}{replica}: {len(prom['blocks'])} block(s), {prom['samples']:,} samples"
               + (f", {covered['from']} .. {covered['to']}" if covered else ""))
+        for down in prom.get("replicas_down") or []:
+            print(f"  replica {down['replica']} at {down['url']} was {down['reason']}: the snapshot is replica "
+                  f"{prom['replica']}'s")
+        vm = manifest.get("victoria_metrics")
+        if vm and "snapshot" in vm:
+            version = f" {vm['version']}" if vm.get("version") else ""
+            print(f"  VictoriaMetrics{version} at {vm['url']}: snapshot {vm['snapshot']}, "
+                  f"{vm['files']} files, {human_bytes(vm['bytes'])}; deleted from its data directory")
         check = manifest["verification"]
         if covered and check["end"] > covered["min_ms"] / 1000:
             print(f"  verification: {len(check['queries'])} queries over {arc.iso(_utc(check['start']))} .. "
@@ -161,7 +213,7 @@ def _print_backup(result: Any) -> None:
             print("  verification: no data old enough yet (the last seconds before a snapshot are not compared)")
         am = manifest.get("alertmanager", {})
         if "silences" in am:
-            print(f"  Alertmanager: {am['silences']} silence(s)")
+            print(f"  Alertmanager: {am['silences']} silence(s) from {am['url']}")
         excluded = manifest.get("configs", {}).get("excluded_secrets") or []
         if excluded:
             print(f"  configs: secrets left out ({', '.join(excluded)}); they are re-rendered from the environment")
@@ -193,6 +245,7 @@ def backup_prometheus_cmd(args: argparse.Namespace, ops: OpsSettings | None = No
         allow_remote=args.allow_remote,
         progress=_progress(args),
         hmac_key=hmac_key(ops),
+        ha=ha_sources(args, ops) if ops.settings.stack.ha else None,
     )
     _print_backup(result)
     return EXIT_ATTENTION if result.warnings else 0
@@ -255,11 +308,43 @@ def _service_control(args: argparse.Namespace, ops: OpsSettings,
         if not (args.stop_command and args.start_command):
             raise OpsError("give both --stop-command and --start-command")
         return CommandControl.from_strings(args.stop_command, args.start_command)
-    return prometheus_control(ops.home) if prometheus_control is not None else None
+    return prometheus_control(ops.home, "prometheus") if prometheus_control is not None else None
+
+
+def restore_ha_cmd(args: argparse.Namespace, ops: OpsSettings, prometheus_control: ControlFactory | None) -> int:
+    """Topology "ha": both replicas, then VictoriaMetrics, each stopped and started alone by the native stack."""
+    assert ops.data_dir is not None
+    _refuse_single_source(args, "restore prometheus")
+
+    def control(name: str) -> ServiceControl | None:
+        return prometheus_control(ops.home, name) if prometheus_control is not None else None
+
+    replicas = ha_replicas(ops)
+    controls = [control(r.component) for r in replicas]
+    managed = next((str(getattr(c, "configs_managed", "") or "") for c in controls if c is not None), "")
+    members = ((args.alertmanager_url,) if args.alertmanager_url
+               else tuple(ops.settings.url(m) for m in ops.settings.stack.alertmanager_members()))
+    targets = HaTargets(
+        replicas=tuple(zip(replicas, controls, strict=True)),
+        alertmanager_urls=members,
+        victoria_metrics_url=ops.settings.url("victoria_metrics"),
+        victoria_metrics_data_dir=ops.data_dir / "victoria_metrics",
+        victoria_metrics_control=control("victoria_metrics"),
+    )
+    report = restore_ha(
+        Path(args.archive), targets=targets, restore_silences=not args.no_silences, keep_old=args.keep_old,
+        configs_skipped=managed or "the HA topology's configs are rendered from the settings (`hux render`)",
+        progress=_progress(args), hmac_key=hmac_key(ops), allow_unauthenticated=args.allow_unauthenticated,
+    )
+    print(f"restored {args.archive} into replicas {', '.join(r.label for r in replicas)} and VictoriaMetrics")
+    _print_steps(report)
+    return 0 if report.ok else EXIT_ATTENTION
 
 
 def restore_prometheus_cmd(args: argparse.Namespace, prometheus_control: ControlFactory | None = None) -> int:
     ops = load_ops_settings(args)
+    if ops.settings.stack.ha:
+        return restore_ha_cmd(args, ops, prometheus_control)
     control = _service_control(args, ops, prometheus_control)
     #: a control whose owner renders the configs itself (the native stack) says so; they are not restored then
     configs_managed = str(getattr(control, "configs_managed", "") or "")
@@ -343,6 +428,9 @@ def backups_verify_cmd(args: argparse.Namespace) -> int:
                                   allow_unauthenticated=args.allow_unauthenticated)
     print(f"{args.archive}: {manifest['kind']} backup of {manifest['created_at']}, {len(manifest['files'])} files, "
           f"{human_bytes(manifest['total_bytes'])}: every checksum matches; {manifest.auth}")
+    if manifest["kind"] == "prometheus":
+        for line in describe_parts(Path(args.archive), manifest):
+            print(f"  {line}")
     return 0
 
 

@@ -28,6 +28,7 @@ Restore (``restore_prometheus``), following the spec's recovery steps:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -44,7 +45,7 @@ import yaml
 from hux.monitoring.durations import duration_or
 from hux.monitoring.yamlout import load as yaml_load
 from hux.ops import archive as arc
-from hux.ops import names, verify
+from hux.ops import names, verify, victoria
 from hux.ops import silences as sil
 from hux.ops.clients import Alertmanager, Prometheus
 from hux.ops.errors import ApiError, ArchiveError, BackupError, RestoreError
@@ -61,6 +62,33 @@ CONFIGS_PREFIX = "configs"
 #: (stamped with the scrape's start) within its timeout, a rule evaluation within its run time
 MIN_VERIFY_MARGIN_SECONDS = 15.0
 MAX_VERIFY_MARGIN_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One Prometheus replica of the HA topology: its ``replica`` label, URL and data directory."""
+
+    label: str
+    url: str
+    data_dir: Path
+    component: str = "prometheus"
+
+
+@dataclass(frozen=True)
+class HaSources:
+    """Topology "ha": where a backup finds each part (the replicas in order of preference, a first)."""
+
+    replicas: tuple[Replica, ...]
+    alertmanager_urls: tuple[str, ...]
+    victoria_metrics_url: str
+    victoria_metrics_data_dir: Path
+    #: VictoriaMetrics' -search.latencyOffset: recent samples it does not show yet
+    victoria_metrics_latency: float = 30.0
+
+
+def topology_of(manifest: dict[str, Any]) -> str:
+    """The topology an archive was taken from (archives from before topologies were recorded: "single")."""
+    return str(manifest.get("topology") or "single")
 
 
 @dataclass
@@ -181,17 +209,20 @@ def backup_prometheus(
     progress: Progress | None = None,
     compresslevel: int = 6,
     hmac_key: bytes | None = None,
+    ha: HaSources | None = None,
 ) -> BackupResult:
     """Snapshot, silences and configs into one archive in ``backup_dir``. Raises BackupError/OpsError.
 
-    With ``hmac_key`` (backup.hmac_key_file) the archive is authenticated."""
+    With ``hmac_key`` (backup.hmac_key_file) the archive is authenticated. With ``ha`` (topology "ha") the
+    snapshot comes from the first replica that is ready (``prometheus_url`` and ``data_dir`` are not used),
+    the silences from the first member that answers, and VictoriaMetrics' snapshot is archived too."""
     progress = progress or Progress(quiet=True)
     return recorded_backup(
         KIND,
         lambda: _backup_prometheus(
             prometheus_url=prometheus_url, backup_dir=Path(backup_dir), data_dir=data_dir,
             data_dir_fallback=data_dir_fallback, alertmanager_url=alertmanager_url, config_dir=config_dir,
-            allow_remote=allow_remote, progress=progress, compresslevel=compresslevel, hmac_key=hmac_key,
+            allow_remote=allow_remote, progress=progress, compresslevel=compresslevel, hmac_key=hmac_key, ha=ha,
         ),
         backup_dir=Path(backup_dir), textfile_dir=textfile_dir, keep=keep, keep_days=keep_days,
     )
@@ -223,17 +254,56 @@ def recorded_backup(
     return result
 
 
+def choose_replica(ha: HaSources, progress: Progress) -> tuple[Replica, list[dict[str, str]]]:
+    """The first replica that is ready (a, else b) and the ones passed over, with why."""
+    passed: list[dict[str, str]] = []
+    for replica in ha.replicas:
+        with Prometheus(replica.url) as prom:
+            if prom.ready():
+                return replica, passed
+        passed.append({"replica": replica.label, "url": replica.url, "reason": "not ready"})
+        progress.step(f"replica {replica.label} at {replica.url} is not ready: trying the next one")
+    raise BackupError("no Prometheus replica is ready (" + ", ".join(f"{r.label} at {r.url}" for r in ha.replicas)
+                      + "): nothing to snapshot. Start the stack (`hux up`) and check `hux status`")
+
+
+def _export_silences(urls: tuple[str, ...], staging: Path, warnings: list[str]) -> tuple[arc.Entry | None, dict[str, Any]]:
+    """Active and pending silences from the first Alertmanager that answers (cluster members gossip them)."""
+    errors = []
+    for url in urls:
+        try:
+            with Alertmanager(url) as am:
+                exported = sil.export(am)
+        except ApiError as exc:
+            errors.append(str(exc))
+            continue
+        path = staging / "silences.json"
+        path.write_text(json.dumps(exported, indent=2, sort_keys=True), encoding="utf-8")
+        section: dict[str, Any] = {"url": url, "silences": len(exported)}
+        if errors:
+            section["skipped"] = errors
+        return arc.Entry(SILENCES_FILE, path), section
+    warnings.append(f"silences not saved: {'; '.join(errors)}")
+    return None, {"url": urls[0] if urls else None, "error": "; ".join(errors)}
+
+
 def _backup_prometheus(
     *, prometheus_url: str, backup_dir: Path, data_dir: Path | None, data_dir_fallback: Path | None,
     alertmanager_url: str | None, config_dir: Path | None, allow_remote: bool, progress: Progress,
-    compresslevel: int, hmac_key: bytes | None = None,
+    compresslevel: int, hmac_key: bytes | None = None, ha: HaSources | None = None,
 ) -> BackupResult:
-    require_loopback(prometheus_url, what="the Prometheus admin API (TSDB snapshot)", allow_remote=allow_remote)
     warnings: list[str] = []
+    replica: Replica | None = None
+    passed: list[dict[str, str]] = []
+    if ha is not None:
+        replica, passed = choose_replica(ha, progress)
+        prometheus_url, data_dir, data_dir_fallback = replica.url, None, replica.data_dir
+    require_loopback(prometheus_url, what="the Prometheus admin API (TSDB snapshot)", allow_remote=allow_remote)
     with Prometheus(prometheus_url) as prom:
         build = prom.buildinfo()
         tsdb_dir = resolve_data_dir(prom, data_dir, data_dir_fallback)
-        progress.step(f"snapshotting Prometheus {build.get('version', '?')} at {prometheus_url}")
+        source = f" (replica {replica.label})" if replica else ""
+        progress.step(f"snapshotting Prometheus {build.get('version', '?')} at {prometheus_url}{source}")
         requested_at = time.time()
         snapshots = tsdb_dir / "snapshots"
         before = names.snapshot_children(snapshots)
@@ -260,7 +330,8 @@ def _backup_prometheus(
                 f"snapshot {name}: {len(blocks)} block(s)"
                 + (f", {covered['from']} .. {covered['to']}" if covered else ", no data yet")
             )
-            end = requested_at - verify_margin(prom)
+            margin = verify_margin(prom)
+            end = requested_at - margin
             if covered:
                 end = min(end, covered["max_ms"] / 1000)
                 start = covered["min_ms"] / 1000
@@ -271,47 +342,46 @@ def _backup_prometheus(
             backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             staging = Path(_mkdtemp(backup_dir))
             entries = arc.entries_from_dir(snapshot_dir, SNAPSHOT_PREFIX)
-            am_section: dict[str, Any] = {"url": alertmanager_url}
-            if alertmanager_url:
-                try:
-                    with Alertmanager(alertmanager_url) as am:
-                        exported = sil.export(am)
-                    silences_path = staging / "silences.json"
-                    silences_path.write_text(json.dumps(exported, indent=2, sort_keys=True), encoding="utf-8")
-                    entries.append(arc.Entry(SILENCES_FILE, silences_path))
-                    am_section["silences"] = len(exported)
-                except ApiError as exc:
-                    warnings.append(f"silences not saved: {exc}")
-                    am_section["error"] = str(exc)
-            else:
-                am_section["skipped"] = "no Alertmanager URL given"
+            am_urls = ha.alertmanager_urls if ha is not None and alertmanager_url else (
+                (alertmanager_url,) if alertmanager_url else ())
+            am_section: dict[str, Any] = {"url": alertmanager_url, "skipped": "no Alertmanager URL given"}
+            if am_urls:
+                silences_entry, am_section = _export_silences(am_urls, staging, warnings)
+                entries += [silences_entry] if silences_entry else []
             excluded: list[str] = []
             if config_dir is not None:
                 config_list, excluded = config_entries(Path(config_dir))
                 entries += config_list
                 if not config_list:
                     warnings.append(f"no rendered configs found in {config_dir}")
-            manifest = {
+            prom_section: dict[str, Any] = {
+                "url": prometheus_url,
+                "version": build.get("version"),
+                "revision": build.get("revision"),
+                "snapshot": name,
+                "blocks": blocks,
+                "time_range": covered,
+                "samples": sum(b["numSamples"] for b in blocks),
+            }
+            manifest: dict[str, Any] = {
+                "topology": "ha" if ha is not None else "single",
                 "contents": {
                     "prometheus_snapshot": SNAPSHOT_PREFIX if blocks else None,
                     "silences": SILENCES_FILE if "silences" in am_section else None,
                     "configs": CONFIGS_PREFIX if config_dir is not None else None,
                 },
-                "prometheus": {
-                    "url": prometheus_url,
-                    "version": build.get("version"),
-                    "revision": build.get("revision"),
-                    "snapshot": name,
-                    "blocks": blocks,
-                    "time_range": covered,
-                    "samples": sum(b["numSamples"] for b in blocks),
-                },
+                "prometheus": prom_section,
                 "alertmanager": am_section,
                 "configs": {"dir": str(config_dir) if config_dir else None, "excluded_secrets": excluded},
                 "verification": verification,
             }
-            path, full = arc.write_archive(backup_dir, KIND, entries, manifest, progress=progress,
-                                           compresslevel=compresslevel, hmac_key=hmac_key)
+            with contextlib.ExitStack() as vm_snapshot:
+                if ha is not None:
+                    prom_section.update(replica=replica.label if replica else None, replicas_down=passed)
+                    manifest["victoria_metrics"] = _victoria_part(ha, vm_snapshot, entries, manifest, start,
+                                                                  margin, progress, warnings)
+                path, full = arc.write_archive(backup_dir, KIND, entries, manifest, progress=progress,
+                                               compresslevel=compresslevel, hmac_key=hmac_key)
         except OSError as exc:
             raise BackupError(_os_error_message(exc, backup_dir)) from None
         finally:
@@ -321,6 +391,29 @@ def _backup_prometheus(
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
     return BackupResult(KIND, path, path.stat().st_size, 0.0, full, warnings)
+
+
+def _victoria_part(ha: HaSources, stack: contextlib.ExitStack, entries: list[arc.Entry], manifest: dict[str, Any],
+                   start: float, margin: float, progress: Progress, warnings: list[str]) -> dict[str, Any]:
+    """VictoriaMetrics' snapshot (deleted when ``stack`` closes, after the archive is written) and its answers.
+
+    VictoriaMetrics down is a warning: the replica's snapshot is still worth keeping, the manifest says
+    what is missing."""
+    try:
+        snap = stack.enter_context(victoria.snapshot(ha.victoria_metrics_url, ha.victoria_metrics_data_dir,
+                                                     progress=progress, warnings=warnings))
+        taken_at = time.time()
+        # samples reach it by remote write and show after its latency offset: only older ones are compared
+        end = taken_at - margin - ha.victoria_metrics_latency
+        with victoria.VictoriaMetrics(ha.victoria_metrics_url) as vm:
+            verification = verify.record(vm, min(start, end), end)
+    except (ApiError, BackupError) as exc:
+        warnings.append(f"VictoriaMetrics is not in this backup: {exc}")
+        manifest["contents"]["victoria_metrics_snapshot"] = None
+        return {"url": ha.victoria_metrics_url, "error": str(exc)}
+    entries += snap.entries
+    manifest["contents"]["victoria_metrics_snapshot"] = victoria.SNAPSHOT_PREFIX
+    return {**snap.section, "verification": verification}
 
 
 def _mkdtemp(backup_dir: Path) -> str:
@@ -445,6 +538,7 @@ def restore_prometheus(
     # before anything is written; its validated total (the sum of its files) sizes the free-space check
     manifest = arc.read_manifest(archive_path, hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
     arc.check_kind(archive_path, manifest, KIND)
+    check_topology(archive_path, manifest, "single")
     report = RestoreReport(archive_path, manifest)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     arc.check_free_space(data_dir.parent, manifest["total_bytes"], what=f"the archive next to {data_dir}")
@@ -476,6 +570,178 @@ def restore_prometheus(
         _check_collection(report, prometheus_url, collection_timeout, since=report.restarted_at)
     report.add("test notifications", "next", "run `hux notify-test` to send a test alert through every receiver")
     return report
+
+
+PARTS = (("prometheus_snapshot", "Prometheus snapshot"), ("victoria_metrics_snapshot", "VictoriaMetrics snapshot"),
+         ("silences", "silences"), ("configs", "configs"))
+
+
+def describe_parts(archive_path: Path, manifest: dict[str, Any]) -> list[str]:
+    """What a Prometheus archive holds, part by part, and where each part came from; ArchiveRefused when the
+    manifest names a part none of its files belong to."""
+    contents = manifest.get("contents") or {}
+    paths = [item["path"] for item in manifest.get("files", [])]
+    lines = [f"topology {topology_of(manifest)}"]
+    for key, label in PARTS:
+        prefix = contents.get(key)
+        if not prefix:
+            continue
+        count = sum(1 for path in paths if path == prefix or path.startswith(prefix.rstrip("/") + "/"))
+        if count == 0:
+            raise arc.ArchiveRefused(f"{archive_path}: its manifest lists a {label} ({prefix}) but no file of it: the "
+                                 "archive is damaged or was altered; use another one (`hux backups list`)",
+                                 "manifest_invalid")
+        lines.append(f"{label}: {count} file(s){_source(manifest, key)}")
+    if topology_of(manifest) == "ha" and not contents.get("victoria_metrics_snapshot"):
+        error = (manifest.get("victoria_metrics") or {}).get("error")
+        lines.append("no VictoriaMetrics snapshot" + (f" ({error})" if error else ""))
+    return lines
+
+
+def _source(manifest: dict[str, Any], key: str) -> str:
+    if key == "prometheus_snapshot":
+        prom = manifest.get("prometheus") or {}
+        replica = f"replica {prom['replica']} at " if prom.get("replica") else ""
+        return f" from {replica}{prom.get('url')}"
+    if key == "victoria_metrics_snapshot":
+        vm = manifest.get("victoria_metrics") or {}
+        return f" ({vm.get('snapshot')}) from {vm.get('url')}"
+    if key == "silences":
+        return f" ({(manifest.get('alertmanager') or {}).get('silences')}) from {(manifest.get('alertmanager') or {}).get('url')}"
+    return ""
+
+
+def check_topology(archive_path: Path, manifest: dict[str, Any], running: str) -> None:
+    """A Prometheus archive restores only into a stack of the topology it was taken from."""
+    taken = topology_of(manifest)
+    if taken != running:
+        raise RestoreError(
+            f"{archive_path} is a backup of the {taken} topology, but this stack runs the {running} topology "
+            f"(stack.topology = \"{running}\"): restore it into a stack with stack.topology = \"{taken}\" "
+            "(another HUX_HOME, or change the setting and `hux up` first). Nothing was changed"
+        )
+
+
+@dataclass(frozen=True)
+class HaTargets:
+    """Topology "ha": where a restore puts each part, and how it stops and starts each component."""
+
+    replicas: tuple[tuple[Replica, ServiceControl | None], ...]
+    alertmanager_urls: tuple[str, ...]
+    victoria_metrics_url: str
+    victoria_metrics_data_dir: Path
+    victoria_metrics_control: ServiceControl | None
+
+
+def _link_tree(source: Path, dest: Path) -> None:
+    """``source``'s files under ``dest`` as hard links (copies across filesystems); TSDB blocks never change."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    shutil.copytree(source, dest, copy_function=link)
+
+
+def restore_ha(
+    archive_path: Path,
+    *,
+    targets: HaTargets,
+    restore_silences: bool = True,
+    keep_old: bool = False,
+    ready_timeout: float = 180.0,
+    collection_timeout: float = 90.0,
+    check_collection: bool = True,
+    configs_skipped: str = "",
+    progress: Progress | None = None,
+    hmac_key: bytes | None = None,
+    allow_unauthenticated: bool = False,
+) -> RestoreReport:
+    """Restore an HA archive: its Prometheus snapshot into every replica (each stopped and started alone, in
+    turn, and verified), then its VictoriaMetrics snapshot, then the silences through one member.
+
+    A replica that fails verification is rolled back and the restore stops there (the error says what was
+    restored before it). The archive is unpacked once; the second replica gets hard links of the blocks."""
+    progress = progress or Progress(quiet=True)
+    archive_path = Path(archive_path)
+    manifest = arc.read_manifest(archive_path, hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
+    arc.check_kind(archive_path, manifest, KIND)
+    check_topology(archive_path, manifest, "ha")
+    describe_parts(archive_path, manifest)
+    report = RestoreReport(archive_path, manifest)
+    first = targets.replicas[0][0].data_dir
+    first.parent.mkdir(parents=True, exist_ok=True)
+    arc.check_free_space(first.parent, manifest["total_bytes"], what=f"the archive next to {first}")
+    stagings = [arc.Staging(replica.data_dir, "restore") for replica, _ in targets.replicas]
+    try:
+        manifest = arc.verify_archive(archive_path, expected_kind=KIND, dest=stagings[0].path, progress=progress,
+                                      hmac_key=hmac_key, allow_unauthenticated=allow_unauthenticated)
+        report.manifest = manifest
+        source = manifest.get("prometheus", {}).get("replica")
+        report.add("verify archive", "ok", f"{len(manifest['files'])} files, checksums match; {manifest.auth}; "
+                   f"Prometheus snapshot of replica {source}")
+        if configs_skipped:
+            report.add("restore configuration files", "skipped", configs_skipped)
+        blocks = stagings[0].path / SNAPSHOT_PREFIX
+        blocks.mkdir(parents=True, exist_ok=True)
+        for staging in stagings[1:]:
+            _link_tree(blocks, staging.path / SNAPSHOT_PREFIX)
+        done: list[str] = []
+        for (replica, control), staging in zip(targets.replicas, stagings, strict=True):
+            part = RestoreReport(archive_path, manifest)
+            try:
+                _swap_and_verify(part, staging, data_dir=replica.data_dir, prometheus_url=replica.url,
+                                 control=control, config_dir=None, keep_old=keep_old, ready_timeout=ready_timeout,
+                                 progress=progress)
+            except RestoreError as exc:
+                raise RestoreError(f"replica {replica.label}: {exc}" + _restored_before(done)) from None
+            finally:
+                report.steps += [(f"replica {replica.label}: {step}", status, detail)
+                                 for step, status, detail in part.steps]
+            report.restarted_at = max(report.restarted_at, part.restarted_at)
+            done.append(f"replica {replica.label}")
+        vm_files = stagings[0].path / victoria.SNAPSHOT_PREFIX
+        vm = manifest.get("victoria_metrics") or {}
+        if manifest.get("contents", {}).get("victoria_metrics_snapshot") and vm_files.is_dir():
+            try:
+                victoria.swap_in(vm_files, storage_dir=targets.victoria_metrics_data_dir,
+                                 url=targets.victoria_metrics_url, control=targets.victoria_metrics_control,
+                                 verification=vm.get("verification") or {}, keep_old=keep_old,
+                                 ready_timeout=ready_timeout, progress=progress, add=report.add)
+            except RestoreError as exc:
+                raise RestoreError(f"{exc}{_restored_before(done)}") from None
+        else:
+            report.add("VictoriaMetrics", "skipped", "the archive holds no VictoriaMetrics snapshot"
+                       + (f" (at backup time: {vm['error']})" if vm.get("error") else "")
+                       + "; its data was left as it is")
+    finally:
+        for staging in stagings:
+            staging.remove()
+
+    if restore_silences and manifest.get("contents", {}).get("silences"):
+        _restore_silences(report, archive_path, _first_answering(targets.alertmanager_urls))
+    if check_collection:
+        for replica, control in targets.replicas:
+            if control is not None:
+                part = RestoreReport(archive_path, manifest)
+                _check_collection(part, replica.url, collection_timeout, since=report.restarted_at)
+                report.steps += [(f"replica {replica.label}: {step}", status, detail)
+                                 for step, status, detail in part.steps]
+    report.add("test notifications", "next", "run `hux notify-test` to send a test alert through every receiver")
+    return report
+
+
+def _restored_before(done: list[str]) -> str:
+    return f"\nrestored and verified before this: {', '.join(done)}" if done else ""
+
+
+def _first_answering(urls: tuple[str, ...]) -> str:
+    """The first cluster member that is ready (silences are gossiped to the others); the first one otherwise."""
+    for url in urls:
+        with Alertmanager(url) as am:
+            if am.ready():
+                return url
+    return urls[0]
 
 
 def _swap_and_verify(report: RestoreReport, staging: arc.Staging, *, data_dir: Path, prometheus_url: str,

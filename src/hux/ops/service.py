@@ -89,7 +89,11 @@ class CommandControl:
 
 def tsdb_locked(data_dir: Path) -> bool:
     """True while a Prometheus holds the TSDB's lock file (it uses flock on ``<data>/lock``)."""
-    lock = data_dir / "lock"
+    return flock_held(data_dir / "lock")
+
+
+def flock_held(lock: Path) -> bool:
+    """True while another process holds an flock on ``lock`` (Prometheus's and VictoriaMetrics' data locks)."""
     if not lock.exists():
         return False
     try:
