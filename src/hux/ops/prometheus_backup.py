@@ -24,6 +24,12 @@ Restore (``restore_prometheus``), following the spec's recovery steps:
 4. only then remove the old data directory; re-import the silences;
 5. verify metric collection (fresh ``up`` samples) and point at
    ``hux notify-test`` for the last step, testing notifications.
+
+Topology "ha" (``HaSources``, ``restore_ha``): the snapshot comes from the first
+replica that is ready, VictoriaMetrics' own snapshot (``hux.ops.victoria``) and
+the silences of one member join it; a restore puts the snapshot into every
+replica in turn, then VictoriaMetrics' into it. An archive restores only into
+a stack of the topology it records (``check_topology``).
 """
 
 from __future__ import annotations
@@ -82,8 +88,8 @@ class HaSources:
     alertmanager_urls: tuple[str, ...]
     victoria_metrics_url: str
     victoria_metrics_data_dir: Path
-    #: VictoriaMetrics' -search.latencyOffset: recent samples it does not show yet
-    victoria_metrics_latency: float = 30.0
+    #: VictoriaMetrics' -search.latencyOffset (victoria_metrics.latency_offset): recent samples it does not show yet
+    victoria_metrics_latency: float
 
 
 def topology_of(manifest: dict[str, Any]) -> str:
