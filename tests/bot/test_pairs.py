@@ -1,4 +1,4 @@
-"""dexscreener links that name a pair: the pairs endpoint, the double's pairs, and the token behind a link."""
+"""dexscreener links that name a pair: the pairs endpoint, the double's pairs, batched lookups and the token behind a link."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.http import ApiError
-from hux.bot.enrich import Enricher, PairBatcher
+from hux.bot.enrich import Enricher, PairBatcher, PairLinkBatcher
 from hux.bot.extract import extract
 from hux.bot.metrics import BotMetrics
 from hux.doubles.dexscreener import Market, is_pair_address, pair_address, pair_base_token
@@ -34,12 +34,24 @@ async def doubles():
 
 def listed_pair(doubles: RunningDoubles, chain: str, seed: int = 1) -> tuple[str, str]:
     """A pair address the double lists on ``chain`` whose base token has a market, and that token."""
+    return listed_pairs(doubles, chain, 1, seed)[0]
+
+
+def listed_pairs(doubles: RunningDoubles, chain: str, count: int, seed: int = 1) -> list[tuple[str, str]]:
+    """``count`` distinct pairs the double lists on ``chain`` (whose base tokens have a market), with their tokens."""
     rng = random.Random(seed)
-    while True:
+    found: dict[str, str] = {}
+    while len(found) < count:
         pair = pair_address(rng.randbytes, chain)
         base = pair_base_token(chain, pair)
         if doubles.market.token(base).known:
-            return pair, base
+            found[pair] = base
+    return list(found.items())
+
+
+def pair_requests(doubles: RunningDoubles) -> dict[str, int]:
+    """Requests the double served on its pairs endpoint, by HTTP status."""
+    return doubles.faults["dexscreener"].stats_json()["requests"].get("pairs", {})
 
 
 async def test_the_double_answers_the_documented_pairs_shape(doubles: RunningDoubles) -> None:
@@ -57,6 +69,27 @@ async def test_the_double_answers_the_documented_pairs_shape(doubles: RunningDou
         assert (await http.get(f"/latest/dex/pairs/solana/{SOL_TOKEN}")).json()["pairs"] is None
         assert (await http.get(f"/latest/dex/pairs/base/{pair}")).json()["pairs"] is None
         assert (await http.get("/latest/dex/pairs/solana/" + ",".join([SOL_TOKEN] * 31))).status_code == 400
+
+
+async def test_the_double_answers_several_pair_ids_and_leaves_out_those_it_does_not_know(doubles: RunningDoubles) -> None:
+    listed = listed_pairs(doubles, "base", 3, seed=21)
+    ids = [listed[0][0], SOL_TOKEN, listed[1][0], "0x" + "ab" * 20, listed[2][0].upper().replace("0X", "0x"), "not-a-pair"]
+    async with httpx.AsyncClient(base_url=doubles.url("dexscreener")) as http:
+        body = (await http.get("/latest/dex/pairs/base/" + ",".join(ids))).json()
+        assert body["schemaVersion"] == "1.0.0"
+        # unknown ids (a token, an address no pair has, a string that is no address) are simply absent
+        assert [p["pairAddress"].lower() for p in body["pairs"]] == [pair.lower() for pair, _ in listed]
+        assert [p["baseToken"]["address"] for p in body["pairs"]] == [base for _, base in listed]
+        # the same pair asked twice (in two cases) comes once
+        twice = (await http.get(f"/latest/dex/pairs/base/{listed[0][0]},{listed[0][0].upper().replace('0X', '0x')}")).json()
+        assert len(twice["pairs"]) == 1
+        assert (await http.get(f"/latest/dex/pairs/base/{SOL_TOKEN},{'0x' + 'cd' * 20}")).json()["pairs"] is None
+        too_many = await http.get("/latest/dex/pairs/base/" + ",".join(pair for pair, _ in listed_pairs(doubles, "base", 31)))
+        assert too_many.status_code == 400 and "at most 30 pair addresses" in too_many.json()["error"]
+        assert (await http.get("/latest/dex/pairs/base/,")).status_code == 400
+        doubles.faults["dexscreener"].set(FaultSettings(rate_limit_status_rate=1.0, retry_after=7))
+        limited = await http.get("/latest/dex/pairs/base/" + ",".join(pair for pair, _ in listed))
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
 
 
 async def test_a_listed_pair_resolves_to_a_derived_token_whose_own_pairs_name_it(doubles: RunningDoubles) -> None:
@@ -86,6 +119,105 @@ async def test_the_client_reads_one_pair_and_refuses_what_is_not_a_pair(doubles:
         with pytest.raises(ApiError) as failure:
             await client.pair("solana", listed_pair(doubles, "solana")[0])
         assert failure.value.outcome == "invalid_response"
+    finally:
+        await client.aclose()
+
+
+async def test_the_client_asks_for_many_pairs_30_a_request_and_keys_them_as_asked(doubles: RunningDoubles) -> None:
+    metrics = BotMetrics()
+    client = DexScreenerClient.create(metrics, doubles.url("dexscreener"), cache_ttl=0)
+    try:
+        listed = listed_pairs(doubles, "base", 35, seed=8)
+        shouted = listed[0][0].upper().replace("0X", "0x")
+        asked = [pair for pair, _ in listed] + [shouted, SOL_TOKEN]
+        with pytest.raises(ValueError, match="not a Solana"):  # nothing was sent for a list with a bad address
+            await client.pairs("base", [listed[0][0], "../../x"])
+        found = await client.pairs("base", asked)
+        assert pair_requests(doubles) == {"200": 2}  # 36 distinct ids: 30 + 6 (the second spelling is asked once)
+        assert set(found) == set(asked) and found[SOL_TOKEN] is None  # a token address is no pair
+        assert all(found[pair] is not None and found[pair].base_address == base for pair, base in listed)
+        assert found[shouted] == found[listed[0][0]]
+    finally:
+        await client.aclose()
+
+
+def pair_links(pairs: list[tuple[str, str]], chain: str) -> list:
+    return [extract(f"chart https://dexscreener.com/{chain}/{pair}")[0] for pair, _ in pairs]
+
+
+@pytest.mark.parametrize(("links", "requests"), [(20, 1), (40, 2)])
+async def test_a_burst_of_pair_links_costs_one_request_per_30(doubles: RunningDoubles, links: int, requests: int) -> None:
+    metrics = BotMetrics()
+    client = DexScreenerClient.create(metrics, doubles.url("dexscreener"), cache_ttl=0)
+    enricher = Enricher(PairBatcher(client), None, pair_lookup=PairLinkBatcher(client))
+    try:
+        listed = listed_pairs(doubles, "solana", links, seed=links)
+        resolved = await asyncio.gather(*(enricher.resolve(link) for link in pair_links(listed, "solana")))
+        assert [c.address for c in resolved] == [base for _, base in listed]
+        assert pair_requests(doubles) == {"200": requests}
+        assert metrics.registry.get_sample_value(
+            "hux_api_requests_total", {"api": "dexscreener", "endpoint": "pairs", "outcome": "success"}) == requests
+    finally:
+        await client.aclose()
+
+
+async def test_pair_links_of_several_chains_cost_one_request_per_chain(doubles: RunningDoubles) -> None:
+    client = DexScreenerClient.create(BotMetrics(), doubles.url("dexscreener"), cache_ttl=0)
+    enricher = Enricher(PairBatcher(client), None, pair_lookup=PairLinkBatcher(client))
+    try:
+        by_chain = {chain: listed_pairs(doubles, chain, 4, seed=30 + i) for i, chain in enumerate(("solana", "base", "bsc"))}
+        links = [link for chain, pairs in by_chain.items() for link in pair_links(pairs, chain)]
+        resolved = await asyncio.gather(*(enricher.resolve(link) for link in links))
+        assert [(c.chain, c.address) for c in resolved] == [(chain, base) for chain, pairs in by_chain.items() for _, base in pairs]
+        assert pair_requests(doubles) == {"200": 3}
+    finally:
+        await client.aclose()
+
+
+async def test_a_link_the_answer_lacks_or_a_bad_one_is_left_alone_and_the_rest_resolve(doubles: RunningDoubles) -> None:
+    client = DexScreenerClient.create(BotMetrics(), doubles.url("dexscreener"), cache_ttl=0)
+    batcher = PairLinkBatcher(client)
+    enricher = Enricher(PairBatcher(client), None, pair_lookup=batcher)
+    try:
+        listed = listed_pairs(doubles, "solana", 5, seed=4)
+        [token_link] = extract(f"https://dexscreener.com/solana/{SOL_TOKEN}")
+        links = pair_links(listed, "solana")
+        links.insert(2, token_link)
+        resolved, bad = await asyncio.gather(asyncio.gather(*(enricher.resolve(link) for link in links)),
+                                             batcher.pair("solana", "../../x"), return_exceptions=True)
+        assert isinstance(bad, ValueError) and "not a Solana" in str(bad)  # refused alone, before any request
+        assert not isinstance(resolved, BaseException)
+        assert resolved[2] is token_link  # not a pair: that link stays as it is, looked up as a token
+        assert [c.address for c in resolved[:2] + resolved[3:]] == [base for _, base in listed]
+        assert pair_requests(doubles) == {"200": 1}
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_batch_fails_each_of_its_links_and_a_429_is_counted_and_retried(doubles: RunningDoubles) -> None:
+    metrics = BotMetrics()
+    client = DexScreenerClient.create(metrics, doubles.url("dexscreener"), cache_ttl=0, max_retries=1, backoff_base=0.05)
+    batcher = PairLinkBatcher(client)
+
+    def requests(outcome: str) -> float:
+        return metrics.registry.get_sample_value(
+            "hux_api_requests_total", {"api": "dexscreener", "endpoint": "pairs", "outcome": outcome}) or 0.0
+
+    try:
+        listed = listed_pairs(doubles, "solana", 10, seed=6)
+        faults = doubles.faults["dexscreener"]
+        faults.set(FaultSettings(malformed_rate=1.0))
+        failed = await asyncio.gather(*(batcher.pair("solana", pair) for pair, _ in listed[:5]), return_exceptions=True)
+        assert all(isinstance(f, ApiError) and f.outcome == "invalid_response" for f in failed)
+        assert requests("invalid_response") == 1  # one request for the five links, not retried (as before)
+        # every second request answered 429 (Retry-After 0.1 s): the burst's request is limited, then retried
+        faults.set(FaultSettings(rate_limit_status_rate=0.5, retry_after=0.1, even=True))
+        assert await batcher.pair("solana", listed[5][0]) is not None  # the first of each two passes
+        found = await asyncio.gather(*(batcher.pair("solana", pair) for pair, _ in listed[5:]))
+        assert [f.base_address for f in found if f is not None] == [base for _, base in listed[5:]]
+        assert requests("rate_limited") == 1 and requests("success") == 2
+        assert metrics.registry.get_sample_value("hux_api_retries_total", {"api": "dexscreener", "reason": "rate_limited"}) == 1
+        assert pair_requests(doubles) == {"200": 3, "429": 1}  # the malformed answer came as a 200
     finally:
         await client.aclose()
 

@@ -42,7 +42,7 @@ from hux.bot.cluster import (
 )
 from hux.bot.config import BotConfig, redact_url
 from hux.bot.dedupe import Gate, MentionTracker, TokenGate
-from hux.bot.enrich import Enricher, PairBatcher
+from hux.bot.enrich import Enricher, PairBatcher, PairLinkBatcher
 from hux.bot.intake import Intake, IntakeQueue
 from hux.bot.logsetup import register_secrets
 from hux.bot.messages import ChatMessage
@@ -183,7 +183,8 @@ class BotApp:
             local = gate = TokenGate(cooldown)
             for key, decided_at in await self.persistence.recent_decisions(time.time() - cooldown):
                 local.remember(key, time.time() - decided_at)
-        batcher = PairBatcher(dex, batch_size=cfg.dexscreener.batch_size, wait_seconds=cfg.dexscreener.batch_wait_seconds)
+        size, wait = cfg.dexscreener.batch_size, cfg.dexscreener.batch_wait_seconds
+        batcher = PairBatcher(dex, batch_size=size, wait_seconds=wait)
         # What admins set from Telegram outlives restarts: the threshold (/threshold) and the mutes (/mute).
         mutes = Mutes()
         mutes.load(await self.persistence.store_call("admin", store.active_mutes, time.time()) or {})
@@ -201,7 +202,7 @@ class BotApp:
                 lookups_per_message=cfg.lookups_per_message,
             ),
             m, queue, self.persistence,
-            Enricher(batcher, rug, pair_lookup=dex, evm_risk=goplus),
+            Enricher(batcher, rug, pair_lookup=PairLinkBatcher(dex, batch_size=size, wait_seconds=wait), evm_risk=goplus),
             channels, gate, MentionTracker(cfg.mention_window_seconds), mutes, routes,
         )
         self.pipeline.start()

@@ -1,12 +1,15 @@
 """Market data for one token: DexScreener pairs (batched) and a risk report.
 
 DexScreener answers up to 30 addresses per request and allows 300 requests a
-minute, so lookups from all workers are gathered for ``batch_wait_seconds``
-(or until ``batch_size`` addresses wait) and sent as one request. The risk
-report comes from RugCheck for Solana mints and from GoPlus Security for
-tokens on the EVM chains it covers (the pair's chain decides); neither has a
-batch endpoint. The report is optional: when its provider fails, the token is
-scored with "no risk report".
+minute, so its lookups from all workers go through a ``Batcher``: gathered for
+``batch_wait_seconds`` (or until ``batch_size`` addresses of one request wait)
+and sent as one request, the answers handed back to each caller. Token lookups
+(``PairBatcher``) take any chain in one request; pair lookups
+(``PairLinkBatcher``) take one request per chain. The risk report comes from
+RugCheck for Solana mints and from GoPlus Security for tokens on the EVM
+chains it covers (the pair's chain decides); neither has a batch endpoint.
+The report is optional: when its provider fails, the token is scored with "no
+risk report".
 
 A dexscreener.com link usually names a pair (a pool), not a token: before a
 link's address is gated and looked up, ``Enricher.resolve`` asks DexScreener's
@@ -21,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Coroutine, Protocol, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-from hux.bot.clients.dexscreener import PairInfo
+from hux.bot.clients.dexscreener import PairInfo, validate_address, validate_chain
 from hux.bot.clients.goplus import TokenSecurity
 from hux.bot.clients.http import RequestContext
 from hux.bot.clients.rugcheck import RiskReport
@@ -35,6 +39,10 @@ log = logging.getLogger("hux.bot.enrich")
 
 class PairSource(Protocol):
     async def token_pairs(self, addresses: Sequence[str]) -> dict[str, list[PairInfo]]: ...
+
+
+class PairAddressSource(Protocol):
+    async def pairs(self, chain: str, pair_addresses: Sequence[str]) -> dict[str, PairInfo | None]: ...
 
 
 class PairLookup(Protocol):
@@ -67,40 +75,62 @@ class MarketView:
         return isinstance(self.risk, TokenSecurity) and self.risk.honeypot is True
 
 
-class PairBatcher:
-    """Coalesces concurrent ``pairs(address)`` calls into batched ``token_pairs`` requests."""
+V = TypeVar("V")
 
-    def __init__(self, source: PairSource, *, batch_size: int = 30, wait_seconds: float = 0.05) -> None:
-        self.source = source
+
+class Batcher(Generic[V]):
+    """Coalesces concurrent single-key lookups into batched requests, one per group (e.g. a chain) per window.
+
+    ``get(key, group)`` waits at most ``wait_seconds`` for other lookups; a
+    group's keys go out as one ``fetch(group, keys)`` request when the window
+    ends or as soon as ``batch_size`` distinct keys of it wait. Every waiter of
+    a key gets the answer's value for it, or ``missing()`` when the answer
+    lacks it. A failed request fails the waiters of that request alone, with
+    its error (the client has counted and retried it already).
+    """
+
+    def __init__(self, fetch: Callable[[str, list[str]], Awaitable[Mapping[str, V]]], missing: Callable[[], V], *,
+                 batch_size: int = 30, wait_seconds: float = 0.05) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.fetch = fetch
+        self.missing = missing
         self.batch_size = batch_size
         self.wait_seconds = wait_seconds
-        self._waiting: dict[str, list[asyncio.Future[list[PairInfo]]]] = {}
+        self._waiting: dict[str, dict[str, list[asyncio.Future[V]]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
-    async def pairs(self, address: str) -> list[PairInfo]:
-        future: asyncio.Future[list[PairInfo]] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(address, []).append(future)
-        if len(self._waiting) >= self.batch_size:
-            self._flush()
+    async def get(self, key: str, group: str = "") -> V:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[V] = loop.create_future()
+        waiting = self._waiting.setdefault(group, {})
+        waiting.setdefault(key, []).append(future)
+        if len(waiting) >= self.batch_size:
+            self._send(group)
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.wait_seconds, self._flush)
+            self._timer = loop.call_later(self.wait_seconds, self._flush)
         return await future
 
     def _flush(self) -> None:
-        if self._timer is not None:
+        self._timer = None
+        for group in list(self._waiting):
+            self._send(group)
+
+    def _send(self, group: str) -> None:
+        batch = self._waiting.pop(group, None)
+        if not self._waiting and self._timer is not None:  # nothing left for the window to send
             self._timer.cancel()
             self._timer = None
-        if not self._waiting:
+        if not batch:
             return
-        batch, self._waiting = self._waiting, {}
-        task = asyncio.create_task(self._lookup(batch))
+        task = asyncio.create_task(self._lookup(group, batch))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _lookup(self, batch: dict[str, list[asyncio.Future[list[PairInfo]]]]) -> None:
+    async def _lookup(self, group: str, batch: dict[str, list[asyncio.Future[V]]]) -> None:
         try:
-            found = await self.source.token_pairs(list(batch))
+            found = await self.fetch(group, list(batch))
         except BaseException as exc:  # every waiter gets the failure
             for futures in batch.values():
                 for future in futures:
@@ -109,10 +139,39 @@ class PairBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        for address, futures in batch.items():
+        for key, futures in batch.items():
+            value = found[key] if key in found else self.missing()
             for future in futures:
                 if not future.done():
-                    future.set_result(found.get(address, []))
+                    future.set_result(value)
+
+
+class PairBatcher(Batcher[list[PairInfo]]):
+    """Token lookups: concurrent ``pairs(address)`` calls as batched ``token_pairs`` requests (any chain in one)."""
+
+    def __init__(self, source: PairSource, *, batch_size: int = 30, wait_seconds: float = 0.05) -> None:
+        super().__init__(lambda _all, addresses: source.token_pairs(addresses), list,
+                         batch_size=batch_size, wait_seconds=wait_seconds)
+        self.source = source
+
+    async def pairs(self, address: str) -> list[PairInfo]:
+        # checked here, so a bad address fails its own caller, not everyone's batch
+        return await self.get(validate_address(address))
+
+
+class PairLinkBatcher(Batcher[PairInfo | None]):
+    """Pair lookups: concurrent ``pair(chain, address)`` calls as batched ``pairs`` requests, one per chain.
+
+    A ``PairLookup``. ``context`` is not passed on: a batch of several chats'
+    links is made for no chat in particular, as token batches are.
+    """
+
+    def __init__(self, source: PairAddressSource, *, batch_size: int = 30, wait_seconds: float = 0.05) -> None:
+        super().__init__(source.pairs, lambda: None, batch_size=batch_size, wait_seconds=wait_seconds)
+        self.source = source
+
+    async def pair(self, chain: str, pair_address: str, *, context: RequestContext | None = None) -> PairInfo | None:
+        return await self.get(validate_address(pair_address), validate_chain(chain))
 
 
 def best_pair(pairs: Sequence[PairInfo], address: str) -> PairInfo | None:

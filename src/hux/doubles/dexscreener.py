@@ -6,7 +6,9 @@ Routes (documented shapes, https://docs.dexscreener.com/api/reference):
 ``GET /tokens/v1/{chainId}/{tokenAddresses}`` → ``[pair, ...]``
 ``GET /latest/dex/pairs/{chainId}/{pairIds}``  → ``{"schemaVersion": "1.0.0", "pairs": [...] | null}``
 
-Up to 30 comma-separated addresses. Every address gets its own market,
+Up to 30 comma-separated addresses (token or pair ids; more is a 400, as is
+none); an id without a pair is simply absent from ``pairs``, which is
+``null`` when none has one. Every address gets its own market,
 seeded by a hash of the address: about one in ten is unknown (no pairs), the
 rest have one or two pairs whose price, liquidity and volume drift over time
 (sums of slow sine waves), so repeated lookups see moving values while the
@@ -344,12 +346,13 @@ MALFORMED_BODIES: list[tuple[bytes, str]] = [
 ]
 
 
-def _split_addresses(raw: str) -> list[str] | web.Response:
+def _split_addresses(raw: str, what: str = "token") -> list[str] | web.Response:
+    """The comma-separated ids of a path segment; 400 when there are none or more than the documented 30."""
     addresses = [a for a in raw.split(",") if a]
     if not addresses:
-        return json_error(400, "tokenAddresses is empty")
+        return json_error(400, f"{what}Addresses is empty")
     if len(addresses) > MAX_ADDRESSES:
-        return json_error(400, f"at most {MAX_ADDRESSES} token addresses per request, got {len(addresses)}")
+        return json_error(400, f"at most {MAX_ADDRESSES} {what} addresses per request, got {len(addresses)}")
     return addresses
 
 
@@ -380,11 +383,16 @@ def build_app(*, market: Market | None = None, seed: int | None = None) -> web.A
         return web.json_response(pairs)
 
     async def latest_pairs(request: web.Request) -> web.Response:
-        addresses = _split_addresses(request.match_info["pairs"])
+        addresses = _split_addresses(request.match_info["pairs"], "pair")
         if isinstance(addresses, web.Response):
             return addresses
         chain = request.match_info["chain"]
-        found = [market.pair_by_address(chain, a) for a in addresses if _ADDRESS_RE.fullmatch(a)]
+        # each pair once, in the order asked; an id that is no pair is simply absent
+        asked: dict[str, str] = {}
+        for address in addresses:
+            if _ADDRESS_RE.fullmatch(address):
+                asked.setdefault(_address_key(address), address)
+        found = [market.pair_by_address(chain, a) for a in asked.values()]
         pairs = [pair for pair in found if pair is not None]
         return web.json_response({"schemaVersion": SCHEMA_VERSION, "pairs": pairs or None})
 

@@ -1,4 +1,4 @@
-"""DexScreener market data: the trading pairs of up to 30 tokens per request, and single pairs.
+"""DexScreener market data: the trading pairs of up to 30 tokens, or up to 30 pairs of one chain, per request.
 
 Documented endpoints (https://docs.dexscreener.com/api/reference), both
 limited to 300 requests per minute and both answering
@@ -6,9 +6,11 @@ limited to 300 requests per minute and both answering
 
 * ``GET /latest/dex/tokens/{tokenAddresses}``: one or more comma-separated
   token addresses (at most 30), the pairs each one trades in;
-* ``GET /latest/dex/pairs/{chainId}/{pairId}``: one pair by its chain and
-  pair (pool) address. A dexscreener.com link usually names a pair, not a
-  token: this is how the bot finds the token behind it (``pair``).
+* ``GET /latest/dex/pairs/{chainId}/{pairIds}``: one or more comma-separated
+  pair (pool) addresses of one chain (at most 30). A dexscreener.com link
+  usually names a pair, not a token: this is how the bot finds the token
+  behind it (``pairs``). An id DexScreener does not know is simply absent
+  from the answer (``pairs: null`` when it knows none).
 
 Pair objects are read leniently: numbers may come as numbers or numeric
 strings (``priceUsd`` is a string), and a missing or malformed optional field
@@ -30,9 +32,9 @@ from hux.bot.clients.http import ProviderClient, RequestContext
 
 API = "dexscreener"
 DEFAULT_BASE_URL = "https://api.dexscreener.com"
-#: Documented limit on the token endpoints.
+#: Documented limit on the token and pair endpoints.
 RATE_LIMIT_PER_MINUTE = 300
-#: Documented maximum of comma-separated addresses per token request.
+#: Documented maximum of comma-separated addresses per request, token and pair endpoints alike.
 MAX_ADDRESSES_PER_REQUEST = 30
 #: Market data moves; a short cache only absorbs bursts of mentions of the same token.
 DEFAULT_CACHE_TTL = 15.0
@@ -158,8 +160,23 @@ def validate_address(address: str) -> str:
     return address
 
 
+def validate_chain(chain: str) -> str:
+    if not isinstance(chain, str) or not _CHAIN_RE.fullmatch(chain):
+        raise ValueError(f"{repr(chain)[:40]} is not a DexScreener chain id (lower-case letters and digits)")
+    return chain
+
+
+def _batches(addresses: Sequence[str]) -> tuple[dict[str, str], list[list[str]]]:
+    """Validated ``addresses`` once each (by ``_key``: key -> first spelling) and in requests of at most 30."""
+    wanted: dict[str, str] = {}
+    for address in addresses:
+        wanted.setdefault(_key(validate_address(address)), address)
+    spelled = list(wanted.values())
+    return wanted, [spelled[i : i + MAX_ADDRESSES_PER_REQUEST] for i in range(0, len(spelled), MAX_ADDRESSES_PER_REQUEST)]
+
+
 class DexScreenerClient(ProviderClient):
-    """Looks up token pairs in batches of up to 30 addresses per request."""
+    """Looks up token pairs and pairs in batches of up to 30 addresses per request."""
 
     API = API
     DEFAULT_BASE_URL = DEFAULT_BASE_URL
@@ -170,46 +187,50 @@ class DexScreenerClient(ProviderClient):
     async def token_pairs(
         self, addresses: Sequence[str], *, context: RequestContext | None = None
     ) -> dict[str, list[PairInfo]]:
-        """Pairs where each address is the base token, keyed by the address as given.
+        """Pairs where each address is the base token, keyed by each address as given.
 
         Every requested address is a key (an empty list: DexScreener knows no
-        pair for it). Duplicates are looked up once. Raises ``ValueError`` for
-        a string that is not an address and ``ApiError`` when a batch fails.
-        ``context``: the chat asking, when one chat asks for all of them (a
-        batch of several chats' addresses is made for none in particular).
+        pair for it). Duplicates (an EVM address in two cases too) are looked
+        up once. Raises ``ValueError`` for a string that is not an address and
+        ``ApiError`` when a batch fails. ``context``: the chat asking, when one
+        chat asks for all of them (a batch of several chats' addresses is made
+        for none in particular).
         """
-        wanted: dict[str, str] = {}
-        for address in addresses:
-            wanted.setdefault(_key(validate_address(address)), address)
-        result: dict[str, list[PairInfo]] = {address: [] for address in wanted.values()}
-        keys = list(wanted)
-        for start in range(0, len(keys), MAX_ADDRESSES_PER_REQUEST):
-            batch = [wanted[k] for k in keys[start : start + MAX_ADDRESSES_PER_REQUEST]]
+        wanted, batches = _batches(addresses)
+        found: dict[str, list[PairInfo]] = {key: [] for key in wanted}
+        for batch in batches:
             pairs = await self.http.get_json(
                 "tokens", f"/latest/dex/tokens/{','.join(batch)}", parse=parse_token_pairs, context=context
             )
             for pair in pairs:
-                requested = wanted.get(_key(pair.base_address))
-                if requested is not None:
-                    result[requested].append(pair)
-        return result
+                own = found.get(_key(pair.base_address))
+                if own is not None:
+                    own.append(pair)
+        return {address: found[_key(address)] for address in addresses}
+
+    async def pairs(
+        self, chain: str, pair_addresses: Sequence[str], *, context: RequestContext | None = None
+    ) -> dict[str, PairInfo | None]:
+        """The pairs ``pair_addresses`` on ``chain``, keyed by each address as given; ``None`` for an unknown one.
+
+        An address that is a token rather than a pair is absent from the answer
+        (so: ``None``). Only a pair object naming this very pair on this chain
+        counts: another pair in the answer is not taken for it. Duplicates are
+        asked once. Raises ``ValueError`` for a chain or address that is not
+        one, ``ApiError`` when a request fails.
+        """
+        validate_chain(chain)
+        wanted, batches = _batches(pair_addresses)
+        found: dict[str, PairInfo] = {}
+        for batch in batches:
+            answer: list[PairInfo] = await self.http.get_json(
+                "pairs", f"/latest/dex/pairs/{chain}/{','.join(batch)}", parse=parse_token_pairs, context=context
+            )
+            for pair in answer:
+                if pair.chain_id == chain and _key(pair.pair_address) in wanted:
+                    found.setdefault(_key(pair.pair_address), pair)
+        return {address: found.get(_key(address)) for address in pair_addresses}
 
     async def pair(self, chain: str, pair_address: str, *, context: RequestContext | None = None) -> PairInfo | None:
-        """The pair ``pair_address`` on ``chain``, or ``None`` when DexScreener knows no such pair.
-
-        An address that is a token rather than a pair is answered ``pairs: null``
-        (so: ``None``). Only a pair object naming this very pair on this chain
-        counts: another pair in the answer is not taken for it. Raises
-        ``ValueError`` for a chain or address that is not one, ``ApiError``
-        when the request fails.
-        """
-        if not isinstance(chain, str) or not _CHAIN_RE.fullmatch(chain):
-            raise ValueError(f"{repr(chain)[:40]} is not a DexScreener chain id (lower-case letters and digits)")
-        validate_address(pair_address)
-        pairs: list[PairInfo] = await self.http.get_json(
-            "pairs", f"/latest/dex/pairs/{chain}/{pair_address}", parse=parse_token_pairs, context=context
-        )
-        for found in pairs:
-            if found.chain_id == chain and _key(found.pair_address) == _key(pair_address):
-                return found
-        return None
+        """The pair ``pair_address`` on ``chain`` alone (one request), or ``None`` when DexScreener knows no such pair."""
+        return (await self.pairs(chain, [pair_address], context=context))[pair_address]
