@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hux.bot.calls import CallTracker, call_horizons
+from hux.bot.calls import MIN_POLL_SECONDS, CallTracker, call_horizons, poll_interval
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.telegram import TelegramBotApi
 from hux.bot.enrich import PairBatcher
@@ -211,9 +211,17 @@ async def test_a_failed_lookup_leaves_the_check_due(tmp_path: Path) -> None:
         await doubles.stop()
 
 
+def test_the_poll_follows_the_shortest_horizon_but_not_under_a_second() -> None:
+    # Demo horizons (+0.7 s first) would poll every 0.24 s: the floor holds it at one second.
+    assert poll_interval(30.0, call_horizons(0.0002)) == MIN_POLL_SECONDS == 1.0
+    assert poll_interval(30.0, call_horizons(0.01)) == pytest.approx(12.0)     # +36 s first: a third of it
+    assert poll_interval(30.0, call_horizons()) == 30.0                         # live: the setting
+    assert poll_interval(0.3, call_horizons(0.0002)) == 0.3                     # an explicit setting is kept
+
+
 async def test_demo_bot_tracks_its_calls_and_follows_up_a_rug(hux_home: Path) -> None:
-    config = bot_config(demo={"call_horizon_scale": 0.0002, "rug_share": 1.0, "rug_after_seconds": 0.5},
-                        calls={"check_interval_seconds": 0.3})
+    # The demo's own poll (one second, the floor): the rug is followed up and calls still resolve at +24 h.
+    config = bot_config(demo={"call_horizon_scale": 0.0002, "rug_share": 1.0, "rug_after_seconds": 0.5})
     async with running_bot(config) as app:
         doubles = app.profile.doubles
         assert doubles is not None and app.metrics is not None
@@ -222,6 +230,8 @@ async def test_demo_bot_tracks_its_calls_and_follows_up_a_rug(hux_home: Path) ->
         assert await wait_until(lambda: metric_value(registry, "hux_call_multiple_count", horizon="1h") >= 1, timeout=10)
         assert metric_value(registry, "hux_call_rugs_total") >= 1
         assert metric_value(registry, "hux_call_follow_ups_total", channel="telegram", outcome="success") >= 1
+        assert await wait_until(lambda: metric_value(registry, "hux_calls_resolved_total", result="miss")
+                                + metric_value(registry, "hux_calls_resolved_total", result="hit") >= 1, timeout=40)
         rendered = next(m["text"] for m in doubles.telegram.sent if "rugged" in m["text"])
         print("rug follow-up as sent:\n" + rendered)
         await asyncio.sleep(0)

@@ -25,7 +25,7 @@ from typing import IO, Any, Callable, Protocol
 from sqlalchemy.engine import make_url
 
 from hux.bot.admin import THRESHOLD_SETTING, AdminCommands, Mutes, StatusView, follow_admin_changes, stored_threshold
-from hux.bot.calls import CallTracker, call_horizons
+from hux.bot.calls import CallTracker, call_horizons, poll_interval
 from hux.bot.clients.dexscreener import DexScreenerClient
 from hux.bot.clients.goplus import GoPlusClient
 from hux.bot.clients.rugcheck import RugCheckClient
@@ -216,9 +216,9 @@ class BotApp:
                 status=lambda: StatusView(self.mode, bool(self.persistence and self.persistence.database_up), len(queue),
                                           cfg.queue_capacity, [s.name for s in self.sources]))
             self._closers.append(self.admin)
-        # Re-checks share the lookups' batcher (one DexScreener budget); at least three rounds per shortest horizon.
+        # Re-checks share the lookups' batcher (one DexScreener budget).
         tracker = CallTracker(self.persistence, batcher, (*channels, *extra), m, checks_per_round=cfg.calls.checks_per_round,
-                              interval=min(cfg.calls.check_interval_seconds, horizons[0][1] / 3))
+                              interval=poll_interval(cfg.calls.check_interval_seconds, horizons))
         if self.cluster is None:  # several instances: the leader alone re-checks (one follow-up per call)
             self._tracker = asyncio.create_task(tracker.run(self.stop_event), name="hux-call-tracker")
         else:  # the leader takes the admin commands; the others follow what they set

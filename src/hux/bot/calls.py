@@ -33,10 +33,21 @@ from hux.bot.store import CallCheck, CheckOutcome
 
 log = logging.getLogger("hux.bot.calls")
 
+#: The shortest poll for due re-checks when it is derived from the horizons. Demo mode's shortened
+#: horizons (+0.7 s) would otherwise ask the database four times a second, mostly to find nothing due;
+#: a re-check a second late changes no multiple, so a call still resolves on time.
+MIN_POLL_SECONDS = 1.0
+
 
 def call_horizons(scale: float = 1.0) -> tuple[tuple[str, float], ...]:
     """The horizons' labels and delays in seconds, ``scale``d (demo mode: well under one)."""
     return tuple((label, hours * 3600.0 * scale) for label, hours in zip(CALL_HORIZON_LABELS, (1, 6, 24), strict=True))
+
+
+def poll_interval(check_interval_seconds: float, horizons: Sequence[tuple[str, float]]) -> float:
+    """How often due re-checks are looked for: three rounds per shortest horizon (not under
+    :data:`MIN_POLL_SECONDS`), and never less often than ``bot.calls.check_interval_seconds``."""
+    return min(check_interval_seconds, max(MIN_POLL_SECONDS, min(delay for _, delay in horizons) / 3))
 
 
 class CallTracker:
