@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import stat
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,10 @@ async def test_listed_chats_feed_the_pipeline_and_other_chats_are_refused(telegr
         assert await wait_until(lambda: metric_value(reg, "hux_pipeline_stage_total", stage="persist", outcome="success") >= 3, 20)
         assert metric_value(reg, "hux_messages_received_total", source="telegram_user", group="Alpha Calls") == 2
         assert metric_value(reg, "hux_messages_received_total", source="telegram_user", group="VIP Insiders") == 1
+        for group in ("Alpha Calls", "VIP Insiders"):   # each chat's newest message, by its Telegram date
+            age = time.time() - metric_value(reg, "hux_telegram_user_last_message_timestamp_seconds", group=group)
+            assert 0 <= age < 30, (group, age)
+        assert metric_value(reg, "hux_telegram_user_last_message_timestamp_seconds", group="Not Listed") == 0
         assert metric_value(reg, "hux_messages_rejected_total", source="telegram_user", reason="chat_not_allowed") == 1
         assert metric_value(reg, "hux_token_candidates_total", kind="solana") >= 1
         counts = await asyncio.to_thread(app.persistence.store.counts)

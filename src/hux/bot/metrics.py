@@ -291,6 +291,12 @@ class BotMetrics:
             ["state"],
             registry=r,
         )
+        self.telegram_user_last_message = Gauge(
+            f"{PREFIX}_telegram_user_last_message_timestamp_seconds",
+            "Telegram date (unix time) of the newest message read from each bot.telegram_user chat, by group (capped).",
+            ["group"],
+            registry=r,
+        )
 
         # --- outputs --------------------------------------------------------
         self.alerts_sent = Counter(

@@ -25,6 +25,9 @@ member) or numeric ids (``-100…``).
   ``flood_wait_max_seconds``; longer ones too, in steps, but logged as an
   error) and counted in ``hux_telegram_flood_waits_total`` /
   ``hux_telegram_flood_wait_seconds_total``.
+* **Quiet chats**: the date of each chat's newest message read is kept in
+  ``hux_telegram_user_last_message_timestamp_seconds{group}``: the Token
+  Monitoring dashboard shows its age per chat.
 * **Disconnects**: Telethon reconnects by itself; when it gives up, the source
   connects again with backoff (``hux_source_reconnects_total``), then catches up.
 
@@ -160,6 +163,7 @@ class TelegramUserSource:
         self.flood_wait_max = flood_wait_max_seconds
         self.reconnect_max = reconnect_max_seconds
         self.resolved: dict[int, ResolvedChat] = {}
+        self.last_message: dict[str, float] = {}  # group label -> newest message date set on its gauge
         self.connected = asyncio.Event()  # set while reading (tests and /ready look at it)
         for kind in ("resolved", "unresolved"):
             metrics.telegram_user_chats.labels(state=kind).set(0)
@@ -346,12 +350,25 @@ class TelegramUserSource:
                     return
                 if stop is None:
                     await asyncio.sleep(2.0)
+        self._note_last_message(messages)
         if messages and self.state.note(messages):
             try:
                 self.state.save()
             except OSError as exc:
                 log.warning("the catch-up state could not be written (%s): a restart may read some messages again "
                             "(the inbox recognises them)", exc)
+
+    def _note_last_message(self, messages: Sequence[ChatMessage]) -> None:
+        """Each chat's newest message date on its gauge (a quiet chat's age grows on the dashboard).
+
+        The date is Telegram's; one ahead of this host's clock is taken as now, so an age is never negative."""
+        now = time.time()
+        for message in messages:
+            group = self.metrics.group_label(message.group)
+            newest = min(message.sent_at, now)
+            if newest > self.last_message.get(group, 0.0):
+                self.last_message[group] = newest
+                self.metrics.telegram_user_last_message.labels(group=group).set(newest)
 
     async def _disconnect(self, client: Any) -> None:
         try:
