@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from hux.monitoring.dashboards import PanelQuery, may_be_empty
 from hux.monitoring.render import render_native
 from hux.monitoring.settings import Settings
 from tests.conftest import free_port, require_binary
@@ -188,16 +189,26 @@ def _has_value(result: list[Any]) -> bool:
                for _, value in ([series["value"]] if "value" in series else series.get("values", [])))
 
 
-def wait_for_panel_data(client: httpx.Client, queries: list[tuple[str, str, str]],
-                        timeout: float = DATA_TIMEOUT) -> dict[tuple[str, str, str], str]:
-    """Ask every (board, panel, expr) until each returns data (at most ``timeout`` s); what still fails, and why."""
+@dataclass
+class PanelData:
+    """What :func:`wait_for_panel_data` found: the failing queries (and why), and those legitimately empty."""
+
+    problems: dict[tuple[str, str, str], str]
+    not_configured: list[PanelQuery]   # panels of a part of the bot this stack does not run (``may_be_empty``)
+
+
+def wait_for_panel_data(client: httpx.Client, queries: list[PanelQuery], timeout: float = DATA_TIMEOUT) -> PanelData:
+    """Ask every query until each returns data (at most ``timeout`` s); what still fails, and why.
+
+    A panel of a part of the bot that is not configured (its ``present`` query empty) is waited for
+    like the others, and set aside as legitimately empty once all else has data (or time is up)."""
     pending = list(queries)
-    problems: dict[tuple[str, str, str], str] = {}
+    problems: dict[PanelQuery, str] = {}
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         still = []
         for item in pending:
-            error, result = _query(client, item[2])
+            error, result = _query(client, item.expr)
             if error:
                 problems[item] = error  # a query error will not heal by waiting
             elif not _has_value(result):   # nothing, or only NaN (0/0 before the first event): a panel shows "No data"
@@ -206,6 +217,14 @@ def wait_for_panel_data(client: httpx.Client, queries: list[tuple[str, str, str]
             else:
                 problems.pop(item, None)
         pending = [item for item in still if problems.get(item) == "no data"]
+        if pending and all(item.empty_unless for item in pending):
+            break   # only panels that may be empty are left: whether they may is asked below
         if pending:
             time.sleep(1)
-    return problems
+    not_configured = []
+    for item in [q for q, why in problems.items() if why == "no data" and q.present]:
+        error, result = _query(client, item.present)
+        if not error and may_be_empty(item, _has_value(result)):
+            del problems[item]
+            not_configured.append(item)
+    return PanelData({(q.board, q.panel, q.expr): why for q, why in problems.items()}, not_configured)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hux.monitoring.dashboards import build_dashboards
+from hux.monitoring.dashboards import EMPTY_UNLESS, build_dashboards
 from hux.monitoring.dashboards.snapshot_html import (
     MAX_POINTS,
     MAX_SERIES,
@@ -193,6 +193,10 @@ def test_heatmap_draws_cells_per_bucket() -> None:
 def test_no_data_failed_queries_and_unknown_panel_types_are_told_apart() -> None:
     assert _render(_panel("timeseries"), QueryResult([]))[0] == "nodata"
     assert "No data" in _render(_panel("stat"), QueryResult([Series({}, [])]))[1]
+    # a panel of a part of the bot that runs only when configured says why it is empty (its marker, escaped)
+    marked = _panel("stat", **{EMPTY_UNLESS: {"setting": "bot.<b>telegram_user</b>", "present": "up"}})
+    state, inner = _render(marked, QueryResult([]))
+    assert state == "nodata" and "No data. Empty unless bot.&lt;b&gt;telegram_user&lt;/b&gt; is configured." in inner
     state, inner = _render(_panel("timeseries"), QueryResult(error="bad_data: parse error at char 5"))
     assert state == "error" and "query failed: bad_data: parse error at char 5" in inner
     assert _render(_panel("timeseries"), None)[0] == "error"         # never asked

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from hux.monitoring.dashboards import EMPTY_UNLESS
 from hux.monitoring.settings import load_settings
 from hux.stack.health import (
     CheckResult,
@@ -30,7 +31,8 @@ from hux.stack.health import (
 )
 from hux.stack.health.alertmanager_checks import metric_value
 from hux.stack.health.cli import print_health
-from hux.stack.health.dashboard_checks import query_outcomes
+from hux.stack.health.dashboard_checks import check_dashboards, query_outcomes
+from hux.stack.health.model import PASS, WARN
 from hux.stack.output import Console
 from hux.stack.plan import StackPaths
 from tests.conftest import free_port
@@ -238,6 +240,41 @@ def test_a_refused_batch_is_asked_query_by_query(tmp_path, prom_factory) -> None
     outcomes = _outcomes(settings, tmp_path, ["vector(1)", "sum(", "1 + 1", "vector(1) < 0"])
     assert outcomes[0] is True and outcomes[2] is True and outcomes[3] is False   # a scalar returns data
     assert isinstance(outcomes[1], NotAnswering) and outcomes[1].answered and "parse error" in str(outcomes[1])
+
+
+def _board(title: str, panels: list[dict]) -> dict:
+    return {"uid": title.lower(), "title": title, "panels": panels, "templating": {"list": []}}
+
+
+def _panel(title: str, expr: str, present: str | None = None) -> dict:
+    panel = {"id": len(title), "type": "stat", "title": title, "targets": [{"refId": "A", "expr": expr}]}
+    if present is not None:
+        panel[EMPTY_UNLESS] = {"setting": "bot.telegram_user", "present": present}
+    return panel
+
+
+def test_a_panel_of_what_is_not_configured_may_be_empty_and_no_other(tmp_path, prom_factory) -> None:  # noqa: F811
+    prom = prom_factory()
+    settings = settings_for(tmp_path, f"[stack.ports]\nprometheus = {prom.port}\n")
+    boards = StackPaths(tmp_path).dashboards_dir
+    boards.mkdir(parents=True)
+    nothing = "vector(1) < 0"
+    (boards / "a.json").write_text(json.dumps(_board("Off", [
+        _panel("drawn", "vector(1)"), _panel("user chats", nothing, present=nothing)])))
+    (boards / "b.json").write_text(json.dumps(_board("On", [     # the part runs: its empty panel is reported
+        _panel("drawn", "vector(1)"), _panel("user chats", nothing, present="vector(1)")])))
+    (boards / "c.json").write_text(json.dumps(_board("Plain", [  # no marker: empty is reported as ever
+        _panel("drawn", "vector(1)"), _panel("queue", nothing)])))
+    (boards / "d.json").write_text(json.dumps(_board("Forged", [  # a malformed marker counts for nothing
+        _panel("queue", nothing) | {EMPTY_UNLESS: {"setting": "x" * 600, "present": nothing}}])))
+
+    results = {r.name: r for r in run(settings, tmp_path, check_dashboards)}
+    assert results["dashboard Off"].status == PASS
+    assert results["dashboard Off"].reason == ("1 of 2 queries return data; 1 are empty as they should be: "
+                                               "bot.telegram_user not configured")
+    assert results["dashboard On"].status == WARN and "user chats" in results["dashboard On"].reason
+    assert results["dashboard Plain"].status == WARN and "queue" in results["dashboard Plain"].reason
+    assert results["dashboard Forged"].status == WARN and "queue" in results["dashboard Forged"].reason
 
 
 def test_a_prometheus_that_does_not_answer_is_not_a_dashboard_bug(tmp_path) -> None:

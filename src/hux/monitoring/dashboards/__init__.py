@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from hux.monitoring.dashboards.queries import (
+    EMPTY_UNLESS,
     PanelQuery,
     board_variables,
     dashboard_queries,
+    empty_unless,
     grafana_intervals,
     grafana_vars_to_promql,
+    may_be_empty,
     panel_queries,
     substitute,
 )
@@ -63,5 +66,6 @@ def load_boards(settings: Settings, rendered_dir: Path | None = None) -> list[di
     return list(build_dashboards(settings).values())
 
 
-__all__ = ["BUILDERS", "PanelQuery", "board_variables", "build_dashboards", "dashboard_queries", "grafana_intervals",
-           "grafana_vars_to_promql", "load_boards", "panel_queries", "substitute"]
+__all__ = ["BUILDERS", "EMPTY_UNLESS", "PanelQuery", "board_variables", "build_dashboards", "dashboard_queries",
+           "empty_unless", "grafana_intervals", "grafana_vars_to_promql", "load_boards", "may_be_empty", "panel_queries",
+           "substitute"]

@@ -17,11 +17,13 @@ from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as dash_models
 from grafana_foundation_sdk.models import prometheus as prom_models
 
+from hux.monitoring.dashboards.queries import EMPTY_UNLESS
 from hux.monitoring.rules import RecordingNames, recording_names
 from hux.monitoring.settings import Settings
 
@@ -29,6 +31,22 @@ GREEN, YELLOW, RED, BLUE = "green", "#EAB839", "red", "blue"
 #: Grafana's alert list panel type: it reads alert rules, not PromQL (no targets)
 ALERT_LIST = "alertlist"
 TAGS = ["hux", "mr-hux-alpha-bot"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A part of the bot that runs only when configured: its panels are empty without it.
+
+    ``present`` returns data exactly when it runs; the panel checks (``hux health``, the live
+    panel test) accept an empty panel of a feature only while ``present`` is empty too.
+    """
+
+    setting: str
+    present: str
+
+    @property
+    def note(self) -> str:
+        return f"Empty unless {self.setting} is configured (the demo does not run it)."
 
 
 @dataclass
@@ -39,6 +57,7 @@ class Context:
     names: RecordingNames = field(init=False)
     datasource: common_models.DataSourceRef = field(init=False)
     _next_id: int = 0
+    _features: dict[int, Feature] = field(default_factory=dict)   # panel id -> the feature it shows
 
     def __post_init__(self) -> None:
         self.names = recording_names(self.settings)
@@ -169,6 +188,24 @@ class Context:
         if description:
             panel = panel.description(description)
         return panel
+
+    def of_feature(self, feature: Feature, panel: Builder[dash_models.Panel]) -> Builder[dash_models.Panel]:
+        """``panel`` marked as one of ``feature``'s (:meth:`mark_features` writes the mark)."""
+        panel_id = panel.build().id_val
+        if panel_id is None:
+            raise ValueError("a feature panel needs its id (Context.next_id())")
+        self._features[panel_id] = feature
+        return panel
+
+    def mark_features(self, board: dict[str, Any]) -> dict[str, Any]:
+        """The built board with each feature panel's :data:`EMPTY_UNLESS` (what the panel checks read), its
+        description ending with why it may be empty."""
+        for panel in board.get("panels") or []:
+            feature = self._features.get(panel.get("id"))
+            if feature is not None:
+                panel[EMPTY_UNLESS] = {"setting": feature.setting, "present": feature.present}
+                panel["description"] = " ".join(filter(None, (panel.get("description"), feature.note)))
+        return board
 
     def row(self, title: str) -> dash.Row:
         return dash.Row(title).id(self.next_id())

@@ -11,17 +11,29 @@ Prometheus, so what the test proves is what production runs.
   variables (``$job``, ``${instance}``, ``${job:regex}``) their "All" value
   (the board's ``allValue``, else ``.*``: every variable is used with ``=~``);
 * :func:`dashboard_queries`: all of it, as (board title, panel title, runnable expr).
+
+A panel of a part of the bot that runs only when configured (the Telegram user
+account) carries :data:`EMPTY_UNLESS`: the setting that turns it on and a query
+(``present``) that returns data exactly when it runs. Such a panel may show
+nothing while ``present`` returns nothing; once it does, the panel must show
+data like any other (:func:`may_be_empty`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from functools import partial
+from typing import Any, Iterable, Iterator, Mapping
 
 ALL_VALUE = ".*"
 _BUILTIN = re.compile(r"\$(?:__(rate_interval|interval|range)\b|\{__(rate_interval|interval|range)\})")
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z]+)?\}?")
+
+
+#: the panel key naming what a panel needs to show data: {"setting": "bot.…", "present": "<PromQL>"}
+EMPTY_UNLESS = "huxEmptyUnless"
+_MAX_CONDITION = 500
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,30 @@ class PanelQuery:
     board: str
     panel: str
     expr: str
+    #: the setting without which the panel is empty ("" for a panel that must always show data) ...
+    empty_unless: str = ""
+    #: ... and the query (runnable) that returns data exactly when that part runs
+    present: str = ""
+
+
+def empty_unless(panel: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A panel's (setting, present query) when it may be empty without that setting; None otherwise.
+
+    A malformed marker (a rendered file edited by hand) is ignored: the panel must then show data.
+    """
+    marker = panel.get(EMPTY_UNLESS)
+    if not isinstance(marker, dict):
+        return None
+    setting, present = marker.get("setting"), marker.get("present")
+    if not (isinstance(setting, str) and isinstance(present, str) and 0 < len(setting) <= _MAX_CONDITION
+            and 0 < len(present) <= _MAX_CONDITION):
+        return None
+    return setting, present
+
+
+def may_be_empty(query: PanelQuery, present_has_data: bool) -> bool:
+    """Whether ``query`` returning nothing is expected: its part of the bot is not configured (not running)."""
+    return bool(query.empty_unless) and not present_has_data
 
 
 def _panels(panels: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -86,11 +122,15 @@ def dashboard_queries(boards: Iterable[dict[str, Any]], *, rate_interval: str, i
     for board in boards:
         variables = board_variables(board)
         title = board.get("title") or "?"
-        for panel, expr in panel_queries(board):
-            out.append(PanelQuery(title, panel, substitute(expr, rate_interval=rate_interval, interval=interval,
-                                                           range_=range_, variables=variables)))
+        runnable = partial(substitute, rate_interval=rate_interval, interval=interval, range_=range_,
+                           variables=variables)
+        for panel, target in panel_targets(board):
+            condition = empty_unless(panel)
+            setting, present = (condition[0], runnable(condition[1])) if condition else ("", "")
+            out.append(PanelQuery(title, panel.get("title") or "(untitled)", runnable(target["expr"]), setting,
+                                  present))
     return out
 
 
-__all__ = ["PanelQuery", "board_variables", "dashboard_queries", "grafana_intervals", "grafana_vars_to_promql",
-           "panel_queries", "panel_targets", "substitute"]
+__all__ = ["EMPTY_UNLESS", "PanelQuery", "board_variables", "dashboard_queries", "empty_unless", "grafana_intervals",
+           "grafana_vars_to_promql", "may_be_empty", "panel_queries", "panel_targets", "substitute"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from hux.monitoring.dashboards.queries import board_variables, panel_targets, substitute
+from hux.monitoring.dashboards.queries import board_variables, empty_unless, panel_targets, substitute
 from hux.monitoring.svgchart import Canvas, Line, Threshold, esc, finite, path_data, svg, time_series
 from hux.units import format_value
 
@@ -583,6 +583,8 @@ def _panel_html(board: Mapping[str, Any], panel: Mapping[str, Any], results: Map
         state = "data"
     elif data.errors:
         state, body = "error", ""
+    elif (condition := empty_unless(panel)) is not None:   # a part of the bot that runs only when configured
+        state, body = "nodata", f'<p class="nodata">No data. Empty unless {esc(condition[0])} is configured.</p>'
     else:
         state, body = "nodata", '<p class="nodata">No data</p>'
     notes = "".join(f'<p class="error">{esc(e)}</p>' for e in dict.fromkeys(data.errors))

@@ -1,4 +1,5 @@
-"""Token Monitoring: processing rate and duration, score distribution, success rates, group activity.
+"""Token Monitoring: processing rate and duration, score distribution, success rates, group activity,
+and the Telegram user account's source (chats read, FloodWaits, reconnects; empty unless configured).
 
 Series that only appear once something happens (a rejected message, a cache
 hit) are zero-filled with ``or ... * 0``, so "nothing happened" reads as 0
@@ -16,11 +17,13 @@ from grafana_foundation_sdk.models import prometheus as prom_models
 from grafana_foundation_sdk.models.dashboard import Panel
 
 from hux.monitoring import grafana
-from hux.monitoring.dashboards.common import BLUE, GREEN, RED, YELLOW, Context, to_json
+from hux.monitoring.dashboards.common import BLUE, GREEN, RED, YELLOW, Context, Feature, to_json
 
 UID = "hux-token-monitoring"
 RATE = "$__rate_interval"
 SEL = 'job=~"$job", instance=~"$instance"'
+#: the user-account source: its gauge of chats exists exactly while it runs (the leader's)
+TELEGRAM_USER = Feature("bot.telegram_user", "hux_telegram_user_chats")
 
 
 def _quantiles(ctx: Context, metric: str) -> list[prom.Dataquery]:
@@ -189,7 +192,44 @@ def build(ctx: Context) -> dict[str, Any]:
             "{{reason}}")], unit="suffix: msg/s", minimum=0, width=6),
     ):
         board = board.with_panel(panel)
-    built = to_json(board)
+    # --- the Telegram user account (bot.telegram_user; not in the demo) ---------------------------------
+    board = board.with_row(ctx.row("Telegram user account"))
+    user = f'{SEL}, source="telegram_user"'
+    for panel in (
+        ctx.stat("Chats read", q(f'sum(hux_telegram_user_chats{{{SEL}, state="resolved"}})'), unit="none",
+                 decimals=0, height=8, thresholds=[(0, RED), (1, GREEN)],
+                 description="Chats of bot.telegram_user.chats the account resolved and reads."),
+        ctx.stat("Chats not readable", q(f'sum(hux_telegram_user_chats{{{SEL}, state="unresolved"}})'), unit="none",
+                 decimals=0, height=8, thresholds=[(0, GREEN), (1, YELLOW)],
+                 description="Listed chats that could not be resolved: the bot's log names each one and what to do."),
+        ctx.stat("FloodWaits (range)", q(f"sum(increase(hux_telegram_flood_waits_total{{{user}}}[$__range]))"),
+                 unit="none", decimals=0, height=8, thresholds=[(0, GREEN), (1, YELLOW)],
+                 description="Times Telegram told the account to wait before its next request."),
+        ctx.stat("FloodWait seconds (range)", q(
+            f"sum(increase(hux_telegram_flood_wait_seconds_total{{{user}}}[$__range]))"), unit="s", height=8,
+            description="Time spent waiting FloodWaits out: the account reads nothing meanwhile."),
+        ctx.bargauge("Last message age by chat", q(
+            f"time() - max by (group) (hux_telegram_user_last_message_timestamp_seconds{{{SEL}}})", "{{group}}",
+            instant=True), unit="s", width=8, thresholds=[(0, BLUE)],
+            description="Since each chat's newest message read (its Telegram date): a quiet chat, or a source "
+                        "that stopped reading. A chat appears after its first message."),
+        ctx.timeseries("Messages by user-account chat", [q(
+            f"sum by (group) (rate(hux_messages_received_total{{{user}}}[{RATE}]))", "{{group}}")],
+            unit="suffix: msg/s", minimum=0, width=8),
+        ctx.timeseries("Share of time in FloodWait", [q(
+            f"sum(rate(hux_telegram_flood_wait_seconds_total{{{user}}}[{RATE}]))", "waiting")],
+            unit="percentunit", minimum=0, maximum=1, width=8,
+            description="Seconds waited per second: 1 means the account waited all along."),
+        ctx.timeseries("Reconnects and catch-up", [
+            q(f"sum(increase(hux_source_reconnects_total{{{user}}}[{RATE}]))", "reconnects"),
+            q(f"sum by (result) (increase(hux_source_catch_up_messages_total{{{user}}}[{RATE}]))",
+              "catch-up {{result}}", ref="B"),
+        ], unit="none", minimum=0, width=8,
+            description="Connections made again, and the messages read after them (read) or missed beyond "
+                        "bot.telegram_user.catch_up_messages (skipped)."),
+    ):
+        board = board.with_panel(ctx.of_feature(TELEGRAM_USER, panel))
+    built = ctx.mark_features(to_json(board))
     if ctx.settings.stack.mode == "docker":
         _insert_before_row(built, "Group activity", _latest_calls(ctx.next_id()))
     return built

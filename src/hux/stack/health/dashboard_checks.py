@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Union
 
-from hux.monitoring.dashboards import PanelQuery, dashboard_queries, grafana_intervals, load_boards
+from hux.monitoring.dashboards import PanelQuery, dashboard_queries, grafana_intervals, load_boards, may_be_empty
 from hux.monitoring.durations import duration_seconds
 from hux.stack.health.context import HealthContext, NotAnswering
 from hux.stack.health.model import FAIL, PASS, WARN, CheckResult
@@ -71,16 +71,20 @@ async def check_dashboards(ctx: HealthContext) -> list[CheckResult]:
     if not queries:
         return [CheckResult("dashboards", WARN, "no dashboard panel queries to check",
                             "the dashboards module built no panels: `hux render --check`")]
-    unique = sorted({q.expr for q in queries})
+    # a panel of a part of the bot that runs only when configured is asked whether that part runs, too
+    unique = sorted({q.expr for q in queries} | {q.present for q in queries if q.present})
     outcome = dict(zip(unique, await query_outcomes(ctx, unique), strict=True))
     empty: dict[str, list[str]] = {}
     errors: dict[str, list[tuple[str, NotAnswering]]] = {}
     totals: dict[str, int] = {}
+    unused: dict[str, list[str]] = {}   # board -> the setting not configured, per query empty because of it
     for query in queries:
         totals[query.board] = totals.get(query.board, 0) + 1
         answer = outcome[query.expr]
         if isinstance(answer, NotAnswering):
             errors.setdefault(query.board, []).append((query.panel, answer))
+        elif not answer and may_be_empty(query, outcome.get(query.present) is True):
+            unused.setdefault(query.board, []).append(query.empty_unless)
         elif not answer:
             empty.setdefault(query.board, []).append(query.panel)
     results = []
@@ -98,6 +102,11 @@ async def check_dashboards(ctx: HealthContext) -> list[CheckResult]:
                                        "right after a start, rates need two scrapes in their window: check again "
                                        "in a minute; otherwise the series do not exist yet (e.g. no errors so far) "
                                        "or a target is down: see the target and metric family checks"))
+        elif board in unused:
+            skipped = unused[board]
+            results.append(CheckResult(name, PASS, f"{totals[board] - len(skipped)} of {totals[board]} queries return "
+                                       f"data; {len(skipped)} are empty as they should be: "
+                                       f"{', '.join(sorted(set(skipped)))} not configured"))
         else:
             results.append(CheckResult(name, PASS, f"all {totals[board]} queries return data"))
     return results
