@@ -197,6 +197,14 @@ class PanelData:
     not_configured: list[PanelQuery]   # panels of a part of the bot this stack does not run (``may_be_empty``)
 
 
+def _not_running(client: httpx.Client, query: PanelQuery) -> bool:
+    """Whether ``query``'s panel may be empty: its part of the bot runs only when configured, and does not run."""
+    if not query.present:
+        return False
+    error, result = _query(client, query.present)
+    return not error and may_be_empty(query, _has_value(result))
+
+
 def wait_for_panel_data(client: httpx.Client, queries: list[PanelQuery], timeout: float = DATA_TIMEOUT) -> PanelData:
     """Ask every query until each returns data (at most ``timeout`` s); what still fails, and why.
 
@@ -217,14 +225,13 @@ def wait_for_panel_data(client: httpx.Client, queries: list[PanelQuery], timeout
             else:
                 problems.pop(item, None)
         pending = [item for item in still if problems.get(item) == "no data"]
-        if pending and all(item.empty_unless for item in pending):
-            break   # only panels that may be empty are left: whether they may is asked below
+        if pending and all(_not_running(client, item) for item in pending):
+            break   # only panels of parts that are not running are left (asked again below)
         if pending:
             time.sleep(1)
     not_configured = []
-    for item in [q for q, why in problems.items() if why == "no data" and q.present]:
-        error, result = _query(client, item.present)
-        if not error and may_be_empty(item, _has_value(result)):
+    for item in [q for q, why in problems.items() if why == "no data"]:
+        if _not_running(client, item):
             del problems[item]
             not_configured.append(item)
     return PanelData({(q.board, q.panel, q.expr): why for q, why in problems.items()}, not_configured)
