@@ -51,6 +51,7 @@ ALERTS: dict[str, str] = {
     "BotQueueBacklog": "warning",
     "BotAlertDeliveryFailing": "warning",
     "CallHitRateLow": "warning",
+    "TelegramUserFloodWait": "warning",
     "BotNoLeader": "critical",
     "BotInstancesMissing": "warning",
     "BotClaimsExpiring": "warning",
@@ -583,6 +584,20 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
                 "Only {{ $value | humanizePercentage }} of the calls resolved over the last [[w]] reached 2x within "
                 "24 h (warning under [[t]]): the score lets poor tokens through.",
                 w=a.call_hit_rate_window, t=f"{a.call_hit_rate_floor:.0%}",
+            ),
+        ),
+        alert(
+            "TelegramUserFloodWait",
+            f"""
+            sum by (job, instance) (rate(hux_telegram_flood_wait_seconds_total{{source="telegram_user"}}[{a.telegram_flood_wait_window}]))
+            > {_num(a.telegram_flood_wait_ratio)}
+            """,
+            for_=a.telegram_flood_wait_for, family="telegram_user",
+            summary="The Telegram user account of bot {{ $labels.instance }} mostly waits out FloodWaits",
+            description=_fill(
+                "The account spent {{ $value | humanizePercentage }} of the last [[w]] waiting out Telegram's "
+                "FloodWaits (warning above [[t]]): it reads nothing meanwhile, so its chats' messages arrive late.",
+                w=a.telegram_flood_wait_window, t=f"{a.telegram_flood_wait_ratio:.0%}",
             ),
         ),
     ]

@@ -463,6 +463,10 @@ class AlertSettings(_Section):
     call_hit_rate_window: Duration = "7d"
     call_hit_rate_min_calls: float = Field(20.0, ge=1)  # fewer resolved calls in the window: too few to judge
     call_hit_rate_for: Duration = "1h"
+    # Telegram user account (warning): the share of telegram_flood_wait_window spent waiting out FloodWaits
+    telegram_flood_wait_ratio: Ratio = Field(0.50, gt=0, le=1)
+    telegram_flood_wait_window: Duration = "15m"
+    telegram_flood_wait_for: Duration = "15m"
     # Several bot instances on one PostgreSQL: no leader (critical), instances missing and claims lapsing (warning)
     leader_missing_for: Duration = "1m"
     instances_missing_for: Duration = "5m"

@@ -219,7 +219,9 @@ def build(ctx: Context) -> dict[str, Any]:
         ctx.timeseries("Share of time in FloodWait", [q(
             f"sum(rate(hux_telegram_flood_wait_seconds_total{{{user}}}[{RATE}]))", "waiting")],
             unit="percentunit", minimum=0, maximum=1, width=8,
-            description="Seconds waited per second: 1 means the account waited all along."),
+            thresholds=[(0, GREEN), (a.telegram_flood_wait_ratio, RED)],
+            description="Seconds waited per second: 1 means the account waited all along. Dashed: the "
+                        f"TelegramUserFloodWait line (over {a.telegram_flood_wait_window})."),
         ctx.timeseries("Reconnects and catch-up", [
             q(f"sum(increase(hux_source_reconnects_total{{{user}}}[{RATE}]))", "reconnects"),
             q(f"sum by (result) (increase(hux_source_catch_up_messages_total{{{user}}}[{RATE}]))",
