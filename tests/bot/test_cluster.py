@@ -99,7 +99,7 @@ def test_a_renewed_claim_is_kept_and_a_finished_row_is_never_claimed(cluster_db)
     assert len(holder.claim(10).messages) == 4
     for _ in range(3):
         time.sleep(0.4)
-        held, live, _ = holder.heartbeat()
+        held, live, *_ = holder.heartbeat()
         assert held == 4 and live == 1
     assert other.claim(10).messages == []
     from hux.bot.store import MessageResult
@@ -277,3 +277,91 @@ def test_the_instance_id_names_the_machine_so_containers_on_one_address_differ()
     # every bot-N container of the docker path listens on 0.0.0.0:8000 as pid 1: only the hostname differs
     assert instance_id("0.0.0.0", 8000) == f"0.0.0.0:8000:{os.getpid()}@{socket.gethostname()}"[:64]
     assert len(instance_id("0.0.0.0", 8000)) <= 64   # the instances.id / claimed_by column
+
+
+def _chat_messages(chat: int, n: int, start: int = 0) -> list[ChatMessage]:
+    """``n`` Telegram messages of one chat (keys carry its id, as the Bot API source makes them)."""
+    out = []
+    for i in range(start, start + n):
+        m = ChatMessage(f"telegram:{chat}:{i}", "telegram", f"chat {chat}", f"text {i}", 1_700_000_000.0 + i)
+        out.append(m)
+    return out
+
+
+def _pending(store: Store) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from hux.bot.store import inbox
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(inbox.c.chat, func.count()).where(inbox.c.status == "pending")
+                            .group_by(inbox.c.chat)).all()
+    return {str(chat): int(count) for chat, count in rows}
+
+
+def test_the_shared_inbox_admits_per_chat_and_in_total_and_holds_the_rest_back(cluster_db) -> None:
+    from hux.bot.store import InboxBound, MessageResult
+
+    store, _ = cluster_db
+    bound = InboxBound(per_chat=5, total=12)
+    flood, quiet = _chat_messages(-100, 9), _chat_messages(-200, 4)
+    refused: list = []
+    first = store.inbox_admit(flood + quiet, bound, refused)
+    assert [m.key for m in first.fresh] == [m.key for m in flood[:5] + quiet]  # in order
+    assert [m.key for m in first.backlog] == [m.key for m in flood[5:]]           # the chat is full: refused
+    assert first.waiting == [] and refused == []
+    assert _pending(store) == {"telegram:-100": 5, "telegram:-200": 4}
+    # A redelivery is neither counted nor refused; a third chat fills the inbox to its total and then waits.
+    third = _chat_messages(-300, 5)
+    second = store.inbox_admit(flood[:5] + third, bound, refused)
+    assert [m.key for m in second.fresh] == [m.key for m in third[:3]]
+    assert second.backlog == [] and [m.key for m in second.waiting] == [m.key for m in third[3:]]
+    assert sum(_pending(store).values()) == 12
+    # Still full: nothing goes in, nothing is refused; a decided message makes room for exactly one.
+    assert store.inbox_admit(third[3:], bound, refused).waiting == third[3:]
+    store.write_results([MessageResult(quiet[0], [], time.time())])
+    again = store.inbox_admit(third[3:], bound, refused)
+    assert [m.key for m in again.fresh] == [third[3].key] and again.waiting == [third[4]]
+    assert sum(_pending(store).values()) == 12
+
+
+def test_instances_admitting_at_once_never_pass_the_bound(cluster_db) -> None:
+    from hux.bot.store import InboxBound
+
+    store, _ = cluster_db
+    stores = [Store(store.url) for _ in range(3)]  # three instances, three connection pools
+    bound = InboxBound(per_chat=20, total=50)
+    barrier = threading.Barrier(3)
+    outcome: dict[int, tuple[int, int, int]] = {}
+
+    def admit(i: int) -> None:
+        barrier.wait()
+        fresh = backlog = waiting = 0
+        for batch in range(6):  # each instance: chats -1 (shared by all) and its own, 10 messages a batch
+            messages = _chat_messages(-1, 5, start=i * 100 + batch * 5) + _chat_messages(-10 - i, 5, start=batch * 5)
+            got = stores[i].inbox_admit(messages, bound, [])
+            fresh, backlog, waiting = fresh + len(got.fresh), backlog + len(got.backlog), waiting + len(got.waiting)
+        outcome[i] = (fresh, backlog, waiting)
+
+    threads = [threading.Thread(target=admit, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for s in stores:
+        s.dispose()
+    pending = _pending(store)
+    assert sum(pending.values()) == 50 == sum(f for f, _, _ in outcome.values())
+    assert all(count <= 20 for count in pending.values()) and pending["telegram:-1"] == 20
+    assert sum(b for _, b, _ in outcome.values()) == 90 - 20        # the shared chat: every message beyond 20 refused
+
+
+def test_the_migration_gives_pending_rows_their_chat(cluster_db) -> None:
+    from sqlalchemy import text
+
+    store, _ = cluster_db
+    store.inbox_add(_chat_messages(-100, 3) + _messages(2))
+    with store.engine.begin() as conn:  # a database from before migration 8
+        conn.execute(text("UPDATE inbox SET chat = NULL"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 8"))
+    assert store.migrate() == [8]
+    assert _pending(store) == {"telegram:-100": 3, "replay:g": 2}

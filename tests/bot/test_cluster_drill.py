@@ -177,9 +177,11 @@ def db_counts(url: str) -> dict[str, int]:
             one = lambda sql: int(conn.execute(text(sql)).scalar_one())  # noqa: E731
             return {
                 "inbox": one("SELECT count(*) FROM inbox"),
+                "pending": one("SELECT count(*) FROM inbox WHERE status = 'pending'"),
                 "done": one("SELECT count(*) FROM inbox WHERE status = 'done'"),
                 "mentions": one("SELECT count(*) FROM mentions"),
                 "mentioned_messages": one("SELECT count(DISTINCT message_key) FROM mentions"),
+                "decisions": one("SELECT count(*) FROM decisions"),
                 "decided_tokens": one("SELECT count(DISTINCT token_key) FROM decisions"),
                 "alerted_tokens": one("SELECT count(DISTINCT token_key) FROM decisions WHERE outcome = 'alerted'"),
             }

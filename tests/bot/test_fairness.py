@@ -15,8 +15,8 @@ from sqlalchemy import select
 from hux.bot import samplefeed
 from hux.bot.config import FairnessSettings
 from hux.bot.extract import extract, extract_capped
-from hux.bot.intake import Intake, IntakeQueue, chat_of, interleave_by_chat
-from hux.bot.messages import ChatMessage
+from hux.bot.intake import Intake, IntakeQueue, interleave_by_chat
+from hux.bot.messages import ChatMessage, chat_of
 from hux.bot.metrics import REJECT_REASONS, BotMetrics
 from hux.bot.persistence import Persistence
 from hux.bot.store import Store, inbox

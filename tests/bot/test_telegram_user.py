@@ -423,7 +423,7 @@ def test_the_login_command_refuses_without_a_terminal(hux_home: Path, monkeypatc
 
 
 def test_fairness_serves_each_user_account_chat_by_its_id_not_its_title() -> None:
-    from hux.bot.intake import chat_of
+    from hux.bot.messages import chat_of
     from hux.bot.messages import make_message
 
     same_title = [make_message(key=key(chat, "5"), source="telegram_user", group="Alpha Calls", text="gm", sent_at=1.7e9,

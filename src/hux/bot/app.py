@@ -43,7 +43,7 @@ from hux.bot.cluster import (
 from hux.bot.config import BotConfig, redact_url
 from hux.bot.dedupe import Gate, MentionTracker, TokenGate
 from hux.bot.enrich import Enricher, PairBatcher, PairLinkBatcher
-from hux.bot.intake import Intake, IntakeQueue
+from hux.bot.intake import Intake, IntakeQueue, IntakeStopped
 from hux.bot.logsetup import register_secrets
 from hux.bot.messages import ChatMessage
 from hux.bot.metrics import BotMetrics
@@ -55,7 +55,7 @@ from hux.bot.server import HttpServer, ReadyState, build_app
 from hux.bot.sources import Source, sleep_or_stop
 from hux.bot.sources.replay import ReplaySource
 from hux.bot.sources.telegram import TelegramSource
-from hux.bot.store import Store
+from hux.bot.store import InboxBound, Store
 from hux.bot.telegram_chats import parse_chats
 from hux.config import ConfigError, read_secret
 
@@ -139,7 +139,13 @@ class BotApp:
             m.cluster_leader.set(1)
             m.cluster_instances_live.set(1)
             m.cluster_instances_configured.set(1)
-        self.intake = Intake(queue, self.persistence, m, shared=self.cluster.wake if self.cluster else None)
+        if self.cluster is not None:
+            # One bound in both modes: chat_queue_capacity per chat (refused beyond), queue_capacity in all (sources wait).
+            self.intake = Intake(queue, self.persistence, m, shared=self.cluster.wake,
+                                 bound=InboxBound(cfg.fairness.chat_queue_capacity, cfg.queue_capacity),
+                                 room_poll_seconds=cfg.cluster.claim_poll_seconds)
+        else:
+            self.intake = Intake(queue, self.persistence, m)
 
         dex = DexScreenerClient.create(
             m, profile.dexscreener_url, rate_limit_per_minute=cfg.dexscreener.rate_limit_per_minute,
@@ -353,6 +359,8 @@ class BotApp:
                 return
             except asyncio.CancelledError:
                 raise
+            except IntakeStopped:
+                return  # stopped while its batch waited for room: it stays upstream
             except Exception:  # a source bug must not end the bot; restart it
                 log.exception("source %s failed; restarting it in 5 s", source.name)
                 await sleep_or_stop(stop, 5.0)

@@ -29,7 +29,15 @@ single statement, never by a per-process cache:
   ``api_budgets``, taken a token at a time in one statement, so N instances
   together stay within the provider's per-IP limit;
 * the **Telegram offset** (``source_offsets``): saved after each accepted
-  batch, read by the next leader.
+  batch, read by the next leader;
+* the **inbox's bound** (``Store.inbox_admit``): what the leader's sources
+  accept is counted against the pending rows of every instance, per chat
+  (``bot.fairness.chat_queue_capacity``, more are refused) and in all
+  (``bot.queue_capacity``, the sources wait), in one transaction under an
+  advisory lock; each heartbeat exports the pending count
+  (``hux_bot_inbox_pending``). Counted on a partial index, not kept in a
+  counter row: every accept and every result of every instance would update
+  that one row, and wait on each other for it.
 
 The SQL is PostgreSQL's: SQLite serves one instance, and ``single_instance_lock``
 makes a second one on the same file refuse to start.
@@ -46,7 +54,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
+from typing import IO, Any, Awaitable, Callable, Coroutine, NamedTuple, Sequence, TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.dialects import postgresql
@@ -111,6 +119,13 @@ def single_instance_lock(database: Path) -> IO[str]:
     return fh
 
 
+class Heartbeat(NamedTuple):
+    held: int     # claims this instance holds
+    live: int     # instances whose heartbeat is within the claim time
+    swept: int    # alerts found being sent by an instance that stopped (unconfirmed)
+    pending: int  # the inbox's pending rows (hux_bot_inbox_pending)
+
+
 @dataclass(frozen=True)
 class Claimed:
     messages: list[ChatMessage]
@@ -134,8 +149,8 @@ class Coordinator:
             return list(result.all()) if result.returns_rows else [result.rowcount]
 
     # -- instances ----------------------------------------------------------------------
-    def heartbeat(self) -> tuple[int, int, int]:
-        """Renew this instance's claims and say it is alive: (claims held, live instances, unconfirmed sends swept)."""
+    def heartbeat(self) -> Heartbeat:
+        """Renew this instance's claims and say it is alive; count the inbox's pending rows."""
         with self.engine.begin() as conn:
             conn.execute(text(f"INSERT INTO instances (id, started_at, heartbeat_at) VALUES (:me, {_NOW}, {_NOW}) "
                               f"ON CONFLICT (id) DO UPDATE SET heartbeat_at = {_NOW}"), {"me": self.me})
@@ -151,7 +166,9 @@ class Coordinator:
                 f"WHERE sending_at IS NOT NULL AND lease_until < {_NOW}")).rowcount
             conn.execute(text(f"DELETE FROM instances WHERE heartbeat_at < {_NOW} - :forget"),
                          {"forget": FORGET_INSTANCES_SECONDS})
-        return int(held or 0), int(live), int(swept or 0)
+            # On the partial index of pending rows: as many index entries as are pending (at most about the bound).
+            pending: int = conn.execute(text("SELECT count(*) FROM inbox WHERE status = 'pending'")).scalar_one()
+        return Heartbeat(int(held or 0), int(live), int(swept or 0), int(pending))
 
     def leave(self) -> None:
         """A clean stop: hand leadership and claims back at once instead of letting them lapse."""
@@ -282,6 +299,7 @@ class Cluster:
         metrics.cluster_leader.set(0)
         metrics.cluster_claims_held.set(0)
         metrics.cluster_instances_configured.set(configured_instances)
+        metrics.registry.register(metrics.cluster_inbox_pending)
         metrics.cluster_instances_live.set(0)
         metrics.alerts_unconfirmed.inc(0)
         metrics.claims_expired.inc(0)
@@ -329,14 +347,15 @@ class Cluster:
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
-                held, live, swept = await self.call(self.coord.heartbeat)
+                beat = await self.call(self.coord.heartbeat)
             except Exception as exc:  # noqa: BLE001 - the database is away: claims lapse, others take over
                 self._error("heartbeat", exc)
             else:
-                self.metrics.cluster_claims_held.set(held)
-                self.metrics.cluster_instances_live.set(live)
-                if swept:
-                    self._unconfirmed(swept)
+                self.metrics.cluster_claims_held.set(beat.held)
+                self.metrics.cluster_instances_live.set(beat.live)
+                self.metrics.cluster_inbox_pending.set(beat.pending)
+                if beat.swept:
+                    self._unconfirmed(beat.swept)
             if await self._sleep(self.coord.claim_ttl / 3):
                 return
 

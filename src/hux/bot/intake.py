@@ -29,8 +29,34 @@ messages):
   stop every chat's source behind it.
 
 The chat identity is the Telegram chat id (from the message key) or, for
-other sources, the source and group name. It lives in memory only and never
+other sources, the source and group name (``messages.chat_of``). It never
 becomes a metric label.
+
+Several instances on PostgreSQL (``hux.bot.cluster``): accepted messages wait
+in the database inbox, not in this queue (which holds only what this instance
+claimed), so the same two settings bound the inbox, counted over every
+instance's pending rows in one transaction (``Store.inbox_admit``):
+``chat_queue_capacity`` per chat (further messages refused, ``chat_backlog``,
+as above) and ``queue_capacity`` in all. At the total the leader's sources
+wait (back-pressure, ``hux_queue_blocked_seconds_total``) rather than refuse,
+because each of them can leave the rest upstream:
+
+* **telegram** (Bot API): the offset is not moved past the waiting batch and
+  no new ``getUpdates`` is made, so Telegram keeps the updates (24 h);
+* **replay**: the checkpoint stays before the waiting batch; the file is there;
+* **telegram_user**: the waiting batch is not noted in the catch-up state;
+  Telegram pushes updates, so its own queue (1,000) fills and then Telethon
+  holds each further one in memory (a waiting handler task), as when this
+  instance's queue is full; a restart catches up from the state
+  (``catch_up_messages`` per chat, the rest counted as skipped). Refusing
+  instead would drop what Telegram already delivered.
+
+A leader that loses the lease while its sources wait stops waiting
+(``IntakeStopped``): nothing of the rest was acknowledged, and what it had
+written is recognised when the next leader reads it again. While the database
+is away nothing can be counted: the spool takes the batch as before (the
+leader steps down within its lease) and its drain writes it whatever the bound
+then says, since it was accepted.
 """
 
 from __future__ import annotations
@@ -43,32 +69,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from hux.bot.config import FairnessSettings
-from hux.bot.messages import ChatMessage, Rejected
+from hux.bot.messages import ChatMessage, Rejected, chat_of
 from hux.bot.metrics import BotMetrics
 from hux.bot.persistence import Persistence
+from hux.bot.sources import sleep_or_stop
+from hux.bot.store import Admission, InboxBound
 
 log = logging.getLogger("hux.bot.intake")
 
 #: Idle chats whose token-bucket state is remembered (least recently active forgotten first).
 IDLE_CHATS_REMEMBERED = 10_000
-
-
-#: Sources whose message keys carry Telegram's chat id.
-TELEGRAM_SOURCES = frozenset({"telegram", "telegram_user"})
-
-
-def chat_of(message: ChatMessage) -> str:
-    """The chat a message belongs to, for fairness: Telegram's chat id, else source and group name.
-
-    Telegram keys are ``telegram:<chat id>:<message id>`` (the Bot API source and
-    the user account's alike); two chats with the same title are still two chats
-    (a hostile group cannot share another's budget by copying its name).
-    """
-    if message.source in TELEGRAM_SOURCES and message.key.startswith("telegram:"):
-        chat = message.key.split(":", 2)[1]
-        if chat:
-            return f"telegram:{chat}"
-    return f"{message.source}:{message.group}"
 
 
 @dataclass
@@ -268,69 +278,132 @@ class IntakeQueue:
             await self._wait()
 
 
+class IntakeStopped(Exception):
+    """The source was stopped while its batch waited for room in the shared inbox.
+
+    The part not yet written is not accepted: the source must not acknowledge
+    the batch upstream (the part written is recognised when it comes again).
+    """
+
+
 class Intake:
-    """``shared``: several instances share the database (``hux.bot.cluster``); accepted messages
-    stay in the inbox for whichever instance claims them, and ``shared()`` is told there is new work."""
+    """Where sources hand messages over.
+
+    ``shared`` and ``bound``: several instances share the database
+    (``hux.bot.cluster``); accepted messages stay in the inbox, within
+    ``bound``, for whichever instance claims them, and ``shared()`` is told
+    there is new work. Without them this instance's queue bounds the intake.
+    """
 
     def __init__(self, queue: IntakeQueue, persistence: Persistence, metrics: BotMetrics,
-                 *, shared: Callable[[], None] | None = None) -> None:
+                 *, shared: Callable[[], None] | None = None, bound: InboxBound | None = None,
+                 room_poll_seconds: float = 0.2) -> None:
         self.queue = queue
         self.persistence = persistence
         self.metrics = metrics
         self.shared = shared
+        self.bound = bound
+        self.room_poll_seconds = room_poll_seconds
 
     def reject(self, source: str, error: Rejected, where: str) -> None:
         """Count and log a refused input (the log says where it came from, never its content)."""
         self.metrics.messages_rejected.labels(source=source, reason=error.reason).inc()
         log.warning("message refused", extra={"source": source, "reason": error.reason, "where": where, "detail": str(error)})
 
+    def _refuse_backlog(self, messages: Sequence[ChatMessage], waiting: str) -> None:
+        """Count and log messages refused because their chat's backlog is full (``waiting``: where they wait)."""
+        refused: dict[str, int] = {}
+        for message in messages:
+            refused[message.source] = refused.get(message.source, 0) + 1
+        for source, count in refused.items():
+            self.metrics.messages_rejected.labels(source=source, reason="chat_backlog").inc(count)
+            log.warning(
+                "%d message(s) refused: their chat already has %d messages %s (bot.fairness.chat_queue_capacity); "
+                "one chat is sending faster than the bot can look its tokens up: raise the limit, add workers or "
+                "instances, or fix a slow API", count, self.queue.chat_capacity, waiting,
+                extra={"source": source, "reason": "chat_backlog"},
+            )
+
     def _admit(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         """The messages whose chat has room; the rest are refused (chat_backlog) before anything is written."""
         admitted: list[ChatMessage] = []
+        refused: list[ChatMessage] = []
         incoming: dict[str, int] = {}
-        refused: dict[str, int] = {}
         for message in messages:
             chat = chat_of(message)
             if self.queue.admits(chat, incoming.get(chat, 0)):
                 incoming[chat] = incoming.get(chat, 0) + 1
                 admitted.append(message)
             else:
-                refused[message.source] = refused.get(message.source, 0) + 1
-        for source, count in refused.items():
-            self.metrics.messages_rejected.labels(source=source, reason="chat_backlog").inc(count)
-            log.warning(
-                "%d message(s) refused: their chat already has %d messages waiting (bot.fairness.chat_queue_capacity); "
-                "one chat is sending faster than the bot can look its tokens up", count, self.queue.chat_capacity,
-                extra={"source": source, "reason": "chat_backlog"},
-            )
+                refused.append(message)
+        self._refuse_backlog(refused, "waiting")
         return admitted
 
-    async def accept(self, messages: Sequence[ChatMessage]) -> int:
+    async def _persist(self, messages: Sequence[ChatMessage]) -> Admission:
+        """Write what may go in (all, or what the shared inbox's bound has room for); count what was refused."""
+        try:
+            admission = await self.persistence.accept(messages, self.bound)
+        except Exception:
+            self.metrics.stage_results.labels(stage="intake", outcome="failure").inc(len(messages))
+            raise
+        self._refuse_backlog(admission.backlog, "pending in the shared inbox")
+        now = time.monotonic()
+        for message in admission.fresh:
+            message.accepted_at = now
+            self.metrics.messages_received.labels(source=message.source, group=self.metrics.group_label(message.group)).inc()
+        self.metrics.stage_results.labels(stage="intake", outcome="success").inc(len(admission.fresh))
+        if admission.fresh and self.shared is not None:
+            self.shared()
+        return admission
+
+    async def accept(self, messages: Sequence[ChatMessage], *, stop: asyncio.Event | None = None) -> int:
         """Durably accept, then queue, ``messages``; return how many were new. Raises if not durable.
 
         Messages of a chat whose backlog is full are refused first (counted, never written).
         """
         if not messages:
             return 0
+        if self.bound is not None:
+            return await self._accept_shared(messages, self.bound, stop)
         messages = self._admit(messages)
         if not messages:
             return 0
-        try:
-            fresh = await self.persistence.accept(messages)
-        except Exception:
-            self.metrics.stage_results.labels(stage="intake", outcome="failure").inc(len(messages))
-            raise
-        now = time.monotonic()
-        for message in fresh:
-            message.accepted_at = now
-            self.metrics.messages_received.labels(source=message.source, group=self.metrics.group_label(message.group)).inc()
-        self.metrics.stage_results.labels(stage="intake", outcome="success").inc(len(fresh))
-        if self.shared is not None:
-            self.shared()
-            return len(fresh)
+        fresh = (await self._persist(messages)).fresh
         for message in fresh:
             await self.queue.put(message)
         return len(fresh)
+
+    async def _accept_shared(self, messages: Sequence[ChatMessage], bound: InboxBound, stop: asyncio.Event | None) -> int:
+        """Write into the shared inbox what its bound has room for; wait (back-pressure) until the rest fits.
+
+        The database is asked again every ``room_poll_seconds`` (doubling to a
+        second) until the instances have decided enough. ``stop`` set meanwhile
+        raises ``IntakeStopped``: the source keeps the rest upstream.
+        """
+        fresh = 0
+        waited_since: float | None = None
+        delay = self.room_poll_seconds
+        while True:
+            admission = await self._persist(messages)
+            fresh += len(admission.fresh)
+            messages = admission.waiting
+            if not messages:
+                if waited_since is not None:
+                    log.info("the shared inbox has room again after %.1f s; the sources go on", time.monotonic() - waited_since)
+                return fresh
+            if waited_since is None:
+                waited_since = time.monotonic()
+                log.warning(
+                    "the shared inbox holds %d pending messages (bot.queue_capacity): the sources wait, leaving "
+                    "messages upstream, until the instances decide some; if it lasts, look for a slow or hung API "
+                    "(BotQueueBacklog), add workers or instances", bound.total, extra={"reason": "inbox_full"})
+            paused = time.monotonic()
+            stopped = await _stopped(stop, delay)
+            # Counted pause by pause, so the back-pressure shows while it lasts, not only once it ends.
+            self.metrics.queue_blocked_seconds.inc(time.monotonic() - paused)
+            if stopped:
+                raise IntakeStopped(f"stopped while {len(messages)} message(s) waited for room in the shared inbox")
+            delay = min(1.0, delay * 2)
 
     async def requeue(self, messages: Sequence[ChatMessage]) -> None:
         """Queue messages already durable (recovered after a restart): never refused, they wait for room.
@@ -343,6 +416,14 @@ class Intake:
         for message in interleave_by_chat(messages):
             message.accepted_at = now
             await self.queue.put(message, wait_for_chat=True)
+
+
+async def _stopped(stop: asyncio.Event | None, seconds: float) -> bool:
+    """Wait ``seconds``; True when ``stop`` was set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    return await sleep_or_stop(stop, seconds)
 
 
 def interleave_by_chat(messages: Sequence[ChatMessage]) -> list[ChatMessage]:

@@ -38,6 +38,24 @@ class ChatMessage:
         return cls(record["key"], record["source"], record["group"], record["text"], float(record["sent_at"]))
 
 
+#: Sources whose message keys carry Telegram's chat id.
+TELEGRAM_SOURCES = frozenset({"telegram", "telegram_user"})
+
+
+def chat_of(message: ChatMessage) -> str:
+    """The chat a message belongs to, for fairness: Telegram's chat id, else source and group name.
+
+    Telegram keys are ``telegram:<chat id>:<message id>`` (the Bot API source and
+    the user account's alike); two chats with the same title are still two chats
+    (a hostile group cannot share another's budget by copying its name).
+    """
+    if message.source in TELEGRAM_SOURCES and message.key.startswith("telegram:"):
+        chat = message.key.split(":", 2)[1]
+        if chat:
+            return f"telegram:{chat}"
+    return f"{message.source}:{message.group}"
+
+
 GROUP_MAX_CHARS = 128
 #: 9999-12-31T23:59:59Z: the last second Python's datetime, SQLite and PostgreSQL all hold.
 MAX_TIMESTAMP = 253_402_300_799

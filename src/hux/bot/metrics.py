@@ -156,7 +156,8 @@ class BotMetrics:
         )
         self.queue_blocked_seconds = Counter(
             f"{PREFIX}_queue_blocked_seconds_total",
-            "Time sources spent waiting because the intake queue was full (back-pressure).",
+            "Time sources spent waiting because the intake queue (several instances: the shared inbox) was full "
+            "(back-pressure).",
             registry=r,
         )
         self.workers_busy = Gauge(
@@ -383,6 +384,13 @@ class BotMetrics:
         )
         self.cluster_claims_held = Gauge(
             f"{PREFIX}_bot_claims_held", "Pending inbox messages this instance has claimed and not finished.", registry=r
+        )
+        # Registered by hux.bot.cluster only: one instance has no shared inbox (its queue is hux_queue_length).
+        self.cluster_inbox_pending = Gauge(
+            f"{PREFIX}_bot_inbox_pending",
+            "Messages pending in the inbox the instances share (accepted, not decided, claimed or not); bounded by "
+            "bot.queue_capacity.",
+            registry=None,
         )
         self.claims_expired = Counter(
             f"{PREFIX}_bot_claims_expired_total",

@@ -48,6 +48,8 @@ from hux.bot.store import (
     OUTAGE,
     REFUSED,
     ROW,
+    Admission,
+    InboxBound,
     MessageResult,
     Refusals,
     Store,
@@ -403,29 +405,36 @@ class Persistence:
         return moved
 
     # -- intake --------------------------------------------------------------------------
-    async def accept(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        """Make ``messages`` durable; return the new ones. Raises only if neither DB nor spool takes them.
+    async def accept(self, messages: Sequence[ChatMessage], bound: InboxBound | None = None) -> Admission:
+        """Make ``messages`` durable; ``fresh``: the new ones. Raises only if neither DB nor spool takes them.
 
-        A message no column can hold, or whose row the database refuses, is
-        rejected (counted, reason ``unstorable``) and left out; the others go in.
+        With ``bound`` (several instances share the inbox) only what it has room
+        for is written (``Store.inbox_admit``); while the database is away nothing
+        can be counted and the batch goes to the spool, whose drain writes it
+        whatever the bound then says: it was accepted. A message no column can
+        hold, or whose row the database refuses, is rejected (counted, reason
+        ``unstorable``) and left out; the others go in.
         """
         refused: Refusals = []
         storable = split_storable(messages, refused)
         self._rejected(refused)
         if not storable:
-            return []
+            return Admission()
         if self.database_up and self.migrated:
             refused = []
             try:
-                fresh = await self._on_writer(self.store.inbox_add, storable, refused)
+                if bound is None:
+                    admission = Admission(fresh=await self._on_writer(self.store.inbox_add, storable, refused))
+                else:
+                    admission = await self._on_writer(self.store.inbox_admit, storable, bound, refused)
             except Exception as exc:  # noqa: BLE001
                 self._db_error("intake", exc)
             else:
                 self._rejected(refused)
-                return fresh
+                return admission
         # Not on the writer thread: a database call hanging there must not hold up the spool.
         await asyncio.get_running_loop().run_in_executor(self._spool_thread, self.spool.append, storable)
-        return storable
+        return Admission(fresh=storable)
 
     # -- results ---------------------------------------------------------------------------
     async def submit(self, result: MessageResult) -> None:

@@ -27,8 +27,8 @@ from hux.bot.clients.http import RequestContext
 from hux.bot.dedupe import Gate, MentionTracker
 from hux.bot.enrich import Enricher, MarketView
 from hux.bot.extract import Candidate, extract_capped
-from hux.bot.intake import IntakeQueue, chat_of
-from hux.bot.messages import ChatMessage
+from hux.bot.intake import IntakeQueue
+from hux.bot.messages import ChatMessage, chat_of
 from hux.bot.metrics import CANDIDATE_KINDS, SKIP_REASONS, STAGE_OUTCOMES, STAGES, TOKEN_OUTCOMES, BotMetrics
 from hux.bot.outputs import OutputChannel, TokenAlert, channel_label, deliver
 from hux.bot.persistence import Persistence

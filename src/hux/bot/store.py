@@ -16,6 +16,8 @@ Tables:
 Several instances on one PostgreSQL (``hux.bot.cluster``, migration 5):
 
 ``inbox.claimed_by`` / ``claim_expires``  which instance works on a pending row, until when
+``inbox.chat``      the chat a row belongs to (``messages.chat_of``); with a partial index of the
+                    pending rows, what bounds the shared inbox (``Store.inbox_admit``, migration 8)
 ``instances``       one row per running instance: its heartbeat (live instances)
 ``leases``          named leases (``leader``: the one instance that polls the sources)
 ``source_offsets``  where a source resumes (the Telegram update offset)
@@ -48,6 +50,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     create_engine,
     event,
@@ -62,7 +65,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 
 from hux import paths
 from hux.bot.config import READER_ROLE, READER_TABLES
-from hux.bot.messages import ChatMessage
+from hux.bot.messages import ChatMessage, chat_of
 
 #: How a database that answers refuses a row's values (a constraint, a value the column cannot hold),
 #: as opposed to not answering at all: that row is a rejected message, the rest of the batch goes in.
@@ -104,6 +107,7 @@ inbox = Table(
     Column("reason", String(200)),  # why a rejected message's result could not be stored (migration 3)
     Column("claimed_by", String(64)),   # the instance working on a pending row (migration 4)
     Column("claim_expires", Float),     # its claim returns to the pool after this (database clock)
+    Column("chat", String(200)),        # messages.chat_of: the shared inbox's per-chat bound (migration 8)
 )
 tokens = Table(
     "tokens",
@@ -293,6 +297,18 @@ def _cluster(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _inbox_chat(conn: Connection) -> None:
+    if "chat" not in {c["name"] for c in inspect(conn).get_columns("inbox")}:
+        conn.execute(text("ALTER TABLE inbox ADD COLUMN chat VARCHAR(200)"))
+    # Only pending rows: the bound counts them (per chat and in all) without reading the done ones.
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_inbox_pending_chat ON inbox (chat) WHERE status = 'pending'"))
+    rows = conn.execute(select(inbox.c.key, inbox.c.source, inbox.c.group_name)
+                        .where(inbox.c.status == "pending", inbox.c.chat.is_(None))).all()
+    if rows:
+        conn.execute(inbox.update().where(inbox.c.key == bindparam("k")).values(chat=bindparam("c")),
+                     [{"k": r.key, "c": chat_of(ChatMessage(r.key, r.source, r.group_name, "", 0.0))} for r in rows])
+
+
 def _admin(conn: Connection) -> None:
     for table in (mutes, bot_settings):
         table.create(conn, checkfirst=True)
@@ -322,6 +338,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "mutes and bot_settings: what admins set from Telegram (/mute, /threshold)", _admin),
     Migration(7, "PostgreSQL: SELECT on tokens, decisions, call_checks for Grafana's read-only role, if it exists",
               _reader_grants),
+    Migration(8, "inbox.chat and an index of pending rows per chat: the shared inbox's bound", _inbox_chat),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -348,11 +365,38 @@ class TokenResult:
     deliveries: dict[str, bool] = field(default_factory=dict)  # channel -> delivered
 
 
+#: ``pg_advisory_xact_lock`` key of the shared inbox's admissions ("huxinb"): one at a time, across instances.
+INBOX_ADMIT_LOCK = 0x6875_7869_6E62
+
+
+@dataclass(frozen=True)
+class InboxBound:
+    """Pending messages the shared inbox holds: per chat (more are refused) and in all (sources wait)."""
+
+    per_chat: int
+    total: int
+
+
+@dataclass
+class Admission:
+    """What ``Store.inbox_admit`` did with a batch, each list in the batch's order."""
+
+    fresh: list[ChatMessage] = field(default_factory=list)    # written, pending
+    backlog: list[ChatMessage] = field(default_factory=list)  # refused: their chat had ``per_chat`` pending
+    waiting: list[ChatMessage] = field(default_factory=list)  # not written: ``total`` pending; offer them again
+
+
 @dataclass(slots=True)
 class MessageResult:
     message: ChatMessage
     tokens: list[TokenResult]
     processed_at: float
+
+
+def inbox_row(m: ChatMessage, status: str, **extra: Any) -> dict[str, Any]:
+    """The ``inbox`` row of a message in ``status`` (``extra``: processed_at, reason)."""
+    return {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
+            "accepted_at": m.accepted_wall, "status": status, "chat": chat_of(m), **extra}
 
 
 def decision_row(t: TokenResult, message_key: str) -> dict[str, Any]:
@@ -593,17 +637,69 @@ class Store:
         return sorted(fresh, key=lambda m: order[m.key])
 
     def _inbox_insert(self, unique: list[ChatMessage]) -> list[ChatMessage]:
-        rows = [
-            {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
-             "accepted_at": m.accepted_wall, "status": "pending", "processed_at": None}
-            for m in unique
-        ]
+        rows = [inbox_row(m, "pending", processed_at=None) for m in unique]
         with self.engine.begin() as conn:
             known: set[str] = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_([m.key for m in unique]))).scalars())
             fresh = [row for row in rows if row["key"] not in known]
             if fresh:
                 conn.execute(self._insert(inbox).on_conflict_do_nothing(index_elements=["key"]), fresh)
         return [m for m in unique if m.key not in known]
+
+    def inbox_admit(self, messages: Sequence[ChatMessage], bound: InboxBound, refused: Refusals) -> Admission:
+        """Write what the shared inbox has room for, in order, in one transaction (PostgreSQL).
+
+        Admissions take turns under a transaction-scoped advisory lock (every
+        instance's; claims and results do not take it). The pending rows are
+        counted on the partial index ``ix_inbox_pending_chat``, each count only
+        up to its bound, so a check reads at most ``total`` index entries
+        whatever the inbox holds. A message the inbox already has is a
+        redelivery: neither counted nor refused. Then, in order: a message whose
+        chat has ``per_chat`` pending is refused (``backlog``); the first one
+        that finds ``total`` pending stops the batch: it and the rest are
+        ``waiting``, not written. A row the database refuses goes to ``refused``.
+        """
+        unique = split_storable(list({m.key: m for m in messages}.values()), refused)
+        admission = Admission()
+        if not unique:
+            return admission
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": INBOX_ADMIT_LOCK})
+            known: set[str] = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_([m.key for m in unique]))).scalars())
+            new = [m for m in unique if m.key not in known]
+            if not new:
+                return admission
+            pending = int(conn.execute(text(
+                "SELECT count(*) FROM (SELECT 1 FROM inbox WHERE status = 'pending' LIMIT :total) AS p"),
+                {"total": bound.total}).scalar_one())
+            per_chat: dict[str, int] = {str(row[0]): int(row[1]) for row in conn.execute(text(
+                "SELECT c.chat, (SELECT count(*) FROM (SELECT 1 FROM inbox WHERE status = 'pending' AND chat = c.chat "
+                "LIMIT :cap) AS p) FROM unnest(CAST(:chats AS varchar[])) AS c(chat)"),
+                {"chats": sorted({chat_of(m) for m in new}), "cap": bound.per_chat}).all()}
+            take: list[ChatMessage] = []
+            for i, m in enumerate(new):
+                chat = chat_of(m)
+                if per_chat.get(chat, 0) >= bound.per_chat:
+                    admission.backlog.append(m)
+                elif pending >= bound.total:
+                    admission.waiting = new[i:]
+                    break
+                else:
+                    per_chat[chat] = per_chat.get(chat, 0) + 1
+                    pending += 1
+                    take.append(m)
+            written: set[str] = set()
+
+            def insert(chunk: list[ChatMessage]) -> int:
+                with conn.begin_nested():  # a refused row rolls back its chunk only
+                    keys = conn.execute(postgresql.insert(inbox).on_conflict_do_nothing(index_elements=["key"])
+                                        .returning(inbox.c.key), [inbox_row(m, "pending", processed_at=None) for m in chunk])
+                    written.update(keys.scalars())
+                return len(chunk)
+
+            _, bad = bisect_refusals(take, insert)
+        refused.extend((m, describe_refusal(exc)) for m, exc in bad)
+        admission.fresh = [m for m in take if m.key in written]
+        return admission
 
     def inbox_pending(self, limit: int = 10_000) -> list[ChatMessage]:
         with self.engine.connect() as conn:
@@ -643,9 +739,7 @@ class Store:
                     conn.execute(inbox.update().where(inbox.c.key == key, inbox.c.status == "pending")
                                  .values(status="rejected", processed_at=at, reason=why))
                 known: set[str] = set(conn.execute(select(inbox.c.key).where(inbox.c.key.in_(list(reasons)))).scalars())
-                missing = [{"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
-                            "accepted_at": m.accepted_wall, "status": "rejected", "processed_at": at, "reason": reasons[m.key]}
-                           for m, _ in chunk if m.key not in known]
+                missing = [inbox_row(m, "rejected", processed_at=at, reason=reasons[m.key]) for m, _ in chunk if m.key not in known]
                 if missing:
                     conn.execute(self._insert(inbox).on_conflict_do_nothing(index_elements=["key"]), missing)
             return len(chunk)
@@ -681,8 +775,7 @@ class Store:
         mention_rows, decision_rows, alert_rows, check_rows = [], [], [], []
         for res in results:
             m = res.message
-            inbox_rows[m.key] = {"key": m.key, "source": m.source, "group_name": m.group, "text": m.text, "sent_at": m.sent_at,
-                                 "accepted_at": m.accepted_wall, "status": "done", "processed_at": res.processed_at}
+            inbox_rows[m.key] = inbox_row(m, "done", processed_at=res.processed_at)
             for t in res.tokens:
                 mention_rows.append({"token_key": t.key, "message_key": m.key, "group_name": m.group, "mentioned_at": m.sent_at})
                 row = token_rows.get(t.key)

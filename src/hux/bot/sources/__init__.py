@@ -7,9 +7,10 @@ A source runs until its stop event is set and hands batches to
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from hux.bot.intake import Intake
+if TYPE_CHECKING:  # typing only: the intake waits with sleep_or_stop (no import cycle at run time)
+    from hux.bot.intake import Intake
 
 
 class Source(Protocol):

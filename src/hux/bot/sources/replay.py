@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hux.bot.intake import Intake
+from hux.bot.intake import Intake, IntakeStopped
 from hux.bot.messages import ChatMessage, Rejected, check_timestamp, make_message
 from hux.bot.sources import sleep_or_stop
 
@@ -146,7 +146,10 @@ class ReplaySource:
             with fh:
                 if cp.offset:
                     fh.seek(cp.offset)
-                played = await self._play(fh, cp, intake, stop)
+                try:
+                    played = await self._play(fh, cp, intake, stop)
+                except IntakeStopped:
+                    return  # stopped while the shared inbox was full: the checkpoint stays before that batch
             if played is None:
                 return
             if not self.loop:
@@ -168,7 +171,7 @@ class ReplaySource:
         while True:
             raw = fh.readline()
             if not raw:
-                accepted += await self._flush(batch, fh.tell(), line, cp, intake)
+                accepted += await self._flush(stop, batch, fh.tell(), line, cp, intake)
                 return accepted
             line += 1
             stripped = raw.strip()
@@ -185,7 +188,7 @@ class ReplaySource:
             now = time.monotonic()
             if due > now:
                 if batch:
-                    accepted += await self._flush(batch, fh.tell() - len(raw), line - 1, cp, intake)
+                    accepted += await self._flush(stop, batch, fh.tell() - len(raw), line - 1, cp, intake)
                 if await sleep_or_stop(stop, due - now):
                     return None
             elif now - due > 1.0:
@@ -193,15 +196,16 @@ class ReplaySource:
             message.sent_at = time.time()
             batch.append(message)
             if len(batch) >= BATCH or stop.is_set():
-                accepted += await self._flush(batch, fh.tell(), line, cp, intake)
+                accepted += await self._flush(stop, batch, fh.tell(), line, cp, intake)
                 if stop.is_set():
                     return None
 
-    async def _flush(self, batch: list[ChatMessage], offset: int, line: int, cp: Checkpoint, intake: Intake) -> int:
+    async def _flush(self, stop: asyncio.Event, batch: list[ChatMessage], offset: int, line: int, cp: Checkpoint,
+                     intake: Intake) -> int:
         """Accept the batch durably, then move the checkpoint past it."""
         count = len(batch)
         if batch:
-            await intake.accept(batch)
+            await intake.accept(batch, stop=stop)
             batch.clear()
         cp.offset, cp.line = offset, line
         self.save_checkpoint(cp)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hux.bot.clients.telegram import TelegramBotApi
-from hux.bot.intake import Intake
+from hux.bot.intake import Intake, IntakeStopped
 from hux.bot.messages import ChatMessage, Rejected, check_int64, check_timestamp, make_message
 from hux.bot.sources import sleep_or_stop
 
@@ -225,8 +225,10 @@ class TelegramSource:
             messages = self._messages(updates, intake)
             while True:
                 try:
-                    await intake.accept(messages)
+                    await intake.accept(messages, stop=stop)
                     break
+                except IntakeStopped:
+                    return  # stopped while the shared inbox was full: unconfirmed, Telegram keeps them
                 except Exception as exc:  # noqa: BLE001 - neither DB nor spool took them: keep the offset, retry
                     log.error("could not accept %d Telegram messages (%s); retrying before confirming them", len(messages), exc)
                     if await sleep_or_stop(stop, 2.0):

@@ -54,7 +54,7 @@ from telethon import errors, events, utils
 from telethon.tl import types
 from telethon.tl.functions.messages import CheckChatInviteRequest
 
-from hux.bot.intake import Intake
+from hux.bot.intake import Intake, IntakeStopped
 from hux.bot.messages import ChatMessage, Rejected, make_message
 from hux.bot.metrics import BotMetrics
 from hux.bot.sources import sleep_or_stop
@@ -225,7 +225,7 @@ class TelegramUserSource:
         client.add_event_handler(on_message, events.NewMessage(chats=chat_ids))
         client.add_event_handler(on_message, events.MessageEdited(chats=chat_ids))
         try:
-            await self._catch_up(client, intake)
+            await self._catch_up(client, intake, stop)
             self.connected.set()
             log.info("reading %d Telegram chat(s) as a user account", len(self.resolved))
             stopped = asyncio.ensure_future(stop.wait())
@@ -307,7 +307,7 @@ class TelegramUserSource:
         return ResolvedChat(utils.get_peer_id(entity), title, spec, entity)
 
     # -- messages ------------------------------------------------------------------------------
-    async def _catch_up(self, client: Any, intake: Intake) -> None:
+    async def _catch_up(self, client: Any, intake: Intake, stop: asyncio.Event) -> None:
         """Read what each chat said since the last accepted message (bounded), oldest first."""
         for chat in self.resolved.values():
             last = self.state.last.get(chat.id)
@@ -322,9 +322,9 @@ class TelegramUserSource:
                 log.warning("catching up %s: more than %d messages were missed, the oldest %d (at most) are skipped "
                             "(bot.telegram_user.catch_up_messages)", chat.title, self.catch_up_messages, skipped)
             if found:
-                await self._accept(intake, [(m, False) for m in found], None)
+                await self._accept(intake, [(m, False) for m in found], stop)
 
-    async def _accept(self, intake: Intake, batch: Sequence[tuple[Any, bool]], stop: asyncio.Event | None) -> None:
+    async def _accept(self, intake: Intake, batch: Sequence[tuple[Any, bool]], stop: asyncio.Event) -> None:
         messages: list[ChatMessage] = []
         for raw, edited in batch:
             try:
@@ -342,14 +342,14 @@ class TelegramUserSource:
                 messages.append(message)
         while messages:
             try:
-                await intake.accept(messages)
+                await intake.accept(messages, stop=stop)
                 break
+            except IntakeStopped:
+                return  # stopped while the shared inbox was full: not noted, the next catch-up reads them again
             except Exception as exc:  # noqa: BLE001 - neither database nor spool took them: keep them, retry
                 log.error("could not accept %d Telegram messages (%s); retrying", len(messages), exc)
-                if stop is not None and await sleep_or_stop(stop, 2.0):
+                if await sleep_or_stop(stop, 2.0):
                     return
-                if stop is None:
-                    await asyncio.sleep(2.0)
         self._note_last_message(messages)
         if messages and self.state.note(messages):
             try:
