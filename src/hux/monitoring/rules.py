@@ -388,7 +388,11 @@ def bot_recording_rules(settings: Settings) -> list[dict[str, Any]]:
         },
         {
             "record": n.queue_utilisation,
-            "expr": "hux_queue_length / on (job, instance) (hux_queue_capacity > 0)",
+            # This instance's queue, or with several instances the inbox they share: both bounded by bot.queue_capacity.
+            "expr": _dedent("""
+                max by (job, instance) ({__name__=~"hux_queue_length|hux_bot_inbox_pending"})
+                / on (job, instance) (hux_queue_capacity > 0)
+            """),
         },
         {
             "record": n.alert_delivery_failure_ratio,
@@ -556,8 +560,8 @@ def bot_alerts(settings: Settings) -> list[dict[str, Any]]:
             for_=a.queue_backlog_for, family="queue_backlog",
             summary="Intake queue of bot {{ $labels.instance }} is filling up",
             description=_fill(
-                "The intake queue is {{ $value | humanizePercentage }} full (warning above [[t]]); sources will "
-                "soon wait for the workers.", t=f"{a.queue_backlog_ratio:.0%}",
+                "The intake queue (several instances: the inbox they share) is {{ $value | humanizePercentage }} "
+                "full (warning above [[t]]); sources will soon wait for the workers.", t=f"{a.queue_backlog_ratio:.0%}",
             ),
         ),
         alert(
