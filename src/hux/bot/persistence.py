@@ -90,6 +90,7 @@ class Spool:
         self.path = path
         self._lock = threading.Lock()
         self._owner: IO[str] | None = None
+        self._held_elsewhere = False
         self._names = itertools.count()
 
     @staticmethod
@@ -108,12 +109,21 @@ class Spool:
         return fh
 
     def hold(self) -> None:
-        """Mark this spool as owned by a running bot (until ``release``), so no other bot takes it over."""
-        if self._owner is None:
+        """Mark this spool as owned by a running bot (until ``release``), so no other bot takes it over.
+
+        A spool directory that cannot be written yet is not fatal: the next append tries again (and
+        fails loudly there, where the caller keeps the work)."""
+        if self._owner is not None or self._held_elsewhere:
+            return
+        try:
             self._owner = self._lock_file(self._stem(self.path))
-            if self._owner is None:
-                log.warning("another running bot holds the spool %s; check that no two bots use the same port "
-                            "and home", self.path)
+        except OSError as exc:
+            log.warning("cannot lock the spool %s yet (%s); trying again at the next append", self.path, exc.strerror)
+            return
+        if self._owner is None:
+            self._held_elsewhere = True
+            log.warning("another running bot holds the spool %s; check that no two bots use the same port "
+                        "and home", self.path)
 
     def release(self) -> None:
         if self._owner is not None:
@@ -147,6 +157,7 @@ class Spool:
 
     def append(self, messages: Sequence[ChatMessage]) -> None:
         data = "".join(json.dumps(m.to_record(), ensure_ascii=False) + "\n" for m in messages).encode("utf-8")
+        self.hold()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Chat texts: 0600, like the database they wait for.
