@@ -170,7 +170,14 @@ class Spool:
         return sorted(self.path.parent.glob(f"{self.path.stem}.*.draining")) if self.path.parent.exists() else []
 
     def files(self) -> list[Path]:
-        """Every spool file, oldest first."""
+        """Every spool file, oldest first.
+
+        Listed under the lock ``take`` seals under: outside it, a file sealed between looking at the
+        sealed files and at the open one was missed, so a spool being drained could look empty."""
+        with self._lock:
+            return self._files()
+
+    def _files(self) -> list[Path]:
         return self._draining() + ([self.path] if self.path.exists() else [])
 
     def take(self) -> list[Path]:
@@ -199,7 +206,14 @@ class Spool:
         return [m for path in self.files() for m in self.read_file(path)]
 
     def __bool__(self) -> bool:
-        return any(p.stat().st_size > 0 for p in self.files() if p.exists())
+        with self._lock:
+            for path in self._files():
+                try:
+                    if path.stat().st_size > 0:
+                        return True
+                except FileNotFoundError:   # a sealed file the drain has finished with: its messages are in
+                    continue
+        return False
 
 
 class Persistence:
